@@ -1,0 +1,334 @@
+// herd's agent: runs on each host under plain `node`, fetches the file from the swarm into a temporary
+// file beside the destination, verifies it, renames it into place, and seeds until the runner releases it.
+import fs from 'node:fs'
+import path from 'node:path'
+import crypto from 'node:crypto'
+import WebTorrent, { type Torrent, type Wire } from 'webtorrent'
+import FSChunkStore from 'fs-chunk-store'
+import {
+  AGENT_EXIT,
+  PROTOCOL_VERSION,
+  encodeLine,
+  lineReader,
+  type AgentErrorCode,
+  type AgentEvent,
+  type StartMessage,
+} from '../core/protocol.js'
+import { ReadOnlyFileStore } from '../core/swarm/file-store.js'
+import { privateClientOptions } from '../core/swarm/client-options.js'
+
+/** A failure with a stable cause the runner can explain. */
+class AgentError extends Error {
+  constructor(readonly code: AgentErrorCode, message: string) {
+    super(message)
+  }
+}
+
+function send(event: AgentEvent): void {
+  process.stdout.write(encodeLine(event))
+}
+
+function log(message: string): void {
+  send({ t: 'log', message })
+}
+
+/** Temporary file beside the destination, named by content so a re-run or retry resumes it. */
+export function partialPathFor(destination: string, sha256: string): string {
+  return path.join(path.dirname(destination), `.${path.basename(destination)}.herd-${sha256.slice(0, 16)}.part`)
+}
+
+/** Maps a filesystem error on the destination side to a cause and a fix. */
+function fsFailure(err: NodeJS.ErrnoException, what: string): AgentError {
+  switch (err.code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new AgentError('no-space', `no space left for ${what} (${err.code}); free space on that filesystem or choose another destination`)
+    case 'EROFS':
+      return new AgentError('read-only-fs', `${what} is on a read-only filesystem (EROFS); choose another destination`)
+    case 'EACCES':
+    case 'EPERM':
+      return new AgentError('not-writable', `${what} is not writable by this user (${err.code}); fix its permissions or connect as a user who may write it`)
+    case 'ENOENT':
+      return new AgentError('no-folder', `${what} does not exist (ENOENT); create the folder first (herd does not create folders)`)
+    case 'EISDIR':
+      return new AgentError('not-a-file', `${what} is a directory (EISDIR); give the full path of the file`)
+    default:
+      return new AgentError('io', `${what}: ${err.message}`)
+  }
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = crypto.createHash('sha256')
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/** Checks what can be checked before any byte moves: the folder, the destination, write access. */
+async function preflight(start: StartMessage): Promise<'identical' | 'fetch'> {
+  const dir = path.dirname(start.destination)
+  let dirStat: fs.Stats
+  try {
+    dirStat = await fs.promises.stat(dir)
+  } catch (err) {
+    throw fsFailure(err as NodeJS.ErrnoException, `folder ${dir}`)
+  }
+  if (!dirStat.isDirectory()) throw new AgentError('no-folder', `${dir} is not a folder; choose a destination inside an existing folder`)
+  let destStat: fs.Stats | undefined
+  try {
+    destStat = await fs.promises.stat(start.destination)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsFailure(err as NodeJS.ErrnoException, start.destination)
+  }
+  if (destStat && !destStat.isFile()) throw new AgentError('not-a-file', `${start.destination} exists and is not a regular file; remove it or choose another destination`)
+  try {
+    await fs.promises.access(dir, fs.constants.W_OK)
+  } catch (err) {
+    throw fsFailure(err as NodeJS.ErrnoException, `folder ${dir}`)
+  }
+  if (destStat && destStat.size === start.size && (await sha256Of(start.destination)) === start.sha256) {
+    if ((destStat.mode & 0o7777) !== start.mode) await fs.promises.chmod(start.destination, start.mode)
+    return 'identical'
+  }
+  return 'fetch'
+}
+
+/** Removes temporary files of earlier runs for this destination that hold other content. */
+async function removeStalePartials(destination: string, keep: string): Promise<void> {
+  const dir = path.dirname(destination)
+  const prefix = `.${path.basename(destination)}.herd-`
+  let names: string[] = []
+  try {
+    names = await fs.promises.readdir(dir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const full = path.join(dir, name)
+    if (name.startsWith(prefix) && name.endsWith('.part') && full !== keep) {
+      await fs.promises.rm(full, { force: true })
+      log(`removed stale temporary file ${full}`)
+    }
+  }
+}
+
+/** One agent per destination: a leftover agent from a dropped connection is stopped before we start. */
+async function takeDestinationLock(destination: string): Promise<string> {
+  const lock = path.resolve(`lock-${crypto.createHash('sha1').update(destination).digest('hex').slice(0, 16)}.pid`)
+  try {
+    const pid = Number((await fs.promises.readFile(lock, 'utf8')).trim())
+    if (pid > 0 && pid !== process.pid) {
+      const cmdline = await fs.promises.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+      if (cmdline.includes('agent-')) {
+        log(`stopping an earlier agent (pid ${pid}) still running for ${destination}`)
+        try { process.kill(pid, 'SIGTERM') } catch {}
+        for (let i = 0; i < 50 && fs.existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100))
+        try { process.kill(pid, 'SIGKILL') } catch {}
+      }
+    }
+  } catch {}
+  await fs.promises.writeFile(lock, String(process.pid), { mode: 0o600 })
+  return lock
+}
+
+/** Moves the verified temporary file into place: mode, fsync, rename, fsync of the folder. */
+async function placeFile(partial: string, start: StartMessage): Promise<void> {
+  const actual = await sha256Of(partial)
+  if (actual !== start.sha256) throw new AgentError('checksum', `the downloaded file's SHA-256 ${actual} differs from the runner's ${start.sha256}; the local file may have changed during the run`)
+  const fh = await fs.promises.open(partial, 'r+')
+  try {
+    await fh.chmod(start.mode)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await fs.promises.rename(partial, start.destination)
+  const dirHandle = await fs.promises.open(path.dirname(start.destination), 'r')
+  try {
+    await dirHandle.sync()
+  } finally {
+    await dirHandle.close()
+  }
+}
+
+/** Drops peers whose pieces fail verification again and again; gives up when nothing good arrives. */
+function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void, seedPeer: string): void {
+  const sources = new Map<number, Set<Wire>>()
+  const strikes = new Map<string, number>()
+  const banned = new Set<string>()
+  let failures = 0
+  torrent.on('wire', (wire: Wire) => {
+    if (banned.has(wire.remoteAddress)) return wire.destroy()
+    wire.on('piece', (index: number) => {
+      let set = sources.get(index)
+      if (!set) sources.set(index, (set = new Set()))
+      set.add(wire)
+    })
+  })
+  torrent.on('verified', (index: number) => sources.delete(index))
+  torrent.on('warning', (err: Error) => {
+    const m = /^Piece (\d+) failed verification/.exec(err.message)
+    if (!m) return
+    failures++
+    const index = Number(m[1])
+    for (const wire of sources.get(index) ?? []) {
+      const key = wire.remoteAddress
+      const n = (strikes.get(key) ?? 0) + 1
+      strikes.set(key, n)
+      if (n >= 3 && !banned.has(key) && `${key}:${wire.remotePort}` !== seedPeer) {
+        banned.add(key)
+        log(`dropped peer ${key}: ${n} pieces from it failed verification`)
+        for (const w of torrent.wires) if (w.remoteAddress === key) w.destroy()
+      }
+    }
+    sources.delete(index)
+    if (failures > Math.max(200, torrent.pieces.length)) {
+      fail(new AgentError('bad-peers', `${failures} pieces failed verification; the swarm keeps sending corrupt data`))
+    }
+  })
+}
+
+async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t: string }) => void) => void }): Promise<number> {
+  if (start.protocol !== PROTOCOL_VERSION) {
+    send({ t: 'error', code: 'protocol', message: `runner speaks protocol ${start.protocol}, this agent ${PROTOCOL_VERSION}` })
+    return AGENT_EXIT.protocol
+  }
+  const partial = partialPathFor(start.destination, start.sha256)
+  const began = Date.now()
+  let client: WebTorrent | undefined
+  let finished = false
+  let lock: string | undefined
+  let settle!: (code: number) => void
+  const ended = new Promise<number>((resolve) => { settle = resolve })
+
+  const stop = async (code: number, removePartial: boolean) => {
+    if (finished) return
+    finished = true
+    clearInterval(progressTimer)
+    clearInterval(idleTimer)
+    await new Promise<void>((resolve) => (client ? client.destroy(() => resolve()) : resolve()))
+    if (removePartial) await fs.promises.rm(partial, { force: true }).catch(() => {})
+    if (lock) await fs.promises.rm(lock, { force: true }).catch(() => {})
+    settle(code)
+  }
+  const fail = (err: unknown) => {
+    const e = err instanceof AgentError ? err : err && (err as NodeJS.ErrnoException).code ? fsFailure(err as NodeJS.ErrnoException, partial) : new AgentError('internal', String((err as Error)?.stack ?? err))
+    send({ t: 'error', code: e.code, message: e.message })
+    void stop(AGENT_EXIT.failed, true)
+  }
+
+  let lastHeard = Date.now()
+  let progressTimer: NodeJS.Timeout | undefined
+  const idleTimer = setInterval(() => {
+    if (Date.now() - lastHeard > start.idleTimeoutSeconds * 1000) {
+      log(`no word from the runner for ${start.idleTimeoutSeconds} s; exiting and keeping verified pieces for a retry`)
+      void stop(AGENT_EXIT.failed, false)
+    }
+  }, 1000)
+  let done = false
+  inbox.onMessage((msg) => {
+    lastHeard = Date.now()
+    if (msg.t === 'release') void stop(done ? AGENT_EXIT.ok : AGENT_EXIT.failed, !done)
+    else if (msg.t === 'abort') {
+      log(`aborted by the runner: ${(msg as { reason?: string }).reason ?? ''}`)
+      void stop(AGENT_EXIT.failed, !done)
+    } else if (msg.t === 'eof') void stop(done ? AGENT_EXIT.ok : AGENT_EXIT.failed, false)
+  })
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => void stop(AGENT_EXIT.failed, false))
+
+  try {
+    lock = await takeDestinationLock(start.destination)
+    const mode = await preflight(start)
+    await removeStalePartials(start.destination, mode === 'identical' ? '' : partial)
+    const torrentFile = Buffer.from(start.torrent, 'base64')
+    client = new WebTorrent(privateClientOptions({ torrentPort: 0 }))
+    client.on('error', fail)
+    // Create the temporary file private to us before the store opens it.
+    if (mode === 'fetch') await fs.promises.appendFile(partial, '', { mode: 0o600 })
+    const torrent: Torrent = client.add(torrentFile, {
+      skipVerify: mode === 'identical',
+      // webtorrent builds the store once it knows the piece length: hand it a constructor.
+      store: mode === 'identical'
+        ? class { constructor(chunkLength: number) { return new ReadOnlyFileStore(chunkLength, { path: start.destination, length: start.size }) } }
+        : class { constructor(chunkLength: number) { return new FSChunkStore(chunkLength, { path: partial, length: start.size }) } },
+    })
+    torrent.on('error', fail)
+    const runnerWires = new Set<Wire>()
+    torrent.on('wire', (wire: Wire) => {
+      if (`${wire.remoteAddress}:${wire.remotePort}` === start.seedPeer) runnerWires.add(wire)
+    })
+    const fromRunner = () => [...runnerWires].reduce((n, w) => n + w.downloaded, 0)
+    guardAgainstBadPeers(torrent, fail, start.seedPeer)
+    await new Promise<void>((resolve, reject) => {
+      torrent.once('ready', () => resolve())
+      torrent.once('error', reject)
+    })
+    send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: torrent.downloaded })
+    const onDone = async () => {
+      try {
+        if (mode === 'fetch') await placeFile(partial, start)
+        done = true
+        send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: fromRunner(), seconds: (Date.now() - began) / 1000 })
+      } catch (err) {
+        fail(err)
+      }
+    }
+    if (torrent.done) void onDone()
+    else {
+      torrent.once('done', () => void onDone())
+      torrent.addPeer(start.seedPeer)
+    }
+    progressTimer = setInterval(() => {
+      send({
+        t: 'progress',
+        have: torrent.downloaded,
+        downloaded: torrent.received,
+        uploaded: torrent.uploaded,
+        fromRunner: fromRunner(),
+        peers: torrent.numPeers,
+        rate: Math.round(torrent.downloadSpeed),
+      })
+    }, start.progressMs)
+  } catch (err) {
+    fail(err)
+  }
+  return ended
+}
+
+/** Reads the start message, runs, and exits with a code the runner tells apart. */
+async function main(): Promise<void> {
+  process.title = 'herd-agent'
+  let handler: ((msg: { t: string }) => void) | undefined
+  const pending: { t: string }[] = []
+  let startResolve!: (m: StartMessage) => void
+  const started = new Promise<StartMessage>((resolve) => { startResolve = resolve })
+  let gotStart = false
+  const deliver = (msg: { t: string }) => {
+    if (!gotStart && msg.t === 'start') {
+      gotStart = true
+      return startResolve(msg as unknown as StartMessage)
+    }
+    if (handler) handler(msg)
+    else pending.push(msg)
+  }
+  process.stdin.on('data', lineReader((m) => deliver(m as { t: string }), () => {}))
+  // A closed stdin means the runner or its connection is gone: never outlive it.
+  process.stdin.on('end', () => {
+    if (!gotStart) process.exit(AGENT_EXIT.protocol)
+    deliver({ t: 'eof' })
+  })
+  process.stdin.on('error', () => deliver({ t: 'eof' }))
+  const startTimer = setTimeout(() => process.exit(AGENT_EXIT.protocol), 30_000)
+  const start = await started
+  clearTimeout(startTimer)
+  const code = await run(start, {
+    onMessage: (h) => {
+      handler = h
+      for (const m of pending.splice(0)) h(m)
+    },
+  })
+  process.exitCode = code
+  // Flush stdout, then leave even if some library left a handle open.
+  process.stdout.write('', () => process.exit(code))
+}
+
+void main()

@@ -1,0 +1,107 @@
+// How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
+import cliProgress from 'cli-progress'
+import type { RunListener } from '../core/distribute.js'
+import type { ProgressEvent } from '../core/protocol.js'
+import type { Report } from '../core/report.js'
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024
+    i++
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`
+}
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return '--'
+  if (s < 60) return `${Math.round(s)}s`
+  return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`
+}
+
+/** Renders run events; `out` receives human lines. */
+export function makeRenderer(opts: { tty: boolean; quiet: boolean; hosts: number; size: number; out: (line: string) => void }): RunListener & { stop(): void } {
+  const began = Date.now()
+  const have = new Map<string, number>()
+  const rate = new Map<string, number>()
+  const finished = new Set<string>()
+  const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`
+  let bar: cliProgress.SingleBar | undefined
+  if (opts.tty && !opts.quiet) {
+    bar = new cliProgress.SingleBar(
+      {
+        format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
+        hideCursor: true,
+        clearOnComplete: true,
+        stream: process.stderr,
+        fps: 5,
+      },
+      cliProgress.Presets.shades_classic,
+    )
+    bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' })
+  }
+  const update = () => {
+    if (!bar) return
+    const total = [...have.values()].reduce((a, b) => a + b, 0)
+    const r = [...rate.values()].reduce((a, b) => a + b, 0)
+    const remaining = opts.hosts * opts.size - total
+    bar.update(total, { done: finished.size, bytes: formatBytes(total), rate: formatBytes(r), eta_text: r > 0 ? formatSeconds(remaining / r) : '--' })
+  }
+  const say = (line: string) => {
+    if (bar) bar.stop()
+    opts.out(line)
+    if (bar) {
+      bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts })
+      update()
+    }
+  }
+  return {
+    onPhase(phase, detail) {
+      if (!opts.quiet && detail && !bar) opts.out(`${stamp()} ${phase}: ${detail}`)
+    },
+    onHostState(host, state, detail) {
+      if (state === 'done') {
+        finished.add(host)
+        have.set(host, opts.size)
+        rate.delete(host)
+      }
+      if (state === 'failed') {
+        finished.add(host)
+        rate.delete(host)
+      }
+      if (bar) {
+        if (state === 'failed' || state === 'retrying') say(`${host}: ${state}: ${detail ?? ''}`)
+        update()
+      } else if (!opts.quiet || state === 'failed') {
+        opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`)
+      }
+    },
+    onProgress(host: string, p: ProgressEvent) {
+      have.set(host, p.have)
+      rate.set(host, p.rate)
+      update()
+    },
+    stop() {
+      bar?.stop()
+    },
+  }
+}
+
+/** The end of a run in words: one line per failed host with its cause, then the totals. */
+export function summaryLines(report: Report): string[] {
+  const lines: string[] = []
+  for (const h of report.hosts.filter((x) => x.status !== 'ok')) {
+    lines.push(`FAILED ${h.host}: ${h.cause ?? h.status}${h.logFile ? ` (log: ${h.logFile})` : ''}`)
+  }
+  const ok = report.succeeded.length
+  const unchanged = report.hosts.filter((h) => h.status === 'ok' && !h.transferred).length
+  const copies = report.size > 0 ? report.bytesFromRunner / report.size : 0
+  lines.push(
+    `${ok}/${report.hosts.length} hosts have ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
+      `${unchanged ? `, ${unchanged} already had it` : ''}; ${report.failed.length} failed; ` +
+      `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
+      (report.interrupted ? `; interrupted by ${report.interrupted}` : ''),
+  )
+  return lines
+}

@@ -1,0 +1,44 @@
+// Finds the bundled agent that travels to the hosts, and names it by its hash.
+import fs from 'node:fs'
+import crypto from 'node:crypto'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** The agent's bytes and SHA-256; the remote file is `agent-<sha256 prefix>.mjs`. */
+export interface AgentBundle {
+  path: string
+  bytes: Buffer
+  sha256: string
+  remoteName: string
+}
+
+let cached: AgentBundle | undefined
+
+/** dist/agent/agent.mjs beside the running bundle (dist/cli, dist/action) or the repository's dist. */
+export function loadAgentBundle(): AgentBundle {
+  if (cached) return cached
+  // Built at run time from segments so the bundler does not copy a stale agent into each bundle.
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  const agentFile = ['agent', 'agent.mjs']
+  const candidates = [
+    process.env.HERD_AGENT_BUNDLE,
+    path.join(here, '..', ...agentFile),
+    path.join(here, '..', '..', '..', 'dist', ...agentFile),
+  ].filter((p): p is string => !!p)
+  const found = candidates.find((p) => fs.existsSync(p))
+  if (!found) throw new Error(`the agent bundle is missing (looked in ${candidates.join(', ')}); run npm run build`)
+  const bytes = fs.readFileSync(found)
+  const sha256 = crypto.createHash('sha256').update(bytes).digest('hex')
+  cached = { path: found, bytes, sha256, remoteName: `agent-${sha256.slice(0, 20)}.mjs` }
+  return cached
+}
+
+/**
+ * Runs on the host under `node -e`: starts the agent only if its bytes hash to the expected value,
+ * else exits 97 so the runner uploads it. A planted or damaged file is never executed.
+ */
+export const BOOTSTRAP =
+  "const fs=require('fs'),c=require('crypto'),p=require('path'),u=require('url');" +
+  'const [f,h]=process.argv.slice(1);let b;try{b=fs.readFileSync(f)}catch(e){process.exit(97)}' +
+  "if(c.createHash('sha256').update(b).digest('hex')!==h)process.exit(97);" +
+  'import(u.pathToFileURL(p.resolve(f)).href).catch(e=>{console.error(e);process.exit(98)})'

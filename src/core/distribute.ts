@@ -1,0 +1,119 @@
+// The orchestrator: hash, swarm up, one host run per host, release every agent, report.
+import crypto from 'node:crypto'
+import { hashFile } from './swarm/torrent.js'
+import { startTracker, type PrivateTracker } from './swarm/tracker.js'
+import { startSeeder, type Seeder } from './swarm/seeder.js'
+import { loadAgentBundle } from './agent-bundle.js'
+import { hostRun, type HostRun, type HostState } from './host-run.js'
+import { PlanError, type Plan } from './plan.js'
+import { exitCodeFor, type Report } from './report.js'
+import { Limit } from './limit.js'
+import type { ProgressEvent } from './protocol.js'
+import type { SshSettings } from './ssh/index.js'
+
+/** What a front end hears while a run goes on. */
+export interface RunListener {
+  onPhase?(phase: 'hashing' | 'swarm' | 'hosts' | 'releasing', detail?: string): void
+  onHostState?(host: string, state: HostState, detail?: string): void
+  onProgress?(host: string, progress: ProgressEvent): void
+}
+
+export interface DistributeOptions extends RunListener {
+  /** Abort to interrupt the run; `signal.reason` ('SIGINT' | 'SIGTERM') is reported. */
+  signal?: AbortSignal
+}
+
+/** Tracker announce interval: seconds for a short-lived swarm, longer for a large fleet. */
+function announceIntervalFor(hosts: number): number {
+  return Math.max(2, Math.ceil(hosts / 50))
+}
+
+export function sshSettingsFor(plan: Plan): SshSettings {
+  return {
+    configPath: plan.sshConfig,
+    identityFiles: plan.identityFiles,
+    knownHostsFiles: plan.knownHostsFiles,
+    hostKeyPolicy: plan.hostKeyPolicy,
+    defaultUser: plan.user,
+    passphrase: plan.passphrase,
+    connectTimeoutMs: 15_000,
+    keepaliveIntervalMs: 5_000,
+  }
+}
+
+/** Pushes plan.file to every host; returns the report. Throws only PlanError (before any host is touched). */
+export async function distribute(plan: Plan, opts: DistributeOptions = {}): Promise<Report> {
+  const began = Date.now()
+  const startedAt = new Date(began).toISOString()
+  const agent = loadAgentBundle()
+  opts.onPhase?.('hashing')
+  const torrent = await hashFile(plan.file, { nonce: crypto.randomBytes(16) })
+  opts.onPhase?.('hashing', `${torrent.size} bytes hashed in ${((Date.now() - began) / 1000).toFixed(1)} s, ${Math.ceil(torrent.size / torrent.pieceLength)} pieces of ${torrent.pieceLength} bytes`)
+  if (torrent.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
+
+  let tracker: PrivateTracker
+  try {
+    tracker = await startTracker({ infoHash: torrent.infoHash, ports: plan.ports, intervalSeconds: announceIntervalFor(plan.hosts.length) })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const range = plan.ports[0] === plan.ports[1] ? `port ${plan.ports[0]}` : `ports ${plan.ports[0]}-${plan.ports[1]}`
+    throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`)
+  }
+  let seeder: Seeder | undefined
+  const runAbort = new AbortController()
+  let timeoutTimer: NodeJS.Timeout | undefined
+  const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT')
+  try {
+    seeder = await startSeeder(plan.file, torrent, { uploadSlots: Math.min(16, Math.max(4, plan.hosts.length)) })
+    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}`)
+    if (opts.signal) {
+      if (opts.signal.aborted) onOuterAbort()
+      else opts.signal.addEventListener('abort', onOuterAbort, { once: true })
+    }
+    if (plan.timeoutSeconds) {
+      timeoutTimer = setTimeout(() => runAbort.abort('timeout'), plan.timeoutSeconds * 1000 - (Date.now() - began))
+    }
+    const connectLimit = new Limit(plan.concurrency)
+    const ssh = sshSettingsFor(plan)
+    opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
+    const swarm = { torrent, tracker, seederPort: seeder.port, agent }
+    const runs: HostRun[] = await Promise.all(
+      plan.hosts.map((spec) =>
+        hostRun({
+          plan,
+          spec,
+          swarm,
+          ssh,
+          connectLimit,
+          signal: runAbort.signal,
+          onState: (h, s, d) => opts.onHostState?.(h, s, d),
+          onProgress: (h, p) => opts.onProgress?.(h, p),
+        }),
+      ),
+    )
+    // Every host has settled: let the seeding agents go.
+    opts.onPhase?.('releasing')
+    await Promise.all(runs.map((r) => r.release().catch(() => {})))
+    const hosts = runs.map((r) => r.report)
+    const interrupted = runAbort.signal.aborted ? (String(runAbort.signal.reason) as Report['interrupted']) : undefined
+    return {
+      file: plan.file,
+      destination: plan.destination,
+      size: torrent.size,
+      sha256: torrent.sha256,
+      startedAt,
+      seconds: (Date.now() - began) / 1000,
+      bytesFromRunner: seeder.uploaded(),
+      hosts,
+      succeeded: hosts.filter((h) => h.status === 'ok').map((h) => h.host),
+      failed: hosts.filter((h) => h.status !== 'ok').map((h) => h.host),
+      interrupted,
+      exitCode: exitCodeFor(hosts, interrupted),
+    }
+  } finally {
+    clearTimeout(timeoutTimer)
+    opts.signal?.removeEventListener('abort', onOuterAbort)
+    await seeder?.close()
+    await tracker.close()
+  }
+}

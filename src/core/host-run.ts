@@ -1,0 +1,394 @@
+// One host's life: connect → preflight → agent → events → retry; every step goes to the host's log.
+import type { ClientChannel, SFTPWrapper } from 'ssh2'
+import { connectHost, shellCommand, SshError, type SshConnection, type SshSettings } from './ssh/index.js'
+import { AGENT_EXIT, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type StartMessage } from './protocol.js'
+import { BOOTSTRAP, type AgentBundle } from './agent-bundle.js'
+import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
+import type { PrivateTracker } from './swarm/tracker.js'
+import type { HostSpec } from './hosts.js'
+import type { Plan } from './plan.js'
+import type { HostReport } from './report.js'
+import { HostLog } from './host-log.js'
+import type { Limit } from './limit.js'
+
+/** The swarm every host joins. */
+export interface SwarmInfo {
+  torrent: FileTorrent
+  tracker: PrivateTracker
+  seederPort: number
+  agent: AgentBundle
+}
+
+export type HostState = 'connecting' | 'starting' | 'fetching' | 'done' | 'retrying' | 'failed'
+
+export interface HostRunContext {
+  plan: Plan
+  spec: HostSpec
+  swarm: SwarmInfo
+  ssh: SshSettings
+  connectLimit: Limit
+  /** Aborted when the run ends early (timeout or signal); `reason` is 'timeout', 'SIGINT' or 'SIGTERM'. */
+  signal: AbortSignal
+  onState(host: string, state: HostState, detail?: string): void
+  onProgress(host: string, progress: ProgressEvent): void
+}
+
+/** A settled host: its report, and a way to let its agent go once the whole run is settled. */
+export interface HostRun {
+  report: HostReport
+  /** Tells the agent to stop seeding, waits for it to exit, closes the connection. */
+  release(): Promise<void>
+}
+
+/** Why an attempt failed: `retryable` false means another attempt can't help. */
+class AttemptError extends Error {
+  constructor(readonly kind: string, message: string, readonly retryable: boolean) {
+    super(message)
+  }
+}
+
+const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node'])
+const RETRYABLE_SSH = new Set(['connect', 'timeout', 'jump', 'channel'])
+const PING_MS = 5000
+const AGENT_IDLE_TIMEOUT_S = 30
+
+const CONNECT_KINDS = new Set(['connect', 'timeout', 'resolve', 'jump'])
+
+function toAttemptError(err: unknown, label: string): AttemptError {
+  if (err instanceof AttemptError) return err
+  if (err instanceof SshError) {
+    // The report names the host already; say plainly when we never got in.
+    const what = err.message.startsWith(`${label}: `) ? err.message.slice(label.length + 2) : err.message
+    return new AttemptError(err.kind, CONNECT_KINDS.has(err.kind) ? `could not connect: ${what}` : what, RETRYABLE_SSH.has(err.kind))
+  }
+  return new AttemptError('internal', (err as Error)?.message ?? String(err), true)
+}
+
+function sftpCall<T>(fn: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))))
+}
+
+/** Runs a short command and collects its output. */
+async function execCollect(conn: SshConnection, command: string, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const channel = await conn.exec(command)
+  return new Promise((resolve, reject) => {
+    let stdout = ''
+    let stderr = ''
+    let code: number | null = null
+    const timer = setTimeout(() => {
+      channel.close()
+      reject(new AttemptError('timeout', `'${command.slice(0, 60)}' did not finish in ${timeoutMs / 1000} s`, true))
+    }, timeoutMs)
+    channel.on('data', (d: Buffer) => (stdout += d.toString()))
+    channel.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    channel.on('exit', (c: number | null) => (code = c))
+    channel.on('close', () => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+    channel.end()
+  })
+}
+
+/** Checks node on the host and learns our uid there. */
+async function preflight(conn: SshConnection, plan: Plan, log: HostLog): Promise<{ uid: number; node: string }> {
+  const probe = "process.stdout.write(JSON.stringify({v:process.version,uid:process.getuid?process.getuid():-1}))"
+  const r = await execCollect(conn, shellCommand([plan.node, '-e', probe]))
+  if (r.code === 127 || /not found/.test(r.stderr)) {
+    throw new AttemptError('no-node', `'${plan.node}' was not found on the host; install Node.js 20 or newer there, or pass --node with its path`, false)
+  }
+  let info: { v: string; uid: number }
+  try {
+    info = JSON.parse(r.stdout)
+  } catch {
+    throw new AttemptError('no-node', `'${plan.node} -e' did not run (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}; check --node`, false)
+  }
+  const major = Number(/^v(\d+)/.exec(info.v)?.[1] ?? 0)
+  if (major < 20) throw new AttemptError('no-node', `node on the host is ${info.v}; herd's agent needs Node.js 20 or newer (pass --node with a newer one)`, false)
+  log.write(`node ${info.v} on the host, uid ${info.uid}`)
+  return { uid: info.uid, node: info.v }
+}
+
+/** Creates the working folder 0700 if needed and refuses one that others could tamper with. */
+async function prepareWorkDir(sftp: SFTPWrapper, plan: Plan, uid: number, log: HostLog): Promise<void> {
+  const parts = plan.remotePath.split('/').filter((p) => p !== '' && p !== '.')
+  let current = plan.remotePath.startsWith('/') ? '' : '.'
+  for (const part of parts) {
+    current = current === '' ? `/${part}` : `${current}/${part}`
+    const exists = await sftpCall<unknown>((cb) => sftp.stat(current, cb)).then(() => true, () => false)
+    if (!exists) {
+      await sftpCall<void>((cb) => sftp.mkdir(current, { mode: 0o700 }, cb)).catch((err: Error) => {
+        throw new AttemptError('unsafe-folder', `cannot create working folder ${current} (${err.message}); choose --remote-path in a folder you can write`, false)
+      })
+      log.write(`created ${current} (0700)`)
+    }
+  }
+  const st = await sftpCall<import('ssh2').Stats>((cb) => sftp.lstat(current, cb))
+  const where = `working folder ${plan.remotePath}`
+  if (st.isSymbolicLink()) throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder or choose another --remote-path)`, false)
+  if (!st.isDirectory()) throw new AttemptError('unsafe-folder', `${where} is not a folder; choose another --remote-path`, false)
+  if (uid >= 0 && st.uid !== uid) throw new AttemptError('unsafe-folder', `${where} is owned by uid ${st.uid}, not by the login user (uid ${uid}); herd refuses it (choose another --remote-path)`, false)
+  if ((st.mode & 0o022) !== 0) throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 700 on it or choose another --remote-path`, false)
+}
+
+/** Uploads the agent under its hash name unless that exact build is already there. */
+async function uploadAgent(sftp: SFTPWrapper, plan: Plan, agent: AgentBundle, log: HostLog, force: boolean): Promise<void> {
+  const target = `${plan.remotePath}/${agent.remoteName}`
+  if (!force) {
+    const st = await sftpCall<import('ssh2').Stats>((cb) => sftp.stat(target, cb)).catch(() => undefined)
+    if (st && st.size === agent.bytes.length) {
+      log.write(`agent ${agent.remoteName} already on the host`)
+      return
+    }
+  }
+  const temp = `${target}.${process.pid}.${Date.now()}.tmp`
+  const began = Date.now()
+  await sftpCall<void>((cb) => sftp.writeFile(temp, agent.bytes, { mode: 0o600 }, cb))
+  try {
+    await sftpCall<void>((cb) => sftp.ext_openssh_rename(temp, target, cb))
+  } catch {
+    await sftpCall<void>((cb) => sftp.unlink(target, cb)).catch(() => {})
+    await sftpCall<void>((cb) => sftp.rename(temp, target, cb))
+  }
+  log.write(`uploaded agent ${agent.remoteName} (${agent.bytes.length} bytes) in ${Date.now() - began} ms`)
+}
+
+function formatPeer(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+}
+
+/** A running agent on one host, from start message to exit. */
+class AgentSession {
+  private pinger?: NodeJS.Timeout
+  private exited: Promise<{ code: number | null; signal: string | null }>
+  lastProgress?: ProgressEvent
+
+  constructor(readonly conn: SshConnection, readonly channel: ClientChannel) {
+    this.exited = new Promise((resolve) => {
+      let code: number | null = null
+      let signal: string | null = null
+      channel.on('exit', (c: number | null, s?: string) => {
+        code = c
+        signal = s ?? null
+      })
+      channel.on('close', () => {
+        clearInterval(this.pinger)
+        resolve({ code, signal })
+      })
+    })
+    this.pinger = setInterval(() => this.send({ t: 'ping' }), PING_MS)
+  }
+
+  send(msg: Parameters<typeof encodeLine>[0]): void {
+    if (this.channel.writable) this.channel.write(encodeLine(msg))
+  }
+
+  waitExit(): Promise<{ code: number | null; signal: string | null }> {
+    return this.exited
+  }
+
+  /** Sends `release` or `abort`, waits a bounded time for the agent to exit, then closes the connection. */
+  async finish(message: 'release' | 'abort', reason = ''): Promise<void> {
+    this.send(message === 'release' ? { t: 'release' } : { t: 'abort', reason })
+    this.channel.end()
+    await Promise.race([this.exited, new Promise((r) => setTimeout(r, 10_000).unref())])
+    clearInterval(this.pinger)
+    this.conn.close()
+  }
+}
+
+/** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
+async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
+  const { plan, swarm } = ctx
+  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
+  const channel = await conn.exec(command)
+  const session = new AgentSession(conn, channel)
+  const start: StartMessage = {
+    t: 'start',
+    protocol: PROTOCOL_VERSION,
+    torrent: torrentFileFor(swarm.torrent, swarm.tracker.urlFor(conn.localAddress)).toString('base64'),
+    destination: plan.destination,
+    sha256: swarm.torrent.sha256,
+    size: swarm.torrent.size,
+    mode: plan.mode,
+    seedPeer: formatPeer(conn.localAddress, swarm.seederPort),
+    idleTimeoutSeconds: AGENT_IDLE_TIMEOUT_S,
+    progressMs: 1000,
+    host: ctx.spec.label,
+  }
+  session.send(start)
+  log.write(`agent started; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)
+  let agentError: AttemptError | undefined
+  let stderrTail = ''
+  channel.stderr.on('data', (d: Buffer) => {
+    const text = d.toString()
+    stderrTail = (stderrTail + text).slice(-2000)
+    for (const line of text.split('\n')) if (line.trim()) log.write(`agent stderr: ${line}`)
+  })
+  return new Promise((resolve, reject) => {
+    let settled = false
+    const onAbort = () => {
+      if (settled) return
+      settled = true
+      const reason = String(ctx.signal.reason ?? 'interrupted')
+      void session.finish('abort', reason)
+      reject(new AttemptError(reason === 'timeout' ? 'timed-out' : 'interrupted', reason === 'timeout' ? 'the overall --timeout ended before this host finished' : `the run was interrupted (${reason})`, false))
+    }
+    ctx.signal.addEventListener('abort', onAbort, { once: true })
+    channel.on(
+      'data',
+      lineReader(
+        (msg) => {
+          const event = msg as AgentEvent
+          switch (event.t) {
+            case 'ready':
+              log.write(`agent ready (pid ${event.pid}, node ${event.node}); ${event.have} bytes already verified`)
+              ctx.onState(ctx.spec.label, 'fetching')
+              break
+            case 'progress':
+              session.lastProgress = event
+              ctx.onProgress(ctx.spec.label, event)
+              break
+            case 'log':
+              log.write(`agent: ${event.message}`)
+              break
+            case 'error':
+              log.write(`agent error (${event.code}): ${event.message}`)
+              agentError = new AttemptError(event.code, event.message, !PERMANENT_AGENT_ERRORS.has(event.code))
+              break
+            case 'done':
+              log.write(`done: ${event.transferred ? `fetched ${event.downloaded} bytes (${event.fromRunner} from the runner)` : 'the identical file was already in place; nothing transferred'} in ${event.seconds.toFixed(1)} s`)
+              if (!settled) {
+                settled = true
+                ctx.signal.removeEventListener('abort', onAbort)
+                resolve({ session, done: { transferred: event.transferred, downloaded: event.downloaded, fromRunner: event.fromRunner } })
+              }
+              break
+          }
+        },
+        (text) => log.write(`agent says: ${text}`),
+      ),
+    )
+    void session.waitExit().then(({ code, signal }) => {
+      ctx.signal.removeEventListener('abort', onAbort)
+      conn.close()
+      if (settled) return
+      settled = true
+      if (agentError) return reject(agentError)
+      if (code === AGENT_EXIT.missingAgent) return reject(new AttemptError('agent-missing', 'the agent file on the host is missing or does not match its hash', true))
+      const how = signal ? `was killed by ${signal}` : code === null ? 'lost its connection' : `exited with code ${code}`
+      reject(new AttemptError('agent-exit', `the agent ${how} before the file was in place${stderrTail.trim() ? `: ${stderrTail.trim().split('\n').pop()}` : ''}`, true))
+    })
+  })
+}
+
+async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
+  const { plan, spec, swarm } = ctx
+  const conn = await ctx.connectLimit.run(async () => {
+    ctx.onState(spec.label, 'connecting')
+    const c = await connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line))
+    try {
+      ctx.onState(spec.label, 'starting')
+      const { uid } = await preflight(c, plan, log)
+      const sftp = await c.sftp()
+      try {
+        await prepareWorkDir(sftp, plan, uid, log)
+        await uploadAgent(sftp, plan, swarm.agent, log, false)
+      } finally {
+        sftp.end()
+      }
+      return c
+    } catch (err) {
+      c.close()
+      throw err
+    }
+  })
+  try {
+    return await startAgent(ctx, conn, log)
+  } catch (err) {
+    if (err instanceof AttemptError && err.kind === 'agent-missing') {
+      log.write('agent file failed its hash check on the host; uploading it again')
+      const again = await connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line))
+      const sftp = await again.sftp()
+      await uploadAgent(sftp, plan, swarm.agent, log, true).finally(() => sftp.end())
+      return startAgent(ctx, again, log)
+    }
+    throw err
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+  })
+}
+
+/** Runs one host to a settled state: success (agent seeding until released) or failure for good. */
+export async function hostRun(ctx: HostRunContext): Promise<HostRun> {
+  const { plan, spec } = ctx
+  const log = new HostLog(spec.label, plan.logDir)
+  const began = Date.now()
+  const maxAttempts = plan.retry < 0 ? Infinity : plan.retry + 1
+  let attempts = 0
+  let last: AttemptError | undefined
+  log.write(`host ${spec.label}: push ${plan.file} (${plan.size} bytes, sha256 ${ctx.swarm.torrent.sha256}) to ${plan.destination}`)
+  while (attempts < maxAttempts && !ctx.signal.aborted) {
+    attempts++
+    log.write(`attempt ${attempts}${Number.isFinite(maxAttempts) ? ` of ${maxAttempts}` : ''}`)
+    try {
+      const { session, done } = await attempt(ctx, log)
+      ctx.onState(spec.label, 'done')
+      const report: HostReport = {
+        host: spec.label,
+        status: 'ok',
+        transferred: done.transferred,
+        attempts,
+        seconds: (Date.now() - began) / 1000,
+        downloaded: done.downloaded,
+        fromRunner: done.fromRunner,
+        logFile: log.file,
+      }
+      return {
+        report,
+        release: async () => {
+          await session.finish('release')
+          const exit = await session.waitExit()
+          log.write(`released; agent exited${exit.signal ? ` by ${exit.signal}` : ` with code ${exit.code}`}`)
+          log.close()
+        },
+      }
+    } catch (err) {
+      last = toAttemptError(err, spec.label)
+      log.write(`attempt ${attempts} failed (${last.kind}): ${last.message}`)
+      if (!last.retryable || ctx.signal.aborted) break
+      if (attempts < maxAttempts) {
+        const wait = Math.min(1000 * 2 ** (attempts - 1), 10_000)
+        ctx.onState(spec.label, 'retrying', last.message)
+        log.write(`retrying in ${wait / 1000} s`)
+        await sleep(wait, ctx.signal)
+      }
+    }
+  }
+  const reason = ctx.signal.aborted ? String(ctx.signal.reason) : undefined
+  const status: HostReport['status'] = reason === 'timeout' ? 'timed-out' : reason ? 'interrupted' : 'failed'
+  const cause = last?.message ?? (reason === 'timeout' ? 'the overall --timeout ended before this host started' : `the run was interrupted (${reason}) before this host started`)
+  log.write(`FAILED (${status}) after ${attempts} attempt(s): ${cause}`)
+  log.close()
+  ctx.onState(spec.label, 'failed', cause)
+  return {
+    report: {
+      host: spec.label,
+      status,
+      transferred: false,
+      attempts,
+      seconds: (Date.now() - began) / 1000,
+      downloaded: 0,
+      fromRunner: 0,
+      cause,
+      kind: last?.kind ?? status,
+      logFile: log.file,
+    },
+    release: async () => {},
+  }
+}

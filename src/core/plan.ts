@@ -1,0 +1,200 @@
+// Turns front-end options into a validated Plan: every input check lives here, one message per mistake.
+import fs from 'node:fs'
+import path from 'node:path'
+import { utils as sshUtils } from 'ssh2'
+import { HostParseError, parseHostList, parseHostsText, type HostSpec } from './hosts.js'
+
+/** Options as a front end gathers them (strings where the user typed strings). */
+export interface HerdOptions {
+  /** Local file to push. */
+  file: string
+  /** Absolute path of the file on every host. */
+  destination: string
+  /** A herd.py hosts file: one host per line. */
+  hostsFile?: string
+  /** Hosts separated by commas or white space. */
+  hostList?: string
+  /** Hosts file text (standard input, or a multi-line Action input). */
+  hostsText?: string
+  /** Extra attempts per host after a failure; -1 retries until success or the timeout. */
+  retry?: number | string
+  /** Tracker port or range `LOW-HIGH`. */
+  port?: number | string
+  /** Working folder on each host for the agent (relative paths are under the user's home). */
+  remotePath?: string
+  /** Folder for one log file per host. */
+  logDir?: string
+  /** Overall time limit in seconds. */
+  timeout?: number | string
+  /** SSH connections being opened at once. */
+  concurrency?: number | string
+  /** Identity files tried before the ssh-agent and the config's. */
+  identityFiles?: string[]
+  /** known_hosts files replacing the config's UserKnownHostsFile. */
+  knownHostsFiles?: string[]
+  /** strict (default): unknown or changed host keys fail; accept-new: unknown keys are added, changed still fail. */
+  hostKeyPolicy?: string
+  /** Remote user when neither the host nor ssh config names one. */
+  user?: string
+  /** Passphrase of encrypted identity files. */
+  passphrase?: string
+  /** node on the hosts. */
+  node?: string
+  /** OpenSSH client config file (default ~/.ssh/config). */
+  sshConfig?: string
+}
+
+/** A validated run: types are exact, files exist, hosts parsed. */
+export interface Plan {
+  file: string
+  size: number
+  mode: number
+  destination: string
+  hosts: HostSpec[]
+  /** Extra attempts; -1 = until success or timeout. */
+  retry: number
+  ports: [number, number]
+  remotePath: string
+  logDir?: string
+  timeoutSeconds?: number
+  concurrency: number
+  identityFiles: string[]
+  knownHostsFiles: string[]
+  hostKeyPolicy: 'strict' | 'accept-new'
+  user?: string
+  passphrase?: string
+  node: string
+  sshConfig?: string
+}
+
+/** A mistake in the input: `input` names the option, the message says the fix. Exit code 2. */
+export class PlanError extends Error {
+  constructor(readonly input: string, message: string) {
+    super(`${input}: ${message}`)
+  }
+}
+
+export const DEFAULTS = {
+  retry: 0,
+  port: '8998',
+  remotePath: '.cache/herd-action',
+  concurrency: 32,
+  node: 'node',
+} as const
+
+function wholeNumber(input: string, value: number | string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined || value === '') return fallback
+  const text = String(value).trim()
+  if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}`)
+  }
+  return Number(text)
+}
+
+export function parsePorts(value: number | string | undefined): [number, number] {
+  const text = String(value ?? DEFAULTS.port).trim()
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text)
+  const low = m ? Number(m[1]) : NaN
+  const high = m ? Number(m[2] ?? m[1]) : NaN
+  if (!m || low < 1 || high > 65535 || low > high) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH`)
+  return [low, high]
+}
+
+function readableFile(input: string, file: string, what: string): fs.Stats {
+  let st: fs.Stats
+  try {
+    st = fs.statSync(file)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new PlanError(input, code === 'ENOENT' ? `${what} ${file} does not exist; check the path` : `${what} ${file} cannot be read (${code}); check its permissions`)
+  }
+  if (st.isDirectory()) throw new PlanError(input, `${what} ${file} is a directory; give a file`)
+  if (!st.isFile()) throw new PlanError(input, `${what} ${file} is not a regular file; give a file`)
+  try {
+    fs.accessSync(file, fs.constants.R_OK)
+  } catch (err) {
+    throw new PlanError(input, `${what} ${file} cannot be read (${(err as NodeJS.ErrnoException).code}); check its permissions`)
+  }
+  return st
+}
+
+function hostsFrom(opts: HerdOptions): HostSpec[] {
+  const given = [opts.hostsFile !== undefined, opts.hostList !== undefined, opts.hostsText !== undefined].filter(Boolean).length
+  if (given > 1) throw new PlanError('hosts', 'give the hosts one way only: a hosts file, --hostlist, or standard input')
+  try {
+    if (opts.hostsFile !== undefined) {
+      readableFile('hosts file', opts.hostsFile, 'hosts file')
+      const hosts = parseHostsText(fs.readFileSync(opts.hostsFile, 'utf8'))
+      if (hosts.length === 0) throw new PlanError('hosts file', `${opts.hostsFile} names no host; write one host per line`)
+      return hosts
+    }
+    const hosts = opts.hostList !== undefined ? parseHostList(opts.hostList) : parseHostsText(opts.hostsText ?? '')
+    if (hosts.length === 0) throw new PlanError('hosts', 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input')
+    return hosts
+  } catch (err) {
+    if (err instanceof HostParseError) throw new PlanError(opts.hostsFile ?? 'hosts', `${err.message}`)
+    throw err
+  }
+}
+
+function checkIdentity(file: string, passphrase: string | undefined): void {
+  readableFile('--identity', file, 'identity')
+  const parsed = sshUtils.parseKey(fs.readFileSync(file), passphrase)
+  if (parsed instanceof Error) {
+    const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message)
+    throw new PlanError(
+      '--identity',
+      encrypted
+        ? passphrase
+          ? `identity ${file}: the passphrase is wrong; check the passphrase`
+          : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
+        : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`,
+    )
+  }
+}
+
+/** Validates everything that can be checked on the runner before any host is touched. */
+export function makePlan(opts: HerdOptions): Plan {
+  if (!opts.file) throw new PlanError('local file', 'missing; give the file to push')
+  const st = readableFile('local file', opts.file, 'local file')
+  if (st.size === 0) throw new PlanError('local file', `${opts.file} is empty; give a file with content`)
+  if (!opts.destination) throw new PlanError('remote file', 'missing; give the absolute path on the hosts')
+  const destination = opts.destination
+  if (!destination.startsWith('/')) throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${path.basename(opts.file)})`)
+  if (destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) throw new PlanError('remote file', `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${path.basename(opts.file)}`)
+  if (destination.includes('\0')) throw new PlanError('remote file', 'contains a NUL byte; remove it')
+  const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict') as Plan['hostKeyPolicy']
+  if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
+    throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not one of strict, accept-new`)
+  }
+  const identityFiles = opts.identityFiles ?? []
+  for (const id of identityFiles) checkIdentity(id, opts.passphrase)
+  const knownHostsFiles = opts.knownHostsFiles ?? []
+  for (const kh of knownHostsFiles) readableFile('--known-hosts', kh, 'known_hosts file')
+  if (opts.sshConfig !== undefined) readableFile('--ssh-config', opts.sshConfig, 'ssh config')
+  const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '')
+  if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError('--remote-path', 'must be a folder path without NUL or newline')
+  const node = opts.node ?? DEFAULTS.node
+  if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError('--node', 'must be a command or path without NUL or newline')
+  const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
+  return {
+    file: path.resolve(opts.file),
+    size: st.size,
+    mode: st.mode & 0o7777,
+    destination,
+    hosts: hostsFrom(opts),
+    retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
+    ports: parsePorts(opts.port),
+    remotePath,
+    logDir: opts.logDir ? path.resolve(opts.logDir) : undefined,
+    timeoutSeconds: timeout,
+    concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
+    identityFiles,
+    knownHostsFiles,
+    hostKeyPolicy,
+    user: opts.user,
+    passphrase: opts.passphrase,
+    node,
+    sshConfig: opts.sshConfig,
+  }
+}

@@ -1,0 +1,129 @@
+// The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
+
+/** Version of this message set; the runner refuses an agent that speaks another. */
+export const PROTOCOL_VERSION = 1
+
+/** Runner → agent: everything the agent needs for one run, sent once as the first line. */
+export interface StartMessage {
+  t: 'start'
+  protocol: number
+  /** The .torrent (bencoded, base64), announcing only to `trackerUrl`. */
+  torrent: string
+  /** Absolute destination path on this host. */
+  destination: string
+  /** SHA-256 of the whole file, hex. */
+  sha256: string
+  /** File size in bytes. */
+  size: number
+  /** Permission bits to give the delivered file (e.g. 0o644). */
+  mode: number
+  /** The runner's seeder as this host reaches it, `addr:port`. */
+  seedPeer: string
+  /** Seconds without a line from the runner after which the agent gives up (heartbeat). */
+  idleTimeoutSeconds: number
+  /** Progress line interval in milliseconds. */
+  progressMs: number
+  /** Log name of this host, for the agent's own messages. */
+  host: string
+}
+
+/** Runner → agent: still here (sent every few seconds). */
+export interface PingMessage { t: 'ping' }
+/** Runner → agent: every host has settled; stop seeding and exit. */
+export interface ReleaseMessage { t: 'release' }
+/** Runner → agent: this run is over for this host (failed for good, interrupted): remove partial data and exit. */
+export interface AbortMessage { t: 'abort'; reason: string }
+
+export type RunnerMessage = StartMessage | PingMessage | ReleaseMessage | AbortMessage
+
+/** Agent → runner: the agent started and understood the start message. */
+export interface ReadyEvent {
+  t: 'ready'
+  protocol: number
+  node: string
+  pid: number
+  /** Bytes already present and verified (resumed or identical file). */
+  have: number
+}
+/** Agent → runner: periodic download/upload figures. */
+export interface ProgressEvent {
+  t: 'progress'
+  /** Verified bytes on this host. */
+  have: number
+  downloaded: number
+  uploaded: number
+  /** Bytes received from the runner's seeder. */
+  fromRunner: number
+  peers: number
+  /** Download rate, bytes per second. */
+  rate: number
+}
+/** Agent → runner: the destination holds the complete, verified file. */
+export interface DoneEvent {
+  t: 'done'
+  /** False when the destination already held the identical file. */
+  transferred: boolean
+  downloaded: number
+  fromRunner: number
+  seconds: number
+}
+/** Stable failure causes, each with a fix the runner can name. */
+export type AgentErrorCode =
+  | 'no-space'
+  | 'not-writable'
+  | 'no-folder'
+  | 'not-a-file'
+  | 'read-only-fs'
+  | 'checksum'
+  | 'bad-peers'
+  | 'idle-timeout'
+  | 'protocol'
+  | 'io'
+  | 'internal'
+/** Agent → runner: this host cannot finish; the agent exits after sending it. */
+export interface ErrorEvent {
+  t: 'error'
+  code: AgentErrorCode
+  message: string
+}
+/** Agent → runner: a line for the host's log. */
+export interface LogEvent { t: 'log'; message: string }
+
+export type AgentEvent = ReadyEvent | ProgressEvent | DoneEvent | ErrorEvent | LogEvent
+
+/** Agent exit codes the runner tells apart. */
+export const AGENT_EXIT = {
+  ok: 0,
+  failed: 1,
+  /** The bootstrap found no agent file, or one whose hash differs: upload it and run again. */
+  missingAgent: 97,
+  protocol: 98,
+} as const
+
+/** One message as a line. */
+export function encodeLine(message: RunnerMessage | AgentEvent): string {
+  return JSON.stringify(message) + '\n'
+}
+
+/** Splits a byte stream into lines and parses each as JSON; unparsable lines are passed on as text. */
+export function lineReader(onMessage: (msg: unknown) => void, onText: (line: string) => void): (chunk: Buffer | string) => void {
+  let buffered = ''
+  return (chunk) => {
+    buffered += chunk.toString()
+    let nl: number
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl).trim()
+      buffered = buffered.slice(nl + 1)
+      if (line === '') continue
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(line)
+      } catch {
+        onText(line)
+        continue
+      }
+      if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { t?: unknown }).t === 'string') onMessage(parsed)
+      else onText(line)
+    }
+  }
+}

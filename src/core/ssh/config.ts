@@ -1,0 +1,464 @@
+// Resolves a host spec into connection parameters the way OpenSSH does (ssh_config, tokens, defaults).
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import SSHConfig, { type Line } from 'ssh-config';
+
+/** How a host was written by the user (or in a ProxyJump list). */
+export interface HostSpec {
+  host: string;
+  user?: string;
+  port?: number;
+}
+
+export interface ResolveOptions {
+  /** ssh config file; default `<home>/.ssh/config`; a missing file counts as empty. */
+  configPath?: string;
+  /** --user: beats config `User`, loses to `user@` in the spec; not applied to jump hosts (like `ssh -l`). */
+  defaultUser?: string;
+  /** -i files: tried first, applied to jump hosts too; suppress the default identities like `ssh -i`. */
+  identityFiles?: string[];
+  /** When non-empty these replace UserKnownHostsFile (GlobalKnownHostsFile is still read). */
+  knownHostsFiles?: string[];
+  /** Agent socket: beats IdentityAgent and SSH_AUTH_SOCK; '' means no agent; undefined means "like ssh". */
+  agentSocket?: string;
+  /** Home directory for `~`, `%d` and the default files; default os.homedir(). */
+  homeDir?: string;
+  /** Local user name (`%u`, default remote user); default os.userInfo().username. */
+  localUser?: string;
+  /** Environment for `${VAR}` and SSH_AUTH_SOCK; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface IdentityFile {
+  /** Absolute path after `~`, token and `${VAR}` expansion. */
+  path: string;
+  /** From -i (a missing explicit file is an error; missing config/default files are skipped). */
+  explicit: boolean;
+  /** One of OpenSSH's default names, tried only when nothing else was configured. */
+  isDefault: boolean;
+}
+
+/** OpenSSH StrictHostKeyChecking value from the config ('ask' behaves like 'yes' in BatchMode). */
+export type StrictHostKeyChecking = 'yes' | 'ask' | 'accept-new' | 'no';
+
+export interface ResolvedHost {
+  /** The host as written (OpenSSH %n); matched against Host patterns. */
+  alias: string;
+  /** Where to connect: HostName with %h expanded, else the alias. */
+  hostname: string;
+  port: number;
+  user: string;
+  /** Explicit (-i) first, then config IdentityFile, else the OpenSSH defaults. */
+  identityFiles: IdentityFile[];
+  identitiesOnly: boolean;
+  /** Agent socket path to use, or undefined for no agent. */
+  identityAgent?: string;
+  /** Files searched for the host key, user files first; accept-new appends to the first one. */
+  userKnownHostsFiles: string[];
+  globalKnownHostsFiles: string[];
+  strictHostKeyChecking: StrictHostKeyChecking;
+  hashKnownHosts: boolean;
+  /** Lower-cased HostKeyAlias: the name looked up in known_hosts instead of the hostname. */
+  hostKeyAlias?: string;
+  /** ConnectTimeout from the config, in ms. */
+  connectTimeoutMs?: number;
+  /** ServerAliveInterval from the config, in ms (0 = off). */
+  serverAliveIntervalMs?: number;
+  serverAliveCountMax?: number;
+  /** The hop right before this host (ProxyJump); its own `jump` leads further back. */
+  jump?: ResolvedHost;
+  /** ProxyCommand (tokens expanded), run with /bin/sh; mutually exclusive with `jump`. */
+  proxyCommand?: string;
+  /** The config file that was read, if it existed. */
+  configFile?: string;
+}
+
+/** A mistake in the ssh config or the host spec; connect.ts turns it into SshError 'resolve'. */
+export class ResolveError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ResolveError';
+  }
+}
+
+const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+const MAX_JUMP_DEPTH = 8;
+const MAX_INCLUDE_DEPTH = 16;
+
+interface Context {
+  home: string;
+  localUser: string;
+  env: NodeJS.ProcessEnv;
+  config: SSHConfig;
+  configFile?: string;
+  opts: ResolveOptions;
+}
+
+/** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
+export function resolveHost(spec: HostSpec, opts: ResolveOptions = {}): ResolvedHost {
+  const home = opts.homeDir ?? os.homedir();
+  const env = opts.env ?? process.env;
+  const localUser = opts.localUser ?? localUserName(env);
+  const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
+  const { config, found } = loadConfig(configPath, home, env);
+  const ctx: Context = { home, localUser, env, config, configFile: found ? configPath : undefined, opts };
+  return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
+}
+
+interface HopOptions {
+  defaultUser?: string;
+  /** Jump hops given by the caller (a ProxyJump list): they replace this host's own ProxyJump. */
+  jumpOverride?: HostSpec[];
+  depth: number;
+}
+
+function resolveHop(ctx: Context, spec: HostSpec, hop: HopOptions): ResolvedHost {
+  const alias = spec.host.trim();
+  if (!alias) throw new ResolveError('empty host name');
+  if (/[\s'"`$;&|<>\\]/.test(alias)) throw new ResolveError(`invalid host name "${alias}"`);
+  if (hop.depth > MAX_JUMP_DEPTH) {
+    throw new ResolveError(`ProxyJump chain deeper than ${MAX_JUMP_DEPTH} hops at "${alias}" (a loop in the ssh config?)`);
+  }
+  const cfg = computeFor(ctx.config, alias);
+  const str = (key: string): string | undefined => {
+    const v = cfg[key];
+    if (v === undefined) return undefined;
+    return Array.isArray(v) ? v.join(' ') : v;
+  };
+  const list = (key: string): string[] | undefined => {
+    const v = cfg[key];
+    if (v === undefined) return undefined;
+    return (Array.isArray(v) ? v : v.split(/\s+/)).filter((s) => s.length > 0);
+  };
+
+  const hostnameRaw = str('hostname');
+  const hostname = hostnameRaw !== undefined ? percentExpand(hostnameRaw, { h: alias }, 'HostName') : alias;
+  const user = spec.user ?? hop.defaultUser ?? str('user') ?? ctx.localUser;
+  const port = spec.port ?? parsePort(str('port'), 'Port') ?? 22;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ResolveError(`invalid port ${port} for "${alias}"`);
+  const hostKeyAliasRaw = str('hostkeyalias');
+  const hostKeyAlias = hostKeyAliasRaw?.toLowerCase();
+
+  // Tokens shared by IdentityFile, IdentityAgent, UserKnownHostsFile (ssh_config(5) TOKENS).
+  const localHost = os.hostname();
+  const proxyJumpRaw = str('proxyjump');
+  const tokens: Record<string, string> = {
+    d: ctx.home,
+    u: ctx.localUser,
+    h: hostname,
+    n: alias,
+    p: String(port),
+    r: user,
+    l: localHost,
+    L: localHost.split('.')[0] ?? localHost,
+    i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
+    k: hostKeyAlias ?? alias,
+    j: proxyJumpRaw ?? '',
+  };
+  tokens.C = createHash('sha1').update(`${tokens.l}${hostname}${port}${user}`).digest('hex');
+  const expandPath = (value: string, directive: string): string =>
+    path.resolve(ctx.home, percentExpand(expandEnv(expandTilde(value, ctx.home), ctx.env, directive), tokens, directive));
+
+  // Identities: -i first, then config; OpenSSH adds its defaults only when neither gave any.
+  const identityFiles: IdentityFile[] = [];
+  const addIdentity = (p: string, explicit: boolean, isDefault: boolean): void => {
+    if (!identityFiles.some((f) => f.path === p)) identityFiles.push({ path: p, explicit, isDefault });
+  };
+  for (const f of ctx.opts.identityFiles ?? []) addIdentity(expandPath(f, '-i'), true, false);
+  for (const f of list('identityfile') ?? []) {
+    if (f.toLowerCase() === 'none') continue;
+    addIdentity(expandPath(f, 'IdentityFile'), false, false);
+  }
+  if (identityFiles.length === 0) {
+    for (const name of DEFAULT_IDENTITIES) addIdentity(path.join(ctx.home, '.ssh', name), false, true);
+  }
+
+  const userKnownHostsFiles = ctx.opts.knownHostsFiles && ctx.opts.knownHostsFiles.length > 0
+    ? ctx.opts.knownHostsFiles.map((f) => path.resolve(expandTilde(f, ctx.home)))
+    : (list('userknownhostsfile') ?? ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'])
+      .filter((f) => f.toLowerCase() !== 'none')
+      .map((f) => expandPath(f, 'UserKnownHostsFile'));
+  const globalKnownHostsFiles = (list('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
+    .filter((f) => f.toLowerCase() !== 'none')
+    .map((f) => expandPath(f, 'GlobalKnownHostsFile'));
+
+  // Agent: explicit option > IdentityAgent > SSH_AUTH_SOCK.
+  let identityAgent: string | undefined;
+  if (ctx.opts.agentSocket !== undefined) {
+    identityAgent = ctx.opts.agentSocket || undefined;
+  } else {
+    const ia = str('identityagent');
+    if (ia === undefined || ia === 'SSH_AUTH_SOCK') identityAgent = ctx.env.SSH_AUTH_SOCK || undefined;
+    else if (ia.toLowerCase() === 'none') identityAgent = undefined;
+    else identityAgent = expandPath(ia.startsWith('$') && !ia.startsWith('${') ? `\${${ia.slice(1)}}` : ia, 'IdentityAgent');
+  }
+
+  const resolved: ResolvedHost = {
+    alias,
+    hostname,
+    port,
+    user,
+    identityFiles,
+    identitiesOnly: yesNo(str('identitiesonly'), 'IdentitiesOnly') ?? false,
+    identityAgent,
+    userKnownHostsFiles,
+    globalKnownHostsFiles,
+    strictHostKeyChecking: parseStrict(str('stricthostkeychecking')),
+    hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
+    hostKeyAlias,
+    configFile: ctx.configFile,
+  };
+  const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
+  if (connectTimeout !== undefined && connectTimeout > 0) resolved.connectTimeoutMs = connectTimeout * 1000;
+  const aliveInterval = parseSeconds(str('serveraliveinterval'), 'ServerAliveInterval');
+  if (aliveInterval !== undefined) resolved.serverAliveIntervalMs = aliveInterval * 1000;
+  const aliveCount = parseSeconds(str('serveralivecountmax'), 'ServerAliveCountMax');
+  if (aliveCount !== undefined) resolved.serverAliveCountMax = aliveCount;
+
+  // ProxyJump / ProxyCommand: whichever the config gave first wins, like OpenSSH.
+  const keys = Object.keys(cfg);
+  const jumpIdx = keys.indexOf('proxyjump');
+  const cmdIdx = keys.indexOf('proxycommand');
+  const proxyTokens = { h: hostname, n: alias, p: String(port), r: user };
+  let hops: HostSpec[] | undefined = hop.jumpOverride;
+  if (hops === undefined) {
+    const useCommand = cmdIdx >= 0 && (jumpIdx < 0 || cmdIdx < jumpIdx);
+    if (useCommand) {
+      const cmd = str('proxycommand')!;
+      if (cmd.toLowerCase() !== 'none') resolved.proxyCommand = percentExpand(cmd, proxyTokens, 'ProxyCommand');
+    } else if (proxyJumpRaw !== undefined && proxyJumpRaw.toLowerCase() !== 'none') {
+      hops = parseProxyJump(percentExpand(proxyJumpRaw, proxyTokens, 'ProxyJump'));
+    }
+  }
+  if (hops && hops.length > 0) {
+    const last = hops[hops.length - 1]!;
+    // `Host * / ProxyJump bastion` can only mean "reach bastion directly" (OpenSSH 9.2 stops with "jumphost loop").
+    const sameAsSelf = (last.host === alias || last.host === hostname) && (last.port ?? 22) === port;
+    if (!sameAsSelf) {
+      resolved.jump = resolveHop(ctx, last, {
+        jumpOverride: hops.length > 1 ? hops.slice(0, -1) : undefined,
+        depth: hop.depth + 1,
+      });
+    }
+  }
+  return resolved;
+}
+
+/** Parse a ProxyJump value: comma list of `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
+export function parseProxyJump(value: string): HostSpec[] {
+  const v = value.trim();
+  if (v.toLowerCase() === 'none' || v === '') return [];
+  return v.split(',').map((part) => parseUserHostPort(part.trim(), 'ProxyJump'));
+}
+
+/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`. */
+export function parseUserHostPort(text: string, what = 'host'): HostSpec {
+  let s = text;
+  if (s.toLowerCase().startsWith('ssh://')) s = s.slice(6).replace(/\/$/, '');
+  if (!s) throw new ResolveError(`empty ${what} entry`);
+  const at = s.lastIndexOf('@');
+  const user = at >= 0 ? s.slice(0, at) : undefined;
+  let rest = at >= 0 ? s.slice(at + 1) : s;
+  if (user !== undefined && user === '') throw new ResolveError(`empty user in ${what} "${text}"`);
+  let port: number | undefined;
+  let host: string;
+  if (rest.startsWith('[')) {
+    const close = rest.indexOf(']');
+    if (close < 0) throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
+    host = rest.slice(1, close);
+    rest = rest.slice(close + 1);
+    if (rest.startsWith(':')) port = parsePort(rest.slice(1), what);
+    else if (rest) throw new ResolveError(`unexpected "${rest}" in ${what} "${text}"`);
+  } else {
+    const colon = rest.indexOf(':');
+    if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
+      host = rest.slice(0, colon);
+      port = parsePort(rest.slice(colon + 1), what);
+    } else {
+      host = rest; // bare IPv6 address or plain host
+    }
+  }
+  if (!host) throw new ResolveError(`empty host in ${what} "${text}"`);
+  return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function computeFor(config: SSHConfig, host: string): Record<string, string | string[]> {
+  // matchExec false: `Match exec` would run shell commands from the config for every host.
+  return config.compute(host, { ignoreCase: true, matchExec: false });
+}
+
+function loadConfig(file: string, home: string, env: NodeJS.ProcessEnv): { config: SSHConfig; found: boolean } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { config: SSHConfig.parse(''), found: false };
+    throw new ResolveError(`cannot read ssh config ${file}: ${(err as Error).message}`);
+  }
+  let config: SSHConfig;
+  try {
+    config = SSHConfig.parse(text);
+  } catch (err) {
+    throw new ResolveError(`cannot parse ssh config ${file}: ${(err as Error).message}`);
+  }
+  expandIncludes(config, path.join(home, '.ssh'), home, env, 0);
+  return { config, found: true };
+}
+
+/**
+ * Inline `Include` files (ssh-config's compute ignores them). Top-level includes are spliced in place;
+ * an Include inside a Host/Match block contributes its leading directives to that block and its own
+ * sections right after it (OpenSSH would additionally gate those sections on the outer block).
+ */
+function expandIncludes(config: Line[], baseDir: string, home: string, env: NodeJS.ProcessEnv, depth: number): void {
+  if (depth > MAX_INCLUDE_DEPTH) throw new ResolveError('ssh config Include nested too deeply (a loop?)');
+  for (let i = 0; i < config.length; i++) {
+    const line = config[i]!;
+    if (line.type !== SSHConfig.DIRECTIVE) continue;
+    if ('config' in line) {
+      const inner = line.config as unknown as Line[];
+      const before = inner.length;
+      expandIncludes(inner, baseDir, home, env, depth);
+      // Sections that came from an included file cannot nest: move them after this block.
+      const firstSection = inner.findIndex((l) => l.type === SSHConfig.DIRECTIVE && 'config' in l);
+      if (firstSection >= 0 && inner.length !== before) {
+        const moved = inner.splice(firstSection);
+        config.splice(i + 1, 0, ...moved);
+      }
+      continue;
+    }
+    if (line.param.toLowerCase() !== 'include') continue;
+    const values = Array.isArray(line.value) ? line.value.map((v) => v.val) : line.value.split(/\s+/);
+    const included: Line[] = [];
+    for (const raw of values.filter(Boolean)) {
+      let pattern = expandEnv(expandTilde(raw, home), env, 'Include');
+      if (!path.isAbsolute(pattern)) pattern = path.join(baseDir, pattern);
+      for (const file of globFiles(pattern)) {
+        let text: string;
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch {
+          continue; // OpenSSH ignores unreadable include matches
+        }
+        const sub = SSHConfig.parse(text);
+        expandIncludes(sub, baseDir, home, env, depth + 1);
+        included.push(...sub);
+      }
+    }
+    config.splice(i, 1, ...included);
+    i += included.length - 1;
+  }
+}
+
+/** Minimal glob for Include: `*` and `?` within path segments, results sorted like glob(3). */
+function globFiles(pattern: string): string[] {
+  if (!/[*?[]/.test(pattern)) return [pattern];
+  const parts = pattern.split('/').filter((p, i) => p !== '' || i === 0);
+  let current = [parts[0] === '' ? '/' : parts[0]!];
+  for (const part of parts.slice(1)) {
+    const next: string[] = [];
+    for (const dir of current) {
+      if (!/[*?[]/.test(part)) {
+        next.push(path.join(dir, part));
+        continue;
+      }
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      const re = globToRegExp(part);
+      for (const n of names.sort()) if (!n.startsWith('.') && re.test(n)) next.push(path.join(dir, n));
+    }
+    current = next;
+  }
+  return current;
+}
+
+function globToRegExp(pattern: string): RegExp {
+  let re = '';
+  for (const ch of pattern) {
+    if (ch === '*') re += '.*';
+    else if (ch === '?') re += '.';
+    else re += ch.replace(/[\\^$.|+(){}[\]]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** OpenSSH percent_expand: unknown tokens are an error, `%%` is a literal percent. */
+export function percentExpand(value: string, tokens: Record<string, string>, directive: string): string {
+  return value.replace(/%(.)?/g, (_m, t: string | undefined) => {
+    if (t === '%') return '%';
+    if (t !== undefined && Object.hasOwn(tokens, t)) return tokens[t]!;
+    throw new ResolveError(`unknown token %${t ?? ''} in ${directive} "${value}"`);
+  });
+}
+
+function expandEnv(value: string, env: NodeJS.ProcessEnv, directive: string): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+    const v = env[name];
+    if (v === undefined) throw new ResolveError(`environment variable ${name} in ${directive} "${value}" is not set`);
+    return v;
+  });
+}
+
+export function expandTilde(value: string, home: string): string {
+  if (value === '~') return home;
+  if (value.startsWith('~/')) return path.join(home, value.slice(2));
+  return value;
+}
+
+function localUserName(env: NodeJS.ProcessEnv): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return env.USER ?? env.LOGNAME ?? 'root';
+  }
+}
+
+function parsePort(value: string | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ResolveError(`invalid port "${value}" in ${what}`);
+  return n;
+}
+
+function parseSeconds(value: string | undefined, directive: string): number | undefined {
+  if (value === undefined || value.toLowerCase() === 'none') return undefined;
+  if (!/^\d+$/.test(value.trim())) throw new ResolveError(`invalid ${directive} "${value}" in ssh config (whole seconds)`);
+  return Number(value.trim());
+}
+
+function yesNo(value: string | undefined, directive: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  const v = value.toLowerCase();
+  if (v === 'yes' || v === 'true') return true;
+  if (v === 'no' || v === 'false') return false;
+  throw new ResolveError(`invalid ${directive} "${value}" in ssh config (yes or no)`);
+}
+
+function parseStrict(value: string | undefined): StrictHostKeyChecking {
+  if (value === undefined) return 'ask';
+  switch (value.toLowerCase()) {
+    case 'yes':
+    case 'true':
+      return 'yes';
+    case 'ask':
+      return 'ask';
+    case 'accept-new':
+      return 'accept-new';
+    case 'no':
+    case 'off':
+    case 'false':
+      return 'no';
+    default:
+      throw new ResolveError(`invalid StrictHostKeyChecking "${value}" in ssh config`);
+  }
+}

@@ -1,0 +1,19 @@
+// SSH for herd: OpenSSH-compatible host resolution, host key checking, connections and shell quoting.
+export { resolveHost, parseProxyJump, parseUserHostPort, ResolveError } from './config.js';
+export type { HostSpec, IdentityFile, ResolveOptions, ResolvedHost, StrictHostKeyChecking } from './config.js';
+export {
+  appendKnownHost,
+  checkHostKey,
+  fingerprint,
+  formatKnownHostsLine,
+  hashHostName,
+  knownHostsName,
+  keyTypeOf,
+  parseKnownHosts,
+} from './known-hosts.js';
+export type { HostKeyCheck, HostKeyStatus, KnownHostsEntry } from './known-hosts.js';
+export { connectHost } from './connect.js';
+export { SshError } from './errors.js';
+export type { SshConnection, SshLog, SshSettings, SshTarget } from './connect.js';
+export type { SshErrorKind } from './errors.js';
+export { shellCommand, shellQuote } from './quote.js';

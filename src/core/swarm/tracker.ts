@@ -1,0 +1,79 @@
+// The private tracker: an HTTP announce endpoint that answers only this run's info hash and secret.
+import http from 'node:http'
+import crypto from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { Server as TrackerServer } from 'bittorrent-tracker'
+
+/** A running tracker; `urlFor(addr)` is the announce URL as a host reaches the runner at `addr`. */
+export interface PrivateTracker {
+  port: number
+  secret: string
+  urlFor(address: string): string
+  /** Announces seen, refused requests, for the log. */
+  stats(): { announces: number; refused: number }
+  close(): Promise<void>
+}
+
+/** Tries each port of [low, high] in turn; fails with the last error when none is free. */
+export async function startTracker(opts: { infoHash: string; ports: [number, number]; intervalSeconds: number; host?: string }): Promise<PrivateTracker> {
+  const secret = crypto.randomBytes(16).toString('hex')
+  const tracker = new TrackerServer({
+    http: false,
+    udp: false,
+    ws: false,
+    stats: false,
+    interval: opts.intervalSeconds * 1000,
+    filter: (infoHash: string, _params: unknown, cb: (err: Error | null) => void) => {
+      cb(infoHash === opts.infoHash ? null : new Error('unknown torrent'))
+    },
+  })
+  tracker.on('warning', () => {})
+  tracker.on('error', () => {})
+  let announces = 0
+  let refused = 0
+  const prefix = `/${secret}/announce`
+  const server = http.createServer((req, res) => {
+    const [pathname, query = ''] = (req.url ?? '').split('?', 2)
+    if (req.method !== 'GET' || pathname !== prefix) {
+      refused++
+      res.statusCode = 403
+      res.end('d14:failure reason9:forbiddene')
+      return
+    }
+    announces++
+    req.url = `/announce?${query}`
+    tracker.onHttpRequest(req, res, { action: 'announce' })
+  })
+  server.keepAliveTimeout = 1000
+
+  let lastError: Error | undefined
+  for (let port = opts.ports[0]; port <= opts.ports[1]; port++) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: Error) => { server.off('listening', onListening); reject(err) }
+        const onListening = () => { server.off('error', onError); resolve() }
+        server.once('error', onError)
+        server.once('listening', onListening)
+        server.listen(port, opts.host)
+      })
+      lastError = undefined
+      break
+    } catch (err) {
+      lastError = err as Error
+    }
+  }
+  if (lastError) throw lastError
+  const port = (server.address() as AddressInfo).port
+  return {
+    port,
+    secret,
+    urlFor: (address) => `http://${address.includes(':') ? `[${address}]` : address}:${port}${prefix}`,
+    stats: () => ({ announces, refused }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.()
+        server.close(() => resolve())
+        tracker.close?.()
+      }),
+  }
+}

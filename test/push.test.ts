@@ -1,0 +1,123 @@
+// The distribution core through the committed CLI, on real sshd hosts: every host verified by sha256.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { canRunCluster, startCluster, type Cluster } from './support/cluster.js'
+import { herd, hostsFile, leftovers, randomFile } from './support/herd.js'
+
+const can = canRunCluster()
+const MiB = 1024 * 1024
+let cluster: Cluster
+let work: string
+let file: { path: string; sha256: string }
+
+before(async () => {
+  if (!can.ok) return
+  cluster = await startCluster({ hosts: 4 })
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-push-'))
+  file = randomFile(work, 'model.bin', 64 * MiB, 0o640)
+})
+
+after(async () => {
+  await cluster?.destroy()
+  if (work) fs.rmSync(work, { recursive: true, force: true })
+})
+
+async function assertNothingLeftRunning(): Promise<void> {
+  for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], `${h.alias}: processes left running`)
+}
+
+test('pushes 64 MiB to 4 hosts named by ssh config aliases with hashed known_hosts', { skip: can.ok ? false : can.why, timeout: 180_000 }, async () => {
+  const logs = path.join(work, 'logs-1')
+  const r = await herd(cluster, [file.path, '/srv/model.bin', hostsFile(work, cluster.hosts), '--log-dir', logs])
+  assert.equal(r.code, 0, r.stderr + r.stdout)
+  assert.ok(r.report, 'a JSON report on stdout')
+  assert.deepEqual(r.report.succeeded, cluster.hosts.map((h) => h.alias))
+  for (const h of cluster.hosts) {
+    assert.equal(await cluster.sha256On(h, '/srv/model.bin'), file.sha256, `${h.alias}: sha256`)
+    assert.equal(fs.statSync(cluster.hostPath(h, '/srv/model.bin')).mode & 0o7777, 0o640, `${h.alias}: mode`)
+    assert.deepEqual(leftovers(cluster, h, '/srv/model.bin'), [])
+    assert.ok(fs.readFileSync(path.join(logs, `${h.alias}.log`), 'utf8').includes('done: fetched'))
+  }
+  await assertNothingLeftRunning()
+})
+
+test('a host that already holds the identical file transfers nothing', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+  const r = await herd(cluster, [file.path, '/srv/model.bin', hostsFile(work, cluster.hosts)])
+  assert.equal(r.code, 0, r.stderr)
+  for (const h of r.report!.hosts) {
+    assert.equal(h.status, 'ok')
+    assert.equal(h.transferred, false, `${h.host} transferred again`)
+    assert.equal(h.downloaded, 0)
+  }
+  assert.equal(r.report!.bytesFromRunner, 0)
+  await assertNothingLeftRunning()
+})
+
+test('an unreachable host fails alone: exit 1, its log names the cause, the others get the file', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+  const down = cluster.hosts[2]!
+  await cluster.stopSshd(down)
+  try {
+    const logs = path.join(work, 'logs-down')
+    const r = await herd(cluster, [file.path, '/srv/down-test.bin', hostsFile(work, cluster.hosts), '--log-dir', logs])
+    assert.equal(r.code, 1, r.stderr)
+    assert.deepEqual(r.report!.failed, [down.alias])
+    const failed = r.report!.hosts.find((h) => h.host === down.alias)!
+    assert.equal(failed.kind, 'connect')
+    assert.match(failed.cause!, /^could not connect: connection refused/)
+    assert.match(fs.readFileSync(path.join(logs, `${down.alias}.log`), 'utf8'), /could not connect.*refused/i)
+    assert.match(r.stdout + r.stderr, new RegExp(`FAILED ${down.alias}: .*refused`))
+    for (const h of cluster.hosts.filter((x) => x !== down)) assert.equal(await cluster.sha256On(h, '/srv/down-test.bin'), file.sha256)
+    assert.equal(await cluster.sha256On(down, '/srv/down-test.bin'), null)
+  } finally {
+    await cluster.startSshd(down)
+  }
+  await assertNothingLeftRunning()
+})
+
+test('a host that fails once succeeds on retry', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+  const flaky = cluster.hosts[1]!
+  await cluster.stopSshd(flaky)
+  const restart = setTimeout(() => void cluster.startSshd(flaky), 1500)
+  try {
+    const r = await herd(cluster, [file.path, '/srv/retry.bin', hostsFile(work, cluster.hosts), '--retry', '3'])
+    assert.equal(r.code, 0, r.stderr)
+    const h = r.report!.hosts.find((x) => x.host === flaky.alias)!
+    assert.equal(h.status, 'ok')
+    assert.ok(h.attempts >= 2, `attempts ${h.attempts}`)
+    for (const x of r.report!.hosts.filter((x) => x.host !== flaky.alias)) assert.equal(x.attempts, 1, `${x.host} was run again after success`)
+    for (const c of cluster.hosts) assert.equal(await cluster.sha256On(c, '/srv/retry.bin'), file.sha256)
+  } finally {
+    clearTimeout(restart)
+  }
+  await assertNothingLeftRunning()
+})
+
+test('an unknown host key is refused, naming the host and the fix', { skip: can.ok ? false : can.why, timeout: 60_000 }, async () => {
+  const known = fs.readFileSync(cluster.knownHostsPath, 'utf8').trim().split('\n')
+  const partial = path.join(work, 'known_hosts.partial')
+  fs.writeFileSync(partial, known.slice(1).join('\n') + '\n') // the first host's key is missing (lines follow host order)
+  const r = await herd(cluster, [file.path, '/srv/hostkey.bin', '--hostlist', cluster.hosts.map((h) => h.alias).join(','), '--known-hosts', partial])
+  assert.equal(r.code, 1, r.stderr)
+  assert.deepEqual(r.report!.failed, [cluster.hosts[0]!.alias])
+  const failed = r.report!.hosts[0]!
+  assert.equal(failed.kind, 'host-key-unknown')
+  assert.match(failed.cause!, /ssh-keyscan|accept-new/)
+  assert.equal(await cluster.sha256On(cluster.hosts[0]!, '/srv/hostkey.bin'), null)
+  await assertNothingLeftRunning()
+})
+
+test('a destination with spaces, quotes, $() and ; lands at that literal path and runs nothing', { skip: can.ok ? false : can.why, timeout: 60_000 }, async () => {
+  const h = cluster.hosts[3]!
+  const dest = `/srv/a b/it's $(touch /srv/pwned);y\`touch /srv/pwned2\``
+  // The folder (with its odd name) must exist: herd does not create folders.
+  fs.mkdirSync(cluster.hostPath(h, path.dirname(dest)), { recursive: true })
+  const r = await herd(cluster, [file.path, dest, '--hostlist', h.alias])
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(await cluster.sha256On(h, dest), file.sha256)
+  assert.equal(fs.existsSync(cluster.hostPath(h, '/srv/pwned')), false, 'command substitution ran')
+  assert.equal(fs.existsSync(cluster.hostPath(h, '/srv/pwned2')), false, 'backticks ran')
+  await assertNothingLeftRunning()
+})

@@ -1,0 +1,54 @@
+// Runs the committed herd CLI (dist/) inside a test cluster's runner namespace and reads what it reports.
+import fs from 'node:fs'
+import path from 'node:path'
+import crypto from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import type { Cluster, ClusterHost, RunResult } from './cluster.js'
+import type { Report } from '../../src/core/report.js'
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+export const cliPath = path.join(repoRoot, 'dist', 'cli', 'index.js')
+
+/** A file of random bytes; returns its path and sha256. */
+export function randomFile(dir: string, name: string, bytes: number, mode = 0o644): { path: string; sha256: string } {
+  const file = path.join(dir, name)
+  const hash = crypto.createHash('sha256')
+  const fd = fs.openSync(file, 'w', mode)
+  const chunk = 4 * 1024 * 1024
+  for (let done = 0; done < bytes; done += chunk) {
+    const buf = crypto.randomBytes(Math.min(chunk, bytes - done))
+    hash.update(buf)
+    fs.writeSync(fd, buf)
+  }
+  fs.closeSync(fd)
+  fs.chmodSync(file, mode)
+  return { path: file, sha256: hash.digest('hex') }
+}
+
+/** A hosts file naming the given hosts by their ssh config aliases. */
+export function hostsFile(dir: string, hosts: ClusterHost[], name = 'hosts.txt'): string {
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, `# test hosts\n${hosts.map((h) => h.alias).join('\n')}\n`)
+  return file
+}
+
+export interface HerdResult extends RunResult {
+  report?: Report
+}
+
+/** Runs `node dist/cli/index.js ARGS --json` in the runner namespace; parses the JSON report. */
+export async function herd(cluster: Cluster, args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<HerdResult> {
+  const r = await cluster.runInRunner(['node', cliPath, ...args, '--json'], { env: cluster.env(opts.env), timeoutMs: opts.timeoutMs ?? 120_000, cwd: repoRoot })
+  let report: Report | undefined
+  try {
+    report = JSON.parse(r.stdout) as Report
+  } catch {}
+  return { ...r, report }
+}
+
+/** Files herd left beside a destination (temporary files must never stay). */
+export function leftovers(cluster: Cluster, host: ClusterHost, destination: string): string[] {
+  const dir = cluster.hostPath(host, path.dirname(destination))
+  if (!fs.existsSync(dir)) return []
+  return fs.readdirSync(dir).filter((n) => n.includes('.herd-'))
+}
