@@ -24,7 +24,8 @@ async function main(): Promise<number> {
     const file = randomFile(work, 'demo.bin', sizeMiB * 1024 * 1024)
     const list = hostsFile(work, cluster.hosts)
     console.log(`demo: hosts are named by aliases in ${cluster.sshConfigPath}; keys hashed in ${cluster.knownHostsPath}`)
-    const args = [cliPath, file.path, '/srv/demo.bin', list, '--log-dir', path.join(work, 'logs')]
+    const logDir = process.env.DEMO_LOG_DIR ?? path.join(work, 'logs')
+    const args = [cliPath, file.path, '/srv/demo.bin', list, '--log-dir', logDir]
     console.log(`demo: herd ${args.slice(1).join(' ')}`)
     const code = await new Promise<number>((resolve) => {
       const child = spawn('ip', ['netns', 'exec', cluster.runnerNetns, 'node', ...args], { env: cluster.env(), stdio: 'inherit', cwd: repoRoot })

@@ -60060,6 +60060,58 @@ function guardAgainstBadPeers(torrent, fail, seedPeer) {
         }
     });
 }
+/**
+ * Spreads the load so the runner sends each piece about once: host i of N owns the i-th slice of the
+ * pieces and fetches it first, from the runner; every other piece it takes from the hosts that own it.
+ * Only once its own slice is in does it ask the runner for pieces that no unchoked peer offers (a slow
+ * or failed owner never stalls the rest).
+ */
+function shareTheRunner(torrent, start, isRunner) {
+    const pieces = torrent.pieces.length;
+    const of = Math.max(1, start.spread.of);
+    const first = Math.floor((pieces * start.spread.index) / of);
+    const last = Math.floor((pieces * (start.spread.index + 1)) / of) - 1;
+    if (first > 0) {
+        torrent.select(first, pieces - 1, 2);
+        torrent.select(0, first - 1, 1);
+    }
+    let missingInSlice = 0;
+    for (let i = first; i <= last; i++)
+        if (!torrent.bitfield.get(i))
+            missingInSlice++;
+    torrent.on('verified', (i) => {
+        if (i >= first && i <= last)
+            missingInSlice--;
+    });
+    const offeredByPeer = (runner, i) => torrent.wires.some((w) => w !== runner && !w.peerChoking && w.peerPieces.get(i));
+    const fromRunner = (runner, i) => (i >= first && i <= last) || (missingInSlice <= 0 && !offeredByPeer(runner, i));
+    const restrict = (wire) => {
+        // The wire replaces peerPieces when a bitfield arrives, so wrap whatever it holds.
+        const wrap = (bits) => new Proxy(bits, {
+            get: (target, prop) => {
+                if (prop === 'get')
+                    return (i) => target.get(i) && fromRunner(wire, i);
+                const value = Reflect.get(target, prop);
+                return typeof value === 'function' ? value.bind(target) : value;
+            },
+        });
+        let view = wrap(wire.peerPieces);
+        Object.defineProperty(wire, 'peerPieces', {
+            configurable: true,
+            get: () => view,
+            set: (bits) => {
+                view = wrap(bits);
+            },
+        });
+    };
+    for (const w of torrent.wires)
+        if (isRunner(w))
+            restrict(w);
+    torrent.on('wire', (wire) => {
+        if (isRunner(wire))
+            restrict(wire);
+    });
+}
 async function run(start, inbox) {
     if (start.protocol !== PROTOCOL_VERSION) {
         send({ t: 'error', code: 'protocol', message: `runner speaks protocol ${start.protocol}, this agent ${PROTOCOL_VERSION}` });
@@ -60140,17 +60192,28 @@ async function run(start, inbox) {
                 runnerWires.add(wire);
         });
         const fromRunner = () => [...runnerWires].reduce((n, w) => n + w.downloaded, 0);
+        const allWires = new Set();
+        torrent.on('wire', (wire) => allWires.add(wire));
+        // Where the bytes came from, for the host's log: tells a working swarm from a star.
+        const sources = () => [...allWires]
+            .filter((w) => w.downloaded > 0)
+            .map((w) => `${w.remoteAddress}${runnerWires.has(w) ? ' (runner)' : ''} ${(w.downloaded / 1048576).toFixed(1)} MiB`)
+            .join(', ');
         guardAgainstBadPeers(torrent, fail, start.seedPeer);
         await new Promise((resolve, reject) => {
             torrent.once('ready', () => resolve());
             torrent.once('error', reject);
         });
+        if (mode === 'fetch')
+            shareTheRunner(torrent, start, (w) => `${w.remoteAddress}:${w.remotePort}` === start.seedPeer);
         send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: torrent.downloaded });
         const onDone = async () => {
             try {
                 if (mode === 'fetch')
                     await placeFile(partial, start);
                 done = true;
+                if (mode === 'fetch')
+                    log(`received from: ${sources() || 'nobody'}`);
                 send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: fromRunner(), seconds: (Date.now() - began) / 1000 });
             }
             catch (err) {

@@ -92029,6 +92029,7 @@ async function startAgent(ctx, conn, log) {
         idleTimeoutSeconds: AGENT_IDLE_TIMEOUT_S,
         progressMs: 1000,
         host: ctx.spec.label,
+        spread: ctx.spread,
     };
     session.send(start);
     log.write(`agent started; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`);
@@ -92320,9 +92321,10 @@ async function distribute(plan, opts = {}) {
         const ssh = sshSettingsFor(plan);
         opts.onPhase?.('hosts', `${plan.hosts.length} hosts`);
         const swarm = { torrent, tracker, seederPort: seeder.port, agent };
-        const runs = await Promise.all(plan.hosts.map((spec) => hostRun({
+        const runs = await Promise.all(plan.hosts.map((spec, index) => hostRun({
             plan,
             spec,
+            spread: { index, of: plan.hosts.length },
             swarm,
             ssh,
             connectLimit,

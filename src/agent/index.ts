@@ -187,6 +187,57 @@ function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void,
   })
 }
 
+/**
+ * Spreads the load so the runner sends each piece about once: host i of N owns the i-th slice of the
+ * pieces and fetches it first, from the runner; every other piece it takes from the hosts that own it.
+ * Only once its own slice is in does it ask the runner for pieces that no unchoked peer offers (a slow
+ * or failed owner never stalls the rest).
+ */
+function shareTheRunner(torrent: Torrent, start: StartMessage, isRunner: (wire: Wire) => boolean): void {
+  type Bits = { get(i: number): boolean }
+  type PeerWire = Wire & { peerPieces: Bits; peerChoking: boolean }
+  const pieces = torrent.pieces.length
+  const of = Math.max(1, start.spread.of)
+  const first = Math.floor((pieces * start.spread.index) / of)
+  const last = Math.floor((pieces * (start.spread.index + 1)) / of) - 1
+  if (first > 0) {
+    torrent.select(first, pieces - 1, 2)
+    torrent.select(0, first - 1, 1)
+  }
+  let missingInSlice = 0
+  for (let i = first; i <= last; i++) if (!torrent.bitfield.get(i)) missingInSlice++
+  torrent.on('verified', (i: number) => {
+    if (i >= first && i <= last) missingInSlice--
+  })
+  const offeredByPeer = (runner: Wire, i: number) =>
+    (torrent.wires as PeerWire[]).some((w) => w !== runner && !w.peerChoking && w.peerPieces.get(i))
+  const fromRunner = (runner: Wire, i: number) =>
+    (i >= first && i <= last) || (missingInSlice <= 0 && !offeredByPeer(runner, i))
+  const restrict = (wire: PeerWire) => {
+    // The wire replaces peerPieces when a bitfield arrives, so wrap whatever it holds.
+    const wrap = (bits: Bits): Bits =>
+      new Proxy(bits as object, {
+        get: (target, prop) => {
+          if (prop === 'get') return (i: number) => (target as Bits).get(i) && fromRunner(wire, i)
+          const value = Reflect.get(target, prop)
+          return typeof value === 'function' ? value.bind(target) : value
+        },
+      }) as Bits
+    let view = wrap(wire.peerPieces)
+    Object.defineProperty(wire, 'peerPieces', {
+      configurable: true,
+      get: () => view,
+      set: (bits: Bits) => {
+        view = wrap(bits)
+      },
+    })
+  }
+  for (const w of torrent.wires) if (isRunner(w)) restrict(w as PeerWire)
+  torrent.on('wire', (wire: Wire) => {
+    if (isRunner(wire)) restrict(wire as PeerWire)
+  })
+}
+
 async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t: string }) => void) => void }): Promise<number> {
   if (start.protocol !== PROTOCOL_VERSION) {
     send({ t: 'error', code: 'protocol', message: `runner speaks protocol ${start.protocol}, this agent ${PROTOCOL_VERSION}` })
@@ -257,16 +308,26 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       if (`${wire.remoteAddress}:${wire.remotePort}` === start.seedPeer) runnerWires.add(wire)
     })
     const fromRunner = () => [...runnerWires].reduce((n, w) => n + w.downloaded, 0)
+    const allWires = new Set<Wire>()
+    torrent.on('wire', (wire: Wire) => allWires.add(wire))
+    // Where the bytes came from, for the host's log: tells a working swarm from a star.
+    const sources = () =>
+      [...allWires]
+        .filter((w) => w.downloaded > 0)
+        .map((w) => `${w.remoteAddress}${runnerWires.has(w) ? ' (runner)' : ''} ${(w.downloaded / 1048576).toFixed(1)} MiB`)
+        .join(', ')
     guardAgainstBadPeers(torrent, fail, start.seedPeer)
     await new Promise<void>((resolve, reject) => {
       torrent.once('ready', () => resolve())
       torrent.once('error', reject)
     })
+    if (mode === 'fetch') shareTheRunner(torrent, start, (w) => `${w.remoteAddress}:${w.remotePort}` === start.seedPeer)
     send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: torrent.downloaded })
     const onDone = async () => {
       try {
         if (mode === 'fetch') await placeFile(partial, start)
         done = true
+        if (mode === 'fetch') log(`received from: ${sources() || 'nobody'}`)
         send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: fromRunner(), seconds: (Date.now() - began) / 1000 })
       } catch (err) {
         fail(err)

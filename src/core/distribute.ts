@@ -78,10 +78,11 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
     const swarm = { torrent, tracker, seederPort: seeder.port, agent }
     const runs: HostRun[] = await Promise.all(
-      plan.hosts.map((spec) =>
+      plan.hosts.map((spec, index) =>
         hostRun({
           plan,
           spec,
+          spread: { index, of: plan.hosts.length },
           swarm,
           ssh,
           connectLimit,

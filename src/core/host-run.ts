@@ -27,6 +27,8 @@ export interface HostRunContext {
   swarm: SwarmInfo
   ssh: SshSettings
   connectLimit: Limit
+  /** This host's place among all hosts, for the agent's piece order. */
+  spread: { index: number; of: number }
   /** Aborted when the run ends early (timeout or signal); `reason` is 'timeout', 'SIGINT' or 'SIGTERM'. */
   signal: AbortSignal
   onState(host: string, state: HostState, detail?: string): void
@@ -215,6 +217,7 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     idleTimeoutSeconds: AGENT_IDLE_TIMEOUT_S,
     progressMs: 1000,
     host: ctx.spec.label,
+    spread: ctx.spread,
   }
   session.send(start)
   log.write(`agent started; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)

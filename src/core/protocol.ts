@@ -25,6 +25,8 @@ export interface StartMessage {
   progressMs: number
   /** Log name of this host, for the agent's own messages. */
   host: string
+  /** This host's place among the hosts: it walks the pieces from `index/of` of the way in, so hosts start apart. */
+  spread: { index: number; of: number }
 }
 
 /** Runner → agent: still here (sent every few seconds). */
