@@ -24,6 +24,7 @@ declare module 'webtorrent' {
     bitfield: { get(i: number): boolean }
     pieces: unknown[]
     addPeer(peer: string): boolean
+    select(start: number, end: number, priority?: number): void
     destroy(opts?: { destroyStore?: boolean }, cb?: (err?: Error) => void): void
   }
   export default class WebTorrent extends EventEmitter {
