@@ -24,10 +24,15 @@ const bundles = [
   ...(fs.existsSync(path.join(root, 'build/src/action/main.js')) ? [{ entry: 'build/src/action/main.js', out: 'dist/action/main.js' }, { entry: 'build/src/action/post.js', out: 'dist/action/post.js' }] : []),
 ]
 
+const cleared = new Set()
 for (const b of bundles) {
   const { code, assets } = await ncc(path.join(root, b.entry), { minify: false, sourceMap: false, quiet: true, target: 'es2022', externals: ['cpu-features'] })
   const outFile = path.join(root, b.out)
-  fs.rmSync(path.dirname(outFile), { recursive: true, force: true })
+  // Clear each output folder once: main.js and post.js share dist/action.
+  if (!cleared.has(path.dirname(outFile))) {
+    fs.rmSync(path.dirname(outFile), { recursive: true, force: true })
+    cleared.add(path.dirname(outFile))
+  }
   fs.mkdirSync(path.dirname(outFile), { recursive: true })
   let body = code.replace(/^#!.*\n/, '')
   fs.writeFileSync(outFile, (b.shebang ? '#!/usr/bin/env node\n' : '') + prelude + body, { mode: b.shebang ? 0o755 : 0o644 })

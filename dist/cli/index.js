@@ -8,7 +8,7 @@ const __dirname = __herdDirname(__filename);
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 21:
+/***/ 8949:
 /***/ ((module) => {
 
 
@@ -25,7 +25,7 @@ module.exports = ({onlyFirst = false} = {}) => {
 
 /***/ }),
 
-/***/ 6656:
+/***/ 6400:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -45,16 +45,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7703:
+/***/ 8951:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
-var errors = __nccwpck_require__(6656);
-var types = __nccwpck_require__(254);
+var errors = __nccwpck_require__(6400);
+var types = __nccwpck_require__(590);
 
-var Reader = __nccwpck_require__(1996);
-var Writer = __nccwpck_require__(9816);
+var Reader = __nccwpck_require__(924);
+var Writer = __nccwpck_require__(7544);
 
 
 // --- Exports
@@ -79,16 +79,16 @@ for (var e in errors) {
 
 /***/ }),
 
-/***/ 1996:
+/***/ 924:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
 var assert = __nccwpck_require__(2613);
-var Buffer = (__nccwpck_require__(2803).Buffer);
+var Buffer = (__nccwpck_require__(9027).Buffer);
 
-var ASN1 = __nccwpck_require__(254);
-var errors = __nccwpck_require__(6656);
+var ASN1 = __nccwpck_require__(590);
+var errors = __nccwpck_require__(6400);
 
 
 // --- Globals
@@ -348,7 +348,7 @@ module.exports = Reader;
 
 /***/ }),
 
-/***/ 254:
+/***/ 590:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -391,15 +391,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9816:
+/***/ 7544:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
 var assert = __nccwpck_require__(2613);
-var Buffer = (__nccwpck_require__(2803).Buffer);
-var ASN1 = __nccwpck_require__(254);
-var errors = __nccwpck_require__(6656);
+var Buffer = (__nccwpck_require__(9027).Buffer);
+var ASN1 = __nccwpck_require__(590);
+var errors = __nccwpck_require__(6400);
 
 
 // --- Globals
@@ -715,7 +715,7 @@ module.exports = Writer;
 
 /***/ }),
 
-/***/ 9837:
+/***/ 2733:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -723,7 +723,7 @@ module.exports = Writer;
 // If you have no idea what ASN.1 or BER is, see this:
 // ftp://ftp.rsa.com/pub/pkcs/ascii/layman.asc
 
-var Ber = __nccwpck_require__(7703);
+var Ber = __nccwpck_require__(8951);
 
 
 
@@ -742,7 +742,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3057:
+/***/ 9553:
 /***/ ((module) => {
 
 function isBuffer(value) {
@@ -942,12 +942,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7994:
+/***/ 9050:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const resolve = __nccwpck_require__(4002)
-const { Version } = __nccwpck_require__(9747)
-const errors = __nccwpck_require__(3539)
+const resolve = __nccwpck_require__(2930)
+const { Version } = __nccwpck_require__(7731)
+const errors = __nccwpck_require__(3235)
 
 module.exports = exports = function resolve(specifier, parentURL, opts, readPackage) {
   if (typeof opts === 'function') {
@@ -1433,7 +1433,7 @@ function hasOpaquePath(url) {
 
 /***/ }),
 
-/***/ 3539:
+/***/ 3235:
 /***/ ((module) => {
 
 module.exports = class AddonResolveError extends Error {
@@ -1470,11 +1470,11 @@ module.exports = class AddonResolveError extends Error {
 
 /***/ }),
 
-/***/ 4002:
+/***/ 2930:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const { satisfies } = __nccwpck_require__(9747)
-const errors = __nccwpck_require__(1035)
+const { satisfies } = __nccwpck_require__(7731)
+const errors = __nccwpck_require__(3323)
 
 module.exports = exports = function resolve(specifier, parentURL, opts, readPackage) {
   if (typeof opts === 'function') {
@@ -2376,7 +2376,7 @@ exports.startsWithWindowsDriveLetter = function startsWithWindowsDriveLetter(inp
 
 /***/ }),
 
-/***/ 1035:
+/***/ 3323:
 /***/ ((module) => {
 
 module.exports = class ModuleResolveError extends Error {
@@ -2420,15 +2420,15 @@ module.exports = class ModuleResolveError extends Error {
 
 /***/ }),
 
-/***/ 9747:
+/***/ 7731:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-exports.constants = __nccwpck_require__(3926)
-exports.errors = __nccwpck_require__(9484)
+exports.constants = __nccwpck_require__(4678)
+exports.errors = __nccwpck_require__(4716)
 
-const Version = (exports.Version = __nccwpck_require__(7371))
-const Range = (exports.Range = __nccwpck_require__(358))
-exports.Comparator = __nccwpck_require__(9912)
+const Version = (exports.Version = __nccwpck_require__(9563))
+const Range = (exports.Range = __nccwpck_require__(2742))
+exports.Comparator = __nccwpck_require__(683)
 
 exports.satisfies = function satisfies(version, range) {
   if (typeof version === 'string') version = Version.parse(version)
@@ -2440,10 +2440,10 @@ exports.satisfies = function satisfies(version, range) {
 
 /***/ }),
 
-/***/ 9912:
+/***/ 683:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const constants = __nccwpck_require__(3926)
+const constants = __nccwpck_require__(4678)
 
 const symbols = {
   [constants.EQ]: '=',
@@ -2484,7 +2484,7 @@ module.exports = class Comparator {
 
 /***/ }),
 
-/***/ 3926:
+/***/ 4678:
 /***/ ((module) => {
 
 module.exports = {
@@ -2498,7 +2498,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9484:
+/***/ 4716:
 /***/ ((module) => {
 
 module.exports = class SemVerError extends Error {
@@ -2527,13 +2527,13 @@ module.exports = class SemVerError extends Error {
 
 /***/ }),
 
-/***/ 358:
+/***/ 2742:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const constants = __nccwpck_require__(3926)
-const errors = __nccwpck_require__(9484)
-const Version = __nccwpck_require__(7371)
-const Comparator = __nccwpck_require__(9912)
+const constants = __nccwpck_require__(4678)
+const errors = __nccwpck_require__(4716)
+const Version = __nccwpck_require__(9563)
+const Comparator = __nccwpck_require__(683)
 
 class Range {
   constructor(comparators = []) {
@@ -2790,10 +2790,10 @@ function expandTilde(version, precision) {
 
 /***/ }),
 
-/***/ 7371:
+/***/ 9563:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const errors = __nccwpck_require__(9484)
+const errors = __nccwpck_require__(4716)
 
 class Version {
   constructor(major, minor, patch, opts = {}) {
@@ -3037,12 +3037,12 @@ exports.compare = function compare(a, b) {
 
 /***/ }),
 
-/***/ 686:
+/***/ 6046:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var crypto_hash_sha512 = (__nccwpck_require__(668).lowlevel).crypto_hash;
+var crypto_hash_sha512 = (__nccwpck_require__(8156).lowlevel).crypto_hash;
 
 /*
  * This file is a 1:1 port from the OpenBSD blowfish.c and bcrypt_pbkdf.c. As a
@@ -3600,7 +3600,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2814:
+/***/ 1486:
 /***/ ((module) => {
 
 /**
@@ -3665,7 +3665,7 @@ module.exports = async function * (iterator, size = 512, opts = {}) {
 
 /***/ }),
 
-/***/ 798:
+/***/ 1102:
 /***/ ((module) => {
 
 
@@ -3706,7 +3706,7 @@ module.exports = { mask, unmask };
 
 /***/ }),
 
-/***/ 1486:
+/***/ 3918:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3714,18 +3714,18 @@ module.exports = { mask, unmask };
 try {
   module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)(__nccwpck_require__.ab + "prebuilds/linux-x64/bufferutil.node");
 } catch (e) {
-  module.exports = __nccwpck_require__(798);
+  module.exports = __nccwpck_require__(1102);
 }
 
 
 /***/ }),
 
-/***/ 8646:
+/***/ 582:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! cache-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
-const LRU = __nccwpck_require__(6353)
-const queueMicrotask = __nccwpck_require__(4351)
+const LRU = __nccwpck_require__(6753)
+const queueMicrotask = __nccwpck_require__(2735)
 
 class CacheStore {
   constructor (store, opts) {
@@ -3829,16 +3829,16 @@ module.exports = CacheStore
 
 /***/ }),
 
-/***/ 8502:
+/***/ 3302:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _SingleBar = __nccwpck_require__(2176);
-const _MultiBar = __nccwpck_require__(9307);
-const _Presets = __nccwpck_require__(1921);
-const _Formatter = __nccwpck_require__(4740);
-const _defaultFormatValue = __nccwpck_require__(8023);
-const _defaultFormatBar = __nccwpck_require__(5563);
-const _defaultFormatTime = __nccwpck_require__(9061);
+const _SingleBar = __nccwpck_require__(4064);
+const _MultiBar = __nccwpck_require__(5819);
+const _Presets = __nccwpck_require__(5633);
+const _Formatter = __nccwpck_require__(3204);
+const _defaultFormatValue = __nccwpck_require__(5047);
+const _defaultFormatBar = __nccwpck_require__(6059);
+const _defaultFormatTime = __nccwpck_require__(8005);
 
 // sub-module access
 module.exports = {
@@ -3856,7 +3856,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4250:
+/***/ 8218:
 /***/ ((module) => {
 
 
@@ -3935,7 +3935,7 @@ module.exports = ETA;
 
 /***/ }),
 
-/***/ 5563:
+/***/ 6059:
 /***/ ((module) => {
 
 // format bar
@@ -3952,7 +3952,7 @@ module.exports = function formatBar(progress, options){
 
 /***/ }),
 
-/***/ 9061:
+/***/ 8005:
 /***/ ((module) => {
 
 // default time format
@@ -3992,7 +3992,7 @@ module.exports = function formatTime(t, options, roundToMultipleOf){
 
 /***/ }),
 
-/***/ 8023:
+/***/ 5047:
 /***/ ((module) => {
 
 // default value format (apply autopadding)
@@ -4020,13 +4020,13 @@ module.exports = function formatValue(v, options, type){
 
 /***/ }),
 
-/***/ 4740:
+/***/ 3204:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _stringWidth = __nccwpck_require__(60);
-const _defaultFormatValue = __nccwpck_require__(8023);
-const _defaultFormatBar = __nccwpck_require__(5563);
-const _defaultFormatTime = __nccwpck_require__(9061);
+const _stringWidth = __nccwpck_require__(6716);
+const _defaultFormatValue = __nccwpck_require__(5047);
+const _defaultFormatBar = __nccwpck_require__(6059);
+const _defaultFormatTime = __nccwpck_require__(8005);
 
 // generic formatter
 module.exports = function defaultFormatter(options, params, payload){
@@ -4107,13 +4107,13 @@ module.exports = function defaultFormatter(options, params, payload){
 
 /***/ }),
 
-/***/ 5123:
+/***/ 8211:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _ETA = __nccwpck_require__(4250);
-const _Terminal = __nccwpck_require__(7748);
-const _formatter = __nccwpck_require__(4740);
-const _options = __nccwpck_require__(1596);
+const _ETA = __nccwpck_require__(8218);
+const _Terminal = __nccwpck_require__(7172);
+const _formatter = __nccwpck_require__(3204);
+const _options = __nccwpck_require__(2684);
 const _EventEmitter = __nccwpck_require__(4434);
 
 // Progress-Bar constructor
@@ -4348,12 +4348,12 @@ module.exports = class GenericBar extends _EventEmitter{
 
 /***/ }),
 
-/***/ 9307:
+/***/ 5819:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _Terminal = __nccwpck_require__(7748);
-const _BarElement = __nccwpck_require__(5123);
-const _options = __nccwpck_require__(1596);
+const _Terminal = __nccwpck_require__(7172);
+const _BarElement = __nccwpck_require__(8211);
+const _options = __nccwpck_require__(2684);
 const _EventEmitter = __nccwpck_require__(4434);
 
 // Progress-Bar constructor
@@ -4605,7 +4605,7 @@ module.exports = class MultiBar extends _EventEmitter{
 
 /***/ }),
 
-/***/ 1596:
+/***/ 2684:
 /***/ ((module) => {
 
 // utility to merge defaults
@@ -4721,11 +4721,11 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2176:
+/***/ 4064:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _GenericBar = __nccwpck_require__(5123);
-const _options = __nccwpck_require__(1596);
+const _GenericBar = __nccwpck_require__(8211);
+const _options = __nccwpck_require__(2684);
 
 // Progress-Bar constructor
 module.exports = class SingleBar extends _GenericBar{
@@ -4868,7 +4868,7 @@ module.exports = class SingleBar extends _GenericBar{
 
 /***/ }),
 
-/***/ 7748:
+/***/ 7172:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const _readline = __nccwpck_require__(3785);
@@ -5037,13 +5037,13 @@ module.exports = Terminal;
 
 /***/ }),
 
-/***/ 1921:
+/***/ 5633:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _legacy = __nccwpck_require__(4874);
-const _shades_classic = __nccwpck_require__(8170);
-const _shades_grey = __nccwpck_require__(3351);
-const _rect = __nccwpck_require__(8879);
+const _legacy = __nccwpck_require__(5242);
+const _shades_classic = __nccwpck_require__(4378);
+const _shades_grey = __nccwpck_require__(9063);
+const _rect = __nccwpck_require__(8255);
 
 module.exports = {
     legacy: _legacy,
@@ -5054,7 +5054,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4874:
+/***/ 5242:
 /***/ ((module) => {
 
 // cli-progress legacy style as of 1.x
@@ -5066,7 +5066,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8879:
+/***/ 8255:
 /***/ ((module) => {
 
 module.exports = {
@@ -5077,7 +5077,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8170:
+/***/ 4378:
 /***/ ((module) => {
 
 // cli-progress legacy style as of 1.x
@@ -5089,7 +5089,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3351:
+/***/ 9063:
 /***/ ((module) => {
 
 
@@ -5102,10 +5102,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9452:
+/***/ 9388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var ipaddr = __nccwpck_require__(8280);
+var ipaddr = __nccwpck_require__(2312);
 
 var compact2string = function (buf) {
   switch(buf.length) {
@@ -5153,7 +5153,7 @@ module.exports = compact2string;
 
 /***/ }),
 
-/***/ 976:
+/***/ 307:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! cpus. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -5166,14 +5166,14 @@ module.exports = function cpus () {
 
 /***/ }),
 
-/***/ 546:
+/***/ 4786:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const cp = __nccwpck_require__(5317);
-const parse = __nccwpck_require__(7877);
-const enoent = __nccwpck_require__(6469);
+const parse = __nccwpck_require__(4485);
+const enoent = __nccwpck_require__(1349);
 
 function spawn(command, args, options) {
     // Parse the arguments
@@ -5212,7 +5212,7 @@ module.exports._enoent = enoent;
 
 /***/ }),
 
-/***/ 6469:
+/***/ 1349:
 /***/ ((module) => {
 
 
@@ -5278,15 +5278,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7877:
+/***/ 4485:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const path = __nccwpck_require__(6928);
-const resolveCommand = __nccwpck_require__(4866);
-const escape = __nccwpck_require__(2164);
-const readShebang = __nccwpck_require__(599);
+const resolveCommand = __nccwpck_require__(7634);
+const escape = __nccwpck_require__(1556);
+const readShebang = __nccwpck_require__(7335);
 
 const isWin = process.platform === 'win32';
 const isExecutableRegExp = /\.(?:com|exe)$/i;
@@ -5376,7 +5376,7 @@ module.exports = parse;
 
 /***/ }),
 
-/***/ 2164:
+/***/ 1556:
 /***/ ((module) => {
 
 
@@ -5430,13 +5430,13 @@ module.exports.argument = escapeArgument;
 
 /***/ }),
 
-/***/ 599:
+/***/ 7335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const fs = __nccwpck_require__(9896);
-const shebangCommand = __nccwpck_require__(9152);
+const shebangCommand = __nccwpck_require__(1987);
 
 function readShebang(command) {
     // Read the first 150 bytes from the file
@@ -5460,14 +5460,14 @@ module.exports = readShebang;
 
 /***/ }),
 
-/***/ 4866:
+/***/ 7634:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const path = __nccwpck_require__(6928);
-const which = __nccwpck_require__(6848);
-const getPathKey = __nccwpck_require__(6689);
+const which = __nccwpck_require__(5088);
+const getPathKey = __nccwpck_require__(3073);
 
 function resolveCommandAttempt(parsed, withoutPathExt) {
     const env = parsed.options.env || process.env;
@@ -5519,7 +5519,7 @@ module.exports = resolveCommand;
 
 /***/ }),
 
-/***/ 6110:
+/***/ 3326:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 /* eslint-env browser */
@@ -5779,7 +5779,7 @@ function localstorage() {
 	}
 }
 
-module.exports = __nccwpck_require__(897)(exports);
+module.exports = __nccwpck_require__(7377)(exports);
 
 const {formatters} = module.exports;
 
@@ -5798,7 +5798,7 @@ formatters.j = function (v) {
 
 /***/ }),
 
-/***/ 897:
+/***/ 7377:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5814,7 +5814,7 @@ function setup(env) {
 	createDebug.disable = disable;
 	createDebug.enable = enable;
 	createDebug.enabled = enabled;
-	createDebug.humanize = __nccwpck_require__(744);
+	createDebug.humanize = __nccwpck_require__(4472);
 	createDebug.destroy = destroy;
 
 	Object.keys(env).forEach(key => {
@@ -6097,7 +6097,7 @@ module.exports = setup;
 
 /***/ }),
 
-/***/ 2830:
+/***/ 1710:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /**
@@ -6106,15 +6106,15 @@ module.exports = setup;
  */
 
 if (typeof process === 'undefined' || process.type === 'renderer' || process.browser === true || process.__nwjs) {
-	module.exports = __nccwpck_require__(6110);
+	module.exports = __nccwpck_require__(3326);
 } else {
-	module.exports = __nccwpck_require__(5108);
+	module.exports = __nccwpck_require__(3380);
 }
 
 
 /***/ }),
 
-/***/ 5108:
+/***/ 3380:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 /**
@@ -6148,7 +6148,7 @@ exports.colors = [6, 2, 3, 4, 5, 1];
 try {
 	// Optional dependency (as in, doesn't need to be installed, NOT like optionalDependencies in package.json)
 	// eslint-disable-next-line import/no-extraneous-dependencies
-	const supportsColor = __nccwpck_require__(75);
+	const supportsColor = __nccwpck_require__(1329);
 
 	if (supportsColor && (supportsColor.stderr || supportsColor).level >= 2) {
 		exports.colors = [
@@ -6356,7 +6356,7 @@ function init(debug) {
 	}
 }
 
-module.exports = __nccwpck_require__(897)(exports);
+module.exports = __nccwpck_require__(7377)(exports);
 
 const {formatters} = module.exports;
 
@@ -6384,7 +6384,7 @@ formatters.O = function (v) {
 
 /***/ }),
 
-/***/ 872:
+/***/ 8488:
 /***/ ((module) => {
 
 
@@ -6397,10 +6397,10 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 1424:
+/***/ 1920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var once = __nccwpck_require__(5560);
+var once = __nccwpck_require__(4120);
 
 var noop = function() {};
 
@@ -6500,7 +6500,7 @@ module.exports = eos;
 
 /***/ }),
 
-/***/ 4339:
+/***/ 8355:
 /***/ ((module) => {
 
 
@@ -6576,7 +6576,7 @@ module.exports = createError;
 
 /***/ }),
 
-/***/ 2759:
+/***/ 9927:
 /***/ ((module) => {
 
 /*!
@@ -6661,7 +6661,7 @@ function escapeHtml(string) {
 
 /***/ }),
 
-/***/ 9580:
+/***/ 7532:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = __nccwpck_require__(4434)
@@ -6669,7 +6669,7 @@ module.exports = __nccwpck_require__(4434)
 
 /***/ }),
 
-/***/ 3587:
+/***/ 2899:
 /***/ ((module) => {
 
 module.exports = class FixedFIFO {
@@ -6715,10 +6715,10 @@ module.exports = class FixedFIFO {
 
 /***/ }),
 
-/***/ 3867:
+/***/ 4219:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const FixedFIFO = __nccwpck_require__(3587)
+const FixedFIFO = __nccwpck_require__(2899)
 
 module.exports = class FastFIFO {
   constructor (hwm) {
@@ -6770,7 +6770,7 @@ module.exports = class FastFIFO {
 
 /***/ }),
 
-/***/ 8153:
+/***/ 4025:
 /***/ (() => {
 
 if (typeof ReadableStream !== 'undefined') {
@@ -6811,21 +6811,21 @@ if (typeof ReadableStream !== 'undefined') {
 
 /***/ }),
 
-/***/ 1907:
+/***/ 7225:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-__WEBPACK_EXTERNAL_createRequire(import.meta.url).addon = __nccwpck_require__(4390)
+__WEBPACK_EXTERNAL_createRequire(import.meta.url).addon = __nccwpck_require__(5254)
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon('.', __filename)
 
 
 /***/ }),
 
-/***/ 1706:
+/***/ 2042:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { isWindows } = __nccwpck_require__(4868)
-const binding = __nccwpck_require__(1907)
+const { isWindows } = __nccwpck_require__(7684)
+const binding = __nccwpck_require__(7225)
 
 function onwork(err, result) {
   if (err) this.reject(err)
@@ -7184,7 +7184,7 @@ exports.listAttrsSync = function listAttrsSync(fd) {
 
 /***/ }),
 
-/***/ 7070:
+/***/ 5390:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -7243,14 +7243,14 @@ module.exports = options => {
 
 /***/ }),
 
-/***/ 6771:
+/***/ 5571:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const {constants: BufferConstants} = __nccwpck_require__(181);
 const stream = __nccwpck_require__(2203);
 const {promisify} = __nccwpck_require__(9023);
-const bufferStream = __nccwpck_require__(7070);
+const bufferStream = __nccwpck_require__(5390);
 
 const streamPipelinePromisified = promisify(stream.pipeline);
 
@@ -7311,12 +7311,12 @@ module.exports.MaxBufferError = MaxBufferError;
 
 /***/ }),
 
-/***/ 3389:
+/***/ 1405:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! immediate-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 // TODO: remove when window.queueMicrotask() is well supported
-const queueMicrotask = __nccwpck_require__(4351)
+const queueMicrotask = __nccwpck_require__(2735)
 
 class ImmediateStore {
   constructor (store) {
@@ -7373,7 +7373,7 @@ module.exports = ImmediateStore
 
 /***/ }),
 
-/***/ 9598:
+/***/ 1214:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 try {
@@ -7383,13 +7383,13 @@ try {
   module.exports = util.inherits;
 } catch (e) {
   /* istanbul ignore next */
-  module.exports = __nccwpck_require__(6589);
+  module.exports = __nccwpck_require__(9341);
 }
 
 
 /***/ }),
 
-/***/ 6589:
+/***/ 9341:
 /***/ ((module) => {
 
 if (typeof Object.create === 'function') {
@@ -7423,7 +7423,7 @@ if (typeof Object.create === 'function') {
 
 /***/ }),
 
-/***/ 8850:
+/***/ 2226:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7441,7 +7441,7 @@ exports.AddressError = AddressError;
 
 /***/ }),
 
-/***/ 5864:
+/***/ 8520:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -7456,7 +7456,7 @@ exports.assertByteArray = assertByteArray;
 exports.numberToPaddedHex = numberToPaddedHex;
 exports.stringToPaddedHex = stringToPaddedHex;
 exports.testBit = testBit;
-const address_error_1 = __nccwpck_require__(8850);
+const address_error_1 = __nccwpck_require__(2226);
 /**
  * Returns whether this address's *network* is contained within `address`,
  * i.e. whether every address this one can represent also falls inside
@@ -7601,7 +7601,7 @@ function testBit(binaryValue, position) {
 
 /***/ }),
 
-/***/ 9253:
+/***/ 4693:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -7630,19 +7630,19 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.v6 = exports.AddressError = exports.Address6 = exports.Address4 = void 0;
-var ipv4_1 = __nccwpck_require__(7946);
+var ipv4_1 = __nccwpck_require__(8410);
 Object.defineProperty(exports, "Address4", ({ enumerable: true, get: function () { return ipv4_1.Address4; } }));
-var ipv6_1 = __nccwpck_require__(8096);
+var ipv6_1 = __nccwpck_require__(4368);
 Object.defineProperty(exports, "Address6", ({ enumerable: true, get: function () { return ipv6_1.Address6; } }));
-var address_error_1 = __nccwpck_require__(8850);
+var address_error_1 = __nccwpck_require__(2226);
 Object.defineProperty(exports, "AddressError", ({ enumerable: true, get: function () { return address_error_1.AddressError; } }));
-const helpers = __importStar(__nccwpck_require__(339));
+const helpers = __importStar(__nccwpck_require__(4819));
 exports.v6 = { helpers };
 //# sourceMappingURL=ip-address.js.map
 
 /***/ }),
 
-/***/ 7946:
+/***/ 8410:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -7672,9 +7672,9 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Address4 = void 0;
-const common = __importStar(__nccwpck_require__(5864));
-const constants = __importStar(__nccwpck_require__(6437));
-const address_error_1 = __nccwpck_require__(8850);
+const common = __importStar(__nccwpck_require__(8520));
+const constants = __importStar(__nccwpck_require__(1733));
+const address_error_1 = __nccwpck_require__(2226);
 const isCorrect4 = common.isCorrect(constants.BITS);
 /**
  * Represents an IPv4 address
@@ -8250,7 +8250,7 @@ const SPECIAL_PURPOSE_V4 = constants.SPECIAL_PURPOSE.map(([cidr, , reachable]) =
 
 /***/ }),
 
-/***/ 8096:
+/***/ 4368:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -8281,14 +8281,14 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Address6 = void 0;
-const common = __importStar(__nccwpck_require__(5864));
-const constants4 = __importStar(__nccwpck_require__(6437));
-const constants6 = __importStar(__nccwpck_require__(2899));
-const helpers = __importStar(__nccwpck_require__(339));
-const ipv4_1 = __nccwpck_require__(7946);
-const regular_expressions_1 = __nccwpck_require__(2016);
-const address_error_1 = __nccwpck_require__(8850);
-const common_1 = __nccwpck_require__(5864);
+const common = __importStar(__nccwpck_require__(8520));
+const constants4 = __importStar(__nccwpck_require__(1733));
+const constants6 = __importStar(__nccwpck_require__(7267));
+const helpers = __importStar(__nccwpck_require__(4819));
+const ipv4_1 = __nccwpck_require__(8410);
+const regular_expressions_1 = __nccwpck_require__(7632);
+const address_error_1 = __nccwpck_require__(2226);
+const common_1 = __nccwpck_require__(8520);
 const isCorrect6 = common.isCorrect(constants6.BITS);
 function assert(condition) {
     if (!condition) {
@@ -9717,7 +9717,7 @@ const NAT64_LOCAL_USE_SUBNET = new Address6('64:ff9b:1::/48');
 
 /***/ }),
 
-/***/ 6437:
+/***/ 1733:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9774,7 +9774,7 @@ exports.SPECIAL_PURPOSE = [
 
 /***/ }),
 
-/***/ 2899:
+/***/ 7267:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9911,7 +9911,7 @@ exports.SPECIAL_PURPOSE = [
 
 /***/ }),
 
-/***/ 339:
+/***/ 4819:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9971,7 +9971,7 @@ function simpleGroup(addressString, offset = 0) {
 
 /***/ }),
 
-/***/ 2016:
+/***/ 7632:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -10004,7 +10004,7 @@ exports.groupPossibilities = groupPossibilities;
 exports.padGroup = padGroup;
 exports.simpleRegularExpression = simpleRegularExpression;
 exports.possibleElisions = possibleElisions;
-const v6 = __importStar(__nccwpck_require__(2899));
+const v6 = __importStar(__nccwpck_require__(7267));
 function groupPossibilities(possibilities) {
     return `(${possibilities.join('|')})`;
 }
@@ -10072,7 +10072,7 @@ function possibleElisions(elidedGroups, moreLeft, moreRight) {
 
 /***/ }),
 
-/***/ 8260:
+/***/ 1716:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 const ip = exports;
@@ -10570,7 +10570,7 @@ ip.normalizeToLong = function (addr) {
 
 /***/ }),
 
-/***/ 1461:
+/***/ 1093:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -10595,7 +10595,7 @@ function isFileSync(path){
 
 /***/ }),
 
-/***/ 4519:
+/***/ 87:
 /***/ ((module) => {
 
 /* eslint-disable yoda */
@@ -10652,15 +10652,15 @@ module.exports["default"] = isFullwidthCodePoint;
 
 /***/ }),
 
-/***/ 2940:
+/***/ 8588:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var fs = __nccwpck_require__(9896)
 var core
 if (process.platform === 'win32' || global.TESTING_WINDOWS) {
-  core = __nccwpck_require__(9225)
+  core = __nccwpck_require__(8809)
 } else {
-  core = __nccwpck_require__(1025)
+  core = __nccwpck_require__(8449)
 }
 
 module.exports = isexe
@@ -10716,7 +10716,7 @@ function sync (path, options) {
 
 /***/ }),
 
-/***/ 1025:
+/***/ 8449:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = isexe
@@ -10764,7 +10764,7 @@ function checkMode (stat, options) {
 
 /***/ }),
 
-/***/ 9225:
+/***/ 8809:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = isexe
@@ -10813,7 +10813,7 @@ function sync (path, options) {
 
 /***/ }),
 
-/***/ 3526:
+/***/ 6902:
 /***/ ((module) => {
 
 module.exports = async function * (iterators) {
@@ -10827,7 +10827,7 @@ module.exports = async function * (iterators) {
 
 /***/ }),
 
-/***/ 6354:
+/***/ 5938:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*
@@ -10860,7 +10860,7 @@ OTHER DEALINGS IN THE SOFTWARE.
 */
 
 
-const randomBytes = __nccwpck_require__(7066)
+const randomBytes = __nccwpck_require__(7482)
 const { EventEmitter } = __nccwpck_require__(4434)
 
 /**
@@ -11286,11 +11286,11 @@ module.exports = KBucket
 
 /***/ }),
 
-/***/ 5511:
+/***/ 5351:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var dgram = __nccwpck_require__(7194)
-var bencode = __nccwpck_require__(589)
+var bencode = __nccwpck_require__(6762)
 var isIP = (__nccwpck_require__(9278).isIP)
 var dns = __nccwpck_require__(2250)
 var util = __nccwpck_require__(9023)
@@ -11513,7 +11513,7 @@ function noop () {}
 
 /***/ }),
 
-/***/ 1143:
+/***/ 6679:
 /***/ ((module) => {
 
 const INTEGER_START = 0x69 // 'i'
@@ -11688,10 +11688,10 @@ module.exports = decode
 
 /***/ }),
 
-/***/ 51:
+/***/ 6483:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { getType } = __nccwpck_require__(9197)
+const { getType } = __nccwpck_require__(1997)
 
 /**
  * Encodes data in bencode.
@@ -11829,10 +11829,10 @@ module.exports = encode
 
 /***/ }),
 
-/***/ 4277:
+/***/ 9845:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { digitCount, getType } = __nccwpck_require__(9197)
+const { digitCount, getType } = __nccwpck_require__(1997)
 
 function listLength (list) {
   let length = 1 + 1 // type marker + end-of-type marker
@@ -11905,13 +11905,13 @@ module.exports = encodingLength
 
 /***/ }),
 
-/***/ 589:
+/***/ 6762:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const bencode = module.exports
 
-bencode.encode = __nccwpck_require__(51)
-bencode.decode = __nccwpck_require__(1143)
+bencode.encode = __nccwpck_require__(6483)
+bencode.decode = __nccwpck_require__(6679)
 
 /**
  * Determines the amount of bytes
@@ -11919,12 +11919,12 @@ bencode.decode = __nccwpck_require__(1143)
  * @param  {Object|Array|Buffer|String|Number|Boolean} value
  * @return {Number} byteCount
  */
-bencode.byteLength = bencode.encodingLength = __nccwpck_require__(4277)
+bencode.byteLength = bencode.encodingLength = __nccwpck_require__(9845)
 
 
 /***/ }),
 
-/***/ 9197:
+/***/ 1997:
 /***/ ((module) => {
 
 const util = module.exports
@@ -11954,13 +11954,13 @@ util.getType = function getType (value) {
 
 /***/ }),
 
-/***/ 351:
+/***/ 4671:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var socket = __nccwpck_require__(5511)
-var KBucket = __nccwpck_require__(6354)
+var socket = __nccwpck_require__(5351)
+var KBucket = __nccwpck_require__(5938)
 var events = __nccwpck_require__(4434)
-var randombytes = __nccwpck_require__(7066)
+var randombytes = __nccwpck_require__(7482)
 var util = __nccwpck_require__(9023)
 
 var K = 20
@@ -12325,7 +12325,7 @@ function toBuffer (str) {
 
 /***/ }),
 
-/***/ 159:
+/***/ 6079:
 /***/ ((module) => {
 
 module.exports = function (work) {
@@ -12376,17 +12376,17 @@ function noop (_) {}
 
 /***/ }),
 
-/***/ 8564:
+/***/ 7828:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
-exports.RateLimiter = __nccwpck_require__(3918);
-exports.TokenBucket = __nccwpck_require__(9995);
+exports.RateLimiter = __nccwpck_require__(2030);
+exports.TokenBucket = __nccwpck_require__(2907);
 
 
 /***/ }),
 
-/***/ 8022:
+/***/ 6230:
 /***/ ((module) => {
 
 var getMilliseconds = function() {
@@ -12406,11 +12406,11 @@ module.exports = getMilliseconds;
 
 /***/ }),
 
-/***/ 3918:
+/***/ 2030:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var TokenBucket = __nccwpck_require__(9995);
-var getMilliseconds = __nccwpck_require__(8022);
+var TokenBucket = __nccwpck_require__(2907);
+var getMilliseconds = __nccwpck_require__(6230);
 
 /**
  * A generic rate limiter. Underneath the hood, this uses a token bucket plus
@@ -12550,7 +12550,7 @@ module.exports = RateLimiter;
 
 /***/ }),
 
-/***/ 9995:
+/***/ 2907:
 /***/ ((module) => {
 
 
@@ -12724,11 +12724,11 @@ module.exports = TokenBucket;
 
 /***/ }),
 
-/***/ 6353:
+/***/ 6753:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var events = __nccwpck_require__(4434)
-var inherits = __nccwpck_require__(9598)
+var inherits = __nccwpck_require__(1214)
 
 module.exports = LRU
 
@@ -12876,12 +12876,12 @@ LRU.prototype.evict = function () {
 
 /***/ }),
 
-/***/ 2103:
+/***/ 4103:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = Storage
 
-const queueMicrotask = __nccwpck_require__(4351)
+const queueMicrotask = __nccwpck_require__(2735)
 
 function Storage (chunkLength, opts) {
   if (!(this instanceof Storage)) return new Storage(chunkLength, opts)
@@ -12948,7 +12948,7 @@ Storage.prototype.close = Storage.prototype.destroy = function (cb = () => {}) {
 
 /***/ }),
 
-/***/ 8595:
+/***/ 4851:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -12996,7 +12996,7 @@ module.exports = function (/*streams...*/) {
 
 /***/ }),
 
-/***/ 4402:
+/***/ 354:
 /***/ ((module) => {
 
 
@@ -13100,25 +13100,25 @@ module.exports = Mime;
 
 /***/ }),
 
-/***/ 5702:
+/***/ 838:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-let Mime = __nccwpck_require__(4402);
-module.exports = new Mime(__nccwpck_require__(3725));
+let Mime = __nccwpck_require__(354);
+module.exports = new Mime(__nccwpck_require__(9997));
 
 
 /***/ }),
 
-/***/ 3725:
+/***/ 9997:
 /***/ ((module) => {
 
 module.exports = {"application/andrew-inset":["ez"],"application/applixware":["aw"],"application/atom+xml":["atom"],"application/atomcat+xml":["atomcat"],"application/atomdeleted+xml":["atomdeleted"],"application/atomsvc+xml":["atomsvc"],"application/atsc-dwd+xml":["dwd"],"application/atsc-held+xml":["held"],"application/atsc-rsat+xml":["rsat"],"application/bdoc":["bdoc"],"application/calendar+xml":["xcs"],"application/ccxml+xml":["ccxml"],"application/cdfx+xml":["cdfx"],"application/cdmi-capability":["cdmia"],"application/cdmi-container":["cdmic"],"application/cdmi-domain":["cdmid"],"application/cdmi-object":["cdmio"],"application/cdmi-queue":["cdmiq"],"application/cu-seeme":["cu"],"application/dash+xml":["mpd"],"application/davmount+xml":["davmount"],"application/docbook+xml":["dbk"],"application/dssc+der":["dssc"],"application/dssc+xml":["xdssc"],"application/ecmascript":["es","ecma"],"application/emma+xml":["emma"],"application/emotionml+xml":["emotionml"],"application/epub+zip":["epub"],"application/exi":["exi"],"application/express":["exp"],"application/fdt+xml":["fdt"],"application/font-tdpfr":["pfr"],"application/geo+json":["geojson"],"application/gml+xml":["gml"],"application/gpx+xml":["gpx"],"application/gxf":["gxf"],"application/gzip":["gz"],"application/hjson":["hjson"],"application/hyperstudio":["stk"],"application/inkml+xml":["ink","inkml"],"application/ipfix":["ipfix"],"application/its+xml":["its"],"application/java-archive":["jar","war","ear"],"application/java-serialized-object":["ser"],"application/java-vm":["class"],"application/javascript":["js","mjs"],"application/json":["json","map"],"application/json5":["json5"],"application/jsonml+json":["jsonml"],"application/ld+json":["jsonld"],"application/lgr+xml":["lgr"],"application/lost+xml":["lostxml"],"application/mac-binhex40":["hqx"],"application/mac-compactpro":["cpt"],"application/mads+xml":["mads"],"application/manifest+json":["webmanifest"],"application/marc":["mrc"],"application/marcxml+xml":["mrcx"],"application/mathematica":["ma","nb","mb"],"application/mathml+xml":["mathml"],"application/mbox":["mbox"],"application/mediaservercontrol+xml":["mscml"],"application/metalink+xml":["metalink"],"application/metalink4+xml":["meta4"],"application/mets+xml":["mets"],"application/mmt-aei+xml":["maei"],"application/mmt-usd+xml":["musd"],"application/mods+xml":["mods"],"application/mp21":["m21","mp21"],"application/mp4":["mp4s","m4p"],"application/msword":["doc","dot"],"application/mxf":["mxf"],"application/n-quads":["nq"],"application/n-triples":["nt"],"application/node":["cjs"],"application/octet-stream":["bin","dms","lrf","mar","so","dist","distz","pkg","bpk","dump","elc","deploy","exe","dll","deb","dmg","iso","img","msi","msp","msm","buffer"],"application/oda":["oda"],"application/oebps-package+xml":["opf"],"application/ogg":["ogx"],"application/omdoc+xml":["omdoc"],"application/onenote":["onetoc","onetoc2","onetmp","onepkg"],"application/oxps":["oxps"],"application/p2p-overlay+xml":["relo"],"application/patch-ops-error+xml":["xer"],"application/pdf":["pdf"],"application/pgp-encrypted":["pgp"],"application/pgp-signature":["asc","sig"],"application/pics-rules":["prf"],"application/pkcs10":["p10"],"application/pkcs7-mime":["p7m","p7c"],"application/pkcs7-signature":["p7s"],"application/pkcs8":["p8"],"application/pkix-attr-cert":["ac"],"application/pkix-cert":["cer"],"application/pkix-crl":["crl"],"application/pkix-pkipath":["pkipath"],"application/pkixcmp":["pki"],"application/pls+xml":["pls"],"application/postscript":["ai","eps","ps"],"application/provenance+xml":["provx"],"application/pskc+xml":["pskcxml"],"application/raml+yaml":["raml"],"application/rdf+xml":["rdf","owl"],"application/reginfo+xml":["rif"],"application/relax-ng-compact-syntax":["rnc"],"application/resource-lists+xml":["rl"],"application/resource-lists-diff+xml":["rld"],"application/rls-services+xml":["rs"],"application/route-apd+xml":["rapd"],"application/route-s-tsid+xml":["sls"],"application/route-usd+xml":["rusd"],"application/rpki-ghostbusters":["gbr"],"application/rpki-manifest":["mft"],"application/rpki-roa":["roa"],"application/rsd+xml":["rsd"],"application/rss+xml":["rss"],"application/rtf":["rtf"],"application/sbml+xml":["sbml"],"application/scvp-cv-request":["scq"],"application/scvp-cv-response":["scs"],"application/scvp-vp-request":["spq"],"application/scvp-vp-response":["spp"],"application/sdp":["sdp"],"application/senml+xml":["senmlx"],"application/sensml+xml":["sensmlx"],"application/set-payment-initiation":["setpay"],"application/set-registration-initiation":["setreg"],"application/shf+xml":["shf"],"application/sieve":["siv","sieve"],"application/smil+xml":["smi","smil"],"application/sparql-query":["rq"],"application/sparql-results+xml":["srx"],"application/srgs":["gram"],"application/srgs+xml":["grxml"],"application/sru+xml":["sru"],"application/ssdl+xml":["ssdl"],"application/ssml+xml":["ssml"],"application/swid+xml":["swidtag"],"application/tei+xml":["tei","teicorpus"],"application/thraud+xml":["tfi"],"application/timestamped-data":["tsd"],"application/toml":["toml"],"application/trig":["trig"],"application/ttml+xml":["ttml"],"application/ubjson":["ubj"],"application/urc-ressheet+xml":["rsheet"],"application/urc-targetdesc+xml":["td"],"application/voicexml+xml":["vxml"],"application/wasm":["wasm"],"application/widget":["wgt"],"application/winhlp":["hlp"],"application/wsdl+xml":["wsdl"],"application/wspolicy+xml":["wspolicy"],"application/xaml+xml":["xaml"],"application/xcap-att+xml":["xav"],"application/xcap-caps+xml":["xca"],"application/xcap-diff+xml":["xdf"],"application/xcap-el+xml":["xel"],"application/xcap-ns+xml":["xns"],"application/xenc+xml":["xenc"],"application/xhtml+xml":["xhtml","xht"],"application/xliff+xml":["xlf"],"application/xml":["xml","xsl","xsd","rng"],"application/xml-dtd":["dtd"],"application/xop+xml":["xop"],"application/xproc+xml":["xpl"],"application/xslt+xml":["*xsl","xslt"],"application/xspf+xml":["xspf"],"application/xv+xml":["mxml","xhvml","xvml","xvm"],"application/yang":["yang"],"application/yin+xml":["yin"],"application/zip":["zip"],"audio/3gpp":["*3gpp"],"audio/adpcm":["adp"],"audio/amr":["amr"],"audio/basic":["au","snd"],"audio/midi":["mid","midi","kar","rmi"],"audio/mobile-xmf":["mxmf"],"audio/mp3":["*mp3"],"audio/mp4":["m4a","mp4a"],"audio/mpeg":["mpga","mp2","mp2a","mp3","m2a","m3a"],"audio/ogg":["oga","ogg","spx","opus"],"audio/s3m":["s3m"],"audio/silk":["sil"],"audio/wav":["wav"],"audio/wave":["*wav"],"audio/webm":["weba"],"audio/xm":["xm"],"font/collection":["ttc"],"font/otf":["otf"],"font/ttf":["ttf"],"font/woff":["woff"],"font/woff2":["woff2"],"image/aces":["exr"],"image/apng":["apng"],"image/avif":["avif"],"image/bmp":["bmp"],"image/cgm":["cgm"],"image/dicom-rle":["drle"],"image/emf":["emf"],"image/fits":["fits"],"image/g3fax":["g3"],"image/gif":["gif"],"image/heic":["heic"],"image/heic-sequence":["heics"],"image/heif":["heif"],"image/heif-sequence":["heifs"],"image/hej2k":["hej2"],"image/hsj2":["hsj2"],"image/ief":["ief"],"image/jls":["jls"],"image/jp2":["jp2","jpg2"],"image/jpeg":["jpeg","jpg","jpe"],"image/jph":["jph"],"image/jphc":["jhc"],"image/jpm":["jpm"],"image/jpx":["jpx","jpf"],"image/jxr":["jxr"],"image/jxra":["jxra"],"image/jxrs":["jxrs"],"image/jxs":["jxs"],"image/jxsc":["jxsc"],"image/jxsi":["jxsi"],"image/jxss":["jxss"],"image/ktx":["ktx"],"image/ktx2":["ktx2"],"image/png":["png"],"image/sgi":["sgi"],"image/svg+xml":["svg","svgz"],"image/t38":["t38"],"image/tiff":["tif","tiff"],"image/tiff-fx":["tfx"],"image/webp":["webp"],"image/wmf":["wmf"],"message/disposition-notification":["disposition-notification"],"message/global":["u8msg"],"message/global-delivery-status":["u8dsn"],"message/global-disposition-notification":["u8mdn"],"message/global-headers":["u8hdr"],"message/rfc822":["eml","mime"],"model/3mf":["3mf"],"model/gltf+json":["gltf"],"model/gltf-binary":["glb"],"model/iges":["igs","iges"],"model/mesh":["msh","mesh","silo"],"model/mtl":["mtl"],"model/obj":["obj"],"model/step+xml":["stpx"],"model/step+zip":["stpz"],"model/step-xml+zip":["stpxz"],"model/stl":["stl"],"model/vrml":["wrl","vrml"],"model/x3d+binary":["*x3db","x3dbz"],"model/x3d+fastinfoset":["x3db"],"model/x3d+vrml":["*x3dv","x3dvz"],"model/x3d+xml":["x3d","x3dz"],"model/x3d-vrml":["x3dv"],"text/cache-manifest":["appcache","manifest"],"text/calendar":["ics","ifb"],"text/coffeescript":["coffee","litcoffee"],"text/css":["css"],"text/csv":["csv"],"text/html":["html","htm","shtml"],"text/jade":["jade"],"text/jsx":["jsx"],"text/less":["less"],"text/markdown":["markdown","md"],"text/mathml":["mml"],"text/mdx":["mdx"],"text/n3":["n3"],"text/plain":["txt","text","conf","def","list","log","in","ini"],"text/richtext":["rtx"],"text/rtf":["*rtf"],"text/sgml":["sgml","sgm"],"text/shex":["shex"],"text/slim":["slim","slm"],"text/spdx":["spdx"],"text/stylus":["stylus","styl"],"text/tab-separated-values":["tsv"],"text/troff":["t","tr","roff","man","me","ms"],"text/turtle":["ttl"],"text/uri-list":["uri","uris","urls"],"text/vcard":["vcard"],"text/vtt":["vtt"],"text/xml":["*xml"],"text/yaml":["yaml","yml"],"video/3gpp":["3gp","3gpp"],"video/3gpp2":["3g2"],"video/h261":["h261"],"video/h263":["h263"],"video/h264":["h264"],"video/iso.segment":["m4s"],"video/jpeg":["jpgv"],"video/jpm":["*jpm","jpgm"],"video/mj2":["mj2","mjp2"],"video/mp2t":["ts"],"video/mp4":["mp4","mp4v","mpg4"],"video/mpeg":["mpeg","mpg","mpe","m1v","m2v"],"video/ogg":["ogv"],"video/quicktime":["qt","mov"],"video/webm":["webm"]};
 
 /***/ }),
 
-/***/ 744:
+/***/ 4472:
 /***/ ((module) => {
 
 /**
@@ -13287,17 +13287,17 @@ function plural(ms, msAbs, n, name) {
 
 /***/ }),
 
-/***/ 8755:
+/***/ 6067:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 __webpack_unused_export__ = ({ value: true });
 __webpack_unused_export__ = __webpack_unused_export__ = exports.iK = void 0;
-const netmask4_1 = __nccwpck_require__(1783);
+const netmask4_1 = __nccwpck_require__(727);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return netmask4_1.ip2long; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return netmask4_1.long2ip; } });
-const netmask6_1 = __nccwpck_require__(5273);
+const netmask6_1 = __nccwpck_require__(3670);
 class Netmask {
     constructor(net, mask) {
         if (typeof net !== 'string') {
@@ -13363,7 +13363,7 @@ exports.iK = Netmask;
 
 /***/ }),
 
-/***/ 1783:
+/***/ 727:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13559,7 +13559,7 @@ exports.Netmask4Impl = Netmask4Impl;
 
 /***/ }),
 
-/***/ 5273:
+/***/ 3670:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -13567,7 +13567,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Netmask6Impl = void 0;
 exports.ip6bigint = ip6bigint;
 exports.bigint2ip6 = bigint2ip6;
-const netmask4_1 = __nccwpck_require__(1783);
+const netmask4_1 = __nccwpck_require__(727);
 const MAX_IPV6 = (1n << 128n) - 1n;
 function ip6bigint(ip) {
     // Strip zone ID (e.g. %eth0)
@@ -13753,7 +13753,7 @@ exports.Netmask6Impl = Netmask6Impl;
 
 /***/ }),
 
-/***/ 7666:
+/***/ 7330:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! node-domexception. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
@@ -13776,10 +13776,10 @@ module.exports = globalThis.DOMException
 
 /***/ }),
 
-/***/ 5560:
+/***/ 4120:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var wrappy = __nccwpck_require__(8264)
+var wrappy = __nccwpck_require__(2360)
 module.exports = wrappy(once)
 module.exports.strict = wrappy(onceStrict)
 
@@ -13825,7 +13825,7 @@ function onceStrict (fn) {
 
 /***/ }),
 
-/***/ 6689:
+/***/ 3073:
 /***/ ((module) => {
 
 
@@ -13848,7 +13848,7 @@ module.exports["default"] = pathKey;
 
 /***/ }),
 
-/***/ 49:
+/***/ 9601:
 /***/ ((module) => {
 
 module.exports = length
@@ -13860,11 +13860,11 @@ function length (bytes) {
 
 /***/ }),
 
-/***/ 7898:
+/***/ 4666:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var once = __nccwpck_require__(5560)
-var eos = __nccwpck_require__(1424)
+var once = __nccwpck_require__(4120)
+var eos = __nccwpck_require__(1920)
 var fs
 
 try {
@@ -13953,7 +13953,7 @@ module.exports = pump
 
 /***/ }),
 
-/***/ 4351:
+/***/ 2735:
 /***/ ((module) => {
 
 /*! queue-microtask. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -13969,17 +13969,17 @@ module.exports = typeof queueMicrotask === 'function'
 
 /***/ }),
 
-/***/ 5506:
+/***/ 8402:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = (typeof process !== 'undefined' && typeof process.nextTick === 'function')
   ? process.nextTick.bind(process)
-  : __nccwpck_require__(6828)
+  : __nccwpck_require__(8188)
 
 
 /***/ }),
 
-/***/ 6828:
+/***/ 8188:
 /***/ ((module) => {
 
 module.exports = typeof queueMicrotask === 'function' ? queueMicrotask : (fn) => Promise.resolve().then(fn)
@@ -13987,17 +13987,17 @@ module.exports = typeof queueMicrotask === 'function' ? queueMicrotask : (fn) =>
 
 /***/ }),
 
-/***/ 7701:
+/***/ 1461:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const RandomAccessStorage = __nccwpck_require__(3091)
+const RandomAccessStorage = __nccwpck_require__(7552)
 const fs = __nccwpck_require__(9896)
 const path = __nccwpck_require__(6928)
 const constants = fs.constants
 
 let fsext = null
 try {
-  fsext = __nccwpck_require__(1706)
+  fsext = __nccwpck_require__(2042)
 } catch {}
 
 const RDWR = constants.O_RDWR
@@ -14249,11 +14249,11 @@ function createReadError (path, offset, size) {
 
 /***/ }),
 
-/***/ 3091:
+/***/ 7552:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const EventEmitter = __nccwpck_require__(4434)
-const queueTick = __nccwpck_require__(5506)
+const queueTick = __nccwpck_require__(8402)
 
 const NOT_READABLE = defaultImpl(new Error('Not readable'))
 const NOT_WRITABLE = defaultImpl(new Error('Not writable'))
@@ -14589,7 +14589,7 @@ function noop () {}
 
 /***/ }),
 
-/***/ 4676:
+/***/ 1876:
 /***/ ((module) => {
 
 var iterate = function (list) {
@@ -14615,7 +14615,7 @@ module.exports = iterate
 
 /***/ }),
 
-/***/ 7066:
+/***/ 7482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = __nccwpck_require__(6982).randomBytes
@@ -14623,7 +14623,7 @@ module.exports = __nccwpck_require__(6982).randomBytes
 
 /***/ }),
 
-/***/ 4031:
+/***/ 8207:
 /***/ ((module) => {
 
 /*!
@@ -14811,10 +14811,10 @@ function sortByRangeStart (a, b) {
 
 /***/ }),
 
-/***/ 6378:
+/***/ 8634:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(3057)
+const b4a = __nccwpck_require__(9553)
 
 var EMPTY = []
 
@@ -14988,7 +14988,7 @@ function swap (list, a, b) {
 
 /***/ }),
 
-/***/ 4390:
+/***/ 5254:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function') {
@@ -14996,7 +14996,7 @@ if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function
 } else {
   const url = __nccwpck_require__(7016)
   const fs = __nccwpck_require__(9896)
-  const resolve = __nccwpck_require__(7994)
+  const resolve = __nccwpck_require__(9050)
 
   let host = process.platform + '-' + process.arch
   const conditions = ['addon', 'node', process.platform, process.arch]
@@ -15074,13 +15074,13 @@ if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function
 
 /***/ }),
 
-/***/ 1097:
+/***/ 3081:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! run-parallel-limit. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 module.exports = runParallelLimit
 
-const queueMicrotask = __nccwpck_require__(4351)
+const queueMicrotask = __nccwpck_require__(2735)
 
 function runParallelLimit (tasks, limit, cb) {
   if (typeof limit !== 'number') throw new Error('second argument must be a Number')
@@ -15151,13 +15151,13 @@ function runParallelLimit (tasks, limit, cb) {
 
 /***/ }),
 
-/***/ 2743:
+/***/ 9911:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! run-parallel. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 module.exports = runParallel
 
-const queueMicrotask = __nccwpck_require__(4351)
+const queueMicrotask = __nccwpck_require__(2735)
 
 function runParallel (tasks, cb) {
   let results, pending, keys
@@ -15209,7 +15209,7 @@ function runParallel (tasks, cb) {
 
 /***/ }),
 
-/***/ 5761:
+/***/ 6177:
 /***/ ((module) => {
 
 /*! run-series. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -15243,7 +15243,7 @@ function runSeries (tasks, cb) {
 
 /***/ }),
 
-/***/ 2803:
+/***/ 9027:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint-disable node/no-deprecated-api */
@@ -15327,7 +15327,7 @@ module.exports = safer
 
 /***/ }),
 
-/***/ 2560:
+/***/ 3856:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 ;(function (sax) {
@@ -17200,11 +17200,11 @@ module.exports = safer
 
 /***/ }),
 
-/***/ 9152:
+/***/ 1987:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const shebangRegex = __nccwpck_require__(7334);
+const shebangRegex = __nccwpck_require__(2838);
 
 module.exports = (string = '') => {
 	const match = string.match(shebangRegex);
@@ -17226,7 +17226,7 @@ module.exports = (string = '') => {
 
 /***/ }),
 
-/***/ 7334:
+/***/ 2838:
 /***/ ((module) => {
 
 
@@ -17235,7 +17235,7 @@ module.exports = /^#!(.*)/;
 
 /***/ }),
 
-/***/ 6627:
+/***/ 5443:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Note: since nyc uses this module to output coverage, any lines
@@ -17264,7 +17264,7 @@ if (!processOk(process)) {
   }
 } else {
   var assert = __nccwpck_require__(2613)
-  var signals = __nccwpck_require__(1430)
+  var signals = __nccwpck_require__(3606)
   var isWin = /^win/i.test(process.platform)
 
   var EE = __nccwpck_require__(4434)
@@ -17444,7 +17444,7 @@ if (!processOk(process)) {
 
 /***/ }),
 
-/***/ 1430:
+/***/ 3606:
 /***/ ((module) => {
 
 // This is not the set of all possible signals.
@@ -17504,12 +17504,12 @@ if (process.platform === 'linux') {
 
 /***/ }),
 
-/***/ 7290:
+/***/ 2410:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-const utils_1 = __nccwpck_require__(8632);
+const utils_1 = __nccwpck_require__(7512);
 // The default Buffer size if one is not provided.
 const DEFAULT_SMARTBUFFER_SIZE = 4096;
 // The default string encoding to use for reading/writing strings.
@@ -18743,7 +18743,7 @@ exports.SmartBuffer = SmartBuffer;
 
 /***/ }),
 
-/***/ 8632:
+/***/ 7512:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -18857,7 +18857,7 @@ exports.bigIntAndBufferInt64Check = bigIntAndBufferInt64Check;
 
 /***/ }),
 
-/***/ 7142:
+/***/ 5958:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -18874,13 +18874,13 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SocksClientError = exports.SocksClient = void 0;
 const events_1 = __nccwpck_require__(4434);
 const net = __nccwpck_require__(9278);
-const smart_buffer_1 = __nccwpck_require__(7290);
-const constants_1 = __nccwpck_require__(4223);
-const helpers_1 = __nccwpck_require__(639);
-const receivebuffer_1 = __nccwpck_require__(1129);
-const util_1 = __nccwpck_require__(9712);
+const smart_buffer_1 = __nccwpck_require__(2410);
+const constants_1 = __nccwpck_require__(2303);
+const helpers_1 = __nccwpck_require__(5967);
+const receivebuffer_1 = __nccwpck_require__(7705);
+const util_1 = __nccwpck_require__(5936);
 Object.defineProperty(exports, "SocksClientError", ({ enumerable: true, get: function () { return util_1.SocksClientError; } }));
-const ip_address_1 = __nccwpck_require__(9253);
+const ip_address_1 = __nccwpck_require__(4693);
 class SocksClient extends events_1.EventEmitter {
     constructor(options) {
         super();
@@ -19656,7 +19656,7 @@ exports.SocksClient = SocksClient;
 
 /***/ }),
 
-/***/ 4223:
+/***/ 2303:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19770,7 +19770,7 @@ var SocksClientState;
 
 /***/ }),
 
-/***/ 639:
+/***/ 5967:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -19780,10 +19780,10 @@ exports.validateSocksClientChainOptions = validateSocksClientChainOptions;
 exports.ipv4ToInt32 = ipv4ToInt32;
 exports.int32ToIpv4 = int32ToIpv4;
 exports.ipToBuffer = ipToBuffer;
-const util_1 = __nccwpck_require__(9712);
-const constants_1 = __nccwpck_require__(4223);
+const util_1 = __nccwpck_require__(5936);
+const constants_1 = __nccwpck_require__(2303);
 const stream = __nccwpck_require__(2203);
-const ip_address_1 = __nccwpck_require__(9253);
+const ip_address_1 = __nccwpck_require__(4693);
 const net = __nccwpck_require__(9278);
 /**
  * Validates the provided SocksClientOptions
@@ -19942,7 +19942,7 @@ function ipToBuffer(ip) {
 
 /***/ }),
 
-/***/ 1129:
+/***/ 7705:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19991,7 +19991,7 @@ exports.ReceiveBuffer = ReceiveBuffer;
 
 /***/ }),
 
-/***/ 9712:
+/***/ 5936:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20022,7 +20022,7 @@ function shuffleArray(array) {
 
 /***/ }),
 
-/***/ 2474:
+/***/ 1658:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -20041,16 +20041,16 @@ var __exportStar = (this && this.__exportStar) || function(m, exports) {
     for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-__exportStar(__nccwpck_require__(7142), exports);
+__exportStar(__nccwpck_require__(5958), exports);
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 3602:
+/***/ 5522:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const Throttle = __nccwpck_require__(6260)
-const ThrottleGroup = __nccwpck_require__(1738)
+const Throttle = __nccwpck_require__(1796)
+const ThrottleGroup = __nccwpck_require__(9674)
 
 module.exports = {
   Throttle,
@@ -20060,11 +20060,11 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1738:
+/***/ 9674:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { TokenBucket } = __nccwpck_require__(8564)
-const Throttle = __nccwpck_require__(6260)
+const { TokenBucket } = __nccwpck_require__(7828)
+const Throttle = __nccwpck_require__(1796)
 
 class ThrottleGroup {
   constructor (opts = {}) {
@@ -20158,12 +20158,12 @@ module.exports = ThrottleGroup
 
 /***/ }),
 
-/***/ 6260:
+/***/ 1796:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const { EventEmitter } = __nccwpck_require__(4434)
-const { Transform } = __nccwpck_require__(6204)
-const { wait } = __nccwpck_require__(7815)
+const { Transform } = __nccwpck_require__(3052)
+const { wait } = __nccwpck_require__(4199)
 
 class Throttle extends Transform {
   constructor (opts = {}) {
@@ -20303,12 +20303,12 @@ class Throttle extends Transform {
 module.exports = Throttle
 
 // Fix circular dependency
-const ThrottleGroup = __nccwpck_require__(1738)
+const ThrottleGroup = __nccwpck_require__(9674)
 
 
 /***/ }),
 
-/***/ 7815:
+/***/ 4199:
 /***/ ((module) => {
 
 function wait (time) {
@@ -20322,7 +20322,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3764:
+/***/ 7076:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 //filter will reemit the data if cb(err,pass) pass is truthy
@@ -20332,7 +20332,7 @@ module.exports = {
 // the most basic reduce just emits one 'data' event after it has recieved 'end'
 
 
-var through = __nccwpck_require__(461)
+var through = __nccwpck_require__(5741)
 var Decoder = (__nccwpck_require__(3193).StringDecoder)
 
 module.exports = split
@@ -20392,7 +20392,7 @@ function split (matcher, mapper, options) {
 
 /***/ }),
 
-/***/ 5683:
+/***/ 9379:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -20405,8 +20405,8 @@ const {
 
 const {
   CHANNEL_EXTENDED_DATATYPE: { STDERR },
-} = __nccwpck_require__(4020);
-const { bufferSlice } = __nccwpck_require__(2184);
+} = __nccwpck_require__(9044);
+const { bufferSlice } = __nccwpck_require__(4408);
 
 const PACKET_SIZE = 32 * 1024;
 const MAX_WINDOW = 2 * 1024 * 1024;
@@ -20694,7 +20694,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3849:
+/***/ 4969:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -20705,14 +20705,14 @@ const { resolve } = __nccwpck_require__(6928);
 const { readFile } = __nccwpck_require__(9896);
 const { execFile, spawn } = __nccwpck_require__(5317);
 
-const { isParsedKey, parseKey } = __nccwpck_require__(1789);
+const { isParsedKey, parseKey } = __nccwpck_require__(7517);
 
 const {
   makeBufferParser,
   readUInt32BE,
   writeUInt32BE,
   writeUInt32LE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
 function once(cb) {
   let called = false;
@@ -21824,7 +21824,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6297:
+/***/ 9353:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -21859,11 +21859,11 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(4020);
-const { init: cryptoInit } = __nccwpck_require__(2888);
-const Protocol = __nccwpck_require__(7841);
-const { parseKey } = __nccwpck_require__(1789);
-const { SFTP } = __nccwpck_require__(4996);
+} = __nccwpck_require__(9044);
+const { init: cryptoInit } = __nccwpck_require__(408);
+const Protocol = __nccwpck_require__(3393);
+const { parseKey } = __nccwpck_require__(7517);
+const { SFTP } = __nccwpck_require__(7396);
 const {
   bufferCopy,
   makeBufferParser,
@@ -21871,23 +21871,23 @@ const {
   readUInt32BE,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
-const { AgentContext, createAgent, isAgent } = __nccwpck_require__(3849);
+const { AgentContext, createAgent, isAgent } = __nccwpck_require__(4969);
 const {
   Channel,
   MAX_WINDOW,
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(5683);
+} = __nccwpck_require__(9379);
 const {
   ChannelManager,
   generateAlgorithmList,
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(2137);
+} = __nccwpck_require__(1289);
 
 const bufferParser = makeBufferParser();
 const sigParser = makeBufferParser();
@@ -24007,7 +24007,7 @@ module.exports = Client;
 
 /***/ }),
 
-/***/ 137:
+/***/ 2729:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -24034,7 +24034,7 @@ for (const ctor of [HttpAgent, HttpsAgent]) {
       const dstPort = options.port;
 
       if (Client === undefined)
-        Client = __nccwpck_require__(6297);
+        Client = __nccwpck_require__(9353);
 
       const client = new Client();
       let triedForward = false;
@@ -24098,7 +24098,7 @@ function decorateStream(stream, ctor, options) {
 
 /***/ }),
 
-/***/ 5472:
+/***/ 3328:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -24110,33 +24110,33 @@ const {
   CygwinAgent,
   OpenSSHAgent,
   PageantAgent,
-} = __nccwpck_require__(3849);
+} = __nccwpck_require__(4969);
 const {
   SSHTTPAgent: HTTPAgent,
   SSHTTPSAgent: HTTPSAgent,
-} = __nccwpck_require__(137);
-const { parseKey } = __nccwpck_require__(1789);
+} = __nccwpck_require__(2729);
+const { parseKey } = __nccwpck_require__(7517);
 const {
   flagsToString,
   OPEN_MODE,
   STATUS_CODE,
   stringToFlags,
-} = __nccwpck_require__(4996);
+} = __nccwpck_require__(7396);
 
 module.exports = {
   AgentProtocol,
   BaseAgent,
   createAgent,
-  Client: __nccwpck_require__(6297),
+  Client: __nccwpck_require__(9353),
   CygwinAgent,
   HTTPAgent,
   HTTPSAgent,
   OpenSSHAgent,
   PageantAgent,
-  Server: __nccwpck_require__(2605),
+  Server: __nccwpck_require__(3389),
   utils: {
     parseKey,
-    ...__nccwpck_require__(3489),
+    ...__nccwpck_require__(2113),
     sftp: {
       flagsToString,
       OPEN_MODE,
@@ -24149,7 +24149,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3489:
+/***/ 2113:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -24162,10 +24162,10 @@ const {
   randomBytes,
 } = __nccwpck_require__(6982);
 
-const { Ber } = __nccwpck_require__(9837);
-const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
+const { Ber } = __nccwpck_require__(2733);
+const bcrypt_pbkdf = (__nccwpck_require__(6046).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(2888);
+const { CIPHER_INFO } = __nccwpck_require__(408);
 
 const SALT_LEN = 16;
 const DEFAULT_ROUNDS = 16;
@@ -24738,7 +24738,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7841:
+/***/ 3393:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*
@@ -24783,7 +24783,7 @@ module.exports = {
 
 const { inspect } = __nccwpck_require__(9023);
 
-const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(2888);
+const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(408);
 const {
   COMPAT_CHECKS,
   DISCONNECT_REASON,
@@ -24791,18 +24791,18 @@ const {
   MESSAGE,
   SIGNALS,
   TERMINAL_MODE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(9044);
 const {
   DEFAULT_KEXINIT_CLIENT,
   DEFAULT_KEXINIT_SERVER,
   KexInit,
   kexinit,
   onKEXPayload,
-} = __nccwpck_require__(4637);
+} = __nccwpck_require__(797);
 const {
   parseKey,
-} = __nccwpck_require__(1789);
-const MESSAGE_HANDLERS = __nccwpck_require__(9244);
+} = __nccwpck_require__(7517);
+const MESSAGE_HANDLERS = __nccwpck_require__(6316);
 const {
   bufferCopy,
   bufferFill,
@@ -24810,15 +24810,15 @@ const {
   convertSignature,
   sendPacket,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(4592);
+} = __nccwpck_require__(2752);
 
-const MODULE_VER = (__nccwpck_require__(8342)/* .version */ .rE);
+const MODULE_VER = (__nccwpck_require__(5856)/* .version */ .rE);
 
 const VALID_DISCONNECT_REASONS = new Map(
   Object.values(DISCONNECT_REASON).map((n) => [n, 1])
@@ -26881,7 +26881,7 @@ module.exports = Protocol;
 
 /***/ }),
 
-/***/ 4996:
+/***/ 7396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -26902,7 +26902,7 @@ const {
   bufferSlice,
   makeBufferParser,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
 const ATTR = {
   SIZE: 0x00000001,
@@ -30482,7 +30482,7 @@ const {
   ERR_INVALID_ARG_TYPE,
   ERR_OUT_OF_RANGE,
   validateNumber
-} = __nccwpck_require__(3208);
+} = __nccwpck_require__(6200);
 
 const kMinPoolSpace = 128;
 
@@ -30940,7 +30940,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4020:
+/***/ 9044:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -30952,7 +30952,7 @@ try {
   cpuInfo = __nccwpck_require__(4573)();
 } catch {}
 
-const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(2888);
+const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(408);
 
 const eddsaSupported = (() => {
   if (typeof crypto.sign === 'function'
@@ -31303,7 +31303,7 @@ module.exports.DISCONNECT_REASON_BY_VALUE =
 
 /***/ }),
 
-/***/ 2888:
+/***/ 408:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -31318,7 +31318,7 @@ const {
   createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual
 } = __nccwpck_require__(6982);
 
-const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(2184);
+const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(4408);
 
 const FastBuffer = Buffer[Symbol.species];
 const MAX_SEQNO = 2 ** 32 - 1;
@@ -31335,7 +31335,7 @@ let AESGCMDecipher;
 let ChaChaPolyDecipher;
 let GenericDecipher;
 try {
-  binding = __nccwpck_require__(490);
+  binding = __nccwpck_require__(7168);
   ({ AESGCMCipher, ChaChaPolyCipher, GenericCipher,
      AESGCMDecipher, ChaChaPolyDecipher, GenericDecipher } = binding);
 } catch {}
@@ -32889,7 +32889,7 @@ module.exports = {
     // eslint-disable-next-line no-async-promise-executor
     return new Promise(async (resolve, reject) => {
       try {
-        POLY1305_WASM_MODULE = await __nccwpck_require__(7830)();
+        POLY1305_WASM_MODULE = await __nccwpck_require__(1878)();
         POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
         poly1305_auth = POLY1305_WASM_MODULE.cwrap(
           'poly1305_auth',
@@ -32912,7 +32912,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7830:
+/***/ 1878:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -32959,15 +32959,15 @@ else {}
 
 /***/ }),
 
-/***/ 9244:
+/***/ 6316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const MESSAGE_HANDLERS = new Array(256);
 [
-  (__nccwpck_require__(4637).HANDLERS),
-  __nccwpck_require__(9964),
+  (__nccwpck_require__(797).HANDLERS),
+  __nccwpck_require__(8268),
 ].forEach((handlers) => {
   // eslint-disable-next-line prefer-const
   for (let [type, handler] of Object.entries(handlers)) {
@@ -32982,7 +32982,7 @@ module.exports = MESSAGE_HANDLERS;
 
 /***/ }),
 
-/***/ 9964:
+/***/ 8268:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -32993,18 +32993,18 @@ const {
   doFatalError,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
 const {
   CHANNEL_OPEN_FAILURE,
   COMPAT,
   MESSAGE,
   TERMINAL_MODE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(9044);
 
 const {
   parseKey,
-} = __nccwpck_require__(1789);
+} = __nccwpck_require__(7517);
 
 const TERMINAL_MODE_BY_VALUE =
   Array.from(Object.entries(TERMINAL_MODE))
@@ -34274,7 +34274,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4637:
+/***/ 797:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -34290,7 +34290,7 @@ const {
   randomFillSync,
 } = __nccwpck_require__(6982);
 
-const { Ber } = __nccwpck_require__(9837);
+const { Ber } = __nccwpck_require__(2733);
 
 const {
   COMPAT,
@@ -34302,14 +34302,14 @@ const {
   DEFAULT_COMPRESSION,
   DISCONNECT_REASON,
   MESSAGE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(9044);
 const {
   CIPHER_INFO,
   createCipher,
   createDecipher,
   MAC_INFO,
-} = __nccwpck_require__(2888);
-const { parseDERKey } = __nccwpck_require__(1789);
+} = __nccwpck_require__(408);
+const { parseDERKey } = __nccwpck_require__(7517);
 const {
   bufferFill,
   bufferParser,
@@ -34318,13 +34318,13 @@ const {
   FastBuffer,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(4592);
+} = __nccwpck_require__(2752);
 
 let MESSAGE_HANDLERS;
 
@@ -36068,7 +36068,7 @@ function onKEXPayload(state, payload) {
       case MESSAGE.UNIMPLEMENTED:
       case MESSAGE.DEBUG:
         if (!MESSAGE_HANDLERS)
-          MESSAGE_HANDLERS = __nccwpck_require__(9244);
+          MESSAGE_HANDLERS = __nccwpck_require__(6316);
         return MESSAGE_HANDLERS[type](this, payload);
     }
   }
@@ -36076,7 +36076,7 @@ function onKEXPayload(state, payload) {
   switch (type) {
     case MESSAGE.DISCONNECT:
       if (!MESSAGE_HANDLERS)
-        MESSAGE_HANDLERS = __nccwpck_require__(9244);
+        MESSAGE_HANDLERS = __nccwpck_require__(6316);
       return MESSAGE_HANDLERS[type](this, payload);
     case MESSAGE.KEXINIT:
       if (!state.firstPacket) {
@@ -36189,7 +36189,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1789:
+/***/ 7517:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -36211,18 +36211,18 @@ const {
 } = __nccwpck_require__(6982);
 const supportedOpenSSLCiphers = getCiphers();
 
-const { Ber } = __nccwpck_require__(9837);
-const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
+const { Ber } = __nccwpck_require__(2733);
+const bcrypt_pbkdf = (__nccwpck_require__(6046).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(2888);
-const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(4020);
+const { CIPHER_INFO } = __nccwpck_require__(408);
+const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(9044);
 const {
   bufferSlice,
   makeBufferParser,
   readString,
   readUInt32BE,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(4408);
 
 const SYM_HASH_ALGO = Symbol('Hash Algorithm');
 const SYM_PRIV_PEM = Symbol('Private key PEM');
@@ -37680,7 +37680,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3208:
+/***/ 6200:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -37802,12 +37802,12 @@ exports.validateNumber = function validateNumber(value, name) {
 
 /***/ }),
 
-/***/ 2184:
+/***/ 4408:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Ber = (__nccwpck_require__(9837).Ber);
+const Ber = (__nccwpck_require__(2733).Ber);
 
 let DISCONNECT_REASON;
 
@@ -37978,7 +37978,7 @@ module.exports = {
   doFatalError: (protocol, msg, level, reason) => {
     let err;
     if (DISCONNECT_REASON === undefined)
-      ({ DISCONNECT_REASON } = __nccwpck_require__(4020));
+      ({ DISCONNECT_REASON } = __nccwpck_require__(9044));
     if (msg instanceof Error) {
       // doFatalError(protocol, err[, reason])
       err = msg;
@@ -38165,7 +38165,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4592:
+/***/ 2752:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -38427,7 +38427,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2605:
+/***/ 3389:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -38455,13 +38455,13 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(4020);
-const { init: cryptoInit } = __nccwpck_require__(2888);
-const { KexInit } = __nccwpck_require__(4637);
-const { parseKey } = __nccwpck_require__(1789);
-const Protocol = __nccwpck_require__(7841);
-const { SFTP } = __nccwpck_require__(4996);
-const { writeUInt32BE } = __nccwpck_require__(2184);
+} = __nccwpck_require__(9044);
+const { init: cryptoInit } = __nccwpck_require__(408);
+const { KexInit } = __nccwpck_require__(797);
+const { parseKey } = __nccwpck_require__(7517);
+const Protocol = __nccwpck_require__(3393);
+const { SFTP } = __nccwpck_require__(7396);
+const { writeUInt32BE } = __nccwpck_require__(4408);
 
 const {
   Channel,
@@ -38469,7 +38469,7 @@ const {
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(5683);
+} = __nccwpck_require__(9379);
 
 const {
   ChannelManager,
@@ -38477,7 +38477,7 @@ const {
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(2137);
+} = __nccwpck_require__(1289);
 
 const MAX_PENDING_AUTHS = 10;
 
@@ -39814,12 +39814,12 @@ module.exports.IncomingClient = Client;
 
 /***/ }),
 
-/***/ 2137:
+/***/ 1289:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { SFTP } = __nccwpck_require__(4996);
+const { SFTP } = __nccwpck_require__(7396);
 
 const MAX_CHANNEL = 2 ** 32 - 1;
 
@@ -40157,14 +40157,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6204:
+/***/ 3052:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { EventEmitter } = __nccwpck_require__(9580)
-const FIFO = __nccwpck_require__(3867)
-const TextDecoder = __nccwpck_require__(7934)
+const { EventEmitter } = __nccwpck_require__(7532)
+const FIFO = __nccwpck_require__(4219)
+const TextDecoder = __nccwpck_require__(5454)
 
-const StreamError = __nccwpck_require__(5657)
+const StreamError = __nccwpck_require__(393)
 
 // if we do a future major, expect queue microtask to be there always, for now a bit defensive
 const qmt =
@@ -41478,7 +41478,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5657:
+/***/ 393:
 /***/ ((module) => {
 
 module.exports = class StreamError extends Error {
@@ -41532,13 +41532,13 @@ module.exports = class StreamError extends Error {
 
 /***/ }),
 
-/***/ 60:
+/***/ 6716:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const stripAnsi = __nccwpck_require__(3958);
-const isFullwidthCodePoint = __nccwpck_require__(4519);
-const emojiRegex = __nccwpck_require__(872);
+const stripAnsi = __nccwpck_require__(8966);
+const isFullwidthCodePoint = __nccwpck_require__(87);
+const emojiRegex = __nccwpck_require__(8488);
 
 const stringWidth = string => {
 	if (typeof string !== 'string' || string.length === 0) {
@@ -41586,7 +41586,7 @@ module.exports["default"] = stringWidth;
 
 /***/ }),
 
-/***/ 7211:
+/***/ 8651:
 /***/ (function(module) {
 
 (function (root) {
@@ -42589,22 +42589,22 @@ module.exports["default"] = stringWidth;
 
 /***/ }),
 
-/***/ 3958:
+/***/ 8966:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const ansiRegex = __nccwpck_require__(21);
+const ansiRegex = __nccwpck_require__(8949);
 
 module.exports = string => typeof string === 'string' ? string.replace(ansiRegex(), '') : string;
 
 
 /***/ }),
 
-/***/ 7934:
+/***/ 5454:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const PassThroughDecoder = __nccwpck_require__(7256)
-const UTF8Decoder = __nccwpck_require__(6414)
+const PassThroughDecoder = __nccwpck_require__(7656)
+const UTF8Decoder = __nccwpck_require__(6974)
 
 module.exports = class TextDecoder {
   constructor(encoding = 'utf8') {
@@ -42671,10 +42671,10 @@ function normalizeEncoding(encoding) {
 
 /***/ }),
 
-/***/ 7256:
+/***/ 7656:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(3057)
+const b4a = __nccwpck_require__(9553)
 
 module.exports = class PassThroughDecoder {
   constructor(encoding) {
@@ -42697,10 +42697,10 @@ module.exports = class PassThroughDecoder {
 
 /***/ }),
 
-/***/ 6414:
+/***/ 6974:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(3057)
+const b4a = __nccwpck_require__(9553)
 
 /**
  * https://encoding.spec.whatwg.org/#utf-8-decoder
@@ -42889,7 +42889,7 @@ function trailingBytesSeen(data) {
 
 /***/ }),
 
-/***/ 461:
+/***/ 5741:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 var Stream = __nccwpck_require__(2203)
@@ -43004,7 +43004,7 @@ function through (write, end, opts) {
 
 /***/ }),
 
-/***/ 2514:
+/***/ 3362:
 /***/ ((module) => {
 
 const hrtime = typeof process !== 'undefined' && !!process.hrtime
@@ -43061,7 +43061,7 @@ module.exports = function (seconds) {
 
 /***/ }),
 
-/***/ 2223:
+/***/ 6159:
 /***/ ((module) => {
 
 
@@ -43123,7 +43123,7 @@ function nextTickArgs (fn, a, b) {
 
 /***/ }),
 
-/***/ 668:
+/***/ 8156:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 (function(nacl) {
@@ -45518,7 +45518,7 @@ nacl.setPRNG = function(fn) {
 
 /***/ }),
 
-/***/ 7131:
+/***/ 9435:
 /***/ ((module) => {
 
 module.exports = remove
@@ -45537,7 +45537,7 @@ function remove (arr, i) {
 
 /***/ }),
 
-/***/ 7531:
+/***/ 2107:
 /***/ ((module) => {
 
 
@@ -45606,7 +45606,7 @@ module.exports = isValidUTF8;
 
 /***/ }),
 
-/***/ 397:
+/***/ 4381:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -45614,13 +45614,13 @@ module.exports = isValidUTF8;
 try {
   module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)(__nccwpck_require__.ab + "prebuilds/linux-x64/utf-8-validate.node");
 } catch (e) {
-  module.exports = __nccwpck_require__(7531);
+  module.exports = __nccwpck_require__(2107);
 }
 
 
 /***/ }),
 
-/***/ 3585:
+/***/ 4801:
 /***/ (function(__unused_webpack_module, exports) {
 
 /**
@@ -50363,14 +50363,14 @@ try {
 
 /***/ }),
 
-/***/ 8808:
+/***/ 5880:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { EventEmitter } = __nccwpck_require__(9580)
-const FIFO = __nccwpck_require__(3867)
-const TextDecoder = __nccwpck_require__(7934)
+const { EventEmitter } = __nccwpck_require__(7532)
+const FIFO = __nccwpck_require__(4219)
+const TextDecoder = __nccwpck_require__(5454)
 
-const StreamError = __nccwpck_require__(4933)
+const StreamError = __nccwpck_require__(5477)
 
 // if we do a future major, expect queue microtask to be there always, for now a bit defensive
 const qmt =
@@ -51684,7 +51684,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4933:
+/***/ 5477:
 /***/ ((module) => {
 
 module.exports = class StreamError extends Error {
@@ -51738,7 +51738,7 @@ module.exports = class StreamError extends Error {
 
 /***/ }),
 
-/***/ 4868:
+/***/ 7684:
 /***/ ((__unused_webpack_module, exports) => {
 
 const { runtime, platform, arch, version } =
@@ -51781,7 +51781,7 @@ exports.isElectronWorker = exports.isElectron && global.process.type === 'worker
 
 /***/ }),
 
-/***/ 6848:
+/***/ 5088:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const isWindows = process.platform === 'win32' ||
@@ -51790,7 +51790,7 @@ const isWindows = process.platform === 'win32' ||
 
 const path = __nccwpck_require__(6928)
 const COLON = isWindows ? ';' : ':'
-const isexe = __nccwpck_require__(2940)
+const isexe = __nccwpck_require__(8588)
 
 const getNotFoundError = (cmd) =>
   Object.assign(new Error(`not found: ${cmd}`), { code: 'ENOENT' })
@@ -51913,7 +51913,7 @@ which.sync = whichSync
 
 /***/ }),
 
-/***/ 8264:
+/***/ 2360:
 /***/ ((module) => {
 
 // Returns a wrapper function that returns a wrapped callback
@@ -51953,14 +51953,14 @@ function wrappy (fn, cb) {
 
 /***/ }),
 
-/***/ 5803:
+/***/ 4715:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { websocketMask, websocketUnmask } = __nccwpck_require__(8611);
 
-const { EMPTY_BUFFER } = __nccwpck_require__(1791);
+const { EMPTY_BUFFER } = __nccwpck_require__(3903);
 
 const FastBuffer = Buffer[Symbol.species];
 
@@ -52083,7 +52083,7 @@ if (websocketMask) {
   };
 } /* istanbul ignore else  */ else if (!process.env.WS_NO_BUFFER_UTIL) {
   try {
-    const bufferUtil = __nccwpck_require__(1486);
+    const bufferUtil = __nccwpck_require__(3918);
 
     module.exports.mask = function (source, mask, output, offset, length) {
       if (length < 48) _mask(source, mask, output, offset, length);
@@ -52102,7 +52102,7 @@ if (websocketMask) {
 
 /***/ }),
 
-/***/ 1791:
+/***/ 3903:
 /***/ ((module) => {
 
 
@@ -52128,12 +52128,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4634:
+/***/ 2746:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kForOnEventAttribute, kListener } = __nccwpck_require__(1791);
+const { kForOnEventAttribute, kListener } = __nccwpck_require__(3903);
 
 const kCode = Symbol('kCode');
 const kData = Symbol('kData');
@@ -52427,12 +52427,12 @@ function callListener(listener, thisArg, event) {
 
 /***/ }),
 
-/***/ 1335:
+/***/ 5527:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { tokenChars } = __nccwpck_require__(6615);
+const { tokenChars } = __nccwpck_require__(9575);
 
 /**
  * Adds an offer to the map of extension offers or a parameter to the map of
@@ -52637,7 +52637,7 @@ module.exports = { format, parse };
 
 /***/ }),
 
-/***/ 958:
+/***/ 8398:
 /***/ ((module) => {
 
 
@@ -52699,16 +52699,16 @@ module.exports = Limiter;
 
 /***/ }),
 
-/***/ 4376:
+/***/ 6856:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const zlib = __nccwpck_require__(3106);
 
-const bufferUtil = __nccwpck_require__(5803);
-const Limiter = __nccwpck_require__(958);
-const { kStatusCode } = __nccwpck_require__(1791);
+const bufferUtil = __nccwpck_require__(4715);
+const Limiter = __nccwpck_require__(8398);
+const { kStatusCode } = __nccwpck_require__(3903);
 
 const FastBuffer = Buffer[Symbol.species];
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
@@ -53236,22 +53236,22 @@ function inflateOnError(err) {
 
 /***/ }),
 
-/***/ 893:
+/***/ 3802:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(2203);
 
-const PerMessageDeflate = __nccwpck_require__(4376);
+const PerMessageDeflate = __nccwpck_require__(6856);
 const {
   BINARY_TYPES,
   EMPTY_BUFFER,
   kStatusCode,
   kWebSocket
-} = __nccwpck_require__(1791);
-const { concat, toArrayBuffer, unmask } = __nccwpck_require__(5803);
-const { isValidStatusCode, isValidUTF8 } = __nccwpck_require__(6615);
+} = __nccwpck_require__(3903);
+const { concat, toArrayBuffer, unmask } = __nccwpck_require__(4715);
+const { isValidStatusCode, isValidUTF8 } = __nccwpck_require__(9575);
 
 const FastBuffer = Buffer[Symbol.species];
 
@@ -53994,7 +53994,7 @@ module.exports = Receiver;
 
 /***/ }),
 
-/***/ 7389:
+/***/ 7261:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex" }] */
@@ -54007,10 +54007,10 @@ const {
   types: { isUint8Array }
 } = __nccwpck_require__(9023);
 
-const PerMessageDeflate = __nccwpck_require__(4376);
-const { EMPTY_BUFFER, kWebSocket, NOOP } = __nccwpck_require__(1791);
-const { isBlob, isValidStatusCode } = __nccwpck_require__(6615);
-const { mask: applyMask, toBuffer } = __nccwpck_require__(5803);
+const PerMessageDeflate = __nccwpck_require__(6856);
+const { EMPTY_BUFFER, kWebSocket, NOOP } = __nccwpck_require__(3903);
+const { isBlob, isValidStatusCode } = __nccwpck_require__(9575);
+const { mask: applyMask, toBuffer } = __nccwpck_require__(4715);
 
 const kByteLength = Symbol('kByteLength');
 const maskBuffer = Buffer.alloc(4);
@@ -54611,13 +54611,13 @@ function onError(sender, err, cb) {
 
 /***/ }),
 
-/***/ 6412:
+/***/ 2876:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^WebSocket$" }] */
 
 
-const WebSocket = __nccwpck_require__(6681);
+const WebSocket = __nccwpck_require__(5481);
 const { Duplex } = __nccwpck_require__(2203);
 
 /**
@@ -54779,12 +54779,12 @@ module.exports = createWebSocketStream;
 
 /***/ }),
 
-/***/ 3332:
+/***/ 8244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { tokenChars } = __nccwpck_require__(6615);
+const { tokenChars } = __nccwpck_require__(9575);
 
 /**
  * Parses the `Sec-WebSocket-Protocol` header into a set of subprotocol names.
@@ -54848,14 +54848,14 @@ module.exports = { parse };
 
 /***/ }),
 
-/***/ 6615:
+/***/ 9575:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { isUtf8 } = __nccwpck_require__(181);
 
-const { hasBlob } = __nccwpck_require__(1791);
+const { hasBlob } = __nccwpck_require__(3903);
 
 //
 // Allowed token characters:
@@ -54994,7 +54994,7 @@ if (isUtf8) {
   };
 } /* istanbul ignore else  */ else if (!process.env.WS_NO_UTF_8_VALIDATE) {
   try {
-    const isValidUTF8 = __nccwpck_require__(397);
+    const isValidUTF8 = __nccwpck_require__(4381);
 
     module.exports.isValidUTF8 = function (buf) {
       return buf.length < 32 ? _isValidUTF8(buf) : isValidUTF8(buf);
@@ -55007,7 +55007,7 @@ if (isUtf8) {
 
 /***/ }),
 
-/***/ 129:
+/***/ 1905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex$", "caughtErrors": "none" }] */
@@ -55019,11 +55019,11 @@ const http = __nccwpck_require__(8611);
 const { Duplex } = __nccwpck_require__(2203);
 const { createHash } = __nccwpck_require__(6982);
 
-const extension = __nccwpck_require__(1335);
-const PerMessageDeflate = __nccwpck_require__(4376);
-const subprotocol = __nccwpck_require__(3332);
-const WebSocket = __nccwpck_require__(6681);
-const { CLOSE_TIMEOUT, GUID, kWebSocket } = __nccwpck_require__(1791);
+const extension = __nccwpck_require__(5527);
+const PerMessageDeflate = __nccwpck_require__(6856);
+const subprotocol = __nccwpck_require__(8244);
+const WebSocket = __nccwpck_require__(5481);
+const { CLOSE_TIMEOUT, GUID, kWebSocket } = __nccwpck_require__(3903);
 
 const keyRegex = /^[+/0-9A-Za-z]{22}==$/;
 
@@ -55579,7 +55579,7 @@ function abortHandshakeOrEmitwsClientError(
 
 /***/ }),
 
-/***/ 6681:
+/***/ 5481:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex|Readable$", "caughtErrors": "none" }] */
@@ -55596,10 +55596,10 @@ const { randomBytes, createHash } = __nccwpck_require__(6982);
 const { Duplex, Readable } = __nccwpck_require__(2203);
 const { URL } = __nccwpck_require__(7016);
 
-const PerMessageDeflate = __nccwpck_require__(4376);
-const Receiver = __nccwpck_require__(893);
-const Sender = __nccwpck_require__(7389);
-const { isBlob } = __nccwpck_require__(6615);
+const PerMessageDeflate = __nccwpck_require__(6856);
+const Receiver = __nccwpck_require__(3802);
+const Sender = __nccwpck_require__(7261);
+const { isBlob } = __nccwpck_require__(9575);
 
 const {
   BINARY_TYPES,
@@ -55611,12 +55611,12 @@ const {
   kStatusCode,
   kWebSocket,
   NOOP
-} = __nccwpck_require__(1791);
+} = __nccwpck_require__(3903);
 const {
   EventTarget: { addEventListener, removeEventListener }
-} = __nccwpck_require__(4634);
-const { format, parse } = __nccwpck_require__(1335);
-const { toBuffer } = __nccwpck_require__(5803);
+} = __nccwpck_require__(2746);
+const { format, parse } = __nccwpck_require__(5527);
+const { toBuffer } = __nccwpck_require__(4715);
 
 const kAborted = Symbol('kAborted');
 const protocolVersions = [8, 13];
@@ -57057,7 +57057,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 8736:
+/***/ 9376:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57076,7 +57076,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9669:
+/***/ 7029:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57085,9 +57085,9 @@ function socketOnError() {
   var builder, defaults, escapeCDATA, requiresCDATA, wrapCDATA,
     hasProp = {}.hasOwnProperty;
 
-  builder = __nccwpck_require__(8004);
+  builder = __nccwpck_require__(5684);
 
-  defaults = (__nccwpck_require__(6078).defaults);
+  defaults = (__nccwpck_require__(7294).defaults);
 
   requiresCDATA = function(entry) {
     return typeof entry === "string" && (entry.indexOf('&') >= 0 || entry.indexOf('>') >= 0 || entry.indexOf('<') >= 0);
@@ -57210,7 +57210,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6078:
+/***/ 7294:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57289,7 +57289,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2563:
+/***/ 5539:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57300,17 +57300,17 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  sax = __nccwpck_require__(2560);
+  sax = __nccwpck_require__(3856);
 
   events = __nccwpck_require__(4434);
 
-  bom = __nccwpck_require__(8736);
+  bom = __nccwpck_require__(9376);
 
-  processors = __nccwpck_require__(4261);
+  processors = __nccwpck_require__(3557);
 
-  setImmediate = (__nccwpck_require__(3557).setImmediate);
+  setImmediate = (__nccwpck_require__(8319).setImmediate);
 
-  defaults = (__nccwpck_require__(6078).defaults);
+  defaults = (__nccwpck_require__(7294).defaults);
 
   isEmpty = function(thing) {
     return typeof thing === "object" && (thing != null) && Object.keys(thing).length === 0;
@@ -57691,7 +57691,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4261:
+/***/ 3557:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57732,7 +57732,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 758:
+/***/ 854:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57742,13 +57742,13 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  defaults = __nccwpck_require__(6078);
+  defaults = __nccwpck_require__(7294);
 
-  builder = __nccwpck_require__(9669);
+  builder = __nccwpck_require__(7029);
 
-  parser = __nccwpck_require__(2563);
+  parser = __nccwpck_require__(5539);
 
-  processors = __nccwpck_require__(4261);
+  processors = __nccwpck_require__(3557);
 
   exports.defaults = defaults.defaults;
 
@@ -57778,7 +57778,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6488:
+/***/ 8600:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57797,7 +57797,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7882:
+/***/ 3962:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57827,7 +57827,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4576:
+/***/ 4912:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57917,7 +57917,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9392:
+/***/ 6768:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57934,16 +57934,16 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3977:
+/***/ 7897:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var NodeType, XMLAttribute, XMLNode;
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
   module.exports = XMLAttribute = (function() {
     function XMLAttribute(parent, name, value) {
@@ -58049,7 +58049,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 728:
+/***/ 5848:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58058,9 +58058,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLCharacterData = __nccwpck_require__(5278);
+  XMLCharacterData = __nccwpck_require__(7262);
 
   module.exports = XMLCData = (function(superClass) {
     extend(XMLCData, superClass);
@@ -58092,7 +58092,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5278:
+/***/ 7262:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58101,7 +58101,7 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
   module.exports = XMLCharacterData = (function(superClass) {
     extend(XMLCharacterData, superClass);
@@ -58178,7 +58178,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9620:
+/***/ 5524:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58187,9 +58187,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLCharacterData = __nccwpck_require__(5278);
+  XMLCharacterData = __nccwpck_require__(7262);
 
   module.exports = XMLComment = (function(superClass) {
     extend(XMLComment, superClass);
@@ -58221,16 +58221,16 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4323:
+/***/ 3459:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var XMLDOMConfiguration, XMLDOMErrorHandler, XMLDOMStringList;
 
-  XMLDOMErrorHandler = __nccwpck_require__(1675);
+  XMLDOMErrorHandler = __nccwpck_require__(7883);
 
-  XMLDOMStringList = __nccwpck_require__(5884);
+  XMLDOMStringList = __nccwpck_require__(4108);
 
   module.exports = XMLDOMConfiguration = (function() {
     function XMLDOMConfiguration() {
@@ -58292,7 +58292,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 1675:
+/***/ 7883:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58315,7 +58315,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9563:
+/***/ 7211:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58354,7 +58354,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5884:
+/***/ 4108:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58389,7 +58389,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3742:
+/***/ 5854:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58398,9 +58398,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
   module.exports = XMLDTDAttList = (function(superClass) {
     extend(XMLDTDAttList, superClass);
@@ -58451,7 +58451,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6189:
+/***/ 7501:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58460,9 +58460,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
   module.exports = XMLDTDElement = (function(superClass) {
     extend(XMLDTDElement, superClass);
@@ -58496,7 +58496,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6906:
+/***/ 8282:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58505,11 +58505,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4576).isObject);
+  isObject = (__nccwpck_require__(4912).isObject);
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
   module.exports = XMLDTDEntity = (function(superClass) {
     extend(XMLDTDEntity, superClass);
@@ -58600,7 +58600,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7083:
+/***/ 2971:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58609,9 +58609,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
   module.exports = XMLDTDNotation = (function(superClass) {
     extend(XMLDTDNotation, superClass);
@@ -58659,7 +58659,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7645:
+/***/ 925:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58668,11 +58668,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4576).isObject);
+  isObject = (__nccwpck_require__(4912).isObject);
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
   module.exports = XMLDeclaration = (function(superClass) {
     extend(XMLDeclaration, superClass);
@@ -58709,7 +58709,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7827:
+/***/ 2419:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58718,21 +58718,21 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4576).isObject);
+  isObject = (__nccwpck_require__(4912).isObject);
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLDTDAttList = __nccwpck_require__(3742);
+  XMLDTDAttList = __nccwpck_require__(5854);
 
-  XMLDTDEntity = __nccwpck_require__(6906);
+  XMLDTDEntity = __nccwpck_require__(8282);
 
-  XMLDTDElement = __nccwpck_require__(6189);
+  XMLDTDElement = __nccwpck_require__(7501);
 
-  XMLDTDNotation = __nccwpck_require__(7083);
+  XMLDTDNotation = __nccwpck_require__(2971);
 
-  XMLNamedNodeMap = __nccwpck_require__(2748);
+  XMLNamedNodeMap = __nccwpck_require__(5212);
 
   module.exports = XMLDocType = (function(superClass) {
     extend(XMLDocType, superClass);
@@ -58902,7 +58902,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6500:
+/***/ 3652:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58911,19 +58911,19 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isPlainObject = (__nccwpck_require__(4576).isPlainObject);
+  isPlainObject = (__nccwpck_require__(4912).isPlainObject);
 
-  XMLDOMImplementation = __nccwpck_require__(9563);
+  XMLDOMImplementation = __nccwpck_require__(7211);
 
-  XMLDOMConfiguration = __nccwpck_require__(4323);
+  XMLDOMConfiguration = __nccwpck_require__(3459);
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLStringifier = __nccwpck_require__(7431);
+  XMLStringifier = __nccwpck_require__(7879);
 
-  XMLStringWriter = __nccwpck_require__(9867);
+  XMLStringWriter = __nccwpck_require__(8267);
 
   module.exports = XMLDocument = (function(superClass) {
     extend(XMLDocument, superClass);
@@ -59151,7 +59151,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7789:
+/***/ 2173:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -59159,43 +59159,43 @@ function socketOnError() {
   var NodeType, WriterState, XMLAttribute, XMLCData, XMLComment, XMLDTDAttList, XMLDTDElement, XMLDTDEntity, XMLDTDNotation, XMLDeclaration, XMLDocType, XMLDocument, XMLDocumentCB, XMLElement, XMLProcessingInstruction, XMLRaw, XMLStringWriter, XMLStringifier, XMLText, getValue, isFunction, isObject, isPlainObject, ref,
     hasProp = {}.hasOwnProperty;
 
-  ref = __nccwpck_require__(4576), isObject = ref.isObject, isFunction = ref.isFunction, isPlainObject = ref.isPlainObject, getValue = ref.getValue;
+  ref = __nccwpck_require__(4912), isObject = ref.isObject, isFunction = ref.isFunction, isPlainObject = ref.isPlainObject, getValue = ref.getValue;
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLDocument = __nccwpck_require__(6500);
+  XMLDocument = __nccwpck_require__(3652);
 
-  XMLElement = __nccwpck_require__(3965);
+  XMLElement = __nccwpck_require__(7837);
 
-  XMLCData = __nccwpck_require__(728);
+  XMLCData = __nccwpck_require__(5848);
 
-  XMLComment = __nccwpck_require__(9620);
+  XMLComment = __nccwpck_require__(5524);
 
-  XMLRaw = __nccwpck_require__(2083);
+  XMLRaw = __nccwpck_require__(9347);
 
-  XMLText = __nccwpck_require__(9946);
+  XMLText = __nccwpck_require__(4602);
 
-  XMLProcessingInstruction = __nccwpck_require__(1368);
+  XMLProcessingInstruction = __nccwpck_require__(3384);
 
-  XMLDeclaration = __nccwpck_require__(7645);
+  XMLDeclaration = __nccwpck_require__(925);
 
-  XMLDocType = __nccwpck_require__(7827);
+  XMLDocType = __nccwpck_require__(2419);
 
-  XMLDTDAttList = __nccwpck_require__(3742);
+  XMLDTDAttList = __nccwpck_require__(5854);
 
-  XMLDTDEntity = __nccwpck_require__(6906);
+  XMLDTDEntity = __nccwpck_require__(8282);
 
-  XMLDTDElement = __nccwpck_require__(6189);
+  XMLDTDElement = __nccwpck_require__(7501);
 
-  XMLDTDNotation = __nccwpck_require__(7083);
+  XMLDTDNotation = __nccwpck_require__(2971);
 
-  XMLAttribute = __nccwpck_require__(3977);
+  XMLAttribute = __nccwpck_require__(7897);
 
-  XMLStringifier = __nccwpck_require__(7431);
+  XMLStringifier = __nccwpck_require__(7879);
 
-  XMLStringWriter = __nccwpck_require__(9867);
+  XMLStringWriter = __nccwpck_require__(8267);
 
-  WriterState = __nccwpck_require__(9392);
+  WriterState = __nccwpck_require__(6768);
 
   module.exports = XMLDocumentCB = (function() {
     function XMLDocumentCB(options, onData, onEnd) {
@@ -59686,7 +59686,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6893:
+/***/ 1565:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -59695,9 +59695,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
   module.exports = XMLDummy = (function(superClass) {
     extend(XMLDummy, superClass);
@@ -59724,7 +59724,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3965:
+/***/ 7837:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -59733,15 +59733,15 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  ref = __nccwpck_require__(4576), isObject = ref.isObject, isFunction = ref.isFunction, getValue = ref.getValue;
+  ref = __nccwpck_require__(4912), isObject = ref.isObject, isFunction = ref.isFunction, getValue = ref.getValue;
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLAttribute = __nccwpck_require__(3977);
+  XMLAttribute = __nccwpck_require__(7897);
 
-  XMLNamedNodeMap = __nccwpck_require__(2748);
+  XMLNamedNodeMap = __nccwpck_require__(5212);
 
   module.exports = XMLElement = (function(superClass) {
     extend(XMLElement, superClass);
@@ -60029,7 +60029,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2748:
+/***/ 5212:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60094,7 +60094,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3401:
+/***/ 6281:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60102,7 +60102,7 @@ function socketOnError() {
   var DocumentPosition, NodeType, XMLCData, XMLComment, XMLDeclaration, XMLDocType, XMLDummy, XMLElement, XMLNamedNodeMap, XMLNode, XMLNodeList, XMLProcessingInstruction, XMLRaw, XMLText, getValue, isEmpty, isFunction, isObject, ref1,
     hasProp = {}.hasOwnProperty;
 
-  ref1 = __nccwpck_require__(4576), isObject = ref1.isObject, isFunction = ref1.isFunction, isEmpty = ref1.isEmpty, getValue = ref1.getValue;
+  ref1 = __nccwpck_require__(4912), isObject = ref1.isObject, isFunction = ref1.isFunction, isEmpty = ref1.isEmpty, getValue = ref1.getValue;
 
   XMLElement = null;
 
@@ -60141,19 +60141,19 @@ function socketOnError() {
       this.children = [];
       this.baseURI = null;
       if (!XMLElement) {
-        XMLElement = __nccwpck_require__(3965);
-        XMLCData = __nccwpck_require__(728);
-        XMLComment = __nccwpck_require__(9620);
-        XMLDeclaration = __nccwpck_require__(7645);
-        XMLDocType = __nccwpck_require__(7827);
-        XMLRaw = __nccwpck_require__(2083);
-        XMLText = __nccwpck_require__(9946);
-        XMLProcessingInstruction = __nccwpck_require__(1368);
-        XMLDummy = __nccwpck_require__(6893);
-        NodeType = __nccwpck_require__(7882);
-        XMLNodeList = __nccwpck_require__(3341);
-        XMLNamedNodeMap = __nccwpck_require__(2748);
-        DocumentPosition = __nccwpck_require__(6488);
+        XMLElement = __nccwpck_require__(7837);
+        XMLCData = __nccwpck_require__(5848);
+        XMLComment = __nccwpck_require__(5524);
+        XMLDeclaration = __nccwpck_require__(925);
+        XMLDocType = __nccwpck_require__(2419);
+        XMLRaw = __nccwpck_require__(9347);
+        XMLText = __nccwpck_require__(4602);
+        XMLProcessingInstruction = __nccwpck_require__(3384);
+        XMLDummy = __nccwpck_require__(1565);
+        NodeType = __nccwpck_require__(3962);
+        XMLNodeList = __nccwpck_require__(1645);
+        XMLNamedNodeMap = __nccwpck_require__(5212);
+        DocumentPosition = __nccwpck_require__(8600);
       }
     }
 
@@ -60886,7 +60886,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3341:
+/***/ 1645:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60921,7 +60921,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 1368:
+/***/ 3384:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60930,9 +60930,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLCharacterData = __nccwpck_require__(5278);
+  XMLCharacterData = __nccwpck_require__(7262);
 
   module.exports = XMLProcessingInstruction = (function(superClass) {
     extend(XMLProcessingInstruction, superClass);
@@ -60977,7 +60977,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2083:
+/***/ 9347:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60986,9 +60986,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLNode = __nccwpck_require__(3401);
+  XMLNode = __nccwpck_require__(6281);
 
   module.exports = XMLRaw = (function(superClass) {
     extend(XMLRaw, superClass);
@@ -61019,7 +61019,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7798:
+/***/ 6566:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61028,11 +61028,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLWriterBase = __nccwpck_require__(6943);
+  XMLWriterBase = __nccwpck_require__(7343);
 
-  WriterState = __nccwpck_require__(9392);
+  WriterState = __nccwpck_require__(6768);
 
   module.exports = XMLStreamWriter = (function(superClass) {
     extend(XMLStreamWriter, superClass);
@@ -61202,7 +61202,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9867:
+/***/ 8267:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61211,7 +61211,7 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLWriterBase = __nccwpck_require__(6943);
+  XMLWriterBase = __nccwpck_require__(7343);
 
   module.exports = XMLStringWriter = (function(superClass) {
     extend(XMLStringWriter, superClass);
@@ -61244,7 +61244,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7431:
+/***/ 7879:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61491,7 +61491,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9946:
+/***/ 4602:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61500,9 +61500,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLCharacterData = __nccwpck_require__(5278);
+  XMLCharacterData = __nccwpck_require__(7262);
 
   module.exports = XMLText = (function(superClass) {
     extend(XMLText, superClass);
@@ -61567,7 +61567,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6943:
+/***/ 7343:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61575,37 +61575,37 @@ function socketOnError() {
   var NodeType, WriterState, XMLCData, XMLComment, XMLDTDAttList, XMLDTDElement, XMLDTDEntity, XMLDTDNotation, XMLDeclaration, XMLDocType, XMLDummy, XMLElement, XMLProcessingInstruction, XMLRaw, XMLText, XMLWriterBase, assign,
     hasProp = {}.hasOwnProperty;
 
-  assign = (__nccwpck_require__(4576).assign);
+  assign = (__nccwpck_require__(4912).assign);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  XMLDeclaration = __nccwpck_require__(7645);
+  XMLDeclaration = __nccwpck_require__(925);
 
-  XMLDocType = __nccwpck_require__(7827);
+  XMLDocType = __nccwpck_require__(2419);
 
-  XMLCData = __nccwpck_require__(728);
+  XMLCData = __nccwpck_require__(5848);
 
-  XMLComment = __nccwpck_require__(9620);
+  XMLComment = __nccwpck_require__(5524);
 
-  XMLElement = __nccwpck_require__(3965);
+  XMLElement = __nccwpck_require__(7837);
 
-  XMLRaw = __nccwpck_require__(2083);
+  XMLRaw = __nccwpck_require__(9347);
 
-  XMLText = __nccwpck_require__(9946);
+  XMLText = __nccwpck_require__(4602);
 
-  XMLProcessingInstruction = __nccwpck_require__(1368);
+  XMLProcessingInstruction = __nccwpck_require__(3384);
 
-  XMLDummy = __nccwpck_require__(6893);
+  XMLDummy = __nccwpck_require__(1565);
 
-  XMLDTDAttList = __nccwpck_require__(3742);
+  XMLDTDAttList = __nccwpck_require__(5854);
 
-  XMLDTDElement = __nccwpck_require__(6189);
+  XMLDTDElement = __nccwpck_require__(7501);
 
-  XMLDTDEntity = __nccwpck_require__(6906);
+  XMLDTDEntity = __nccwpck_require__(8282);
 
-  XMLDTDNotation = __nccwpck_require__(7083);
+  XMLDTDNotation = __nccwpck_require__(2971);
 
-  WriterState = __nccwpck_require__(9392);
+  WriterState = __nccwpck_require__(6768);
 
   module.exports = XMLWriterBase = (function() {
     function XMLWriterBase(options) {
@@ -62002,28 +62002,28 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 8004:
+/***/ 5684:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var NodeType, WriterState, XMLDOMImplementation, XMLDocument, XMLDocumentCB, XMLStreamWriter, XMLStringWriter, assign, isFunction, ref;
 
-  ref = __nccwpck_require__(4576), assign = ref.assign, isFunction = ref.isFunction;
+  ref = __nccwpck_require__(4912), assign = ref.assign, isFunction = ref.isFunction;
 
-  XMLDOMImplementation = __nccwpck_require__(9563);
+  XMLDOMImplementation = __nccwpck_require__(7211);
 
-  XMLDocument = __nccwpck_require__(6500);
+  XMLDocument = __nccwpck_require__(3652);
 
-  XMLDocumentCB = __nccwpck_require__(7789);
+  XMLDocumentCB = __nccwpck_require__(2173);
 
-  XMLStringWriter = __nccwpck_require__(9867);
+  XMLStringWriter = __nccwpck_require__(8267);
 
-  XMLStreamWriter = __nccwpck_require__(7798);
+  XMLStreamWriter = __nccwpck_require__(6566);
 
-  NodeType = __nccwpck_require__(7882);
+  NodeType = __nccwpck_require__(3962);
 
-  WriterState = __nccwpck_require__(9392);
+  WriterState = __nccwpck_require__(6768);
 
   module.exports.create = function(name, xmldec, doctype, options) {
     var doc, root;
@@ -62074,7 +62074,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9588:
+/***/ 7220:
 /***/ ((module) => {
 
 // uTP is disabled (utp: false): an empty module, as webtorrent expects when utp-native is absent.
@@ -62083,7 +62083,7 @@ module.exports = {}
 
 /***/ }),
 
-/***/ 490:
+/***/ 7168:
 /***/ ((module) => {
 
 module.exports = eval("require")("./crypto/build/Release/sshcrypto.node");
@@ -62091,7 +62091,7 @@ module.exports = eval("require")("./crypto/build/Release/sshcrypto.node");
 
 /***/ }),
 
-/***/ 75:
+/***/ 1329:
 /***/ ((module) => {
 
 module.exports = eval("require")("supports-color");
@@ -62218,7 +62218,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process
 
 /***/ }),
 
-/***/ 5449:
+/***/ 7830:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/web");
@@ -62267,7 +62267,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decod
 
 /***/ }),
 
-/***/ 3557:
+/***/ 8319:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
@@ -62316,14 +62316,14 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 /***/ }),
 
-/***/ 8909:
+/***/ 3917:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { Argument } = __nccwpck_require__(9154);
-const { Command } = __nccwpck_require__(4348);
-const { CommanderError, InvalidArgumentError } = __nccwpck_require__(1135);
-const { Help } = __nccwpck_require__(9754);
-const { Option } = __nccwpck_require__(5240);
+const { Argument } = __nccwpck_require__(2562);
+const { Command } = __nccwpck_require__(4604);
+const { CommanderError, InvalidArgumentError } = __nccwpck_require__(4063);
+const { Help } = __nccwpck_require__(3914);
+const { Option } = __nccwpck_require__(3864);
 
 exports.DM = new Command();
 
@@ -62347,10 +62347,10 @@ exports.a2 = InvalidArgumentError; // Deprecated
 
 /***/ }),
 
-/***/ 9154:
+/***/ 2562:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { InvalidArgumentError } = __nccwpck_require__(1135);
+const { InvalidArgumentError } = __nccwpck_require__(4063);
 
 class Argument {
   /**
@@ -62504,7 +62504,7 @@ exports.humanReadableArgName = humanReadableArgName;
 
 /***/ }),
 
-/***/ 4348:
+/***/ 4604:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 const EventEmitter = (__nccwpck_require__(8474).EventEmitter);
@@ -62513,11 +62513,11 @@ const path = __nccwpck_require__(6760);
 const fs = __nccwpck_require__(3024);
 const process = __nccwpck_require__(1708);
 
-const { Argument, humanReadableArgName } = __nccwpck_require__(9154);
-const { CommanderError } = __nccwpck_require__(1135);
-const { Help, stripColor } = __nccwpck_require__(9754);
-const { Option, DualOptions } = __nccwpck_require__(5240);
-const { suggestSimilar } = __nccwpck_require__(5030);
+const { Argument, humanReadableArgName } = __nccwpck_require__(2562);
+const { CommanderError } = __nccwpck_require__(4063);
+const { Help, stripColor } = __nccwpck_require__(3914);
+const { Option, DualOptions } = __nccwpck_require__(3864);
+const { suggestSimilar } = __nccwpck_require__(6726);
 
 class Command extends EventEmitter {
   /**
@@ -65288,7 +65288,7 @@ exports.useColor = useColor; // exporting for tests
 
 /***/ }),
 
-/***/ 1135:
+/***/ 4063:
 /***/ ((__unused_webpack_module, exports) => {
 
 /**
@@ -65334,10 +65334,10 @@ exports.InvalidArgumentError = InvalidArgumentError;
 
 /***/ }),
 
-/***/ 9754:
+/***/ 3914:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { humanReadableArgName } = __nccwpck_require__(9154);
+const { humanReadableArgName } = __nccwpck_require__(2562);
 
 /**
  * TypeScript import types for JSDoc, used by Visual Studio Code IntelliSense and `npm run typescript-checkJS`
@@ -66088,10 +66088,10 @@ exports.stripColor = stripColor;
 
 /***/ }),
 
-/***/ 5240:
+/***/ 3864:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { InvalidArgumentError } = __nccwpck_require__(1135);
+const { InvalidArgumentError } = __nccwpck_require__(4063);
 
 class Option {
   /**
@@ -66475,7 +66475,7 @@ exports.DualOptions = DualOptions;
 
 /***/ }),
 
-/***/ 5030:
+/***/ 6726:
 /***/ ((__unused_webpack_module, exports) => {
 
 const maxDistance = 3;
@@ -66583,10 +66583,10 @@ exports.suggestSimilar = suggestSimilar;
 
 /***/ }),
 
-/***/ 561:
+/***/ 2337:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { Address4, Address6 } = __nccwpck_require__(9253)
+const { Address4, Address6 } = __nccwpck_require__(4693)
 
 class IPSetNode {
   constructor (start, end) {
@@ -66756,7 +66756,7 @@ module.exports = IPSet
 
 /***/ }),
 
-/***/ 8280:
+/***/ 2312:
 /***/ (function(module) {
 
 (function (root) {
@@ -67861,7 +67861,7 @@ module.exports = IPSet
 
 /***/ }),
 
-/***/ 1204:
+/***/ 3808:
 /***/ ((__unused_webpack_module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* c8 ignore start */
@@ -67877,7 +67877,7 @@ if (!globalThis.ReadableStream) {
     const { emitWarning } = process
     try {
       process.emitWarning = () => {}
-      Object.assign(globalThis, __nccwpck_require__(5449))
+      Object.assign(globalThis, __nccwpck_require__(7830))
       process.emitWarning = emitWarning
     } catch (error) {
       process.emitWarning = emitWarning
@@ -67885,7 +67885,7 @@ if (!globalThis.ReadableStream) {
     }
   } catch (error) {
     // fallback to polyfill implementation
-    Object.assign(globalThis, __nccwpck_require__(3585))
+    Object.assign(globalThis, __nccwpck_require__(4801))
   }
 }
 
@@ -67919,7 +67919,7 @@ try {
 
 /***/ }),
 
-/***/ 9846:
+/***/ 9298:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // this file needs to conditionally import a module, ESM doesn't support this synchronously
@@ -67928,7 +67928,7 @@ try {
 
 module.exports = (() => {
   try {
-    return __nccwpck_require__(9588)
+    return __nccwpck_require__(7220)
   } catch (err) {
     console.warn('WebTorrent: uTP not supported', err)
     return {}
@@ -67938,23 +67938,23 @@ module.exports = (() => {
 
 /***/ }),
 
-/***/ 295:
+/***/ 5840:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Exports package.json to work around "with" and "assert" for backwards compatability.
-module.exports = __nccwpck_require__(3254).version
+module.exports = __nccwpck_require__(516).version
 
 
 /***/ }),
 
-/***/ 4645:
+/***/ 7317:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   A: () => (__WEBPACK_DEFAULT_EXPORT__)
 /* harmony export */ });
 /* unused harmony export File */
-/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6327);
+/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8791);
 
 
 const _File = class File extends _index_js__WEBPACK_IMPORTED_MODULE_0__/* ["default"] */ .A {
@@ -68008,7 +68008,7 @@ const File = _File
 
 /***/ }),
 
-/***/ 995:
+/***/ 5283:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -68018,9 +68018,9 @@ const File = _File
 /* unused harmony exports blobFrom, blobFromSync, fileFrom, fileFromSync */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_domexception__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7666);
-/* harmony import */ var _file_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4645);
-/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6327);
+/* harmony import */ var node_domexception__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7330);
+/* harmony import */ var _file_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7317);
+/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8791);
 
 
 
@@ -68125,14 +68125,14 @@ class BlobDataItem {
 
 /***/ }),
 
-/***/ 6327:
+/***/ 8791:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   A: () => (__WEBPACK_DEFAULT_EXPORT__)
 /* harmony export */ });
 /* unused harmony export Blob */
-/* harmony import */ var _streams_cjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1204);
+/* harmony import */ var _streams_cjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3808);
 /*! fetch-blob. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
 
 // TODO (jimmywarting): in the feature use conditional loading with top level await (requires 14.x)
@@ -68387,7 +68387,7 @@ const Blob = _Blob
 
 /***/ }),
 
-/***/ 3018:
+/***/ 8954:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -68395,8 +68395,8 @@ const Blob = _Blob
 /* harmony export */   fS: () => (/* binding */ FormData)
 /* harmony export */ });
 /* unused harmony export File */
-/* harmony import */ var fetch_blob__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6327);
-/* harmony import */ var fetch_blob_file_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4645);
+/* harmony import */ var fetch_blob__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8791);
+/* harmony import */ var fetch_blob_file_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7317);
 /*! formdata-polyfill. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
 
 
@@ -68441,14 +68441,14 @@ return new B(c,{type:"multipart/form-data; boundary="+b})}
 
 /***/ }),
 
-/***/ 8342:
+/***/ 5856:
 /***/ ((module) => {
 
 module.exports = {"rE":"1.17.0"};
 
 /***/ }),
 
-/***/ 3254:
+/***/ 516:
 /***/ ((module) => {
 
 module.exports = {"version":"3.0.21"};
@@ -68610,7 +68610,7 @@ module.exports = {"version":"3.0.21"};
 /************************************************************************/
 var __webpack_exports__ = {};
 
-// NAMESPACE OBJECT: ./node_modules/bittorrent-tracker/lib/common-node.js
+// NAMESPACE OBJECT: ../main/node_modules/bittorrent-tracker/lib/common-node.js
 var common_node_namespaceObject = {};
 __nccwpck_require__.r(common_node_namespaceObject);
 __nccwpck_require__.d(common_node_namespaceObject, {
@@ -68631,9 +68631,9 @@ __nccwpck_require__.d(common_node_namespaceObject, {
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: ./node_modules/commander/index.js
-var commander = __nccwpck_require__(8909);
-;// CONCATENATED MODULE: ./node_modules/commander/esm.mjs
+// EXTERNAL MODULE: ../main/node_modules/commander/index.js
+var commander = __nccwpck_require__(3917);
+;// CONCATENATED MODULE: ../main/node_modules/commander/esm.mjs
 
 
 // wrapper to provide named exports for ESM.
@@ -68653,8 +68653,8 @@ const {
 
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
-var lib = __nccwpck_require__(5472);
+// EXTERNAL MODULE: ../main/node_modules/ssh2/lib/index.js
+var lib = __nccwpck_require__(3328);
 ;// CONCATENATED MODULE: ./build/src/core/hosts.js
 // The inventory: herd.py hosts files (one host per line, # comments) and host lists, parsed into targets.
 /** A host line that can't be understood; `line` is 1-based when it came from a file. */
@@ -68755,6 +68755,8 @@ function parseHostList(list) {
 
 
 
+// ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
+const sshUtils = lib.utils;
 /** A mistake in the input: `input` names the option, the message says the fix. Exit code 2. */
 class PlanError extends Error {
     input;
@@ -68834,7 +68836,7 @@ function hostsFrom(opts) {
 }
 function checkIdentity(file, passphrase) {
     readableFile('--identity', file, 'identity');
-    const parsed = lib.utils.parseKey(external_node_fs_.readFileSync(file), passphrase);
+    const parsed = sshUtils.parseKey(external_node_fs_.readFileSync(file), passphrase);
     if (parsed instanceof Error) {
         const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message);
         throw new PlanError('--identity', encrypted
@@ -68991,8 +68993,8 @@ function parseCli(argv, version, stdinIsTTY) {
 }
 
 
-// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
-var cli_progress = __nccwpck_require__(8502);
+// EXTERNAL MODULE: ../main/node_modules/cli-progress/cli-progress.js
+var cli_progress = __nccwpck_require__(3302);
 ;// CONCATENATED MODULE: ./build/src/cli/render.js
 // How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
 
@@ -69099,7 +69101,7 @@ function summaryLines(report) {
 
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
-;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/util.js
+;// CONCATENATED MODULE: ../main/node_modules/uint8-util/dist/src/util.js
 const decoder = new TextDecoder();
 const arr2text = (data, enc) => {
     if (!enc)
@@ -69218,7 +69220,7 @@ function and(a, b) {
     return a;
 }
 //# sourceMappingURL=util.js.map
-;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/node.js
+;// CONCATENATED MODULE: ../main/node_modules/uint8-util/dist/src/node.js
 
 const text2arr = (str) => {
     const buf = Buffer.from(str, 'utf8');
@@ -69271,7 +69273,7 @@ function equal(a, b) {
 }
 
 //# sourceMappingURL=node.js.map
-;// CONCATENATED MODULE: ./node_modules/bencode/lib/util.js
+;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/util.js
 function digitCount (value) {
   // Add a digit for negative numbers, as the sign will be prefixed
   const sign = value < 0 ? 1 : 0
@@ -69293,7 +69295,7 @@ function getType (value) {
   return typeof value
 }
 
-;// CONCATENATED MODULE: ./node_modules/bencode/lib/encode.js
+;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/encode.js
 
 
 
@@ -69431,7 +69433,7 @@ encode.listSet = function (buffers, data) {
 
 /* harmony default export */ const lib_encode = (encode);
 
-;// CONCATENATED MODULE: ./node_modules/bencode/lib/decode.js
+;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/decode.js
 
 
 const INTEGER_START = 0x69 // 'i'
@@ -69606,7 +69608,7 @@ decode.buffer = function () {
 
 /* harmony default export */ const lib_decode = (decode);
 
-;// CONCATENATED MODULE: ./node_modules/bencode/lib/encoding-length.js
+;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/encoding-length.js
 
 
 
@@ -69677,7 +69679,7 @@ function encodingLength (value) {
 
 /* harmony default export */ const encoding_length = (encodingLength);
 
-;// CONCATENATED MODULE: ./node_modules/bencode/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bencode/index.js
 
 
 
@@ -69765,26 +69767,26 @@ function torrentFileFor(t, announceUrl) {
 
 ;// CONCATENATED MODULE: external "node:http"
 const external_node_http_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http");
-// EXTERNAL MODULE: ./node_modules/debug/src/index.js
-var src = __nccwpck_require__(2830);
+// EXTERNAL MODULE: ../main/node_modules/debug/src/index.js
+var src = __nccwpck_require__(1710);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
-// EXTERNAL MODULE: ./node_modules/once/once.js
-var once = __nccwpck_require__(5560);
-// EXTERNAL MODULE: ./node_modules/run-parallel/index.js
-var run_parallel = __nccwpck_require__(2743);
-;// CONCATENATED MODULE: ./packages/no-webrtc/index.js
+// EXTERNAL MODULE: ../main/node_modules/once/once.js
+var once = __nccwpck_require__(4120);
+// EXTERNAL MODULE: ../main/node_modules/run-parallel/index.js
+var run_parallel = __nccwpck_require__(9911);
+;// CONCATENATED MODULE: ../main/packages/no-webrtc/index.js
 // WebRTC is not used between servers; peers that look for it find none.
 const RTCPeerConnection = undefined
 const RTCSessionDescription = undefined
 const RTCIceCandidate = undefined
 /* harmony default export */ const no_webrtc = ({ RTCPeerConnection, RTCSessionDescription, RTCIceCandidate });
 
-// EXTERNAL MODULE: ./node_modules/streamx/index.js
-var streamx = __nccwpck_require__(6204);
-// EXTERNAL MODULE: ./node_modules/err-code/index.js
-var err_code = __nccwpck_require__(4339);
-;// CONCATENATED MODULE: ./node_modules/@thaunknown/simple-peer/lite.js
+// EXTERNAL MODULE: ../main/node_modules/streamx/index.js
+var streamx = __nccwpck_require__(3052);
+// EXTERNAL MODULE: ../main/node_modules/err-code/index.js
+var err_code = __nccwpck_require__(8355);
+;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/simple-peer/lite.js
 /*! simple-peer. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 
 
@@ -70677,11 +70679,11 @@ Peer.channelConfig = {}
 
 /* harmony default export */ const lite = (Peer);
 
-// EXTERNAL MODULE: ./node_modules/queue-microtask/index.js
-var queue_microtask = __nccwpck_require__(4351);
+// EXTERNAL MODULE: ../main/node_modules/queue-microtask/index.js
+var queue_microtask = __nccwpck_require__(2735);
 // EXTERNAL MODULE: external "querystring"
 var external_querystring_ = __nccwpck_require__(3480);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/common-node.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/common-node.js
 /**
  * Functions/constants needed by both the client and server (but only in node).
  * These are separate from common.js so they can be skipped when bundling for the browser.
@@ -70752,7 +70754,7 @@ const querystringStringify = obj => {
   return ret
 }
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/common.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/common.js
 /**
  * Functions/constants needed by both the client and server.
  */
@@ -70795,8 +70797,8 @@ const parseUrl = str => {
   ...common_node_namespaceObject
 });
 
-// EXTERNAL MODULE: ./node_modules/unordered-array-remove/index.js
-var unordered_array_remove = __nccwpck_require__(7131);
+// EXTERNAL MODULE: ../main/node_modules/unordered-array-remove/index.js
+var unordered_array_remove = __nccwpck_require__(9435);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
 ;// CONCATENATED MODULE: external "node:zlib"
@@ -70805,7 +70807,7 @@ const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(impo
 const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
 ;// CONCATENATED MODULE: external "node:buffer"
 const external_node_buffer_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:buffer");
-;// CONCATENATED MODULE: ./node_modules/data-uri-to-buffer/dist/index.js
+;// CONCATENATED MODULE: ../main/node_modules/data-uri-to-buffer/dist/index.js
 /**
  * Returns a `Buffer` instance from the given data URI `uri`.
  *
@@ -70861,11 +70863,11 @@ function dataUriToBuffer(uri) {
 //# sourceMappingURL=index.js.map
 ;// CONCATENATED MODULE: external "node:util"
 const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-// EXTERNAL MODULE: ./node_modules/fetch-blob/index.js
-var fetch_blob = __nccwpck_require__(6327);
-// EXTERNAL MODULE: ./node_modules/formdata-polyfill/esm.min.js
-var esm_min = __nccwpck_require__(3018);
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/base.js
+// EXTERNAL MODULE: ../main/node_modules/fetch-blob/index.js
+var fetch_blob = __nccwpck_require__(8791);
+// EXTERNAL MODULE: ../main/node_modules/formdata-polyfill/esm.min.js
+var esm_min = __nccwpck_require__(8954);
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/base.js
 class FetchBaseError extends Error {
 	constructor(message, type) {
 		super(message);
@@ -70884,7 +70886,7 @@ class FetchBaseError extends Error {
 	}
 }
 
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/fetch-error.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/fetch-error.js
 
 
 
@@ -70912,7 +70914,7 @@ class FetchError extends FetchBaseError {
 	}
 }
 
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/is.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/is.js
 /**
  * Is.js
  *
@@ -71001,7 +71003,7 @@ const isSameProtocol = (destination, original) => {
 	return orig === dest;
 };
 
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/body.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/body.js
 
 /**
  * Body.js
@@ -71125,7 +71127,7 @@ class Body {
 			return formData;
 		}
 
-		const {toFormData} = await __nccwpck_require__.e(/* import() */ 101).then(__nccwpck_require__.bind(__nccwpck_require__, 9101));
+		const {toFormData} = await __nccwpck_require__.e(/* import() */ 13).then(__nccwpck_require__.bind(__nccwpck_require__, 2013));
 		return toFormData(this.body, ct);
 	}
 
@@ -71400,7 +71402,7 @@ const writeToStream = async (dest, {body}) => {
 	}
 };
 
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/headers.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/headers.js
 /**
  * Headers.js
  *
@@ -71669,7 +71671,7 @@ function fromRawHeaders(headers = []) {
 	);
 }
 
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/is-redirect.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/is-redirect.js
 const redirectStatus = new Set([301, 302, 303, 307, 308]);
 
 /**
@@ -71682,7 +71684,7 @@ const isRedirect = code => {
 	return redirectStatus.has(code);
 };
 
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/response.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/response.js
 /**
  * Response.js
  *
@@ -71846,7 +71848,7 @@ Object.defineProperties(Response.prototype, {
 
 ;// CONCATENATED MODULE: external "node:url"
 const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/get-search.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/get-search.js
 const getSearch = parsedURL => {
 	if (parsedURL.search) {
 		return parsedURL.search;
@@ -71859,7 +71861,7 @@ const getSearch = parsedURL => {
 
 ;// CONCATENATED MODULE: external "node:net"
 const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/referrer.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/referrer.js
 
 
 /**
@@ -72201,7 +72203,7 @@ function parseReferrerPolicyFromHeader(headers) {
 	return policy;
 }
 
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/request.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/request.js
 /**
  * Request.js
  *
@@ -72514,7 +72516,7 @@ const getNodeRequestOptions = request => {
 	};
 };
 
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/abort-error.js
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/abort-error.js
 
 
 /**
@@ -72526,9 +72528,9 @@ class AbortError extends FetchBaseError {
 	}
 }
 
-// EXTERNAL MODULE: ./node_modules/fetch-blob/from.js
-var from = __nccwpck_require__(995);
-;// CONCATENATED MODULE: ./node_modules/node-fetch/src/index.js
+// EXTERNAL MODULE: ../main/node_modules/fetch-blob/from.js
+var from = __nccwpck_require__(5283);
+;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/index.js
 /**
  * Index.js
  *
@@ -72940,7 +72942,7 @@ function fixResponseChunkedTransferBadEnding(request, errorCallback) {
 	});
 }
 
-;// CONCATENATED MODULE: ./node_modules/cross-fetch-ponyfill/_node.js
+;// CONCATENATED MODULE: ../main/node_modules/cross-fetch-ponyfill/_node.js
 
 
 const _node_fetch = global.fetch || src_fetch
@@ -72957,7 +72959,7 @@ const _node_AbortSignal = global.AbortSignal
 
 
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/tracker.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/tracker.js
 
 
 class Tracker extends external_events_ {
@@ -72987,9 +72989,9 @@ class Tracker extends external_events_ {
 
 /* harmony default export */ const tracker = (Tracker);
 
-// EXTERNAL MODULE: ./node_modules/compact2string/index.js
-var compact2string = __nccwpck_require__(9452);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/http-tracker.js
+// EXTERNAL MODULE: ../main/node_modules/compact2string/index.js
+var compact2string = __nccwpck_require__(9388);
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/http-tracker.js
 
 
 
@@ -73267,9 +73269,9 @@ HTTPTracker.prototype.DEFAULT_ANNOUNCE_INTERVAL = 30 * 60 * 1000 // 30 minutes
 
 // EXTERNAL MODULE: external "dgram"
 var external_dgram_ = __nccwpck_require__(7194);
-// EXTERNAL MODULE: ./node_modules/socks/build/index.js
-var build = __nccwpck_require__(2474);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/udp-tracker.js
+// EXTERNAL MODULE: ../main/node_modules/socks/build/index.js
+var build = __nccwpck_require__(1658);
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/udp-tracker.js
 
 
 
@@ -73607,23 +73609,23 @@ function noop () {}
 
 /* harmony default export */ const udp_tracker = (UDPTracker);
 
-// EXTERNAL MODULE: ./node_modules/ws/lib/stream.js
-var stream = __nccwpck_require__(6412);
-// EXTERNAL MODULE: ./node_modules/ws/lib/extension.js
-var extension = __nccwpck_require__(1335);
-// EXTERNAL MODULE: ./node_modules/ws/lib/permessage-deflate.js
-var permessage_deflate = __nccwpck_require__(4376);
-// EXTERNAL MODULE: ./node_modules/ws/lib/receiver.js
-var receiver = __nccwpck_require__(893);
-// EXTERNAL MODULE: ./node_modules/ws/lib/sender.js
-var sender = __nccwpck_require__(7389);
-// EXTERNAL MODULE: ./node_modules/ws/lib/subprotocol.js
-var subprotocol = __nccwpck_require__(3332);
-// EXTERNAL MODULE: ./node_modules/ws/lib/websocket.js
-var websocket = __nccwpck_require__(6681);
-// EXTERNAL MODULE: ./node_modules/ws/lib/websocket-server.js
-var websocket_server = __nccwpck_require__(129);
-;// CONCATENATED MODULE: ./node_modules/ws/wrapper.mjs
+// EXTERNAL MODULE: ../main/node_modules/ws/lib/stream.js
+var stream = __nccwpck_require__(2876);
+// EXTERNAL MODULE: ../main/node_modules/ws/lib/extension.js
+var extension = __nccwpck_require__(5527);
+// EXTERNAL MODULE: ../main/node_modules/ws/lib/permessage-deflate.js
+var permessage_deflate = __nccwpck_require__(6856);
+// EXTERNAL MODULE: ../main/node_modules/ws/lib/receiver.js
+var receiver = __nccwpck_require__(3802);
+// EXTERNAL MODULE: ../main/node_modules/ws/lib/sender.js
+var sender = __nccwpck_require__(7261);
+// EXTERNAL MODULE: ../main/node_modules/ws/lib/subprotocol.js
+var subprotocol = __nccwpck_require__(8244);
+// EXTERNAL MODULE: ../main/node_modules/ws/lib/websocket.js
+var websocket = __nccwpck_require__(5481);
+// EXTERNAL MODULE: ../main/node_modules/ws/lib/websocket-server.js
+var websocket_server = __nccwpck_require__(1905);
+;// CONCATENATED MODULE: ../main/node_modules/ws/wrapper.mjs
 
 
 
@@ -73637,7 +73639,7 @@ var websocket_server = __nccwpck_require__(129);
 
 /* harmony default export */ const wrapper = (websocket);
 
-;// CONCATENATED MODULE: ./node_modules/@thaunknown/simple-websocket/index.js
+;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/simple-websocket/index.js
 /*! simple-websocket. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 /* global WebSocket */
 
@@ -73889,7 +73891,7 @@ class Socket extends streamx.Duplex {
 
 Socket.WEBSOCKET_SUPPORT = !!_WebSocket
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/websocket-tracker.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/websocket-tracker.js
 
 
 
@@ -74333,7 +74335,7 @@ function websocket_tracker_noop () {}
 
 /* harmony default export */ const websocket_tracker = (WebSocketTracker);
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/client.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/client.js
 
 
 
@@ -74629,7 +74631,7 @@ client_Client.scrape = (opts, cb) => {
 
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(8611);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-peerid/lib/utils.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-peerid/lib/utils.js
 function isAzStyle (peerId) {
   if (peerId.charAt(0) !== '-') return false
   if (peerId.charAt(7) === '-') return true
@@ -74825,7 +74827,7 @@ function isAlphaNumeric (s) {
   return isDigit(s) || isLetter(s) || s === '.'
 }
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-peerid/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-peerid/index.js
 /*! bittorrent-peerid. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -75257,9 +75259,9 @@ function getAzStyleClientVersion (client, peerId) {
   addSimpleClient('\u00B5Torrent', '-UT') // UT 3.4+
 })()
 
-// EXTERNAL MODULE: ./node_modules/run-series/index.js
-var run_series = __nccwpck_require__(5761);
-;// CONCATENATED MODULE: ./node_modules/addr-to-ip-port/index.js
+// EXTERNAL MODULE: ../main/node_modules/run-series/index.js
+var run_series = __nccwpck_require__(6177);
+;// CONCATENATED MODULE: ../main/node_modules/addr-to-ip-port/index.js
 const ADDR_RE = /^\[?([^\]]+)]?:(\d+)$/ // ipv4/ipv6/hostname + port
 
 let cache = new Map()
@@ -75276,9 +75278,9 @@ function addrToIPPort (addr) {
   return cache.get(addr)
 }
 
-// EXTERNAL MODULE: ./node_modules/string2compact/node_modules/ipaddr.js/lib/ipaddr.js
-var ipaddr = __nccwpck_require__(7211);
-;// CONCATENATED MODULE: ./node_modules/string2compact/index.js
+// EXTERNAL MODULE: ../main/node_modules/string2compact/node_modules/ipaddr.js/lib/ipaddr.js
+var ipaddr = __nccwpck_require__(8651);
+;// CONCATENATED MODULE: ../main/node_modules/string2compact/index.js
 
 
 
@@ -75311,11 +75313,11 @@ const addrs = addrs => {
 /* harmony default export */ const string2compact = (addrs);
 
 
-// EXTERNAL MODULE: ./node_modules/lru/index.js
-var lru = __nccwpck_require__(6353);
-// EXTERNAL MODULE: ./node_modules/random-iterate/index.js
-var random_iterate = __nccwpck_require__(4676);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/swarm.js
+// EXTERNAL MODULE: ../main/node_modules/lru/index.js
+var lru = __nccwpck_require__(6753);
+// EXTERNAL MODULE: ../main/node_modules/random-iterate/index.js
+var random_iterate = __nccwpck_require__(1876);
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/swarm.js
 
 
 
@@ -75481,7 +75483,7 @@ class Swarm {
 
 /* harmony default export */ const swarm = (Swarm);
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-http.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-http.js
 
 
 
@@ -75550,9 +75552,9 @@ class Swarm {
   return params
 }
 
-// EXTERNAL MODULE: ./node_modules/ip/lib/ip.js
-var lib_ip = __nccwpck_require__(8260);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-udp.js
+// EXTERNAL MODULE: ../main/node_modules/ip/lib/ip.js
+var lib_ip = __nccwpck_require__(1716);
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-udp.js
 
 
 
@@ -75628,7 +75630,7 @@ function fromUInt64 (buf) {
   return (high * TWO_PWR_32) + lowUnsigned
 }
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-websocket.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-websocket.js
 
 
 
@@ -75716,7 +75718,7 @@ function fromUInt64 (buf) {
   return params
 }
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/server.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/server.js
 
 
 
@@ -76528,7 +76530,7 @@ function server_noop () {}
 
 /* harmony default export */ const bittorrent_tracker_server = (Server);
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/index.js
 /*! bittorrent-tracker. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -76607,7 +76609,7 @@ async function startTracker(opts) {
 
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-;// CONCATENATED MODULE: ./node_modules/bitfield/dist/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bitfield/dist/index.js
 /**
  * Converts a number of bits to a number of bytes.
  * @param numberOfBits The number of bits to convert.
@@ -76747,11 +76749,11 @@ class BitField {
     }
 }
 //# sourceMappingURL=index.js.map
-// EXTERNAL MODULE: ./node_modules/throughput/index.js
-var throughput = __nccwpck_require__(2514);
+// EXTERNAL MODULE: ../main/node_modules/throughput/index.js
+var throughput = __nccwpck_require__(3362);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __nccwpck_require__(6982);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-protocol/mse.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-protocol/mse.js
 
 
 
@@ -77189,7 +77191,7 @@ class MessageStreamEncryptor {
   }
 }
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-protocol/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-protocol/index.js
 /*! bittorrent-protocol. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -78274,13 +78276,13 @@ class Wire extends streamx.Duplex {
 
 /* harmony default export */ const bittorrent_protocol = (Wire);
 
-// EXTERNAL MODULE: ./node_modules/block-iterator/index.js
-var block_iterator = __nccwpck_require__(2814);
-// EXTERNAL MODULE: ./node_modules/piece-length/index.js
-var piece_length = __nccwpck_require__(49);
-// EXTERNAL MODULE: ./node_modules/is-file/index.js
-var is_file = __nccwpck_require__(1461);
-;// CONCATENATED MODULE: ./node_modules/junk/index.js
+// EXTERNAL MODULE: ../main/node_modules/block-iterator/index.js
+var block_iterator = __nccwpck_require__(1486);
+// EXTERNAL MODULE: ../main/node_modules/piece-length/index.js
+var piece_length = __nccwpck_require__(9601);
+// EXTERNAL MODULE: ../main/node_modules/is-file/index.js
+var is_file = __nccwpck_require__(1093);
+;// CONCATENATED MODULE: ../main/node_modules/junk/index.js
 const ignoreList = [
 	// # All
 	'^npm-debug\\.log$', // Error log for npm
@@ -78316,13 +78318,13 @@ function isNotJunk(filename) {
 	return !isJunk(filename);
 }
 
-// EXTERNAL MODULE: ./node_modules/join-async-iterator/index.js
-var join_async_iterator = __nccwpck_require__(3526);
-// EXTERNAL MODULE: ./node_modules/fast-readable-async-iterator/index.js
-var fast_readable_async_iterator = __nccwpck_require__(8153);
+// EXTERNAL MODULE: ../main/node_modules/join-async-iterator/index.js
+var join_async_iterator = __nccwpck_require__(6902);
+// EXTERNAL MODULE: ../main/node_modules/fast-readable-async-iterator/index.js
+var fast_readable_async_iterator = __nccwpck_require__(4025);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ./node_modules/create-torrent/get-files.js
+;// CONCATENATED MODULE: ../main/node_modules/create-torrent/get-files.js
 
 
 
@@ -78393,7 +78395,7 @@ function getFileInfo (path, cb) {
   })
 }
 
-;// CONCATENATED MODULE: ./node_modules/create-torrent/index.js
+;// CONCATENATED MODULE: ../main/node_modules/create-torrent/index.js
 /*! create-torrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -78796,17 +78798,17 @@ async function * getStreamStream (readable, file) {
 /* harmony default export */ const create_torrent = (createTorrent);
 
 
-// EXTERNAL MODULE: ./node_modules/k-bucket/index.js
-var k_bucket = __nccwpck_require__(6354);
-// EXTERNAL MODULE: ./node_modules/k-rpc/index.js
-var k_rpc = __nccwpck_require__(351);
-// EXTERNAL MODULE: ./node_modules/last-one-wins/index.js
-var last_one_wins = __nccwpck_require__(159);
-// EXTERNAL MODULE: ./node_modules/randombytes/index.js
-var randombytes = __nccwpck_require__(7066);
-// EXTERNAL MODULE: ./node_modules/record-cache/index.js
-var record_cache = __nccwpck_require__(6378);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/client.js
+// EXTERNAL MODULE: ../main/node_modules/k-bucket/index.js
+var k_bucket = __nccwpck_require__(5938);
+// EXTERNAL MODULE: ../main/node_modules/k-rpc/index.js
+var k_rpc = __nccwpck_require__(4671);
+// EXTERNAL MODULE: ../main/node_modules/last-one-wins/index.js
+var last_one_wins = __nccwpck_require__(6079);
+// EXTERNAL MODULE: ../main/node_modules/randombytes/index.js
+var randombytes = __nccwpck_require__(7482);
+// EXTERNAL MODULE: ../main/node_modules/record-cache/index.js
+var record_cache = __nccwpck_require__(8634);
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/client.js
 
 
 
@@ -79606,7 +79608,7 @@ function toBuffer (str) {
 
 /* harmony default export */ const bittorrent_dht_client = (DHT);
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/server.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/server.js
 /**
  * TODO: DHT Bootstrap Server
  *
@@ -79615,20 +79617,20 @@ function toBuffer (str) {
  */
 
 
-;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/index.js
 /*! bittorrent-dht. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
 
-// EXTERNAL MODULE: ./node_modules/ip-set/index.js
-var ip_set = __nccwpck_require__(561);
-// EXTERNAL MODULE: ./node_modules/netmask/dist/netmask.js
-var netmask = __nccwpck_require__(8755);
-// EXTERNAL MODULE: ./node_modules/split/index.js
-var split = __nccwpck_require__(3764);
+// EXTERNAL MODULE: ../main/node_modules/ip-set/index.js
+var ip_set = __nccwpck_require__(2337);
+// EXTERNAL MODULE: ../main/node_modules/netmask/dist/netmask.js
+var netmask = __nccwpck_require__(6067);
+// EXTERNAL MODULE: ../main/node_modules/split/index.js
+var split = __nccwpck_require__(7076);
 // EXTERNAL MODULE: external "zlib"
 var external_zlib_ = __nccwpck_require__(3106);
-;// CONCATENATED MODULE: ./node_modules/load-ip-set/index.js
+;// CONCATENATED MODULE: ../main/node_modules/load-ip-set/index.js
 /*! load-ip-set. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -79700,7 +79702,7 @@ async function loadIPSet (input, opts, cb) {
 
 /* harmony default export */ const load_ip_set = (loadIPSet);
 
-;// CONCATENATED MODULE: ./node_modules/@thaunknown/thirty-two/lib/thirty-two/index.js
+;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/thirty-two/lib/thirty-two/index.js
 
 /*
 Copyright (c) 2011, Chris Umbel
@@ -79823,7 +79825,7 @@ const thirty_two_decode = function (encoded) {
 /* harmony default export */ const thirty_two = ({ encode: thirty_two_encode, decode: thirty_two_decode });
 
 
-;// CONCATENATED MODULE: ./node_modules/bep53-range/index.js
+;// CONCATENATED MODULE: ../main/node_modules/bep53-range/index.js
 function composeRange (range) {
   return range
     .reduce((acc, cur, idx, arr) => {
@@ -79850,7 +79852,7 @@ function parseRange (range) {
 
 
 
-;// CONCATENATED MODULE: ./node_modules/magnet-uri/index.js
+;// CONCATENATED MODULE: ../main/node_modules/magnet-uri/index.js
 /*! magnet-uri. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -80028,7 +80030,7 @@ function magnetURIEncode (obj) {
 /* harmony default export */ const magnet_uri = (magnetURIDecode);
 
 
-;// CONCATENATED MODULE: ./node_modules/parse-torrent/index.js
+;// CONCATENATED MODULE: ../main/node_modules/parse-torrent/index.js
 /*! parse-torrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -80292,15 +80294,15 @@ function ensure (bool, fieldName) {
 const toMagnetURI = magnetURIEncode
 
 
-// EXTERNAL MODULE: ./node_modules/speed-limiter/index.js
-var speed_limiter = __nccwpck_require__(3602);
+// EXTERNAL MODULE: ../main/node_modules/speed-limiter/index.js
+var speed_limiter = __nccwpck_require__(5522);
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:process"
 var external_node_process_ = __nccwpck_require__(1708);
-// EXTERNAL MODULE: ./node_modules/cross-spawn/index.js
-var cross_spawn = __nccwpck_require__(546);
-;// CONCATENATED MODULE: ./node_modules/strip-final-newline/index.js
+// EXTERNAL MODULE: ../main/node_modules/cross-spawn/index.js
+var cross_spawn = __nccwpck_require__(4786);
+;// CONCATENATED MODULE: ../main/node_modules/strip-final-newline/index.js
 function stripFinalNewline(input) {
 	const LF = typeof input === 'string' ? '\n' : '\n'.charCodeAt();
 	const CR = typeof input === 'string' ? '\r' : '\r'.charCodeAt();
@@ -80316,7 +80318,7 @@ function stripFinalNewline(input) {
 	return input;
 }
 
-;// CONCATENATED MODULE: ./node_modules/npm-run-path/node_modules/path-key/index.js
+;// CONCATENATED MODULE: ../main/node_modules/npm-run-path/node_modules/path-key/index.js
 function pathKey(options = {}) {
 	const {
 		env = process.env,
@@ -80330,7 +80332,7 @@ function pathKey(options = {}) {
 	return Object.keys(env).reverse().find(key => key.toUpperCase() === 'PATH') || 'Path';
 }
 
-;// CONCATENATED MODULE: ./node_modules/npm-run-path/index.js
+;// CONCATENATED MODULE: ../main/node_modules/npm-run-path/index.js
 
 
 
@@ -80384,7 +80386,7 @@ const npmRunPathEnv = ({env = external_node_process_.env, ...options} = {}) => {
 	return env;
 };
 
-;// CONCATENATED MODULE: ./node_modules/mimic-fn/index.js
+;// CONCATENATED MODULE: ../main/node_modules/mimic-fn/index.js
 const copyProperty = (to, from, property, ignoreNonConfigurable) => {
 	// `Function#length` should reflect the parameters of `to` not `from` since we keep its body.
 	// `Function#prototype` is non-writable and non-configurable so can never be modified.
@@ -80457,7 +80459,7 @@ function mimicFunction(to, from, {ignoreNonConfigurable = false} = {}) {
 	return to;
 }
 
-;// CONCATENATED MODULE: ./node_modules/onetime/index.js
+;// CONCATENATED MODULE: ../main/node_modules/onetime/index.js
 
 
 const calledFunctions = new WeakMap();
@@ -80502,7 +80504,7 @@ onetime.callCount = function_ => {
 
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/realtime.js
+;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/realtime.js
 
 const getRealtimeSignals=()=>{
 const length=SIGRTMAX-SIGRTMIN+1;
@@ -80519,7 +80521,7 @@ standard:"posix"
 
 const SIGRTMIN=34;
 const SIGRTMAX=64;
-;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/core.js
+;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/core.js
 
 
 const SIGNALS=[
@@ -80793,7 +80795,7 @@ action:"terminate",
 description:"Invalid system call",
 standard:"other"
 }];
-;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/signals.js
+;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/signals.js
 
 
 
@@ -80828,7 +80830,7 @@ const supported=constantSignal!==undefined;
 const number=supported?constantSignal:defaultNumber;
 return{name,number,description,supported,action,forced,standard};
 };
-;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/main.js
+;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/main.js
 
 
 
@@ -80899,7 +80901,7 @@ return signals.find((signalA)=>signalA.number===number);
 };
 
 const signalsByNumber=getSignalsByNumber();
-;// CONCATENATED MODULE: ./node_modules/execa/lib/error.js
+;// CONCATENATED MODULE: ../main/node_modules/execa/lib/error.js
 
 
 
@@ -80988,7 +80990,7 @@ const makeError = ({
 	return error;
 };
 
-;// CONCATENATED MODULE: ./node_modules/execa/lib/stdio.js
+;// CONCATENATED MODULE: ../main/node_modules/execa/lib/stdio.js
 const aliases = ['stdin', 'stdout', 'stderr'];
 
 const hasAlias = options => aliases.some(alias => options[alias] !== undefined);
@@ -81039,9 +81041,9 @@ const stdio_normalizeStdioNode = options => {
 	return [...stdio, 'ipc'];
 };
 
-// EXTERNAL MODULE: ./node_modules/signal-exit/index.js
-var signal_exit = __nccwpck_require__(6627);
-;// CONCATENATED MODULE: ./node_modules/execa/lib/kill.js
+// EXTERNAL MODULE: ../main/node_modules/signal-exit/index.js
+var signal_exit = __nccwpck_require__(5443);
+;// CONCATENATED MODULE: ../main/node_modules/execa/lib/kill.js
 
 
 
@@ -81145,7 +81147,7 @@ const setExitHandler = async (spawned, {cleanup, detached}, timedPromise) => {
 	});
 };
 
-;// CONCATENATED MODULE: ./node_modules/is-stream/index.js
+;// CONCATENATED MODULE: ../main/node_modules/is-stream/index.js
 function isStream(stream) {
 	return stream !== null
 		&& typeof stream === 'object'
@@ -81176,7 +81178,7 @@ function isTransformStream(stream) {
 		&& typeof stream._transform === 'function';
 }
 
-;// CONCATENATED MODULE: ./node_modules/execa/lib/pipe.js
+;// CONCATENATED MODULE: ../main/node_modules/execa/lib/pipe.js
 
 
 
@@ -81220,11 +81222,11 @@ const addPipeMethods = spawned => {
 	}
 };
 
-// EXTERNAL MODULE: ./node_modules/get-stream/index.js
-var get_stream = __nccwpck_require__(6771);
-// EXTERNAL MODULE: ./node_modules/merge-stream/index.js
-var merge_stream = __nccwpck_require__(8595);
-;// CONCATENATED MODULE: ./node_modules/execa/lib/stream.js
+// EXTERNAL MODULE: ../main/node_modules/get-stream/index.js
+var get_stream = __nccwpck_require__(5571);
+// EXTERNAL MODULE: ../main/node_modules/merge-stream/index.js
+var merge_stream = __nccwpck_require__(4851);
+;// CONCATENATED MODULE: ../main/node_modules/execa/lib/stream.js
 
 
 
@@ -81345,7 +81347,7 @@ const getSpawnedResult = async ({stdout, stderr, all}, {encoding, buffer, maxBuf
 	}
 };
 
-;// CONCATENATED MODULE: ./node_modules/execa/lib/promise.js
+;// CONCATENATED MODULE: ../main/node_modules/execa/lib/promise.js
 // eslint-disable-next-line unicorn/prefer-top-level-await
 const nativePromisePrototype = (async () => {})().constructor.prototype;
 
@@ -81383,7 +81385,7 @@ const getSpawnedPromise = spawned => new Promise((resolve, reject) => {
 	}
 });
 
-;// CONCATENATED MODULE: ./node_modules/execa/lib/command.js
+;// CONCATENATED MODULE: ../main/node_modules/execa/lib/command.js
 
 
 
@@ -81505,7 +81507,7 @@ const parseTemplates = (templates, expressions) => {
 };
 
 
-;// CONCATENATED MODULE: ./node_modules/execa/lib/verbose.js
+;// CONCATENATED MODULE: ../main/node_modules/execa/lib/verbose.js
 
 
 
@@ -81526,7 +81528,7 @@ const logCommand = (escapedCommand, {verbose}) => {
 	external_node_process_.stderr.write(`[${getTimestamp()}] ${escapedCommand}\n`);
 };
 
-;// CONCATENATED MODULE: ./node_modules/execa/index.js
+;// CONCATENATED MODULE: ../main/node_modules/execa/index.js
 
 
 
@@ -81837,7 +81839,7 @@ function execaNode(scriptPath, args, options = {}) {
 	);
 }
 
-;// CONCATENATED MODULE: ./node_modules/default-gateway/index.js
+;// CONCATENATED MODULE: ../main/node_modules/default-gateway/index.js
 
 
 
@@ -82113,9 +82115,9 @@ const gateway6sync = () => sync(6);
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
-// EXTERNAL MODULE: ./node_modules/xml2js/lib/xml2js.js
-var xml2js = __nccwpck_require__(758);
-;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/device.js
+// EXTERNAL MODULE: ../main/node_modules/xml2js/lib/xml2js.js
+var xml2js = __nccwpck_require__(854);
+;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/device.js
 
 
 
@@ -82298,7 +82300,7 @@ class Device {
   }
 }
 
-;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/ssdp.js
+;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/ssdp.js
 
 
 
@@ -82501,7 +82503,7 @@ class Ssdp extends external_events_.EventEmitter {
   }
 }
 
-;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/index.js
+;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/index.js
 
 
 class upnp_Client {
@@ -82676,7 +82678,7 @@ class upnp_Client {
   }
 }
 
-;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/pmp/index.js
+;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/pmp/index.js
 
 
 
@@ -83010,7 +83012,7 @@ class pmp_Client extends external_events_.EventEmitter {
   }
 }
 
-;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/index.js
+;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/index.js
 
 
 
@@ -83522,9 +83524,9 @@ class NatAPI {
 
 // EXTERNAL MODULE: external "net"
 var external_net_ = __nccwpck_require__(9278);
-// EXTERNAL MODULE: ./node_modules/webtorrent/node_modules/streamx/index.js
-var node_modules_streamx = __nccwpck_require__(8808);
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/peer.js
+// EXTERNAL MODULE: ../main/node_modules/webtorrent/node_modules/streamx/index.js
+var node_modules_streamx = __nccwpck_require__(5880);
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/peer.js
 
 
 
@@ -83906,9 +83908,9 @@ peer_Peer.createWebSeedPeer = (conn, id, swarm, throttleGroups) => {
   return peer
 }
 
-// EXTERNAL MODULE: ./node_modules/webtorrent/lib/utp.cjs
-var utp = __nccwpck_require__(9846);
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/conn-pool.js
+// EXTERNAL MODULE: ../main/node_modules/webtorrent/lib/utp.cjs
+var utp = __nccwpck_require__(9298);
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/conn-pool.js
  // browser exclude
 
 
@@ -84101,9 +84103,9 @@ ConnPool.UTP_SUPPORT = Object.keys(utp).length > 0
 
 function conn_pool_noop () {}
 
-// EXTERNAL MODULE: ./node_modules/cache-chunk-store/index.js
-var cache_chunk_store = __nccwpck_require__(8646);
-;// CONCATENATED MODULE: ./node_modules/chunk-store-iterator/index.js
+// EXTERNAL MODULE: ../main/node_modules/cache-chunk-store/index.js
+var cache_chunk_store = __nccwpck_require__(582);
+;// CONCATENATED MODULE: ../main/node_modules/chunk-store-iterator/index.js
 
 
 async function * chunkStoreRead (store, opts = {}) {
@@ -84174,9 +84176,9 @@ async function chunkStoreWrite (store, stream, opts = {}) {
 
 /* harmony default export */ const chunk_store_iterator = ({ chunkStoreRead, chunkStoreWrite });
 
-// EXTERNAL MODULE: ./node_modules/cpus/index.js
-var cpus = __nccwpck_require__(976);
-;// CONCATENATED MODULE: ./node_modules/bittorrent-lsd/index.js
+// EXTERNAL MODULE: ../main/node_modules/cpus/index.js
+var cpus = __nccwpck_require__(307);
+;// CONCATENATED MODULE: ../main/node_modules/bittorrent-lsd/index.js
 /*! bittorrent-lsd. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -84337,7 +84339,7 @@ class LSD extends external_events_.EventEmitter {
 
 /* harmony default export */ const bittorrent_lsd = (LSD);
 
-;// CONCATENATED MODULE: ./node_modules/torrent-discovery/index.js
+;// CONCATENATED MODULE: ../main/node_modules/torrent-discovery/index.js
 /*! torrent-discovery. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
  // empty object in browser
@@ -84563,11 +84565,11 @@ class Discovery extends external_events_.EventEmitter {
 
 /* harmony default export */ const torrent_discovery = (Discovery);
 
-// EXTERNAL MODULE: ./node_modules/random-access-file/index.js
-var random_access_file = __nccwpck_require__(7701);
-// EXTERNAL MODULE: ./node_modules/thunky/index.js
-var thunky = __nccwpck_require__(2223);
-;// CONCATENATED MODULE: ./node_modules/filename-reserved-regex/index.js
+// EXTERNAL MODULE: ../main/node_modules/random-access-file/index.js
+var random_access_file = __nccwpck_require__(1461);
+// EXTERNAL MODULE: ../main/node_modules/thunky/index.js
+var thunky = __nccwpck_require__(6159);
+;// CONCATENATED MODULE: ../main/node_modules/filename-reserved-regex/index.js
 /* eslint-disable no-control-regex */
 
 function filenameReservedRegex() {
@@ -84578,7 +84580,7 @@ function windowsReservedNameRegex() {
 	return /^(con|prn|aux|nul|com\d|lpt\d)$/i;
 }
 
-;// CONCATENATED MODULE: ./node_modules/fs-chunk-store/index.js
+;// CONCATENATED MODULE: ../main/node_modules/fs-chunk-store/index.js
 /*! fs-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 
 
@@ -84830,9 +84832,9 @@ function nextTick (cb, err, val) {
 
 function fs_chunk_store_noop () {}
 
-// EXTERNAL MODULE: ./node_modules/immediate-chunk-store/index.js
-var immediate_chunk_store = __nccwpck_require__(3389);
-;// CONCATENATED MODULE: ./node_modules/lt_donthave/index.js
+// EXTERNAL MODULE: ../main/node_modules/immediate-chunk-store/index.js
+var immediate_chunk_store = __nccwpck_require__(1405);
+;// CONCATENATED MODULE: ../main/node_modules/lt_donthave/index.js
 /*! lt_donthave. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -84901,11 +84903,11 @@ const lt_donthave_debug = src('lt_donthave')
   return ltDontHave
 });
 
-// EXTERNAL MODULE: ./node_modules/memory-chunk-store/index.js
-var memory_chunk_store = __nccwpck_require__(2103);
-// EXTERNAL MODULE: ./node_modules/run-parallel-limit/index.js
-var run_parallel_limit = __nccwpck_require__(1097);
-;// CONCATENATED MODULE: ./node_modules/torrent-piece/index.js
+// EXTERNAL MODULE: ../main/node_modules/memory-chunk-store/index.js
+var memory_chunk_store = __nccwpck_require__(4103);
+// EXTERNAL MODULE: ../main/node_modules/run-parallel-limit/index.js
+var run_parallel_limit = __nccwpck_require__(3081);
+;// CONCATENATED MODULE: ../main/node_modules/torrent-piece/index.js
 /*! torrent-piece. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -85014,7 +85016,7 @@ class Piece {
 
 Piece.BLOCK_LENGTH = BLOCK_LENGTH
 
-;// CONCATENATED MODULE: ./node_modules/ut_metadata/index.js
+;// CONCATENATED MODULE: ../main/node_modules/ut_metadata/index.js
 /*! ut_metadata. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -85262,7 +85264,7 @@ const PIECE_LENGTH = 1 << 14 // 16 KiB
   return utMetadata
 });
 
-;// CONCATENATED MODULE: ./node_modules/ut_pex/index.js
+;// CONCATENATED MODULE: ../main/node_modules/ut_pex/index.js
 /*! ut_pex. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -85527,9 +85529,9 @@ const FLAGS = {
   return utPex
 });
 
-// EXTERNAL MODULE: ./node_modules/mime/lite.js
-var mime_lite = __nccwpck_require__(5702);
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/file-iterator.js
+// EXTERNAL MODULE: ../main/node_modules/mime/lite.js
+var mime_lite = __nccwpck_require__(838);
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/file-iterator.js
 
 
 
@@ -85643,7 +85645,7 @@ class FileIterator extends external_events_ {
   }
 }
 
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/file.js
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/file.js
 
 
 
@@ -85845,7 +85847,7 @@ class file_File extends external_events_ {
   }
 }
 
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/rarity-map.js
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/rarity-map.js
 /**
  * Mapping of torrent pieces to their respective availability in the torrent swarm. Used
  * by the torrent manager for implementing the rarest piece first selection strategy.
@@ -85955,9 +85957,9 @@ class RarityMap {
   }
 }
 
-// EXTERNAL MODULE: ./node_modules/webtorrent/version.cjs
-var version = __nccwpck_require__(295);
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/webconn.js
+// EXTERNAL MODULE: ../main/node_modules/webtorrent/version.cjs
+var version = __nccwpck_require__(5840);
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/webconn.js
 
 
 
@@ -86112,7 +86114,7 @@ class WebConn extends bittorrent_protocol {
   }
 }
 
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/selections.js
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/selections.js
 /**
  * @typedef {Object} MinimalSelectionItem
  * @property {number} from
@@ -86327,7 +86329,7 @@ const isIntersecting = (newItem, existing) => () =>
     isInsideExisting(newItem, existing) ||
     isCoveringExisting(newItem, existing)
 
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/torrent.js
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/torrent.js
 
 
  // browser exclude
@@ -88561,13 +88563,13 @@ function randomInt (high) {
 
 function torrent_noop () {}
 
-// EXTERNAL MODULE: ./node_modules/escape-html/index.js
-var escape_html = __nccwpck_require__(2759);
-// EXTERNAL MODULE: ./node_modules/pump/index.js
-var pump = __nccwpck_require__(7898);
-// EXTERNAL MODULE: ./node_modules/range-parser/index.js
-var range_parser = __nccwpck_require__(4031);
-;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/server.js
+// EXTERNAL MODULE: ../main/node_modules/escape-html/index.js
+var escape_html = __nccwpck_require__(9927);
+// EXTERNAL MODULE: ../main/node_modules/pump/index.js
+var pump = __nccwpck_require__(4666);
+// EXTERNAL MODULE: ../main/node_modules/range-parser/index.js
+var range_parser = __nccwpck_require__(8207);
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/server.js
 
 
 
@@ -89021,7 +89023,7 @@ function encodeRFC5987 (str) {
 
 
 
-;// CONCATENATED MODULE: ./node_modules/webtorrent/index.js
+;// CONCATENATED MODULE: ../main/node_modules/webtorrent/index.js
 /*! webtorrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -89752,6 +89754,7 @@ function loadAgentBundle() {
     const candidates = [
         process.env.HERD_AGENT_BUNDLE,
         external_node_path_.join(here, '..', ...agentFile),
+        external_node_path_.join(here, '..', '..', 'dist', ...agentFile),
         external_node_path_.join(here, '..', '..', '..', 'dist', ...agentFile),
     ].filter((p) => !!p);
     const found = candidates.find((p) => external_node_fs_.existsSync(p));
@@ -89771,7 +89774,7 @@ const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),
     "if(c.createHash('sha256').update(b).digest('hex')!==h)process.exit(97);" +
     'import(u.pathToFileURL(p.resolve(f)).href).catch(e=>{console.error(e);process.exit(98)})';
 
-;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
+;// CONCATENATED MODULE: ../main/node_modules/ssh-config/lib/glob.js
 function escapeChars(text, chars) {
     for (let char of chars) {
         text = text.replace(new RegExp('\\' + char, 'g'), '\\' + char);
@@ -89810,7 +89813,7 @@ function glob(patternList, text) {
 }
 /* harmony default export */ const lib_glob = (glob);
 //# sourceMappingURL=glob.js.map
-;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/ssh-config.js
+;// CONCATENATED MODULE: ../main/node_modules/ssh-config/lib/ssh-config.js
 
 
 

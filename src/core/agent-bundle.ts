@@ -23,6 +23,7 @@ export function loadAgentBundle(): AgentBundle {
   const candidates = [
     process.env.HERD_AGENT_BUNDLE,
     path.join(here, '..', ...agentFile),
+    path.join(here, '..', '..', 'dist', ...agentFile),
     path.join(here, '..', '..', '..', 'dist', ...agentFile),
   ].filter((p): p is string => !!p)
   const found = candidates.find((p) => fs.existsSync(p))

@@ -1,8 +1,11 @@
 // Turns front-end options into a validated Plan: every input check lives here, one message per mistake.
 import fs from 'node:fs'
 import path from 'node:path'
-import { utils as sshUtils } from 'ssh2'
+import ssh2 from 'ssh2'
 import { HostParseError, parseHostList, parseHostsText, type HostSpec } from './hosts.js'
+
+// ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
+const sshUtils = ssh2.utils
 
 /** Options as a front end gathers them (strings where the user typed strings). */
 export interface HerdOptions {

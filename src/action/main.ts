@@ -1,0 +1,5 @@
+// Entry of the Action's main step (dist/action/main.js); the work is in run.ts.
+import { run } from './run.js'
+
+// Leave once done, even if a library keeps a handle open; the exit code is what setFailed set.
+run().finally(() => process.exit())

@@ -1,0 +1,69 @@
+// The Action's inputs after parsing: one typed object the run works from (see inputs.ts).
+
+/** When the per-host logs go up as a build artifact. */
+export type UploadLogs = 'on-failure' | 'always' | 'never'
+
+export interface ActionSettings {
+  /** Local file to push, as given (relative paths are from the workspace). */
+  file: string
+
+  /** Absolute path of the file on every host. */
+  destination: string
+
+  /** Path of a herd.py hosts file, when the `hosts` input names an existing file. */
+  hostsFile?: string
+
+  /** Hosts one per line (`#` comments allowed), when `hosts` is multi-line text. */
+  hostsText?: string
+
+  /** Hosts separated by commas or spaces, when `hosts` is a single line that is not a file. */
+  hostList?: string
+
+  /** Extra attempts per host after a failure (-1: until success or the timeout), as typed. */
+  retry: string
+
+  /** Tracker port or range `LOW-HIGH` on the runner, as typed. */
+  port: string
+
+  /** The agent's working folder on each host (relative to the remote user's home), as typed. */
+  remotePath: string
+
+  /** Overall time limit in seconds, as typed; empty for none. */
+  timeout: string
+
+  /** SSH connections opened at once, as typed. */
+  concurrency: string
+
+  /** Folder that receives one log file per host and report.json. */
+  logDir: string
+
+  /** Path of the JSON report (inside logDir). */
+  reportPath: string
+
+  /** Private folder (0700) in the runner's temp folder for this run's key and known_hosts files. */
+  secretsDir: string
+
+  /** The `ssh-key` input written 0600 inside secretsDir; absent when no key was given. */
+  sshKeyPath?: string
+
+  /** Passphrase of the `ssh-key`; absent when the key is not encrypted. */
+  sshKeyPassphrase?: string
+
+  /** The `ssh-known-hosts` input written inside secretsDir; absent to use ~/.ssh's known_hosts. */
+  knownHostsPath?: string
+
+  /** strict: unknown or changed host keys fail; accept-new (ssh-strict false): unknown keys are trusted, changed keys still fail. */
+  hostKeyPolicy: 'strict' | 'accept-new'
+
+  /** Remote user for hosts that name none (else ~/.ssh/config's, else the runner's user). */
+  username?: string
+
+  /** When the per-host logs are uploaded as an artifact. */
+  uploadLogs: UploadLogs
+
+  /** Name of the logs artifact. */
+  artifactName: string
+
+  /** Days the artifact is kept; absent for the repository's default. */
+  artifactRetentionDays?: number
+}
