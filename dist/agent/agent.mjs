@@ -7,7 +7,7 @@ const __dirname = __herdDirname(__filename);
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 9553:
+/***/ 3057:
 /***/ ((module) => {
 
 function isBuffer(value) {
@@ -207,12 +207,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9050:
+/***/ 7994:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const resolve = __nccwpck_require__(2930)
-const { Version } = __nccwpck_require__(7731)
-const errors = __nccwpck_require__(3235)
+const resolve = __nccwpck_require__(4002)
+const { Version } = __nccwpck_require__(9747)
+const errors = __nccwpck_require__(3539)
 
 module.exports = exports = function resolve(specifier, parentURL, opts, readPackage) {
   if (typeof opts === 'function') {
@@ -698,7 +698,7 @@ function hasOpaquePath(url) {
 
 /***/ }),
 
-/***/ 3235:
+/***/ 3539:
 /***/ ((module) => {
 
 module.exports = class AddonResolveError extends Error {
@@ -735,11 +735,11 @@ module.exports = class AddonResolveError extends Error {
 
 /***/ }),
 
-/***/ 2930:
+/***/ 4002:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const { satisfies } = __nccwpck_require__(7731)
-const errors = __nccwpck_require__(3323)
+const { satisfies } = __nccwpck_require__(9747)
+const errors = __nccwpck_require__(1035)
 
 module.exports = exports = function resolve(specifier, parentURL, opts, readPackage) {
   if (typeof opts === 'function') {
@@ -1641,7 +1641,7 @@ exports.startsWithWindowsDriveLetter = function startsWithWindowsDriveLetter(inp
 
 /***/ }),
 
-/***/ 3323:
+/***/ 1035:
 /***/ ((module) => {
 
 module.exports = class ModuleResolveError extends Error {
@@ -1685,15 +1685,15 @@ module.exports = class ModuleResolveError extends Error {
 
 /***/ }),
 
-/***/ 7731:
+/***/ 9747:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-exports.constants = __nccwpck_require__(4678)
-exports.errors = __nccwpck_require__(4716)
+exports.constants = __nccwpck_require__(3926)
+exports.errors = __nccwpck_require__(9484)
 
-const Version = (exports.Version = __nccwpck_require__(9563))
-const Range = (exports.Range = __nccwpck_require__(2742))
-exports.Comparator = __nccwpck_require__(683)
+const Version = (exports.Version = __nccwpck_require__(7371))
+const Range = (exports.Range = __nccwpck_require__(358))
+exports.Comparator = __nccwpck_require__(9912)
 
 exports.satisfies = function satisfies(version, range) {
   if (typeof version === 'string') version = Version.parse(version)
@@ -1705,10 +1705,10 @@ exports.satisfies = function satisfies(version, range) {
 
 /***/ }),
 
-/***/ 683:
+/***/ 9912:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const constants = __nccwpck_require__(4678)
+const constants = __nccwpck_require__(3926)
 
 const symbols = {
   [constants.EQ]: '=',
@@ -1749,7 +1749,7 @@ module.exports = class Comparator {
 
 /***/ }),
 
-/***/ 4678:
+/***/ 3926:
 /***/ ((module) => {
 
 module.exports = {
@@ -1763,7 +1763,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4716:
+/***/ 9484:
 /***/ ((module) => {
 
 module.exports = class SemVerError extends Error {
@@ -1792,13 +1792,13 @@ module.exports = class SemVerError extends Error {
 
 /***/ }),
 
-/***/ 2742:
+/***/ 358:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const constants = __nccwpck_require__(4678)
-const errors = __nccwpck_require__(4716)
-const Version = __nccwpck_require__(9563)
-const Comparator = __nccwpck_require__(683)
+const constants = __nccwpck_require__(3926)
+const errors = __nccwpck_require__(9484)
+const Version = __nccwpck_require__(7371)
+const Comparator = __nccwpck_require__(9912)
 
 class Range {
   constructor(comparators = []) {
@@ -2055,10 +2055,10 @@ function expandTilde(version, precision) {
 
 /***/ }),
 
-/***/ 9563:
+/***/ 7371:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const errors = __nccwpck_require__(4716)
+const errors = __nccwpck_require__(9484)
 
 class Version {
   constructor(major, minor, patch, opts = {}) {
@@ -2302,7 +2302,7 @@ exports.compare = function compare(a, b) {
 
 /***/ }),
 
-/***/ 1486:
+/***/ 2814:
 /***/ ((module) => {
 
 /**
@@ -2367,7 +2367,7 @@ module.exports = async function * (iterator, size = 512, opts = {}) {
 
 /***/ }),
 
-/***/ 1102:
+/***/ 798:
 /***/ ((module) => {
 
 
@@ -2408,7 +2408,7 @@ module.exports = { mask, unmask };
 
 /***/ }),
 
-/***/ 3918:
+/***/ 1486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2416,18 +2416,18 @@ module.exports = { mask, unmask };
 try {
   module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)(__nccwpck_require__.ab + "prebuilds/linux-x64/bufferutil.node");
 } catch (e) {
-  module.exports = __nccwpck_require__(1102);
+  module.exports = __nccwpck_require__(798);
 }
 
 
 /***/ }),
 
-/***/ 582:
+/***/ 8646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! cache-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
-const LRU = __nccwpck_require__(6753)
-const queueMicrotask = __nccwpck_require__(2735)
+const LRU = __nccwpck_require__(6353)
+const queueMicrotask = __nccwpck_require__(4351)
 
 class CacheStore {
   constructor (store, opts) {
@@ -2531,10 +2531,10 @@ module.exports = CacheStore
 
 /***/ }),
 
-/***/ 9388:
+/***/ 9452:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var ipaddr = __nccwpck_require__(2312);
+var ipaddr = __nccwpck_require__(8280);
 
 var compact2string = function (buf) {
   switch(buf.length) {
@@ -2582,7 +2582,7 @@ module.exports = compact2string;
 
 /***/ }),
 
-/***/ 307:
+/***/ 976:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! cpus. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -2595,14 +2595,14 @@ module.exports = function cpus () {
 
 /***/ }),
 
-/***/ 4786:
+/***/ 546:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const cp = __nccwpck_require__(5317);
-const parse = __nccwpck_require__(4485);
-const enoent = __nccwpck_require__(1349);
+const parse = __nccwpck_require__(7877);
+const enoent = __nccwpck_require__(6469);
 
 function spawn(command, args, options) {
     // Parse the arguments
@@ -2641,7 +2641,7 @@ module.exports._enoent = enoent;
 
 /***/ }),
 
-/***/ 1349:
+/***/ 6469:
 /***/ ((module) => {
 
 
@@ -2707,15 +2707,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4485:
+/***/ 7877:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const path = __nccwpck_require__(6928);
-const resolveCommand = __nccwpck_require__(7634);
-const escape = __nccwpck_require__(1556);
-const readShebang = __nccwpck_require__(7335);
+const resolveCommand = __nccwpck_require__(4866);
+const escape = __nccwpck_require__(2164);
+const readShebang = __nccwpck_require__(599);
 
 const isWin = process.platform === 'win32';
 const isExecutableRegExp = /\.(?:com|exe)$/i;
@@ -2805,7 +2805,7 @@ module.exports = parse;
 
 /***/ }),
 
-/***/ 1556:
+/***/ 2164:
 /***/ ((module) => {
 
 
@@ -2859,13 +2859,13 @@ module.exports.argument = escapeArgument;
 
 /***/ }),
 
-/***/ 7335:
+/***/ 599:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const fs = __nccwpck_require__(9896);
-const shebangCommand = __nccwpck_require__(1987);
+const shebangCommand = __nccwpck_require__(9152);
 
 function readShebang(command) {
     // Read the first 150 bytes from the file
@@ -2889,14 +2889,14 @@ module.exports = readShebang;
 
 /***/ }),
 
-/***/ 7634:
+/***/ 4866:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const path = __nccwpck_require__(6928);
-const which = __nccwpck_require__(5088);
-const getPathKey = __nccwpck_require__(3073);
+const which = __nccwpck_require__(6848);
+const getPathKey = __nccwpck_require__(6689);
 
 function resolveCommandAttempt(parsed, withoutPathExt) {
     const env = parsed.options.env || process.env;
@@ -2948,7 +2948,7 @@ module.exports = resolveCommand;
 
 /***/ }),
 
-/***/ 3326:
+/***/ 6110:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 /* eslint-env browser */
@@ -3208,7 +3208,7 @@ function localstorage() {
 	}
 }
 
-module.exports = __nccwpck_require__(7377)(exports);
+module.exports = __nccwpck_require__(897)(exports);
 
 const {formatters} = module.exports;
 
@@ -3227,7 +3227,7 @@ formatters.j = function (v) {
 
 /***/ }),
 
-/***/ 7377:
+/***/ 897:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3243,7 +3243,7 @@ function setup(env) {
 	createDebug.disable = disable;
 	createDebug.enable = enable;
 	createDebug.enabled = enabled;
-	createDebug.humanize = __nccwpck_require__(4472);
+	createDebug.humanize = __nccwpck_require__(744);
 	createDebug.destroy = destroy;
 
 	Object.keys(env).forEach(key => {
@@ -3526,7 +3526,7 @@ module.exports = setup;
 
 /***/ }),
 
-/***/ 1710:
+/***/ 2830:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /**
@@ -3535,15 +3535,15 @@ module.exports = setup;
  */
 
 if (typeof process === 'undefined' || process.type === 'renderer' || process.browser === true || process.__nwjs) {
-	module.exports = __nccwpck_require__(3326);
+	module.exports = __nccwpck_require__(6110);
 } else {
-	module.exports = __nccwpck_require__(3380);
+	module.exports = __nccwpck_require__(5108);
 }
 
 
 /***/ }),
 
-/***/ 3380:
+/***/ 5108:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 /**
@@ -3577,7 +3577,7 @@ exports.colors = [6, 2, 3, 4, 5, 1];
 try {
 	// Optional dependency (as in, doesn't need to be installed, NOT like optionalDependencies in package.json)
 	// eslint-disable-next-line import/no-extraneous-dependencies
-	const supportsColor = __nccwpck_require__(1329);
+	const supportsColor = __nccwpck_require__(75);
 
 	if (supportsColor && (supportsColor.stderr || supportsColor).level >= 2) {
 		exports.colors = [
@@ -3785,7 +3785,7 @@ function init(debug) {
 	}
 }
 
-module.exports = __nccwpck_require__(7377)(exports);
+module.exports = __nccwpck_require__(897)(exports);
 
 const {formatters} = module.exports;
 
@@ -3813,10 +3813,10 @@ formatters.O = function (v) {
 
 /***/ }),
 
-/***/ 1920:
+/***/ 1424:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var once = __nccwpck_require__(4120);
+var once = __nccwpck_require__(5560);
 
 var noop = function() {};
 
@@ -3916,7 +3916,7 @@ module.exports = eos;
 
 /***/ }),
 
-/***/ 8355:
+/***/ 4339:
 /***/ ((module) => {
 
 
@@ -3992,7 +3992,7 @@ module.exports = createError;
 
 /***/ }),
 
-/***/ 9927:
+/***/ 2759:
 /***/ ((module) => {
 
 /*!
@@ -4077,7 +4077,7 @@ function escapeHtml(string) {
 
 /***/ }),
 
-/***/ 7532:
+/***/ 9580:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = __nccwpck_require__(4434)
@@ -4085,7 +4085,7 @@ module.exports = __nccwpck_require__(4434)
 
 /***/ }),
 
-/***/ 2899:
+/***/ 3587:
 /***/ ((module) => {
 
 module.exports = class FixedFIFO {
@@ -4131,10 +4131,10 @@ module.exports = class FixedFIFO {
 
 /***/ }),
 
-/***/ 4219:
+/***/ 3867:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const FixedFIFO = __nccwpck_require__(2899)
+const FixedFIFO = __nccwpck_require__(3587)
 
 module.exports = class FastFIFO {
   constructor (hwm) {
@@ -4186,7 +4186,7 @@ module.exports = class FastFIFO {
 
 /***/ }),
 
-/***/ 4025:
+/***/ 8153:
 /***/ (() => {
 
 if (typeof ReadableStream !== 'undefined') {
@@ -4227,21 +4227,21 @@ if (typeof ReadableStream !== 'undefined') {
 
 /***/ }),
 
-/***/ 7225:
+/***/ 1907:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-__WEBPACK_EXTERNAL_createRequire(import.meta.url).addon = __nccwpck_require__(5254)
+__WEBPACK_EXTERNAL_createRequire(import.meta.url).addon = __nccwpck_require__(4390)
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon('.', __filename)
 
 
 /***/ }),
 
-/***/ 2042:
+/***/ 1706:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { isWindows } = __nccwpck_require__(7684)
-const binding = __nccwpck_require__(7225)
+const { isWindows } = __nccwpck_require__(4868)
+const binding = __nccwpck_require__(1907)
 
 function onwork(err, result) {
   if (err) this.reject(err)
@@ -4600,7 +4600,7 @@ exports.listAttrsSync = function listAttrsSync(fd) {
 
 /***/ }),
 
-/***/ 5390:
+/***/ 7070:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -4659,14 +4659,14 @@ module.exports = options => {
 
 /***/ }),
 
-/***/ 5571:
+/***/ 6771:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const {constants: BufferConstants} = __nccwpck_require__(181);
 const stream = __nccwpck_require__(2203);
 const {promisify} = __nccwpck_require__(9023);
-const bufferStream = __nccwpck_require__(5390);
+const bufferStream = __nccwpck_require__(7070);
 
 const streamPipelinePromisified = promisify(stream.pipeline);
 
@@ -4727,12 +4727,12 @@ module.exports.MaxBufferError = MaxBufferError;
 
 /***/ }),
 
-/***/ 1405:
+/***/ 3389:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! immediate-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 // TODO: remove when window.queueMicrotask() is well supported
-const queueMicrotask = __nccwpck_require__(2735)
+const queueMicrotask = __nccwpck_require__(4351)
 
 class ImmediateStore {
   constructor (store) {
@@ -4789,7 +4789,7 @@ module.exports = ImmediateStore
 
 /***/ }),
 
-/***/ 1214:
+/***/ 9598:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 try {
@@ -4799,13 +4799,13 @@ try {
   module.exports = util.inherits;
 } catch (e) {
   /* istanbul ignore next */
-  module.exports = __nccwpck_require__(9341);
+  module.exports = __nccwpck_require__(6589);
 }
 
 
 /***/ }),
 
-/***/ 9341:
+/***/ 6589:
 /***/ ((module) => {
 
 if (typeof Object.create === 'function') {
@@ -4839,7 +4839,7 @@ if (typeof Object.create === 'function') {
 
 /***/ }),
 
-/***/ 2226:
+/***/ 8850:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -4857,7 +4857,7 @@ exports.AddressError = AddressError;
 
 /***/ }),
 
-/***/ 8520:
+/***/ 5864:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -4872,7 +4872,7 @@ exports.assertByteArray = assertByteArray;
 exports.numberToPaddedHex = numberToPaddedHex;
 exports.stringToPaddedHex = stringToPaddedHex;
 exports.testBit = testBit;
-const address_error_1 = __nccwpck_require__(2226);
+const address_error_1 = __nccwpck_require__(8850);
 /**
  * Returns whether this address's *network* is contained within `address`,
  * i.e. whether every address this one can represent also falls inside
@@ -5017,7 +5017,7 @@ function testBit(binaryValue, position) {
 
 /***/ }),
 
-/***/ 4693:
+/***/ 9253:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -5046,19 +5046,19 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.v6 = exports.AddressError = exports.Address6 = exports.Address4 = void 0;
-var ipv4_1 = __nccwpck_require__(8410);
+var ipv4_1 = __nccwpck_require__(7946);
 Object.defineProperty(exports, "Address4", ({ enumerable: true, get: function () { return ipv4_1.Address4; } }));
-var ipv6_1 = __nccwpck_require__(4368);
+var ipv6_1 = __nccwpck_require__(8096);
 Object.defineProperty(exports, "Address6", ({ enumerable: true, get: function () { return ipv6_1.Address6; } }));
-var address_error_1 = __nccwpck_require__(2226);
+var address_error_1 = __nccwpck_require__(8850);
 Object.defineProperty(exports, "AddressError", ({ enumerable: true, get: function () { return address_error_1.AddressError; } }));
-const helpers = __importStar(__nccwpck_require__(4819));
+const helpers = __importStar(__nccwpck_require__(339));
 exports.v6 = { helpers };
 //# sourceMappingURL=ip-address.js.map
 
 /***/ }),
 
-/***/ 8410:
+/***/ 7946:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -5088,9 +5088,9 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Address4 = void 0;
-const common = __importStar(__nccwpck_require__(8520));
-const constants = __importStar(__nccwpck_require__(1733));
-const address_error_1 = __nccwpck_require__(2226);
+const common = __importStar(__nccwpck_require__(5864));
+const constants = __importStar(__nccwpck_require__(6437));
+const address_error_1 = __nccwpck_require__(8850);
 const isCorrect4 = common.isCorrect(constants.BITS);
 /**
  * Represents an IPv4 address
@@ -5666,7 +5666,7 @@ const SPECIAL_PURPOSE_V4 = constants.SPECIAL_PURPOSE.map(([cidr, , reachable]) =
 
 /***/ }),
 
-/***/ 4368:
+/***/ 8096:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -5697,14 +5697,14 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Address6 = void 0;
-const common = __importStar(__nccwpck_require__(8520));
-const constants4 = __importStar(__nccwpck_require__(1733));
-const constants6 = __importStar(__nccwpck_require__(7267));
-const helpers = __importStar(__nccwpck_require__(4819));
-const ipv4_1 = __nccwpck_require__(8410);
-const regular_expressions_1 = __nccwpck_require__(7632);
-const address_error_1 = __nccwpck_require__(2226);
-const common_1 = __nccwpck_require__(8520);
+const common = __importStar(__nccwpck_require__(5864));
+const constants4 = __importStar(__nccwpck_require__(6437));
+const constants6 = __importStar(__nccwpck_require__(2899));
+const helpers = __importStar(__nccwpck_require__(339));
+const ipv4_1 = __nccwpck_require__(7946);
+const regular_expressions_1 = __nccwpck_require__(2016);
+const address_error_1 = __nccwpck_require__(8850);
+const common_1 = __nccwpck_require__(5864);
 const isCorrect6 = common.isCorrect(constants6.BITS);
 function assert(condition) {
     if (!condition) {
@@ -7133,7 +7133,7 @@ const NAT64_LOCAL_USE_SUBNET = new Address6('64:ff9b:1::/48');
 
 /***/ }),
 
-/***/ 1733:
+/***/ 6437:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7190,7 +7190,7 @@ exports.SPECIAL_PURPOSE = [
 
 /***/ }),
 
-/***/ 7267:
+/***/ 2899:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7327,7 +7327,7 @@ exports.SPECIAL_PURPOSE = [
 
 /***/ }),
 
-/***/ 4819:
+/***/ 339:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7387,7 +7387,7 @@ function simpleGroup(addressString, offset = 0) {
 
 /***/ }),
 
-/***/ 7632:
+/***/ 2016:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -7420,7 +7420,7 @@ exports.groupPossibilities = groupPossibilities;
 exports.padGroup = padGroup;
 exports.simpleRegularExpression = simpleRegularExpression;
 exports.possibleElisions = possibleElisions;
-const v6 = __importStar(__nccwpck_require__(7267));
+const v6 = __importStar(__nccwpck_require__(2899));
 function groupPossibilities(possibilities) {
     return `(${possibilities.join('|')})`;
 }
@@ -7488,7 +7488,7 @@ function possibleElisions(elidedGroups, moreLeft, moreRight) {
 
 /***/ }),
 
-/***/ 1716:
+/***/ 8260:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 const ip = exports;
@@ -7986,7 +7986,7 @@ ip.normalizeToLong = function (addr) {
 
 /***/ }),
 
-/***/ 1093:
+/***/ 1461:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8011,15 +8011,15 @@ function isFileSync(path){
 
 /***/ }),
 
-/***/ 8588:
+/***/ 2940:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var fs = __nccwpck_require__(9896)
 var core
 if (process.platform === 'win32' || global.TESTING_WINDOWS) {
-  core = __nccwpck_require__(8809)
+  core = __nccwpck_require__(9225)
 } else {
-  core = __nccwpck_require__(8449)
+  core = __nccwpck_require__(1025)
 }
 
 module.exports = isexe
@@ -8075,7 +8075,7 @@ function sync (path, options) {
 
 /***/ }),
 
-/***/ 8449:
+/***/ 1025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = isexe
@@ -8123,7 +8123,7 @@ function checkMode (stat, options) {
 
 /***/ }),
 
-/***/ 8809:
+/***/ 9225:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = isexe
@@ -8172,7 +8172,7 @@ function sync (path, options) {
 
 /***/ }),
 
-/***/ 6902:
+/***/ 3526:
 /***/ ((module) => {
 
 module.exports = async function * (iterators) {
@@ -8186,7 +8186,7 @@ module.exports = async function * (iterators) {
 
 /***/ }),
 
-/***/ 5938:
+/***/ 6354:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*
@@ -8219,7 +8219,7 @@ OTHER DEALINGS IN THE SOFTWARE.
 */
 
 
-const randomBytes = __nccwpck_require__(7482)
+const randomBytes = __nccwpck_require__(7066)
 const { EventEmitter } = __nccwpck_require__(4434)
 
 /**
@@ -8645,11 +8645,11 @@ module.exports = KBucket
 
 /***/ }),
 
-/***/ 5351:
+/***/ 5511:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var dgram = __nccwpck_require__(7194)
-var bencode = __nccwpck_require__(4381)
+var bencode = __nccwpck_require__(589)
 var isIP = (__nccwpck_require__(9278).isIP)
 var dns = __nccwpck_require__(2250)
 var util = __nccwpck_require__(9023)
@@ -8872,7 +8872,7 @@ function noop () {}
 
 /***/ }),
 
-/***/ 6679:
+/***/ 1143:
 /***/ ((module) => {
 
 const INTEGER_START = 0x69 // 'i'
@@ -9047,10 +9047,10 @@ module.exports = decode
 
 /***/ }),
 
-/***/ 6483:
+/***/ 51:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { getType } = __nccwpck_require__(1997)
+const { getType } = __nccwpck_require__(9197)
 
 /**
  * Encodes data in bencode.
@@ -9188,10 +9188,10 @@ module.exports = encode
 
 /***/ }),
 
-/***/ 9845:
+/***/ 4277:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { digitCount, getType } = __nccwpck_require__(1997)
+const { digitCount, getType } = __nccwpck_require__(9197)
 
 function listLength (list) {
   let length = 1 + 1 // type marker + end-of-type marker
@@ -9264,13 +9264,13 @@ module.exports = encodingLength
 
 /***/ }),
 
-/***/ 4381:
+/***/ 589:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const bencode = module.exports
 
-bencode.encode = __nccwpck_require__(6483)
-bencode.decode = __nccwpck_require__(6679)
+bencode.encode = __nccwpck_require__(51)
+bencode.decode = __nccwpck_require__(1143)
 
 /**
  * Determines the amount of bytes
@@ -9278,12 +9278,12 @@ bencode.decode = __nccwpck_require__(6679)
  * @param  {Object|Array|Buffer|String|Number|Boolean} value
  * @return {Number} byteCount
  */
-bencode.byteLength = bencode.encodingLength = __nccwpck_require__(9845)
+bencode.byteLength = bencode.encodingLength = __nccwpck_require__(4277)
 
 
 /***/ }),
 
-/***/ 1997:
+/***/ 9197:
 /***/ ((module) => {
 
 const util = module.exports
@@ -9313,13 +9313,13 @@ util.getType = function getType (value) {
 
 /***/ }),
 
-/***/ 4671:
+/***/ 351:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var socket = __nccwpck_require__(5351)
-var KBucket = __nccwpck_require__(5938)
+var socket = __nccwpck_require__(5511)
+var KBucket = __nccwpck_require__(6354)
 var events = __nccwpck_require__(4434)
-var randombytes = __nccwpck_require__(7482)
+var randombytes = __nccwpck_require__(7066)
 var util = __nccwpck_require__(9023)
 
 var K = 20
@@ -9684,7 +9684,7 @@ function toBuffer (str) {
 
 /***/ }),
 
-/***/ 6079:
+/***/ 159:
 /***/ ((module) => {
 
 module.exports = function (work) {
@@ -9735,17 +9735,17 @@ function noop (_) {}
 
 /***/ }),
 
-/***/ 7828:
+/***/ 8564:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
-exports.RateLimiter = __nccwpck_require__(2030);
-exports.TokenBucket = __nccwpck_require__(2907);
+exports.RateLimiter = __nccwpck_require__(3918);
+exports.TokenBucket = __nccwpck_require__(9995);
 
 
 /***/ }),
 
-/***/ 6230:
+/***/ 8022:
 /***/ ((module) => {
 
 var getMilliseconds = function() {
@@ -9765,11 +9765,11 @@ module.exports = getMilliseconds;
 
 /***/ }),
 
-/***/ 2030:
+/***/ 3918:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var TokenBucket = __nccwpck_require__(2907);
-var getMilliseconds = __nccwpck_require__(6230);
+var TokenBucket = __nccwpck_require__(9995);
+var getMilliseconds = __nccwpck_require__(8022);
 
 /**
  * A generic rate limiter. Underneath the hood, this uses a token bucket plus
@@ -9909,7 +9909,7 @@ module.exports = RateLimiter;
 
 /***/ }),
 
-/***/ 2907:
+/***/ 9995:
 /***/ ((module) => {
 
 
@@ -10083,11 +10083,11 @@ module.exports = TokenBucket;
 
 /***/ }),
 
-/***/ 6753:
+/***/ 6353:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var events = __nccwpck_require__(4434)
-var inherits = __nccwpck_require__(1214)
+var inherits = __nccwpck_require__(9598)
 
 module.exports = LRU
 
@@ -10235,12 +10235,12 @@ LRU.prototype.evict = function () {
 
 /***/ }),
 
-/***/ 4103:
+/***/ 2103:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = Storage
 
-const queueMicrotask = __nccwpck_require__(2735)
+const queueMicrotask = __nccwpck_require__(4351)
 
 function Storage (chunkLength, opts) {
   if (!(this instanceof Storage)) return new Storage(chunkLength, opts)
@@ -10307,7 +10307,7 @@ Storage.prototype.close = Storage.prototype.destroy = function (cb = () => {}) {
 
 /***/ }),
 
-/***/ 4851:
+/***/ 8595:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -10355,7 +10355,7 @@ module.exports = function (/*streams...*/) {
 
 /***/ }),
 
-/***/ 354:
+/***/ 4402:
 /***/ ((module) => {
 
 
@@ -10459,25 +10459,25 @@ module.exports = Mime;
 
 /***/ }),
 
-/***/ 838:
+/***/ 5702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-let Mime = __nccwpck_require__(354);
-module.exports = new Mime(__nccwpck_require__(9997));
+let Mime = __nccwpck_require__(4402);
+module.exports = new Mime(__nccwpck_require__(3725));
 
 
 /***/ }),
 
-/***/ 9997:
+/***/ 3725:
 /***/ ((module) => {
 
 module.exports = {"application/andrew-inset":["ez"],"application/applixware":["aw"],"application/atom+xml":["atom"],"application/atomcat+xml":["atomcat"],"application/atomdeleted+xml":["atomdeleted"],"application/atomsvc+xml":["atomsvc"],"application/atsc-dwd+xml":["dwd"],"application/atsc-held+xml":["held"],"application/atsc-rsat+xml":["rsat"],"application/bdoc":["bdoc"],"application/calendar+xml":["xcs"],"application/ccxml+xml":["ccxml"],"application/cdfx+xml":["cdfx"],"application/cdmi-capability":["cdmia"],"application/cdmi-container":["cdmic"],"application/cdmi-domain":["cdmid"],"application/cdmi-object":["cdmio"],"application/cdmi-queue":["cdmiq"],"application/cu-seeme":["cu"],"application/dash+xml":["mpd"],"application/davmount+xml":["davmount"],"application/docbook+xml":["dbk"],"application/dssc+der":["dssc"],"application/dssc+xml":["xdssc"],"application/ecmascript":["es","ecma"],"application/emma+xml":["emma"],"application/emotionml+xml":["emotionml"],"application/epub+zip":["epub"],"application/exi":["exi"],"application/express":["exp"],"application/fdt+xml":["fdt"],"application/font-tdpfr":["pfr"],"application/geo+json":["geojson"],"application/gml+xml":["gml"],"application/gpx+xml":["gpx"],"application/gxf":["gxf"],"application/gzip":["gz"],"application/hjson":["hjson"],"application/hyperstudio":["stk"],"application/inkml+xml":["ink","inkml"],"application/ipfix":["ipfix"],"application/its+xml":["its"],"application/java-archive":["jar","war","ear"],"application/java-serialized-object":["ser"],"application/java-vm":["class"],"application/javascript":["js","mjs"],"application/json":["json","map"],"application/json5":["json5"],"application/jsonml+json":["jsonml"],"application/ld+json":["jsonld"],"application/lgr+xml":["lgr"],"application/lost+xml":["lostxml"],"application/mac-binhex40":["hqx"],"application/mac-compactpro":["cpt"],"application/mads+xml":["mads"],"application/manifest+json":["webmanifest"],"application/marc":["mrc"],"application/marcxml+xml":["mrcx"],"application/mathematica":["ma","nb","mb"],"application/mathml+xml":["mathml"],"application/mbox":["mbox"],"application/mediaservercontrol+xml":["mscml"],"application/metalink+xml":["metalink"],"application/metalink4+xml":["meta4"],"application/mets+xml":["mets"],"application/mmt-aei+xml":["maei"],"application/mmt-usd+xml":["musd"],"application/mods+xml":["mods"],"application/mp21":["m21","mp21"],"application/mp4":["mp4s","m4p"],"application/msword":["doc","dot"],"application/mxf":["mxf"],"application/n-quads":["nq"],"application/n-triples":["nt"],"application/node":["cjs"],"application/octet-stream":["bin","dms","lrf","mar","so","dist","distz","pkg","bpk","dump","elc","deploy","exe","dll","deb","dmg","iso","img","msi","msp","msm","buffer"],"application/oda":["oda"],"application/oebps-package+xml":["opf"],"application/ogg":["ogx"],"application/omdoc+xml":["omdoc"],"application/onenote":["onetoc","onetoc2","onetmp","onepkg"],"application/oxps":["oxps"],"application/p2p-overlay+xml":["relo"],"application/patch-ops-error+xml":["xer"],"application/pdf":["pdf"],"application/pgp-encrypted":["pgp"],"application/pgp-signature":["asc","sig"],"application/pics-rules":["prf"],"application/pkcs10":["p10"],"application/pkcs7-mime":["p7m","p7c"],"application/pkcs7-signature":["p7s"],"application/pkcs8":["p8"],"application/pkix-attr-cert":["ac"],"application/pkix-cert":["cer"],"application/pkix-crl":["crl"],"application/pkix-pkipath":["pkipath"],"application/pkixcmp":["pki"],"application/pls+xml":["pls"],"application/postscript":["ai","eps","ps"],"application/provenance+xml":["provx"],"application/pskc+xml":["pskcxml"],"application/raml+yaml":["raml"],"application/rdf+xml":["rdf","owl"],"application/reginfo+xml":["rif"],"application/relax-ng-compact-syntax":["rnc"],"application/resource-lists+xml":["rl"],"application/resource-lists-diff+xml":["rld"],"application/rls-services+xml":["rs"],"application/route-apd+xml":["rapd"],"application/route-s-tsid+xml":["sls"],"application/route-usd+xml":["rusd"],"application/rpki-ghostbusters":["gbr"],"application/rpki-manifest":["mft"],"application/rpki-roa":["roa"],"application/rsd+xml":["rsd"],"application/rss+xml":["rss"],"application/rtf":["rtf"],"application/sbml+xml":["sbml"],"application/scvp-cv-request":["scq"],"application/scvp-cv-response":["scs"],"application/scvp-vp-request":["spq"],"application/scvp-vp-response":["spp"],"application/sdp":["sdp"],"application/senml+xml":["senmlx"],"application/sensml+xml":["sensmlx"],"application/set-payment-initiation":["setpay"],"application/set-registration-initiation":["setreg"],"application/shf+xml":["shf"],"application/sieve":["siv","sieve"],"application/smil+xml":["smi","smil"],"application/sparql-query":["rq"],"application/sparql-results+xml":["srx"],"application/srgs":["gram"],"application/srgs+xml":["grxml"],"application/sru+xml":["sru"],"application/ssdl+xml":["ssdl"],"application/ssml+xml":["ssml"],"application/swid+xml":["swidtag"],"application/tei+xml":["tei","teicorpus"],"application/thraud+xml":["tfi"],"application/timestamped-data":["tsd"],"application/toml":["toml"],"application/trig":["trig"],"application/ttml+xml":["ttml"],"application/ubjson":["ubj"],"application/urc-ressheet+xml":["rsheet"],"application/urc-targetdesc+xml":["td"],"application/voicexml+xml":["vxml"],"application/wasm":["wasm"],"application/widget":["wgt"],"application/winhlp":["hlp"],"application/wsdl+xml":["wsdl"],"application/wspolicy+xml":["wspolicy"],"application/xaml+xml":["xaml"],"application/xcap-att+xml":["xav"],"application/xcap-caps+xml":["xca"],"application/xcap-diff+xml":["xdf"],"application/xcap-el+xml":["xel"],"application/xcap-ns+xml":["xns"],"application/xenc+xml":["xenc"],"application/xhtml+xml":["xhtml","xht"],"application/xliff+xml":["xlf"],"application/xml":["xml","xsl","xsd","rng"],"application/xml-dtd":["dtd"],"application/xop+xml":["xop"],"application/xproc+xml":["xpl"],"application/xslt+xml":["*xsl","xslt"],"application/xspf+xml":["xspf"],"application/xv+xml":["mxml","xhvml","xvml","xvm"],"application/yang":["yang"],"application/yin+xml":["yin"],"application/zip":["zip"],"audio/3gpp":["*3gpp"],"audio/adpcm":["adp"],"audio/amr":["amr"],"audio/basic":["au","snd"],"audio/midi":["mid","midi","kar","rmi"],"audio/mobile-xmf":["mxmf"],"audio/mp3":["*mp3"],"audio/mp4":["m4a","mp4a"],"audio/mpeg":["mpga","mp2","mp2a","mp3","m2a","m3a"],"audio/ogg":["oga","ogg","spx","opus"],"audio/s3m":["s3m"],"audio/silk":["sil"],"audio/wav":["wav"],"audio/wave":["*wav"],"audio/webm":["weba"],"audio/xm":["xm"],"font/collection":["ttc"],"font/otf":["otf"],"font/ttf":["ttf"],"font/woff":["woff"],"font/woff2":["woff2"],"image/aces":["exr"],"image/apng":["apng"],"image/avif":["avif"],"image/bmp":["bmp"],"image/cgm":["cgm"],"image/dicom-rle":["drle"],"image/emf":["emf"],"image/fits":["fits"],"image/g3fax":["g3"],"image/gif":["gif"],"image/heic":["heic"],"image/heic-sequence":["heics"],"image/heif":["heif"],"image/heif-sequence":["heifs"],"image/hej2k":["hej2"],"image/hsj2":["hsj2"],"image/ief":["ief"],"image/jls":["jls"],"image/jp2":["jp2","jpg2"],"image/jpeg":["jpeg","jpg","jpe"],"image/jph":["jph"],"image/jphc":["jhc"],"image/jpm":["jpm"],"image/jpx":["jpx","jpf"],"image/jxr":["jxr"],"image/jxra":["jxra"],"image/jxrs":["jxrs"],"image/jxs":["jxs"],"image/jxsc":["jxsc"],"image/jxsi":["jxsi"],"image/jxss":["jxss"],"image/ktx":["ktx"],"image/ktx2":["ktx2"],"image/png":["png"],"image/sgi":["sgi"],"image/svg+xml":["svg","svgz"],"image/t38":["t38"],"image/tiff":["tif","tiff"],"image/tiff-fx":["tfx"],"image/webp":["webp"],"image/wmf":["wmf"],"message/disposition-notification":["disposition-notification"],"message/global":["u8msg"],"message/global-delivery-status":["u8dsn"],"message/global-disposition-notification":["u8mdn"],"message/global-headers":["u8hdr"],"message/rfc822":["eml","mime"],"model/3mf":["3mf"],"model/gltf+json":["gltf"],"model/gltf-binary":["glb"],"model/iges":["igs","iges"],"model/mesh":["msh","mesh","silo"],"model/mtl":["mtl"],"model/obj":["obj"],"model/step+xml":["stpx"],"model/step+zip":["stpz"],"model/step-xml+zip":["stpxz"],"model/stl":["stl"],"model/vrml":["wrl","vrml"],"model/x3d+binary":["*x3db","x3dbz"],"model/x3d+fastinfoset":["x3db"],"model/x3d+vrml":["*x3dv","x3dvz"],"model/x3d+xml":["x3d","x3dz"],"model/x3d-vrml":["x3dv"],"text/cache-manifest":["appcache","manifest"],"text/calendar":["ics","ifb"],"text/coffeescript":["coffee","litcoffee"],"text/css":["css"],"text/csv":["csv"],"text/html":["html","htm","shtml"],"text/jade":["jade"],"text/jsx":["jsx"],"text/less":["less"],"text/markdown":["markdown","md"],"text/mathml":["mml"],"text/mdx":["mdx"],"text/n3":["n3"],"text/plain":["txt","text","conf","def","list","log","in","ini"],"text/richtext":["rtx"],"text/rtf":["*rtf"],"text/sgml":["sgml","sgm"],"text/shex":["shex"],"text/slim":["slim","slm"],"text/spdx":["spdx"],"text/stylus":["stylus","styl"],"text/tab-separated-values":["tsv"],"text/troff":["t","tr","roff","man","me","ms"],"text/turtle":["ttl"],"text/uri-list":["uri","uris","urls"],"text/vcard":["vcard"],"text/vtt":["vtt"],"text/xml":["*xml"],"text/yaml":["yaml","yml"],"video/3gpp":["3gp","3gpp"],"video/3gpp2":["3g2"],"video/h261":["h261"],"video/h263":["h263"],"video/h264":["h264"],"video/iso.segment":["m4s"],"video/jpeg":["jpgv"],"video/jpm":["*jpm","jpgm"],"video/mj2":["mj2","mjp2"],"video/mp2t":["ts"],"video/mp4":["mp4","mp4v","mpg4"],"video/mpeg":["mpeg","mpg","mpe","m1v","m2v"],"video/ogg":["ogv"],"video/quicktime":["qt","mov"],"video/webm":["webm"]};
 
 /***/ }),
 
-/***/ 4472:
+/***/ 744:
 /***/ ((module) => {
 
 /**
@@ -10646,17 +10646,17 @@ function plural(ms, msAbs, n, name) {
 
 /***/ }),
 
-/***/ 6067:
+/***/ 8755:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 __webpack_unused_export__ = ({ value: true });
 __webpack_unused_export__ = __webpack_unused_export__ = exports.iK = void 0;
-const netmask4_1 = __nccwpck_require__(727);
+const netmask4_1 = __nccwpck_require__(1783);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return netmask4_1.ip2long; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return netmask4_1.long2ip; } });
-const netmask6_1 = __nccwpck_require__(1289);
+const netmask6_1 = __nccwpck_require__(5273);
 class Netmask {
     constructor(net, mask) {
         if (typeof net !== 'string') {
@@ -10722,7 +10722,7 @@ exports.iK = Netmask;
 
 /***/ }),
 
-/***/ 727:
+/***/ 1783:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10918,7 +10918,7 @@ exports.Netmask4Impl = Netmask4Impl;
 
 /***/ }),
 
-/***/ 1289:
+/***/ 5273:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -10926,7 +10926,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Netmask6Impl = void 0;
 exports.ip6bigint = ip6bigint;
 exports.bigint2ip6 = bigint2ip6;
-const netmask4_1 = __nccwpck_require__(727);
+const netmask4_1 = __nccwpck_require__(1783);
 const MAX_IPV6 = (1n << 128n) - 1n;
 function ip6bigint(ip) {
     // Strip zone ID (e.g. %eth0)
@@ -11112,7 +11112,7 @@ exports.Netmask6Impl = Netmask6Impl;
 
 /***/ }),
 
-/***/ 7330:
+/***/ 7666:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! node-domexception. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
@@ -11135,10 +11135,10 @@ module.exports = globalThis.DOMException
 
 /***/ }),
 
-/***/ 4120:
+/***/ 5560:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var wrappy = __nccwpck_require__(2360)
+var wrappy = __nccwpck_require__(8264)
 module.exports = wrappy(once)
 module.exports.strict = wrappy(onceStrict)
 
@@ -11184,7 +11184,7 @@ function onceStrict (fn) {
 
 /***/ }),
 
-/***/ 3073:
+/***/ 6689:
 /***/ ((module) => {
 
 
@@ -11207,7 +11207,7 @@ module.exports["default"] = pathKey;
 
 /***/ }),
 
-/***/ 9601:
+/***/ 49:
 /***/ ((module) => {
 
 module.exports = length
@@ -11219,11 +11219,11 @@ function length (bytes) {
 
 /***/ }),
 
-/***/ 4666:
+/***/ 7898:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var once = __nccwpck_require__(4120)
-var eos = __nccwpck_require__(1920)
+var once = __nccwpck_require__(5560)
+var eos = __nccwpck_require__(1424)
 var fs
 
 try {
@@ -11312,7 +11312,7 @@ module.exports = pump
 
 /***/ }),
 
-/***/ 2735:
+/***/ 4351:
 /***/ ((module) => {
 
 /*! queue-microtask. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -11328,17 +11328,17 @@ module.exports = typeof queueMicrotask === 'function'
 
 /***/ }),
 
-/***/ 8402:
+/***/ 5506:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = (typeof process !== 'undefined' && typeof process.nextTick === 'function')
   ? process.nextTick.bind(process)
-  : __nccwpck_require__(8188)
+  : __nccwpck_require__(6828)
 
 
 /***/ }),
 
-/***/ 8188:
+/***/ 6828:
 /***/ ((module) => {
 
 module.exports = typeof queueMicrotask === 'function' ? queueMicrotask : (fn) => Promise.resolve().then(fn)
@@ -11346,17 +11346,17 @@ module.exports = typeof queueMicrotask === 'function' ? queueMicrotask : (fn) =>
 
 /***/ }),
 
-/***/ 1461:
+/***/ 7701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const RandomAccessStorage = __nccwpck_require__(7552)
+const RandomAccessStorage = __nccwpck_require__(5472)
 const fs = __nccwpck_require__(9896)
 const path = __nccwpck_require__(6928)
 const constants = fs.constants
 
 let fsext = null
 try {
-  fsext = __nccwpck_require__(2042)
+  fsext = __nccwpck_require__(1706)
 } catch {}
 
 const RDWR = constants.O_RDWR
@@ -11608,11 +11608,11 @@ function createReadError (path, offset, size) {
 
 /***/ }),
 
-/***/ 7552:
+/***/ 5472:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const EventEmitter = __nccwpck_require__(4434)
-const queueTick = __nccwpck_require__(8402)
+const queueTick = __nccwpck_require__(5506)
 
 const NOT_READABLE = defaultImpl(new Error('Not readable'))
 const NOT_WRITABLE = defaultImpl(new Error('Not writable'))
@@ -11948,7 +11948,7 @@ function noop () {}
 
 /***/ }),
 
-/***/ 1876:
+/***/ 4676:
 /***/ ((module) => {
 
 var iterate = function (list) {
@@ -11974,7 +11974,7 @@ module.exports = iterate
 
 /***/ }),
 
-/***/ 7482:
+/***/ 7066:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = __nccwpck_require__(6982).randomBytes
@@ -11982,7 +11982,7 @@ module.exports = __nccwpck_require__(6982).randomBytes
 
 /***/ }),
 
-/***/ 8207:
+/***/ 4031:
 /***/ ((module) => {
 
 /*!
@@ -12170,10 +12170,10 @@ function sortByRangeStart (a, b) {
 
 /***/ }),
 
-/***/ 8634:
+/***/ 6378:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(9553)
+const b4a = __nccwpck_require__(3057)
 
 var EMPTY = []
 
@@ -12347,7 +12347,7 @@ function swap (list, a, b) {
 
 /***/ }),
 
-/***/ 5254:
+/***/ 4390:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function') {
@@ -12355,7 +12355,7 @@ if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function
 } else {
   const url = __nccwpck_require__(7016)
   const fs = __nccwpck_require__(9896)
-  const resolve = __nccwpck_require__(9050)
+  const resolve = __nccwpck_require__(7994)
 
   let host = process.platform + '-' + process.arch
   const conditions = ['addon', 'node', process.platform, process.arch]
@@ -12433,13 +12433,13 @@ if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function
 
 /***/ }),
 
-/***/ 3081:
+/***/ 1097:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! run-parallel-limit. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 module.exports = runParallelLimit
 
-const queueMicrotask = __nccwpck_require__(2735)
+const queueMicrotask = __nccwpck_require__(4351)
 
 function runParallelLimit (tasks, limit, cb) {
   if (typeof limit !== 'number') throw new Error('second argument must be a Number')
@@ -12510,13 +12510,13 @@ function runParallelLimit (tasks, limit, cb) {
 
 /***/ }),
 
-/***/ 9911:
+/***/ 2743:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! run-parallel. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 module.exports = runParallel
 
-const queueMicrotask = __nccwpck_require__(2735)
+const queueMicrotask = __nccwpck_require__(4351)
 
 function runParallel (tasks, cb) {
   let results, pending, keys
@@ -12568,7 +12568,7 @@ function runParallel (tasks, cb) {
 
 /***/ }),
 
-/***/ 6177:
+/***/ 5761:
 /***/ ((module) => {
 
 /*! run-series. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -12602,7 +12602,7 @@ function runSeries (tasks, cb) {
 
 /***/ }),
 
-/***/ 3856:
+/***/ 2560:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 ;(function (sax) {
@@ -14475,11 +14475,11 @@ function runSeries (tasks, cb) {
 
 /***/ }),
 
-/***/ 1987:
+/***/ 9152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const shebangRegex = __nccwpck_require__(2838);
+const shebangRegex = __nccwpck_require__(7334);
 
 module.exports = (string = '') => {
 	const match = string.match(shebangRegex);
@@ -14501,7 +14501,7 @@ module.exports = (string = '') => {
 
 /***/ }),
 
-/***/ 2838:
+/***/ 7334:
 /***/ ((module) => {
 
 
@@ -14510,7 +14510,7 @@ module.exports = /^#!(.*)/;
 
 /***/ }),
 
-/***/ 5443:
+/***/ 6627:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Note: since nyc uses this module to output coverage, any lines
@@ -14539,7 +14539,7 @@ if (!processOk(process)) {
   }
 } else {
   var assert = __nccwpck_require__(2613)
-  var signals = __nccwpck_require__(3606)
+  var signals = __nccwpck_require__(1430)
   var isWin = /^win/i.test(process.platform)
 
   var EE = __nccwpck_require__(4434)
@@ -14719,7 +14719,7 @@ if (!processOk(process)) {
 
 /***/ }),
 
-/***/ 3606:
+/***/ 1430:
 /***/ ((module) => {
 
 // This is not the set of all possible signals.
@@ -14779,12 +14779,12 @@ if (process.platform === 'linux') {
 
 /***/ }),
 
-/***/ 2410:
+/***/ 7290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-const utils_1 = __nccwpck_require__(7512);
+const utils_1 = __nccwpck_require__(8632);
 // The default Buffer size if one is not provided.
 const DEFAULT_SMARTBUFFER_SIZE = 4096;
 // The default string encoding to use for reading/writing strings.
@@ -16018,7 +16018,7 @@ exports.SmartBuffer = SmartBuffer;
 
 /***/ }),
 
-/***/ 7512:
+/***/ 8632:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -16132,7 +16132,7 @@ exports.bigIntAndBufferInt64Check = bigIntAndBufferInt64Check;
 
 /***/ }),
 
-/***/ 5958:
+/***/ 7142:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -16149,13 +16149,13 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SocksClientError = exports.SocksClient = void 0;
 const events_1 = __nccwpck_require__(4434);
 const net = __nccwpck_require__(9278);
-const smart_buffer_1 = __nccwpck_require__(2410);
-const constants_1 = __nccwpck_require__(2303);
-const helpers_1 = __nccwpck_require__(5967);
-const receivebuffer_1 = __nccwpck_require__(7705);
-const util_1 = __nccwpck_require__(5936);
+const smart_buffer_1 = __nccwpck_require__(7290);
+const constants_1 = __nccwpck_require__(4223);
+const helpers_1 = __nccwpck_require__(639);
+const receivebuffer_1 = __nccwpck_require__(1129);
+const util_1 = __nccwpck_require__(9712);
 Object.defineProperty(exports, "SocksClientError", ({ enumerable: true, get: function () { return util_1.SocksClientError; } }));
-const ip_address_1 = __nccwpck_require__(4693);
+const ip_address_1 = __nccwpck_require__(9253);
 class SocksClient extends events_1.EventEmitter {
     constructor(options) {
         super();
@@ -16931,7 +16931,7 @@ exports.SocksClient = SocksClient;
 
 /***/ }),
 
-/***/ 2303:
+/***/ 4223:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -17045,7 +17045,7 @@ var SocksClientState;
 
 /***/ }),
 
-/***/ 5967:
+/***/ 639:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -17055,10 +17055,10 @@ exports.validateSocksClientChainOptions = validateSocksClientChainOptions;
 exports.ipv4ToInt32 = ipv4ToInt32;
 exports.int32ToIpv4 = int32ToIpv4;
 exports.ipToBuffer = ipToBuffer;
-const util_1 = __nccwpck_require__(5936);
-const constants_1 = __nccwpck_require__(2303);
+const util_1 = __nccwpck_require__(9712);
+const constants_1 = __nccwpck_require__(4223);
 const stream = __nccwpck_require__(2203);
-const ip_address_1 = __nccwpck_require__(4693);
+const ip_address_1 = __nccwpck_require__(9253);
 const net = __nccwpck_require__(9278);
 /**
  * Validates the provided SocksClientOptions
@@ -17217,7 +17217,7 @@ function ipToBuffer(ip) {
 
 /***/ }),
 
-/***/ 7705:
+/***/ 1129:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -17266,7 +17266,7 @@ exports.ReceiveBuffer = ReceiveBuffer;
 
 /***/ }),
 
-/***/ 5936:
+/***/ 9712:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -17297,7 +17297,7 @@ function shuffleArray(array) {
 
 /***/ }),
 
-/***/ 1658:
+/***/ 2474:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -17316,16 +17316,16 @@ var __exportStar = (this && this.__exportStar) || function(m, exports) {
     for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-__exportStar(__nccwpck_require__(5958), exports);
+__exportStar(__nccwpck_require__(7142), exports);
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 5522:
+/***/ 3602:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const Throttle = __nccwpck_require__(1796)
-const ThrottleGroup = __nccwpck_require__(9674)
+const Throttle = __nccwpck_require__(6260)
+const ThrottleGroup = __nccwpck_require__(1738)
 
 module.exports = {
   Throttle,
@@ -17335,11 +17335,11 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9674:
+/***/ 1738:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { TokenBucket } = __nccwpck_require__(7828)
-const Throttle = __nccwpck_require__(1796)
+const { TokenBucket } = __nccwpck_require__(8564)
+const Throttle = __nccwpck_require__(6260)
 
 class ThrottleGroup {
   constructor (opts = {}) {
@@ -17433,12 +17433,12 @@ module.exports = ThrottleGroup
 
 /***/ }),
 
-/***/ 1796:
+/***/ 6260:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const { EventEmitter } = __nccwpck_require__(4434)
-const { Transform } = __nccwpck_require__(3052)
-const { wait } = __nccwpck_require__(4199)
+const { Transform } = __nccwpck_require__(6204)
+const { wait } = __nccwpck_require__(7815)
 
 class Throttle extends Transform {
   constructor (opts = {}) {
@@ -17578,12 +17578,12 @@ class Throttle extends Transform {
 module.exports = Throttle
 
 // Fix circular dependency
-const ThrottleGroup = __nccwpck_require__(9674)
+const ThrottleGroup = __nccwpck_require__(1738)
 
 
 /***/ }),
 
-/***/ 4199:
+/***/ 7815:
 /***/ ((module) => {
 
 function wait (time) {
@@ -17597,7 +17597,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7076:
+/***/ 3764:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 //filter will reemit the data if cb(err,pass) pass is truthy
@@ -17607,7 +17607,7 @@ module.exports = {
 // the most basic reduce just emits one 'data' event after it has recieved 'end'
 
 
-var through = __nccwpck_require__(5741)
+var through = __nccwpck_require__(461)
 var Decoder = (__nccwpck_require__(3193).StringDecoder)
 
 module.exports = split
@@ -17667,14 +17667,14 @@ function split (matcher, mapper, options) {
 
 /***/ }),
 
-/***/ 3052:
+/***/ 6204:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { EventEmitter } = __nccwpck_require__(7532)
-const FIFO = __nccwpck_require__(4219)
-const TextDecoder = __nccwpck_require__(5454)
+const { EventEmitter } = __nccwpck_require__(9580)
+const FIFO = __nccwpck_require__(3867)
+const TextDecoder = __nccwpck_require__(7934)
 
-const StreamError = __nccwpck_require__(393)
+const StreamError = __nccwpck_require__(5657)
 
 // if we do a future major, expect queue microtask to be there always, for now a bit defensive
 const qmt =
@@ -18988,7 +18988,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 393:
+/***/ 5657:
 /***/ ((module) => {
 
 module.exports = class StreamError extends Error {
@@ -19042,7 +19042,7 @@ module.exports = class StreamError extends Error {
 
 /***/ }),
 
-/***/ 8651:
+/***/ 7211:
 /***/ (function(module) {
 
 (function (root) {
@@ -20045,11 +20045,11 @@ module.exports = class StreamError extends Error {
 
 /***/ }),
 
-/***/ 5454:
+/***/ 7934:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const PassThroughDecoder = __nccwpck_require__(7656)
-const UTF8Decoder = __nccwpck_require__(6974)
+const PassThroughDecoder = __nccwpck_require__(7256)
+const UTF8Decoder = __nccwpck_require__(6414)
 
 module.exports = class TextDecoder {
   constructor(encoding = 'utf8') {
@@ -20116,10 +20116,10 @@ function normalizeEncoding(encoding) {
 
 /***/ }),
 
-/***/ 7656:
+/***/ 7256:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(9553)
+const b4a = __nccwpck_require__(3057)
 
 module.exports = class PassThroughDecoder {
   constructor(encoding) {
@@ -20142,10 +20142,10 @@ module.exports = class PassThroughDecoder {
 
 /***/ }),
 
-/***/ 6974:
+/***/ 6414:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(9553)
+const b4a = __nccwpck_require__(3057)
 
 /**
  * https://encoding.spec.whatwg.org/#utf-8-decoder
@@ -20334,7 +20334,7 @@ function trailingBytesSeen(data) {
 
 /***/ }),
 
-/***/ 5741:
+/***/ 461:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 var Stream = __nccwpck_require__(2203)
@@ -20449,7 +20449,7 @@ function through (write, end, opts) {
 
 /***/ }),
 
-/***/ 3362:
+/***/ 2514:
 /***/ ((module) => {
 
 const hrtime = typeof process !== 'undefined' && !!process.hrtime
@@ -20506,7 +20506,7 @@ module.exports = function (seconds) {
 
 /***/ }),
 
-/***/ 6159:
+/***/ 2223:
 /***/ ((module) => {
 
 
@@ -20568,7 +20568,7 @@ function nextTickArgs (fn, a, b) {
 
 /***/ }),
 
-/***/ 9435:
+/***/ 7131:
 /***/ ((module) => {
 
 module.exports = remove
@@ -20587,7 +20587,7 @@ function remove (arr, i) {
 
 /***/ }),
 
-/***/ 2107:
+/***/ 7531:
 /***/ ((module) => {
 
 
@@ -20656,7 +20656,7 @@ module.exports = isValidUTF8;
 
 /***/ }),
 
-/***/ 6762:
+/***/ 397:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -20664,13 +20664,13 @@ module.exports = isValidUTF8;
 try {
   module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)(__nccwpck_require__.ab + "prebuilds/linux-x64/utf-8-validate.node");
 } catch (e) {
-  module.exports = __nccwpck_require__(2107);
+  module.exports = __nccwpck_require__(7531);
 }
 
 
 /***/ }),
 
-/***/ 4801:
+/***/ 3585:
 /***/ (function(__unused_webpack_module, exports) {
 
 /**
@@ -25413,14 +25413,14 @@ try {
 
 /***/ }),
 
-/***/ 5880:
+/***/ 8808:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { EventEmitter } = __nccwpck_require__(7532)
-const FIFO = __nccwpck_require__(4219)
-const TextDecoder = __nccwpck_require__(5454)
+const { EventEmitter } = __nccwpck_require__(9580)
+const FIFO = __nccwpck_require__(3867)
+const TextDecoder = __nccwpck_require__(7934)
 
-const StreamError = __nccwpck_require__(5477)
+const StreamError = __nccwpck_require__(4933)
 
 // if we do a future major, expect queue microtask to be there always, for now a bit defensive
 const qmt =
@@ -26734,7 +26734,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5477:
+/***/ 4933:
 /***/ ((module) => {
 
 module.exports = class StreamError extends Error {
@@ -26788,7 +26788,7 @@ module.exports = class StreamError extends Error {
 
 /***/ }),
 
-/***/ 7684:
+/***/ 4868:
 /***/ ((__unused_webpack_module, exports) => {
 
 const { runtime, platform, arch, version } =
@@ -26831,7 +26831,7 @@ exports.isElectronWorker = exports.isElectron && global.process.type === 'worker
 
 /***/ }),
 
-/***/ 5088:
+/***/ 6848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const isWindows = process.platform === 'win32' ||
@@ -26840,7 +26840,7 @@ const isWindows = process.platform === 'win32' ||
 
 const path = __nccwpck_require__(6928)
 const COLON = isWindows ? ';' : ':'
-const isexe = __nccwpck_require__(8588)
+const isexe = __nccwpck_require__(2940)
 
 const getNotFoundError = (cmd) =>
   Object.assign(new Error(`not found: ${cmd}`), { code: 'ENOENT' })
@@ -26963,7 +26963,7 @@ which.sync = whichSync
 
 /***/ }),
 
-/***/ 2360:
+/***/ 8264:
 /***/ ((module) => {
 
 // Returns a wrapper function that returns a wrapped callback
@@ -27003,14 +27003,14 @@ function wrappy (fn, cb) {
 
 /***/ }),
 
-/***/ 4715:
+/***/ 5803:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { websocketMask, websocketUnmask } = __nccwpck_require__(8611);
 
-const { EMPTY_BUFFER } = __nccwpck_require__(3903);
+const { EMPTY_BUFFER } = __nccwpck_require__(1791);
 
 const FastBuffer = Buffer[Symbol.species];
 
@@ -27133,7 +27133,7 @@ if (websocketMask) {
   };
 } /* istanbul ignore else  */ else if (!process.env.WS_NO_BUFFER_UTIL) {
   try {
-    const bufferUtil = __nccwpck_require__(3918);
+    const bufferUtil = __nccwpck_require__(1486);
 
     module.exports.mask = function (source, mask, output, offset, length) {
       if (length < 48) _mask(source, mask, output, offset, length);
@@ -27152,7 +27152,7 @@ if (websocketMask) {
 
 /***/ }),
 
-/***/ 3903:
+/***/ 1791:
 /***/ ((module) => {
 
 
@@ -27178,12 +27178,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2746:
+/***/ 4634:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kForOnEventAttribute, kListener } = __nccwpck_require__(3903);
+const { kForOnEventAttribute, kListener } = __nccwpck_require__(1791);
 
 const kCode = Symbol('kCode');
 const kData = Symbol('kData');
@@ -27477,12 +27477,12 @@ function callListener(listener, thisArg, event) {
 
 /***/ }),
 
-/***/ 5527:
+/***/ 1335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { tokenChars } = __nccwpck_require__(9575);
+const { tokenChars } = __nccwpck_require__(6615);
 
 /**
  * Adds an offer to the map of extension offers or a parameter to the map of
@@ -27687,7 +27687,7 @@ module.exports = { format, parse };
 
 /***/ }),
 
-/***/ 8398:
+/***/ 958:
 /***/ ((module) => {
 
 
@@ -27749,16 +27749,16 @@ module.exports = Limiter;
 
 /***/ }),
 
-/***/ 6856:
+/***/ 4376:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const zlib = __nccwpck_require__(3106);
 
-const bufferUtil = __nccwpck_require__(4715);
-const Limiter = __nccwpck_require__(8398);
-const { kStatusCode } = __nccwpck_require__(3903);
+const bufferUtil = __nccwpck_require__(5803);
+const Limiter = __nccwpck_require__(958);
+const { kStatusCode } = __nccwpck_require__(1791);
 
 const FastBuffer = Buffer[Symbol.species];
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
@@ -28286,22 +28286,22 @@ function inflateOnError(err) {
 
 /***/ }),
 
-/***/ 1421:
+/***/ 893:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(2203);
 
-const PerMessageDeflate = __nccwpck_require__(6856);
+const PerMessageDeflate = __nccwpck_require__(4376);
 const {
   BINARY_TYPES,
   EMPTY_BUFFER,
   kStatusCode,
   kWebSocket
-} = __nccwpck_require__(3903);
-const { concat, toArrayBuffer, unmask } = __nccwpck_require__(4715);
-const { isValidStatusCode, isValidUTF8 } = __nccwpck_require__(9575);
+} = __nccwpck_require__(1791);
+const { concat, toArrayBuffer, unmask } = __nccwpck_require__(5803);
+const { isValidStatusCode, isValidUTF8 } = __nccwpck_require__(6615);
 
 const FastBuffer = Buffer[Symbol.species];
 
@@ -29044,7 +29044,7 @@ module.exports = Receiver;
 
 /***/ }),
 
-/***/ 7261:
+/***/ 7389:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex" }] */
@@ -29057,10 +29057,10 @@ const {
   types: { isUint8Array }
 } = __nccwpck_require__(9023);
 
-const PerMessageDeflate = __nccwpck_require__(6856);
-const { EMPTY_BUFFER, kWebSocket, NOOP } = __nccwpck_require__(3903);
-const { isBlob, isValidStatusCode } = __nccwpck_require__(9575);
-const { mask: applyMask, toBuffer } = __nccwpck_require__(4715);
+const PerMessageDeflate = __nccwpck_require__(4376);
+const { EMPTY_BUFFER, kWebSocket, NOOP } = __nccwpck_require__(1791);
+const { isBlob, isValidStatusCode } = __nccwpck_require__(6615);
+const { mask: applyMask, toBuffer } = __nccwpck_require__(5803);
 
 const kByteLength = Symbol('kByteLength');
 const maskBuffer = Buffer.alloc(4);
@@ -29661,13 +29661,13 @@ function onError(sender, err, cb) {
 
 /***/ }),
 
-/***/ 2876:
+/***/ 6412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^WebSocket$" }] */
 
 
-const WebSocket = __nccwpck_require__(5481);
+const WebSocket = __nccwpck_require__(6681);
 const { Duplex } = __nccwpck_require__(2203);
 
 /**
@@ -29829,12 +29829,12 @@ module.exports = createWebSocketStream;
 
 /***/ }),
 
-/***/ 8244:
+/***/ 3332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { tokenChars } = __nccwpck_require__(9575);
+const { tokenChars } = __nccwpck_require__(6615);
 
 /**
  * Parses the `Sec-WebSocket-Protocol` header into a set of subprotocol names.
@@ -29898,14 +29898,14 @@ module.exports = { parse };
 
 /***/ }),
 
-/***/ 9575:
+/***/ 6615:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { isUtf8 } = __nccwpck_require__(181);
 
-const { hasBlob } = __nccwpck_require__(3903);
+const { hasBlob } = __nccwpck_require__(1791);
 
 //
 // Allowed token characters:
@@ -30044,7 +30044,7 @@ if (isUtf8) {
   };
 } /* istanbul ignore else  */ else if (!process.env.WS_NO_UTF_8_VALIDATE) {
   try {
-    const isValidUTF8 = __nccwpck_require__(6762);
+    const isValidUTF8 = __nccwpck_require__(397);
 
     module.exports.isValidUTF8 = function (buf) {
       return buf.length < 32 ? _isValidUTF8(buf) : isValidUTF8(buf);
@@ -30057,7 +30057,7 @@ if (isUtf8) {
 
 /***/ }),
 
-/***/ 1905:
+/***/ 129:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex$", "caughtErrors": "none" }] */
@@ -30069,11 +30069,11 @@ const http = __nccwpck_require__(8611);
 const { Duplex } = __nccwpck_require__(2203);
 const { createHash } = __nccwpck_require__(6982);
 
-const extension = __nccwpck_require__(5527);
-const PerMessageDeflate = __nccwpck_require__(6856);
-const subprotocol = __nccwpck_require__(8244);
-const WebSocket = __nccwpck_require__(5481);
-const { CLOSE_TIMEOUT, GUID, kWebSocket } = __nccwpck_require__(3903);
+const extension = __nccwpck_require__(1335);
+const PerMessageDeflate = __nccwpck_require__(4376);
+const subprotocol = __nccwpck_require__(3332);
+const WebSocket = __nccwpck_require__(6681);
+const { CLOSE_TIMEOUT, GUID, kWebSocket } = __nccwpck_require__(1791);
 
 const keyRegex = /^[+/0-9A-Za-z]{22}==$/;
 
@@ -30629,7 +30629,7 @@ function abortHandshakeOrEmitwsClientError(
 
 /***/ }),
 
-/***/ 5481:
+/***/ 6681:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex|Readable$", "caughtErrors": "none" }] */
@@ -30646,10 +30646,10 @@ const { randomBytes, createHash } = __nccwpck_require__(6982);
 const { Duplex, Readable } = __nccwpck_require__(2203);
 const { URL } = __nccwpck_require__(7016);
 
-const PerMessageDeflate = __nccwpck_require__(6856);
-const Receiver = __nccwpck_require__(1421);
-const Sender = __nccwpck_require__(7261);
-const { isBlob } = __nccwpck_require__(9575);
+const PerMessageDeflate = __nccwpck_require__(4376);
+const Receiver = __nccwpck_require__(893);
+const Sender = __nccwpck_require__(7389);
+const { isBlob } = __nccwpck_require__(6615);
 
 const {
   BINARY_TYPES,
@@ -30661,12 +30661,12 @@ const {
   kStatusCode,
   kWebSocket,
   NOOP
-} = __nccwpck_require__(3903);
+} = __nccwpck_require__(1791);
 const {
   EventTarget: { addEventListener, removeEventListener }
-} = __nccwpck_require__(2746);
-const { format, parse } = __nccwpck_require__(5527);
-const { toBuffer } = __nccwpck_require__(4715);
+} = __nccwpck_require__(4634);
+const { format, parse } = __nccwpck_require__(1335);
+const { toBuffer } = __nccwpck_require__(5803);
 
 const kAborted = Symbol('kAborted');
 const protocolVersions = [8, 13];
@@ -32107,7 +32107,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9376:
+/***/ 8736:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32126,7 +32126,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7029:
+/***/ 9669:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32135,9 +32135,9 @@ function socketOnError() {
   var builder, defaults, escapeCDATA, requiresCDATA, wrapCDATA,
     hasProp = {}.hasOwnProperty;
 
-  builder = __nccwpck_require__(5684);
+  builder = __nccwpck_require__(8004);
 
-  defaults = (__nccwpck_require__(7294).defaults);
+  defaults = (__nccwpck_require__(6078).defaults);
 
   requiresCDATA = function(entry) {
     return typeof entry === "string" && (entry.indexOf('&') >= 0 || entry.indexOf('>') >= 0 || entry.indexOf('<') >= 0);
@@ -32260,7 +32260,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7294:
+/***/ 6078:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32339,7 +32339,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5539:
+/***/ 2563:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32350,17 +32350,17 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  sax = __nccwpck_require__(3856);
+  sax = __nccwpck_require__(2560);
 
   events = __nccwpck_require__(4434);
 
-  bom = __nccwpck_require__(9376);
+  bom = __nccwpck_require__(8736);
 
-  processors = __nccwpck_require__(3557);
+  processors = __nccwpck_require__(4261);
 
-  setImmediate = (__nccwpck_require__(8319).setImmediate);
+  setImmediate = (__nccwpck_require__(3557).setImmediate);
 
-  defaults = (__nccwpck_require__(7294).defaults);
+  defaults = (__nccwpck_require__(6078).defaults);
 
   isEmpty = function(thing) {
     return typeof thing === "object" && (thing != null) && Object.keys(thing).length === 0;
@@ -32741,7 +32741,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3557:
+/***/ 4261:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32782,7 +32782,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 854:
+/***/ 758:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32792,13 +32792,13 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  defaults = __nccwpck_require__(7294);
+  defaults = __nccwpck_require__(6078);
 
-  builder = __nccwpck_require__(7029);
+  builder = __nccwpck_require__(9669);
 
-  parser = __nccwpck_require__(5539);
+  parser = __nccwpck_require__(2563);
 
-  processors = __nccwpck_require__(3557);
+  processors = __nccwpck_require__(4261);
 
   exports.defaults = defaults.defaults;
 
@@ -32828,7 +32828,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 8600:
+/***/ 6488:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32847,7 +32847,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3962:
+/***/ 7882:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32877,7 +32877,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4912:
+/***/ 4576:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32967,7 +32967,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6768:
+/***/ 9392:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -32984,16 +32984,16 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7897:
+/***/ 3977:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var NodeType, XMLAttribute, XMLNode;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
   module.exports = XMLAttribute = (function() {
     function XMLAttribute(parent, name, value) {
@@ -33099,7 +33099,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5848:
+/***/ 728:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33108,9 +33108,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLCharacterData = __nccwpck_require__(7262);
+  XMLCharacterData = __nccwpck_require__(5278);
 
   module.exports = XMLCData = (function(superClass) {
     extend(XMLCData, superClass);
@@ -33142,7 +33142,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7262:
+/***/ 5278:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33151,7 +33151,7 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
   module.exports = XMLCharacterData = (function(superClass) {
     extend(XMLCharacterData, superClass);
@@ -33228,7 +33228,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5524:
+/***/ 9620:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33237,9 +33237,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLCharacterData = __nccwpck_require__(7262);
+  XMLCharacterData = __nccwpck_require__(5278);
 
   module.exports = XMLComment = (function(superClass) {
     extend(XMLComment, superClass);
@@ -33271,16 +33271,16 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3459:
+/***/ 4323:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var XMLDOMConfiguration, XMLDOMErrorHandler, XMLDOMStringList;
 
-  XMLDOMErrorHandler = __nccwpck_require__(7883);
+  XMLDOMErrorHandler = __nccwpck_require__(1675);
 
-  XMLDOMStringList = __nccwpck_require__(4108);
+  XMLDOMStringList = __nccwpck_require__(5884);
 
   module.exports = XMLDOMConfiguration = (function() {
     function XMLDOMConfiguration() {
@@ -33342,7 +33342,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7883:
+/***/ 1675:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33365,7 +33365,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7211:
+/***/ 9563:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33404,7 +33404,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4108:
+/***/ 5884:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33439,7 +33439,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5854:
+/***/ 3742:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33448,9 +33448,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDTDAttList = (function(superClass) {
     extend(XMLDTDAttList, superClass);
@@ -33501,7 +33501,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7501:
+/***/ 6189:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33510,9 +33510,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDTDElement = (function(superClass) {
     extend(XMLDTDElement, superClass);
@@ -33546,7 +33546,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 8282:
+/***/ 6906:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33555,11 +33555,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4912).isObject);
+  isObject = (__nccwpck_require__(4576).isObject);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDTDEntity = (function(superClass) {
     extend(XMLDTDEntity, superClass);
@@ -33650,7 +33650,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2971:
+/***/ 7083:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33659,9 +33659,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDTDNotation = (function(superClass) {
     extend(XMLDTDNotation, superClass);
@@ -33709,7 +33709,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 925:
+/***/ 7645:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33718,11 +33718,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4912).isObject);
+  isObject = (__nccwpck_require__(4576).isObject);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDeclaration = (function(superClass) {
     extend(XMLDeclaration, superClass);
@@ -33759,7 +33759,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2419:
+/***/ 7827:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33768,21 +33768,21 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4912).isObject);
+  isObject = (__nccwpck_require__(4576).isObject);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLDTDAttList = __nccwpck_require__(5854);
+  XMLDTDAttList = __nccwpck_require__(3742);
 
-  XMLDTDEntity = __nccwpck_require__(8282);
+  XMLDTDEntity = __nccwpck_require__(6906);
 
-  XMLDTDElement = __nccwpck_require__(7501);
+  XMLDTDElement = __nccwpck_require__(6189);
 
-  XMLDTDNotation = __nccwpck_require__(2971);
+  XMLDTDNotation = __nccwpck_require__(7083);
 
-  XMLNamedNodeMap = __nccwpck_require__(5212);
+  XMLNamedNodeMap = __nccwpck_require__(2748);
 
   module.exports = XMLDocType = (function(superClass) {
     extend(XMLDocType, superClass);
@@ -33952,7 +33952,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3652:
+/***/ 6500:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -33961,19 +33961,19 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isPlainObject = (__nccwpck_require__(4912).isPlainObject);
+  isPlainObject = (__nccwpck_require__(4576).isPlainObject);
 
-  XMLDOMImplementation = __nccwpck_require__(7211);
+  XMLDOMImplementation = __nccwpck_require__(9563);
 
-  XMLDOMConfiguration = __nccwpck_require__(3459);
+  XMLDOMConfiguration = __nccwpck_require__(4323);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLStringifier = __nccwpck_require__(7879);
+  XMLStringifier = __nccwpck_require__(7431);
 
-  XMLStringWriter = __nccwpck_require__(8267);
+  XMLStringWriter = __nccwpck_require__(9867);
 
   module.exports = XMLDocument = (function(superClass) {
     extend(XMLDocument, superClass);
@@ -34201,7 +34201,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2173:
+/***/ 7789:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -34209,43 +34209,43 @@ function socketOnError() {
   var NodeType, WriterState, XMLAttribute, XMLCData, XMLComment, XMLDTDAttList, XMLDTDElement, XMLDTDEntity, XMLDTDNotation, XMLDeclaration, XMLDocType, XMLDocument, XMLDocumentCB, XMLElement, XMLProcessingInstruction, XMLRaw, XMLStringWriter, XMLStringifier, XMLText, getValue, isFunction, isObject, isPlainObject, ref,
     hasProp = {}.hasOwnProperty;
 
-  ref = __nccwpck_require__(4912), isObject = ref.isObject, isFunction = ref.isFunction, isPlainObject = ref.isPlainObject, getValue = ref.getValue;
+  ref = __nccwpck_require__(4576), isObject = ref.isObject, isFunction = ref.isFunction, isPlainObject = ref.isPlainObject, getValue = ref.getValue;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLDocument = __nccwpck_require__(3652);
+  XMLDocument = __nccwpck_require__(6500);
 
-  XMLElement = __nccwpck_require__(7837);
+  XMLElement = __nccwpck_require__(3965);
 
-  XMLCData = __nccwpck_require__(5848);
+  XMLCData = __nccwpck_require__(728);
 
-  XMLComment = __nccwpck_require__(5524);
+  XMLComment = __nccwpck_require__(9620);
 
-  XMLRaw = __nccwpck_require__(9347);
+  XMLRaw = __nccwpck_require__(2083);
 
-  XMLText = __nccwpck_require__(4602);
+  XMLText = __nccwpck_require__(9946);
 
-  XMLProcessingInstruction = __nccwpck_require__(3384);
+  XMLProcessingInstruction = __nccwpck_require__(1368);
 
-  XMLDeclaration = __nccwpck_require__(925);
+  XMLDeclaration = __nccwpck_require__(7645);
 
-  XMLDocType = __nccwpck_require__(2419);
+  XMLDocType = __nccwpck_require__(7827);
 
-  XMLDTDAttList = __nccwpck_require__(5854);
+  XMLDTDAttList = __nccwpck_require__(3742);
 
-  XMLDTDEntity = __nccwpck_require__(8282);
+  XMLDTDEntity = __nccwpck_require__(6906);
 
-  XMLDTDElement = __nccwpck_require__(7501);
+  XMLDTDElement = __nccwpck_require__(6189);
 
-  XMLDTDNotation = __nccwpck_require__(2971);
+  XMLDTDNotation = __nccwpck_require__(7083);
 
-  XMLAttribute = __nccwpck_require__(7897);
+  XMLAttribute = __nccwpck_require__(3977);
 
-  XMLStringifier = __nccwpck_require__(7879);
+  XMLStringifier = __nccwpck_require__(7431);
 
-  XMLStringWriter = __nccwpck_require__(8267);
+  XMLStringWriter = __nccwpck_require__(9867);
 
-  WriterState = __nccwpck_require__(6768);
+  WriterState = __nccwpck_require__(9392);
 
   module.exports = XMLDocumentCB = (function() {
     function XMLDocumentCB(options, onData, onEnd) {
@@ -34736,7 +34736,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 1565:
+/***/ 6893:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -34745,9 +34745,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDummy = (function(superClass) {
     extend(XMLDummy, superClass);
@@ -34774,7 +34774,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7837:
+/***/ 3965:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -34783,15 +34783,15 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  ref = __nccwpck_require__(4912), isObject = ref.isObject, isFunction = ref.isFunction, getValue = ref.getValue;
+  ref = __nccwpck_require__(4576), isObject = ref.isObject, isFunction = ref.isFunction, getValue = ref.getValue;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLAttribute = __nccwpck_require__(7897);
+  XMLAttribute = __nccwpck_require__(3977);
 
-  XMLNamedNodeMap = __nccwpck_require__(5212);
+  XMLNamedNodeMap = __nccwpck_require__(2748);
 
   module.exports = XMLElement = (function(superClass) {
     extend(XMLElement, superClass);
@@ -35079,7 +35079,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5212:
+/***/ 2748:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -35144,7 +35144,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6281:
+/***/ 3401:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -35152,7 +35152,7 @@ function socketOnError() {
   var DocumentPosition, NodeType, XMLCData, XMLComment, XMLDeclaration, XMLDocType, XMLDummy, XMLElement, XMLNamedNodeMap, XMLNode, XMLNodeList, XMLProcessingInstruction, XMLRaw, XMLText, getValue, isEmpty, isFunction, isObject, ref1,
     hasProp = {}.hasOwnProperty;
 
-  ref1 = __nccwpck_require__(4912), isObject = ref1.isObject, isFunction = ref1.isFunction, isEmpty = ref1.isEmpty, getValue = ref1.getValue;
+  ref1 = __nccwpck_require__(4576), isObject = ref1.isObject, isFunction = ref1.isFunction, isEmpty = ref1.isEmpty, getValue = ref1.getValue;
 
   XMLElement = null;
 
@@ -35191,19 +35191,19 @@ function socketOnError() {
       this.children = [];
       this.baseURI = null;
       if (!XMLElement) {
-        XMLElement = __nccwpck_require__(7837);
-        XMLCData = __nccwpck_require__(5848);
-        XMLComment = __nccwpck_require__(5524);
-        XMLDeclaration = __nccwpck_require__(925);
-        XMLDocType = __nccwpck_require__(2419);
-        XMLRaw = __nccwpck_require__(9347);
-        XMLText = __nccwpck_require__(4602);
-        XMLProcessingInstruction = __nccwpck_require__(3384);
-        XMLDummy = __nccwpck_require__(1565);
-        NodeType = __nccwpck_require__(3962);
-        XMLNodeList = __nccwpck_require__(1645);
-        XMLNamedNodeMap = __nccwpck_require__(5212);
-        DocumentPosition = __nccwpck_require__(8600);
+        XMLElement = __nccwpck_require__(3965);
+        XMLCData = __nccwpck_require__(728);
+        XMLComment = __nccwpck_require__(9620);
+        XMLDeclaration = __nccwpck_require__(7645);
+        XMLDocType = __nccwpck_require__(7827);
+        XMLRaw = __nccwpck_require__(2083);
+        XMLText = __nccwpck_require__(9946);
+        XMLProcessingInstruction = __nccwpck_require__(1368);
+        XMLDummy = __nccwpck_require__(6893);
+        NodeType = __nccwpck_require__(7882);
+        XMLNodeList = __nccwpck_require__(3341);
+        XMLNamedNodeMap = __nccwpck_require__(2748);
+        DocumentPosition = __nccwpck_require__(6488);
       }
     }
 
@@ -35936,7 +35936,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 1645:
+/***/ 3341:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -35971,7 +35971,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3384:
+/***/ 1368:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -35980,9 +35980,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLCharacterData = __nccwpck_require__(7262);
+  XMLCharacterData = __nccwpck_require__(5278);
 
   module.exports = XMLProcessingInstruction = (function(superClass) {
     extend(XMLProcessingInstruction, superClass);
@@ -36027,7 +36027,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9347:
+/***/ 2083:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -36036,9 +36036,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
   module.exports = XMLRaw = (function(superClass) {
     extend(XMLRaw, superClass);
@@ -36069,7 +36069,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6566:
+/***/ 7798:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -36078,11 +36078,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLWriterBase = __nccwpck_require__(7343);
+  XMLWriterBase = __nccwpck_require__(6943);
 
-  WriterState = __nccwpck_require__(6768);
+  WriterState = __nccwpck_require__(9392);
 
   module.exports = XMLStreamWriter = (function(superClass) {
     extend(XMLStreamWriter, superClass);
@@ -36252,7 +36252,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 8267:
+/***/ 9867:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -36261,7 +36261,7 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLWriterBase = __nccwpck_require__(7343);
+  XMLWriterBase = __nccwpck_require__(6943);
 
   module.exports = XMLStringWriter = (function(superClass) {
     extend(XMLStringWriter, superClass);
@@ -36294,7 +36294,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7879:
+/***/ 7431:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -36541,7 +36541,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4602:
+/***/ 9946:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -36550,9 +36550,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLCharacterData = __nccwpck_require__(7262);
+  XMLCharacterData = __nccwpck_require__(5278);
 
   module.exports = XMLText = (function(superClass) {
     extend(XMLText, superClass);
@@ -36617,7 +36617,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7343:
+/***/ 6943:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -36625,37 +36625,37 @@ function socketOnError() {
   var NodeType, WriterState, XMLCData, XMLComment, XMLDTDAttList, XMLDTDElement, XMLDTDEntity, XMLDTDNotation, XMLDeclaration, XMLDocType, XMLDummy, XMLElement, XMLProcessingInstruction, XMLRaw, XMLText, XMLWriterBase, assign,
     hasProp = {}.hasOwnProperty;
 
-  assign = (__nccwpck_require__(4912).assign);
+  assign = (__nccwpck_require__(4576).assign);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLDeclaration = __nccwpck_require__(925);
+  XMLDeclaration = __nccwpck_require__(7645);
 
-  XMLDocType = __nccwpck_require__(2419);
+  XMLDocType = __nccwpck_require__(7827);
 
-  XMLCData = __nccwpck_require__(5848);
+  XMLCData = __nccwpck_require__(728);
 
-  XMLComment = __nccwpck_require__(5524);
+  XMLComment = __nccwpck_require__(9620);
 
-  XMLElement = __nccwpck_require__(7837);
+  XMLElement = __nccwpck_require__(3965);
 
-  XMLRaw = __nccwpck_require__(9347);
+  XMLRaw = __nccwpck_require__(2083);
 
-  XMLText = __nccwpck_require__(4602);
+  XMLText = __nccwpck_require__(9946);
 
-  XMLProcessingInstruction = __nccwpck_require__(3384);
+  XMLProcessingInstruction = __nccwpck_require__(1368);
 
-  XMLDummy = __nccwpck_require__(1565);
+  XMLDummy = __nccwpck_require__(6893);
 
-  XMLDTDAttList = __nccwpck_require__(5854);
+  XMLDTDAttList = __nccwpck_require__(3742);
 
-  XMLDTDElement = __nccwpck_require__(7501);
+  XMLDTDElement = __nccwpck_require__(6189);
 
-  XMLDTDEntity = __nccwpck_require__(8282);
+  XMLDTDEntity = __nccwpck_require__(6906);
 
-  XMLDTDNotation = __nccwpck_require__(2971);
+  XMLDTDNotation = __nccwpck_require__(7083);
 
-  WriterState = __nccwpck_require__(6768);
+  WriterState = __nccwpck_require__(9392);
 
   module.exports = XMLWriterBase = (function() {
     function XMLWriterBase(options) {
@@ -37052,28 +37052,28 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5684:
+/***/ 8004:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var NodeType, WriterState, XMLDOMImplementation, XMLDocument, XMLDocumentCB, XMLStreamWriter, XMLStringWriter, assign, isFunction, ref;
 
-  ref = __nccwpck_require__(4912), assign = ref.assign, isFunction = ref.isFunction;
+  ref = __nccwpck_require__(4576), assign = ref.assign, isFunction = ref.isFunction;
 
-  XMLDOMImplementation = __nccwpck_require__(7211);
+  XMLDOMImplementation = __nccwpck_require__(9563);
 
-  XMLDocument = __nccwpck_require__(3652);
+  XMLDocument = __nccwpck_require__(6500);
 
-  XMLDocumentCB = __nccwpck_require__(2173);
+  XMLDocumentCB = __nccwpck_require__(7789);
 
-  XMLStringWriter = __nccwpck_require__(8267);
+  XMLStringWriter = __nccwpck_require__(9867);
 
-  XMLStreamWriter = __nccwpck_require__(6566);
+  XMLStreamWriter = __nccwpck_require__(7798);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  WriterState = __nccwpck_require__(6768);
+  WriterState = __nccwpck_require__(9392);
 
   module.exports.create = function(name, xmldec, doctype, options) {
     var doc, root;
@@ -37124,7 +37124,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7220:
+/***/ 9588:
 /***/ ((module) => {
 
 // uTP is disabled (utp: false): an empty module, as webtorrent expects when utp-native is absent.
@@ -37133,7 +37133,7 @@ module.exports = {}
 
 /***/ }),
 
-/***/ 1329:
+/***/ 75:
 /***/ ((module) => {
 
 module.exports = eval("require")("supports-color");
@@ -37281,7 +37281,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decod
 
 /***/ }),
 
-/***/ 8319:
+/***/ 3557:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
@@ -37330,10 +37330,10 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 /***/ }),
 
-/***/ 2337:
+/***/ 561:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { Address4, Address6 } = __nccwpck_require__(4693)
+const { Address4, Address6 } = __nccwpck_require__(9253)
 
 class IPSetNode {
   constructor (start, end) {
@@ -37503,7 +37503,7 @@ module.exports = IPSet
 
 /***/ }),
 
-/***/ 2312:
+/***/ 8280:
 /***/ (function(module) {
 
 (function (root) {
@@ -38608,7 +38608,7 @@ module.exports = IPSet
 
 /***/ }),
 
-/***/ 3808:
+/***/ 1204:
 /***/ ((__unused_webpack_module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* c8 ignore start */
@@ -38632,7 +38632,7 @@ if (!globalThis.ReadableStream) {
     }
   } catch (error) {
     // fallback to polyfill implementation
-    Object.assign(globalThis, __nccwpck_require__(4801))
+    Object.assign(globalThis, __nccwpck_require__(3585))
   }
 }
 
@@ -38666,7 +38666,7 @@ try {
 
 /***/ }),
 
-/***/ 9298:
+/***/ 9846:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // this file needs to conditionally import a module, ESM doesn't support this synchronously
@@ -38675,7 +38675,7 @@ try {
 
 module.exports = (() => {
   try {
-    return __nccwpck_require__(7220)
+    return __nccwpck_require__(9588)
   } catch (err) {
     console.warn('WebTorrent: uTP not supported', err)
     return {}
@@ -38685,23 +38685,23 @@ module.exports = (() => {
 
 /***/ }),
 
-/***/ 5840:
+/***/ 295:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Exports package.json to work around "with" and "assert" for backwards compatability.
-module.exports = __nccwpck_require__(516).version
+module.exports = __nccwpck_require__(3254).version
 
 
 /***/ }),
 
-/***/ 7317:
+/***/ 4645:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   A: () => (__WEBPACK_DEFAULT_EXPORT__)
 /* harmony export */ });
 /* unused harmony export File */
-/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8791);
+/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6327);
 
 
 const _File = class File extends _index_js__WEBPACK_IMPORTED_MODULE_0__/* ["default"] */ .A {
@@ -38755,7 +38755,7 @@ const File = _File
 
 /***/ }),
 
-/***/ 5283:
+/***/ 995:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -38765,9 +38765,9 @@ const File = _File
 /* unused harmony exports blobFrom, blobFromSync, fileFrom, fileFromSync */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_domexception__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7330);
-/* harmony import */ var _file_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7317);
-/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8791);
+/* harmony import */ var node_domexception__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7666);
+/* harmony import */ var _file_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4645);
+/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6327);
 
 
 
@@ -38872,14 +38872,14 @@ class BlobDataItem {
 
 /***/ }),
 
-/***/ 8791:
+/***/ 6327:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   A: () => (__WEBPACK_DEFAULT_EXPORT__)
 /* harmony export */ });
 /* unused harmony export Blob */
-/* harmony import */ var _streams_cjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3808);
+/* harmony import */ var _streams_cjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1204);
 /*! fetch-blob. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
 
 // TODO (jimmywarting): in the feature use conditional loading with top level await (requires 14.x)
@@ -39134,7 +39134,7 @@ const Blob = _Blob
 
 /***/ }),
 
-/***/ 8954:
+/***/ 3018:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -39142,8 +39142,8 @@ const Blob = _Blob
 /* harmony export */   fS: () => (/* binding */ FormData)
 /* harmony export */ });
 /* unused harmony export File */
-/* harmony import */ var fetch_blob__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8791);
-/* harmony import */ var fetch_blob_file_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7317);
+/* harmony import */ var fetch_blob__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6327);
+/* harmony import */ var fetch_blob_file_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4645);
 /*! formdata-polyfill. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
 
 
@@ -39188,7 +39188,7 @@ return new B(c,{type:"multipart/form-data; boundary="+b})}
 
 /***/ }),
 
-/***/ 516:
+/***/ 3254:
 /***/ ((module) => {
 
 module.exports = {"version":"3.0.21"};
@@ -39355,7 +39355,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   q: () => (/* binding */ partialPathFor)
 });
 
-// NAMESPACE OBJECT: ../main/node_modules/bittorrent-tracker/lib/common-node.js
+// NAMESPACE OBJECT: ./node_modules/bittorrent-tracker/lib/common-node.js
 var common_node_namespaceObject = {};
 __nccwpck_require__.r(common_node_namespaceObject);
 __nccwpck_require__.d(common_node_namespaceObject, {
@@ -39384,7 +39384,7 @@ const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 var external_events_ = __nccwpck_require__(4434);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-;// CONCATENATED MODULE: ../main/node_modules/uint8-util/dist/src/util.js
+;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/util.js
 const decoder = new TextDecoder();
 const arr2text = (data, enc) => {
     if (!enc)
@@ -39503,7 +39503,7 @@ function and(a, b) {
     return a;
 }
 //# sourceMappingURL=util.js.map
-;// CONCATENATED MODULE: ../main/node_modules/uint8-util/dist/src/node.js
+;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/node.js
 
 const text2arr = (str) => {
     const buf = Buffer.from(str, 'utf8');
@@ -39556,7 +39556,7 @@ function equal(a, b) {
 }
 
 //# sourceMappingURL=node.js.map
-;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/util.js
+;// CONCATENATED MODULE: ./node_modules/bencode/lib/util.js
 function digitCount (value) {
   // Add a digit for negative numbers, as the sign will be prefixed
   const sign = value < 0 ? 1 : 0
@@ -39578,7 +39578,7 @@ function getType (value) {
   return typeof value
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/encode.js
+;// CONCATENATED MODULE: ./node_modules/bencode/lib/encode.js
 
 
 
@@ -39716,7 +39716,7 @@ encode.listSet = function (buffers, data) {
 
 /* harmony default export */ const lib_encode = (encode);
 
-;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/decode.js
+;// CONCATENATED MODULE: ./node_modules/bencode/lib/decode.js
 
 
 const INTEGER_START = 0x69 // 'i'
@@ -39891,7 +39891,7 @@ decode.buffer = function () {
 
 /* harmony default export */ const lib_decode = (decode);
 
-;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/encoding-length.js
+;// CONCATENATED MODULE: ./node_modules/bencode/lib/encoding-length.js
 
 
 
@@ -39962,7 +39962,7 @@ function encodingLength (value) {
 
 /* harmony default export */ const encoding_length = (encodingLength);
 
-;// CONCATENATED MODULE: ../main/node_modules/bencode/index.js
+;// CONCATENATED MODULE: ./node_modules/bencode/index.js
 
 
 
@@ -39975,7 +39975,7 @@ function encodingLength (value) {
 const bencode_encodingLength = encoding_length
 /* harmony default export */ const bencode = ({ encode: lib_encode, decode: lib_decode, byteLength: encoding_length, encodingLength: bencode_encodingLength });
 
-;// CONCATENATED MODULE: ../main/node_modules/bitfield/dist/index.js
+;// CONCATENATED MODULE: ./node_modules/bitfield/dist/index.js
 /**
  * Converts a number of bits to a number of bytes.
  * @param numberOfBits The number of bits to convert.
@@ -40115,17 +40115,17 @@ class BitField {
     }
 }
 //# sourceMappingURL=index.js.map
-// EXTERNAL MODULE: ../main/node_modules/debug/src/index.js
-var src = __nccwpck_require__(1710);
-// EXTERNAL MODULE: ../main/node_modules/streamx/index.js
-var streamx = __nccwpck_require__(3052);
-// EXTERNAL MODULE: ../main/node_modules/throughput/index.js
-var throughput = __nccwpck_require__(3362);
-// EXTERNAL MODULE: ../main/node_modules/unordered-array-remove/index.js
-var unordered_array_remove = __nccwpck_require__(9435);
+// EXTERNAL MODULE: ./node_modules/debug/src/index.js
+var src = __nccwpck_require__(2830);
+// EXTERNAL MODULE: ./node_modules/streamx/index.js
+var streamx = __nccwpck_require__(6204);
+// EXTERNAL MODULE: ./node_modules/throughput/index.js
+var throughput = __nccwpck_require__(2514);
+// EXTERNAL MODULE: ./node_modules/unordered-array-remove/index.js
+var unordered_array_remove = __nccwpck_require__(7131);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __nccwpck_require__(6982);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-protocol/mse.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-protocol/mse.js
 
 
 
@@ -40563,7 +40563,7 @@ class MessageStreamEncryptor {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-protocol/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-protocol/index.js
 /*! bittorrent-protocol. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -41648,13 +41648,13 @@ class Wire extends streamx.Duplex {
 
 /* harmony default export */ const bittorrent_protocol = (Wire);
 
-// EXTERNAL MODULE: ../main/node_modules/block-iterator/index.js
-var block_iterator = __nccwpck_require__(1486);
-// EXTERNAL MODULE: ../main/node_modules/piece-length/index.js
-var piece_length = __nccwpck_require__(9601);
-// EXTERNAL MODULE: ../main/node_modules/is-file/index.js
-var is_file = __nccwpck_require__(1093);
-;// CONCATENATED MODULE: ../main/node_modules/junk/index.js
+// EXTERNAL MODULE: ./node_modules/block-iterator/index.js
+var block_iterator = __nccwpck_require__(2814);
+// EXTERNAL MODULE: ./node_modules/piece-length/index.js
+var piece_length = __nccwpck_require__(49);
+// EXTERNAL MODULE: ./node_modules/is-file/index.js
+var is_file = __nccwpck_require__(1461);
+;// CONCATENATED MODULE: ./node_modules/junk/index.js
 const ignoreList = [
 	// # All
 	'^npm-debug\\.log$', // Error log for npm
@@ -41690,19 +41690,19 @@ function isNotJunk(filename) {
 	return !isJunk(filename);
 }
 
-// EXTERNAL MODULE: ../main/node_modules/join-async-iterator/index.js
-var join_async_iterator = __nccwpck_require__(6902);
-// EXTERNAL MODULE: ../main/node_modules/run-parallel/index.js
-var run_parallel = __nccwpck_require__(9911);
-// EXTERNAL MODULE: ../main/node_modules/queue-microtask/index.js
-var queue_microtask = __nccwpck_require__(2735);
-// EXTERNAL MODULE: ../main/node_modules/fast-readable-async-iterator/index.js
-var fast_readable_async_iterator = __nccwpck_require__(4025);
+// EXTERNAL MODULE: ./node_modules/join-async-iterator/index.js
+var join_async_iterator = __nccwpck_require__(3526);
+// EXTERNAL MODULE: ./node_modules/run-parallel/index.js
+var run_parallel = __nccwpck_require__(2743);
+// EXTERNAL MODULE: ./node_modules/queue-microtask/index.js
+var queue_microtask = __nccwpck_require__(4351);
+// EXTERNAL MODULE: ./node_modules/fast-readable-async-iterator/index.js
+var fast_readable_async_iterator = __nccwpck_require__(8153);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: ../main/node_modules/once/once.js
-var once = __nccwpck_require__(4120);
-;// CONCATENATED MODULE: ../main/node_modules/create-torrent/get-files.js
+// EXTERNAL MODULE: ./node_modules/once/once.js
+var once = __nccwpck_require__(5560);
+;// CONCATENATED MODULE: ./node_modules/create-torrent/get-files.js
 
 
 
@@ -41773,7 +41773,7 @@ function getFileInfo (path, cb) {
   })
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/create-torrent/index.js
+;// CONCATENATED MODULE: ./node_modules/create-torrent/index.js
 /*! create-torrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -42176,19 +42176,19 @@ async function * getStreamStream (readable, file) {
 /* harmony default export */ const create_torrent = (createTorrent);
 
 
-// EXTERNAL MODULE: ../main/node_modules/k-bucket/index.js
-var k_bucket = __nccwpck_require__(5938);
-// EXTERNAL MODULE: ../main/node_modules/k-rpc/index.js
-var k_rpc = __nccwpck_require__(4671);
-// EXTERNAL MODULE: ../main/node_modules/last-one-wins/index.js
-var last_one_wins = __nccwpck_require__(6079);
-// EXTERNAL MODULE: ../main/node_modules/lru/index.js
-var lru = __nccwpck_require__(6753);
-// EXTERNAL MODULE: ../main/node_modules/randombytes/index.js
-var randombytes = __nccwpck_require__(7482);
-// EXTERNAL MODULE: ../main/node_modules/record-cache/index.js
-var record_cache = __nccwpck_require__(8634);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/client.js
+// EXTERNAL MODULE: ./node_modules/k-bucket/index.js
+var k_bucket = __nccwpck_require__(6354);
+// EXTERNAL MODULE: ./node_modules/k-rpc/index.js
+var k_rpc = __nccwpck_require__(351);
+// EXTERNAL MODULE: ./node_modules/last-one-wins/index.js
+var last_one_wins = __nccwpck_require__(159);
+// EXTERNAL MODULE: ./node_modules/lru/index.js
+var lru = __nccwpck_require__(6353);
+// EXTERNAL MODULE: ./node_modules/randombytes/index.js
+var randombytes = __nccwpck_require__(7066);
+// EXTERNAL MODULE: ./node_modules/record-cache/index.js
+var record_cache = __nccwpck_require__(6378);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/client.js
 
 
 
@@ -42988,7 +42988,7 @@ function toBuffer (str) {
 
 /* harmony default export */ const client = (DHT);
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/server.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/server.js
 /**
  * TODO: DHT Bootstrap Server
  *
@@ -42997,7 +42997,7 @@ function toBuffer (str) {
  */
 
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/index.js
 /*! bittorrent-dht. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -43012,7 +43012,7 @@ const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(impo
 const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
 ;// CONCATENATED MODULE: external "node:buffer"
 const external_node_buffer_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:buffer");
-;// CONCATENATED MODULE: ../main/node_modules/data-uri-to-buffer/dist/index.js
+;// CONCATENATED MODULE: ./node_modules/data-uri-to-buffer/dist/index.js
 /**
  * Returns a `Buffer` instance from the given data URI `uri`.
  *
@@ -43068,11 +43068,11 @@ function dataUriToBuffer(uri) {
 //# sourceMappingURL=index.js.map
 ;// CONCATENATED MODULE: external "node:util"
 const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-// EXTERNAL MODULE: ../main/node_modules/fetch-blob/index.js
-var fetch_blob = __nccwpck_require__(8791);
-// EXTERNAL MODULE: ../main/node_modules/formdata-polyfill/esm.min.js
-var esm_min = __nccwpck_require__(8954);
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/base.js
+// EXTERNAL MODULE: ./node_modules/fetch-blob/index.js
+var fetch_blob = __nccwpck_require__(6327);
+// EXTERNAL MODULE: ./node_modules/formdata-polyfill/esm.min.js
+var esm_min = __nccwpck_require__(3018);
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/base.js
 class FetchBaseError extends Error {
 	constructor(message, type) {
 		super(message);
@@ -43091,7 +43091,7 @@ class FetchBaseError extends Error {
 	}
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/fetch-error.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/fetch-error.js
 
 
 
@@ -43119,7 +43119,7 @@ class FetchError extends FetchBaseError {
 	}
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/is.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/is.js
 /**
  * Is.js
  *
@@ -43208,7 +43208,7 @@ const isSameProtocol = (destination, original) => {
 	return orig === dest;
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/body.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/body.js
 
 /**
  * Body.js
@@ -43332,7 +43332,7 @@ class Body {
 			return formData;
 		}
 
-		const {toFormData} = await __nccwpck_require__.e(/* import() */ 13).then(__nccwpck_require__.bind(__nccwpck_require__, 2013));
+		const {toFormData} = await __nccwpck_require__.e(/* import() */ 101).then(__nccwpck_require__.bind(__nccwpck_require__, 9101));
 		return toFormData(this.body, ct);
 	}
 
@@ -43607,7 +43607,7 @@ const writeToStream = async (dest, {body}) => {
 	}
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/headers.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/headers.js
 /**
  * Headers.js
  *
@@ -43876,7 +43876,7 @@ function fromRawHeaders(headers = []) {
 	);
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/is-redirect.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/is-redirect.js
 const redirectStatus = new Set([301, 302, 303, 307, 308]);
 
 /**
@@ -43889,7 +43889,7 @@ const isRedirect = code => {
 	return redirectStatus.has(code);
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/response.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/response.js
 /**
  * Response.js
  *
@@ -44053,7 +44053,7 @@ Object.defineProperties(Response.prototype, {
 
 ;// CONCATENATED MODULE: external "node:url"
 const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/get-search.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/get-search.js
 const getSearch = parsedURL => {
 	if (parsedURL.search) {
 		return parsedURL.search;
@@ -44066,7 +44066,7 @@ const getSearch = parsedURL => {
 
 ;// CONCATENATED MODULE: external "node:net"
 const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/referrer.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/referrer.js
 
 
 /**
@@ -44408,7 +44408,7 @@ function parseReferrerPolicyFromHeader(headers) {
 	return policy;
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/request.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/request.js
 /**
  * Request.js
  *
@@ -44721,7 +44721,7 @@ const getNodeRequestOptions = request => {
 	};
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/abort-error.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/abort-error.js
 
 
 /**
@@ -44733,9 +44733,9 @@ class AbortError extends FetchBaseError {
 	}
 }
 
-// EXTERNAL MODULE: ../main/node_modules/fetch-blob/from.js
-var from = __nccwpck_require__(5283);
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/index.js
+// EXTERNAL MODULE: ./node_modules/fetch-blob/from.js
+var from = __nccwpck_require__(995);
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/index.js
 /**
  * Index.js
  *
@@ -45147,7 +45147,7 @@ function fixResponseChunkedTransferBadEnding(request, errorCallback) {
 	});
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/cross-fetch-ponyfill/_node.js
+;// CONCATENATED MODULE: ./node_modules/cross-fetch-ponyfill/_node.js
 
 
 const _node_fetch = global.fetch || src_fetch
@@ -45164,15 +45164,15 @@ const _node_AbortSignal = global.AbortSignal
 
 
 
-// EXTERNAL MODULE: ../main/node_modules/ip-set/index.js
-var ip_set = __nccwpck_require__(2337);
-// EXTERNAL MODULE: ../main/node_modules/netmask/dist/netmask.js
-var netmask = __nccwpck_require__(6067);
-// EXTERNAL MODULE: ../main/node_modules/split/index.js
-var split = __nccwpck_require__(7076);
+// EXTERNAL MODULE: ./node_modules/ip-set/index.js
+var ip_set = __nccwpck_require__(561);
+// EXTERNAL MODULE: ./node_modules/netmask/dist/netmask.js
+var netmask = __nccwpck_require__(8755);
+// EXTERNAL MODULE: ./node_modules/split/index.js
+var split = __nccwpck_require__(3764);
 // EXTERNAL MODULE: external "zlib"
 var external_zlib_ = __nccwpck_require__(3106);
-;// CONCATENATED MODULE: ../main/node_modules/load-ip-set/index.js
+;// CONCATENATED MODULE: ./node_modules/load-ip-set/index.js
 /*! load-ip-set. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -45244,7 +45244,7 @@ async function loadIPSet (input, opts, cb) {
 
 /* harmony default export */ const load_ip_set = (loadIPSet);
 
-;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/thirty-two/lib/thirty-two/index.js
+;// CONCATENATED MODULE: ./node_modules/@thaunknown/thirty-two/lib/thirty-two/index.js
 
 /*
 Copyright (c) 2011, Chris Umbel
@@ -45367,7 +45367,7 @@ const thirty_two_decode = function (encoded) {
 /* harmony default export */ const thirty_two = ({ encode: thirty_two_encode, decode: thirty_two_decode });
 
 
-;// CONCATENATED MODULE: ../main/node_modules/bep53-range/index.js
+;// CONCATENATED MODULE: ./node_modules/bep53-range/index.js
 function composeRange (range) {
   return range
     .reduce((acc, cur, idx, arr) => {
@@ -45394,7 +45394,7 @@ function parseRange (range) {
 
 
 
-;// CONCATENATED MODULE: ../main/node_modules/magnet-uri/index.js
+;// CONCATENATED MODULE: ./node_modules/magnet-uri/index.js
 /*! magnet-uri. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -45572,7 +45572,7 @@ function magnetURIEncode (obj) {
 /* harmony default export */ const magnet_uri = (magnetURIDecode);
 
 
-;// CONCATENATED MODULE: ../main/node_modules/parse-torrent/index.js
+;// CONCATENATED MODULE: ./node_modules/parse-torrent/index.js
 /*! parse-torrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -45836,16 +45836,16 @@ function ensure (bool, fieldName) {
 const toMagnetURI = magnetURIEncode
 
 
-;// CONCATENATED MODULE: ../main/packages/no-webrtc/index.js
+;// CONCATENATED MODULE: ./packages/no-webrtc/index.js
 // WebRTC is not used between servers; peers that look for it find none.
 const RTCPeerConnection = undefined
 const RTCSessionDescription = undefined
 const RTCIceCandidate = undefined
 /* harmony default export */ const no_webrtc = ({ RTCPeerConnection, RTCSessionDescription, RTCIceCandidate });
 
-// EXTERNAL MODULE: ../main/node_modules/err-code/index.js
-var err_code = __nccwpck_require__(8355);
-;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/simple-peer/lite.js
+// EXTERNAL MODULE: ./node_modules/err-code/index.js
+var err_code = __nccwpck_require__(4339);
+;// CONCATENATED MODULE: ./node_modules/@thaunknown/simple-peer/lite.js
 /*! simple-peer. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 
 
@@ -46738,15 +46738,15 @@ Peer.channelConfig = {}
 
 /* harmony default export */ const lite = (Peer);
 
-// EXTERNAL MODULE: ../main/node_modules/speed-limiter/index.js
-var speed_limiter = __nccwpck_require__(5522);
+// EXTERNAL MODULE: ./node_modules/speed-limiter/index.js
+var speed_limiter = __nccwpck_require__(3602);
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 // EXTERNAL MODULE: external "node:process"
 var external_node_process_ = __nccwpck_require__(1708);
-// EXTERNAL MODULE: ../main/node_modules/cross-spawn/index.js
-var cross_spawn = __nccwpck_require__(4786);
-;// CONCATENATED MODULE: ../main/node_modules/strip-final-newline/index.js
+// EXTERNAL MODULE: ./node_modules/cross-spawn/index.js
+var cross_spawn = __nccwpck_require__(546);
+;// CONCATENATED MODULE: ./node_modules/strip-final-newline/index.js
 function stripFinalNewline(input) {
 	const LF = typeof input === 'string' ? '\n' : '\n'.charCodeAt();
 	const CR = typeof input === 'string' ? '\r' : '\r'.charCodeAt();
@@ -46762,7 +46762,7 @@ function stripFinalNewline(input) {
 	return input;
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/npm-run-path/node_modules/path-key/index.js
+;// CONCATENATED MODULE: ./node_modules/npm-run-path/node_modules/path-key/index.js
 function pathKey(options = {}) {
 	const {
 		env = process.env,
@@ -46776,7 +46776,7 @@ function pathKey(options = {}) {
 	return Object.keys(env).reverse().find(key => key.toUpperCase() === 'PATH') || 'Path';
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/npm-run-path/index.js
+;// CONCATENATED MODULE: ./node_modules/npm-run-path/index.js
 
 
 
@@ -46830,7 +46830,7 @@ const npmRunPathEnv = ({env = external_node_process_.env, ...options} = {}) => {
 	return env;
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/mimic-fn/index.js
+;// CONCATENATED MODULE: ./node_modules/mimic-fn/index.js
 const copyProperty = (to, from, property, ignoreNonConfigurable) => {
 	// `Function#length` should reflect the parameters of `to` not `from` since we keep its body.
 	// `Function#prototype` is non-writable and non-configurable so can never be modified.
@@ -46903,7 +46903,7 @@ function mimicFunction(to, from, {ignoreNonConfigurable = false} = {}) {
 	return to;
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/onetime/index.js
+;// CONCATENATED MODULE: ./node_modules/onetime/index.js
 
 
 const calledFunctions = new WeakMap();
@@ -46948,7 +46948,7 @@ onetime.callCount = function_ => {
 
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/realtime.js
+;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/realtime.js
 
 const getRealtimeSignals=()=>{
 const length=SIGRTMAX-SIGRTMIN+1;
@@ -46965,7 +46965,7 @@ standard:"posix"
 
 const SIGRTMIN=34;
 const SIGRTMAX=64;
-;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/core.js
+;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/core.js
 
 
 const SIGNALS=[
@@ -47239,7 +47239,7 @@ action:"terminate",
 description:"Invalid system call",
 standard:"other"
 }];
-;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/signals.js
+;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/signals.js
 
 
 
@@ -47274,7 +47274,7 @@ const supported=constantSignal!==undefined;
 const number=supported?constantSignal:defaultNumber;
 return{name,number,description,supported,action,forced,standard};
 };
-;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/main.js
+;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/main.js
 
 
 
@@ -47345,7 +47345,7 @@ return signals.find((signalA)=>signalA.number===number);
 };
 
 const signalsByNumber=getSignalsByNumber();
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/error.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/error.js
 
 
 
@@ -47434,7 +47434,7 @@ const makeError = ({
 	return error;
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/stdio.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/stdio.js
 const aliases = ['stdin', 'stdout', 'stderr'];
 
 const hasAlias = options => aliases.some(alias => options[alias] !== undefined);
@@ -47485,9 +47485,9 @@ const stdio_normalizeStdioNode = options => {
 	return [...stdio, 'ipc'];
 };
 
-// EXTERNAL MODULE: ../main/node_modules/signal-exit/index.js
-var signal_exit = __nccwpck_require__(5443);
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/kill.js
+// EXTERNAL MODULE: ./node_modules/signal-exit/index.js
+var signal_exit = __nccwpck_require__(6627);
+;// CONCATENATED MODULE: ./node_modules/execa/lib/kill.js
 
 
 
@@ -47591,7 +47591,7 @@ const setExitHandler = async (spawned, {cleanup, detached}, timedPromise) => {
 	});
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/is-stream/index.js
+;// CONCATENATED MODULE: ./node_modules/is-stream/index.js
 function isStream(stream) {
 	return stream !== null
 		&& typeof stream === 'object'
@@ -47622,7 +47622,7 @@ function isTransformStream(stream) {
 		&& typeof stream._transform === 'function';
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/pipe.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/pipe.js
 
 
 
@@ -47666,11 +47666,11 @@ const addPipeMethods = spawned => {
 	}
 };
 
-// EXTERNAL MODULE: ../main/node_modules/get-stream/index.js
-var get_stream = __nccwpck_require__(5571);
-// EXTERNAL MODULE: ../main/node_modules/merge-stream/index.js
-var merge_stream = __nccwpck_require__(4851);
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/stream.js
+// EXTERNAL MODULE: ./node_modules/get-stream/index.js
+var get_stream = __nccwpck_require__(6771);
+// EXTERNAL MODULE: ./node_modules/merge-stream/index.js
+var merge_stream = __nccwpck_require__(8595);
+;// CONCATENATED MODULE: ./node_modules/execa/lib/stream.js
 
 
 
@@ -47791,7 +47791,7 @@ const getSpawnedResult = async ({stdout, stderr, all}, {encoding, buffer, maxBuf
 	}
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/promise.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/promise.js
 // eslint-disable-next-line unicorn/prefer-top-level-await
 const nativePromisePrototype = (async () => {})().constructor.prototype;
 
@@ -47829,7 +47829,7 @@ const getSpawnedPromise = spawned => new Promise((resolve, reject) => {
 	}
 });
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/command.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/command.js
 
 
 
@@ -47951,7 +47951,7 @@ const parseTemplates = (templates, expressions) => {
 };
 
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/verbose.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/verbose.js
 
 
 
@@ -47972,7 +47972,7 @@ const logCommand = (escapedCommand, {verbose}) => {
 	external_node_process_.stderr.write(`[${getTimestamp()}] ${escapedCommand}\n`);
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/index.js
+;// CONCATENATED MODULE: ./node_modules/execa/index.js
 
 
 
@@ -48283,7 +48283,7 @@ function execaNode(scriptPath, args, options = {}) {
 	);
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/default-gateway/index.js
+;// CONCATENATED MODULE: ./node_modules/default-gateway/index.js
 
 
 
@@ -48561,9 +48561,9 @@ const gateway6sync = () => sync(6);
 var external_dgram_ = __nccwpck_require__(7194);
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
-// EXTERNAL MODULE: ../main/node_modules/xml2js/lib/xml2js.js
-var xml2js = __nccwpck_require__(854);
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/device.js
+// EXTERNAL MODULE: ./node_modules/xml2js/lib/xml2js.js
+var xml2js = __nccwpck_require__(758);
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/device.js
 
 
 
@@ -48746,7 +48746,7 @@ class Device {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/ssdp.js
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/ssdp.js
 
 
 
@@ -48949,7 +48949,7 @@ class Ssdp extends external_events_.EventEmitter {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/index.js
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/index.js
 
 
 class upnp_Client {
@@ -49124,7 +49124,7 @@ class upnp_Client {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/pmp/index.js
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/pmp/index.js
 
 
 
@@ -49458,7 +49458,7 @@ class pmp_Client extends external_events_.EventEmitter {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/index.js
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/index.js
 
 
 
@@ -49970,9 +49970,9 @@ class NatAPI {
 
 // EXTERNAL MODULE: external "net"
 var external_net_ = __nccwpck_require__(9278);
-// EXTERNAL MODULE: ../main/node_modules/webtorrent/node_modules/streamx/index.js
-var node_modules_streamx = __nccwpck_require__(5880);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/peer.js
+// EXTERNAL MODULE: ./node_modules/webtorrent/node_modules/streamx/index.js
+var node_modules_streamx = __nccwpck_require__(8808);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/peer.js
 
 
 
@@ -50354,9 +50354,9 @@ peer_Peer.createWebSeedPeer = (conn, id, swarm, throttleGroups) => {
   return peer
 }
 
-// EXTERNAL MODULE: ../main/node_modules/webtorrent/lib/utp.cjs
-var utp = __nccwpck_require__(9298);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/conn-pool.js
+// EXTERNAL MODULE: ./node_modules/webtorrent/lib/utp.cjs
+var utp = __nccwpck_require__(9846);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/conn-pool.js
  // browser exclude
 
 
@@ -50549,7 +50549,7 @@ ConnPool.UTP_SUPPORT = Object.keys(utp).length > 0
 
 function conn_pool_noop () {}
 
-;// CONCATENATED MODULE: ../main/node_modules/addr-to-ip-port/index.js
+;// CONCATENATED MODULE: ./node_modules/addr-to-ip-port/index.js
 const ADDR_RE = /^\[?([^\]]+)]?:(\d+)$/ // ipv4/ipv6/hostname + port
 
 let cache = new Map()
@@ -50566,9 +50566,9 @@ function addrToIPPort (addr) {
   return cache.get(addr)
 }
 
-// EXTERNAL MODULE: ../main/node_modules/cache-chunk-store/index.js
-var cache_chunk_store = __nccwpck_require__(582);
-;// CONCATENATED MODULE: ../main/node_modules/chunk-store-iterator/index.js
+// EXTERNAL MODULE: ./node_modules/cache-chunk-store/index.js
+var cache_chunk_store = __nccwpck_require__(8646);
+;// CONCATENATED MODULE: ./node_modules/chunk-store-iterator/index.js
 
 
 async function * chunkStoreRead (store, opts = {}) {
@@ -50639,11 +50639,11 @@ async function chunkStoreWrite (store, stream, opts = {}) {
 
 /* harmony default export */ const chunk_store_iterator = ({ chunkStoreRead, chunkStoreWrite });
 
-// EXTERNAL MODULE: ../main/node_modules/cpus/index.js
-var cpus = __nccwpck_require__(307);
+// EXTERNAL MODULE: ./node_modules/cpus/index.js
+var cpus = __nccwpck_require__(976);
 // EXTERNAL MODULE: external "querystring"
 var external_querystring_ = __nccwpck_require__(3480);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/common-node.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/common-node.js
 /**
  * Functions/constants needed by both the client and server (but only in node).
  * These are separate from common.js so they can be skipped when bundling for the browser.
@@ -50714,7 +50714,7 @@ const querystringStringify = obj => {
   return ret
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/common.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/common.js
 /**
  * Functions/constants needed by both the client and server.
  */
@@ -50757,7 +50757,7 @@ const parseUrl = str => {
   ...common_node_namespaceObject
 });
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/tracker.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/tracker.js
 
 
 class Tracker extends external_events_ {
@@ -50787,9 +50787,9 @@ class Tracker extends external_events_ {
 
 /* harmony default export */ const tracker = (Tracker);
 
-// EXTERNAL MODULE: ../main/node_modules/compact2string/index.js
-var compact2string = __nccwpck_require__(9388);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/http-tracker.js
+// EXTERNAL MODULE: ./node_modules/compact2string/index.js
+var compact2string = __nccwpck_require__(9452);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/http-tracker.js
 
 
 
@@ -51065,9 +51065,9 @@ HTTPTracker.prototype.DEFAULT_ANNOUNCE_INTERVAL = 30 * 60 * 1000 // 30 minutes
 
 /* harmony default export */ const http_tracker = (HTTPTracker);
 
-// EXTERNAL MODULE: ../main/node_modules/socks/build/index.js
-var build = __nccwpck_require__(1658);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/udp-tracker.js
+// EXTERNAL MODULE: ./node_modules/socks/build/index.js
+var build = __nccwpck_require__(2474);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/udp-tracker.js
 
 
 
@@ -51405,23 +51405,23 @@ function udp_tracker_noop () {}
 
 /* harmony default export */ const udp_tracker = (UDPTracker);
 
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/stream.js
-var stream = __nccwpck_require__(2876);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/extension.js
-var extension = __nccwpck_require__(5527);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/permessage-deflate.js
-var permessage_deflate = __nccwpck_require__(6856);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/receiver.js
-var receiver = __nccwpck_require__(1421);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/sender.js
-var sender = __nccwpck_require__(7261);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/subprotocol.js
-var subprotocol = __nccwpck_require__(8244);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/websocket.js
-var websocket = __nccwpck_require__(5481);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/websocket-server.js
-var websocket_server = __nccwpck_require__(1905);
-;// CONCATENATED MODULE: ../main/node_modules/ws/wrapper.mjs
+// EXTERNAL MODULE: ./node_modules/ws/lib/stream.js
+var stream = __nccwpck_require__(6412);
+// EXTERNAL MODULE: ./node_modules/ws/lib/extension.js
+var extension = __nccwpck_require__(1335);
+// EXTERNAL MODULE: ./node_modules/ws/lib/permessage-deflate.js
+var permessage_deflate = __nccwpck_require__(4376);
+// EXTERNAL MODULE: ./node_modules/ws/lib/receiver.js
+var receiver = __nccwpck_require__(893);
+// EXTERNAL MODULE: ./node_modules/ws/lib/sender.js
+var sender = __nccwpck_require__(7389);
+// EXTERNAL MODULE: ./node_modules/ws/lib/subprotocol.js
+var subprotocol = __nccwpck_require__(3332);
+// EXTERNAL MODULE: ./node_modules/ws/lib/websocket.js
+var websocket = __nccwpck_require__(6681);
+// EXTERNAL MODULE: ./node_modules/ws/lib/websocket-server.js
+var websocket_server = __nccwpck_require__(129);
+;// CONCATENATED MODULE: ./node_modules/ws/wrapper.mjs
 
 
 
@@ -51435,7 +51435,7 @@ var websocket_server = __nccwpck_require__(1905);
 
 /* harmony default export */ const wrapper = (websocket);
 
-;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/simple-websocket/index.js
+;// CONCATENATED MODULE: ./node_modules/@thaunknown/simple-websocket/index.js
 /*! simple-websocket. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 /* global WebSocket */
 
@@ -51687,7 +51687,7 @@ class Socket extends streamx.Duplex {
 
 Socket.WEBSOCKET_SUPPORT = !!_WebSocket
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/websocket-tracker.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/websocket-tracker.js
 
 
 
@@ -52131,7 +52131,7 @@ function websocket_tracker_noop () {}
 
 /* harmony default export */ const websocket_tracker = (WebSocketTracker);
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/client.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/client.js
 
 
 
@@ -52427,7 +52427,7 @@ client_Client.scrape = (opts, cb) => {
 
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(8611);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-peerid/lib/utils.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-peerid/lib/utils.js
 function isAzStyle (peerId) {
   if (peerId.charAt(0) !== '-') return false
   if (peerId.charAt(7) === '-') return true
@@ -52623,7 +52623,7 @@ function isAlphaNumeric (s) {
   return isDigit(s) || isLetter(s) || s === '.'
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-peerid/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-peerid/index.js
 /*! bittorrent-peerid. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -53055,11 +53055,11 @@ function getAzStyleClientVersion (client, peerId) {
   addSimpleClient('\u00B5Torrent', '-UT') // UT 3.4+
 })()
 
-// EXTERNAL MODULE: ../main/node_modules/run-series/index.js
-var run_series = __nccwpck_require__(6177);
-// EXTERNAL MODULE: ../main/node_modules/string2compact/node_modules/ipaddr.js/lib/ipaddr.js
-var ipaddr = __nccwpck_require__(8651);
-;// CONCATENATED MODULE: ../main/node_modules/string2compact/index.js
+// EXTERNAL MODULE: ./node_modules/run-series/index.js
+var run_series = __nccwpck_require__(5761);
+// EXTERNAL MODULE: ./node_modules/string2compact/node_modules/ipaddr.js/lib/ipaddr.js
+var ipaddr = __nccwpck_require__(7211);
+;// CONCATENATED MODULE: ./node_modules/string2compact/index.js
 
 
 
@@ -53092,9 +53092,9 @@ const addrs = addrs => {
 /* harmony default export */ const string2compact = (addrs);
 
 
-// EXTERNAL MODULE: ../main/node_modules/random-iterate/index.js
-var random_iterate = __nccwpck_require__(1876);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/swarm.js
+// EXTERNAL MODULE: ./node_modules/random-iterate/index.js
+var random_iterate = __nccwpck_require__(4676);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/swarm.js
 
 
 
@@ -53260,7 +53260,7 @@ class Swarm {
 
 /* harmony default export */ const swarm = (Swarm);
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-http.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-http.js
 
 
 
@@ -53329,9 +53329,9 @@ class Swarm {
   return params
 }
 
-// EXTERNAL MODULE: ../main/node_modules/ip/lib/ip.js
-var lib_ip = __nccwpck_require__(1716);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-udp.js
+// EXTERNAL MODULE: ./node_modules/ip/lib/ip.js
+var lib_ip = __nccwpck_require__(8260);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-udp.js
 
 
 
@@ -53407,7 +53407,7 @@ function fromUInt64 (buf) {
   return (high * TWO_PWR_32) + lowUnsigned
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-websocket.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-websocket.js
 
 
 
@@ -53495,7 +53495,7 @@ function fromUInt64 (buf) {
   return params
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/server.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/server.js
 
 
 
@@ -54307,7 +54307,7 @@ function server_noop () {}
 
 /* harmony default export */ const server = ((/* unused pure expression or super */ null && (Server)));
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/index.js
 /*! bittorrent-tracker. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -54315,7 +54315,7 @@ function server_noop () {}
 /* harmony default export */ const bittorrent_tracker = ((/* unused pure expression or super */ null && (Client)));
 
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-lsd/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-lsd/index.js
 /*! bittorrent-lsd. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -54476,7 +54476,7 @@ class LSD extends external_events_.EventEmitter {
 
 /* harmony default export */ const bittorrent_lsd = (LSD);
 
-;// CONCATENATED MODULE: ../main/node_modules/torrent-discovery/index.js
+;// CONCATENATED MODULE: ./node_modules/torrent-discovery/index.js
 /*! torrent-discovery. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
  // empty object in browser
@@ -54702,11 +54702,11 @@ class Discovery extends external_events_.EventEmitter {
 
 /* harmony default export */ const torrent_discovery = (Discovery);
 
-// EXTERNAL MODULE: ../main/node_modules/random-access-file/index.js
-var random_access_file = __nccwpck_require__(1461);
-// EXTERNAL MODULE: ../main/node_modules/thunky/index.js
-var thunky = __nccwpck_require__(6159);
-;// CONCATENATED MODULE: ../main/node_modules/filename-reserved-regex/index.js
+// EXTERNAL MODULE: ./node_modules/random-access-file/index.js
+var random_access_file = __nccwpck_require__(7701);
+// EXTERNAL MODULE: ./node_modules/thunky/index.js
+var thunky = __nccwpck_require__(2223);
+;// CONCATENATED MODULE: ./node_modules/filename-reserved-regex/index.js
 /* eslint-disable no-control-regex */
 
 function filenameReservedRegex() {
@@ -54717,7 +54717,7 @@ function windowsReservedNameRegex() {
 	return /^(con|prn|aux|nul|com\d|lpt\d)$/i;
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/fs-chunk-store/index.js
+;// CONCATENATED MODULE: ./node_modules/fs-chunk-store/index.js
 /*! fs-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 
 
@@ -54969,9 +54969,9 @@ function nextTick (cb, err, val) {
 
 function fs_chunk_store_noop () {}
 
-// EXTERNAL MODULE: ../main/node_modules/immediate-chunk-store/index.js
-var immediate_chunk_store = __nccwpck_require__(1405);
-;// CONCATENATED MODULE: ../main/node_modules/lt_donthave/index.js
+// EXTERNAL MODULE: ./node_modules/immediate-chunk-store/index.js
+var immediate_chunk_store = __nccwpck_require__(3389);
+;// CONCATENATED MODULE: ./node_modules/lt_donthave/index.js
 /*! lt_donthave. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -55040,11 +55040,11 @@ const lt_donthave_debug = src('lt_donthave')
   return ltDontHave
 });
 
-// EXTERNAL MODULE: ../main/node_modules/memory-chunk-store/index.js
-var memory_chunk_store = __nccwpck_require__(4103);
-// EXTERNAL MODULE: ../main/node_modules/run-parallel-limit/index.js
-var run_parallel_limit = __nccwpck_require__(3081);
-;// CONCATENATED MODULE: ../main/node_modules/torrent-piece/index.js
+// EXTERNAL MODULE: ./node_modules/memory-chunk-store/index.js
+var memory_chunk_store = __nccwpck_require__(2103);
+// EXTERNAL MODULE: ./node_modules/run-parallel-limit/index.js
+var run_parallel_limit = __nccwpck_require__(1097);
+;// CONCATENATED MODULE: ./node_modules/torrent-piece/index.js
 /*! torrent-piece. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -55153,7 +55153,7 @@ class Piece {
 
 Piece.BLOCK_LENGTH = BLOCK_LENGTH
 
-;// CONCATENATED MODULE: ../main/node_modules/ut_metadata/index.js
+;// CONCATENATED MODULE: ./node_modules/ut_metadata/index.js
 /*! ut_metadata. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -55401,7 +55401,7 @@ const PIECE_LENGTH = 1 << 14 // 16 KiB
   return utMetadata
 });
 
-;// CONCATENATED MODULE: ../main/node_modules/ut_pex/index.js
+;// CONCATENATED MODULE: ./node_modules/ut_pex/index.js
 /*! ut_pex. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -55666,9 +55666,9 @@ const FLAGS = {
   return utPex
 });
 
-// EXTERNAL MODULE: ../main/node_modules/mime/lite.js
-var mime_lite = __nccwpck_require__(838);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/file-iterator.js
+// EXTERNAL MODULE: ./node_modules/mime/lite.js
+var mime_lite = __nccwpck_require__(5702);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/file-iterator.js
 
 
 
@@ -55782,7 +55782,7 @@ class FileIterator extends external_events_ {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/file.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/file.js
 
 
 
@@ -55984,7 +55984,7 @@ class file_File extends external_events_ {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/rarity-map.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/rarity-map.js
 /**
  * Mapping of torrent pieces to their respective availability in the torrent swarm. Used
  * by the torrent manager for implementing the rarest piece first selection strategy.
@@ -56094,9 +56094,9 @@ class RarityMap {
   }
 }
 
-// EXTERNAL MODULE: ../main/node_modules/webtorrent/version.cjs
-var version = __nccwpck_require__(5840);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/webconn.js
+// EXTERNAL MODULE: ./node_modules/webtorrent/version.cjs
+var version = __nccwpck_require__(295);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/webconn.js
 
 
 
@@ -56251,7 +56251,7 @@ class WebConn extends bittorrent_protocol {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/selections.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/selections.js
 /**
  * @typedef {Object} MinimalSelectionItem
  * @property {number} from
@@ -56466,7 +56466,7 @@ const isIntersecting = (newItem, existing) => () =>
     isInsideExisting(newItem, existing) ||
     isCoveringExisting(newItem, existing)
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/torrent.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/torrent.js
 
 
  // browser exclude
@@ -58700,13 +58700,13 @@ function randomInt (high) {
 
 function torrent_noop () {}
 
-// EXTERNAL MODULE: ../main/node_modules/escape-html/index.js
-var escape_html = __nccwpck_require__(9927);
-// EXTERNAL MODULE: ../main/node_modules/pump/index.js
-var pump = __nccwpck_require__(4666);
-// EXTERNAL MODULE: ../main/node_modules/range-parser/index.js
-var range_parser = __nccwpck_require__(8207);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/server.js
+// EXTERNAL MODULE: ./node_modules/escape-html/index.js
+var escape_html = __nccwpck_require__(2759);
+// EXTERNAL MODULE: ./node_modules/pump/index.js
+var pump = __nccwpck_require__(7898);
+// EXTERNAL MODULE: ./node_modules/range-parser/index.js
+var range_parser = __nccwpck_require__(4031);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/server.js
 
 
 
@@ -59160,7 +59160,7 @@ function encodeRFC5987 (str) {
 
 
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/index.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/index.js
 /*! webtorrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -59952,6 +59952,23 @@ async function preflight(start) {
     }
     return 'fetch';
 }
+/** Refuses to start a download that can't fit, rather than fill the filesystem and fail at the end. */
+async function checkFreeSpace(start, partial) {
+    const dir = external_node_path_.dirname(start.destination);
+    let free;
+    try {
+        const fsInfo = await external_node_fs_.promises.statfs(dir);
+        free = (process.getuid?.() === 0 ? fsInfo.bfree : fsInfo.bavail) * fsInfo.bsize;
+    }
+    catch {
+        return; // not knowable here (old kernel, odd filesystem): the writes will tell
+    }
+    const resumed = await external_node_fs_.promises.stat(partial).then((st) => st.blocks * 512, () => 0);
+    const needed = start.size - Math.min(resumed, start.size);
+    if (needed > free) {
+        throw new AgentError('no-space', `no space left for ${start.destination}: ${needed} more bytes needed in ${dir}, ${free} free; free space on that filesystem or choose another destination`);
+    }
+}
 /** Removes temporary files of earlier runs for this destination that hold other content. */
 async function removeStalePartials(destination, keep) {
     const dir = external_node_path_.dirname(destination);
@@ -59978,7 +59995,8 @@ async function takeDestinationLock(destination) {
         const pid = Number((await external_node_fs_.promises.readFile(lock, 'utf8')).trim());
         if (pid > 0 && pid !== process.pid) {
             const cmdline = await external_node_fs_.promises.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-            if (cmdline.includes('agent-')) {
+            // An agent's command line is its title (main sets it), or the bootstrap naming agent-<hash>.mjs.
+            if (cmdline.split('\0')[0] === 'herd-agent' || cmdline.includes('agent-')) {
                 log(`stopping an earlier agent (pid ${pid}) still running for ${destination}`);
                 try {
                     process.kill(pid, 'SIGTERM');
@@ -60019,42 +60037,85 @@ async function placeFile(partial, start) {
         await dirHandle.close();
     }
 }
-/** Drops peers whose pieces fail verification again and again; gives up when nothing good arrives. */
+/** A peer's address in one form, whether it connected to us (`::ffff:10.0.0.5`) or we to it (`10.0.0.5`). */
+function peerAddress(wire) {
+    return wire.remoteAddress.replace(/^::ffff:(?=\d+\.)/, '');
+}
+/** Bytes of failed pieces kept as evidence at most (their blocks are compared once the piece verifies). */
+const EVIDENCE_BYTES_MAX = 64 * 1024 * 1024;
+/**
+ * Drops peers that send corrupt data; gives up when nothing good arrives. A piece often mixes blocks
+ * from several peers, so a failed piece only blames its sender when one peer sent all of it; otherwise its
+ * blocks are kept until the piece verifies from fresh blocks, and the peers whose blocks differed are blamed.
+ */
 function guardAgainstBadPeers(torrent, fail, seedPeer) {
-    const sources = new Map();
+    const inFlight = new Map();
+    const evidence = new Map();
+    let evidenceBytes = 0;
     const strikes = new Map();
     const banned = new Set();
     let failures = 0;
+    const size = (blocks) => [...blocks.values()].reduce((n, b) => n + b.data.length, 0);
+    const blame = (wire) => {
+        const key = peerAddress(wire);
+        if (banned.has(key) || `${wire.remoteAddress}:${wire.remotePort}` === seedPeer)
+            return;
+        const n = (strikes.get(key) ?? 0) + 1;
+        strikes.set(key, n);
+        if (n >= 3) {
+            banned.add(key);
+            log(`dropped peer ${key}: ${n} pieces from it failed verification`);
+            for (const w of torrent.wires)
+                if (peerAddress(w) === key)
+                    w.destroy();
+        }
+    };
     torrent.on('wire', (wire) => {
-        if (banned.has(wire.remoteAddress))
+        if (banned.has(peerAddress(wire)))
             return wire.destroy();
-        wire.on('piece', (index) => {
-            let set = sources.get(index);
-            if (!set)
-                sources.set(index, (set = new Set()));
-            set.add(wire);
+        wire.on('piece', (index, offset, data) => {
+            if (torrent.bitfield.get(index))
+                return; // a late duplicate of a verified piece
+            let blocks = inFlight.get(index);
+            if (!blocks)
+                inFlight.set(index, (blocks = new Map()));
+            // The first block for an offset is the one webtorrent keeps.
+            if (!blocks.has(offset))
+                blocks.set(offset, { wire, data });
         });
     });
-    torrent.on('verified', (index) => sources.delete(index));
+    torrent.on('verified', (index) => {
+        const good = inFlight.get(index);
+        inFlight.delete(index);
+        const bad = evidence.get(index);
+        if (!bad)
+            return;
+        evidence.delete(index);
+        evidenceBytes -= size(bad);
+        const blamed = new Set();
+        for (const [offset, block] of bad) {
+            const right = good?.get(offset);
+            if (right && Buffer.compare(right.data, block.data) !== 0 && !blamed.has(peerAddress(block.wire))) {
+                blamed.add(peerAddress(block.wire));
+                blame(block.wire);
+            }
+        }
+    });
     torrent.on('warning', (err) => {
         const m = /^Piece (\d+) failed verification/.exec(err.message);
         if (!m)
             return;
         failures++;
         const index = Number(m[1]);
-        for (const wire of sources.get(index) ?? []) {
-            const key = wire.remoteAddress;
-            const n = (strikes.get(key) ?? 0) + 1;
-            strikes.set(key, n);
-            if (n >= 3 && !banned.has(key) && `${key}:${wire.remotePort}` !== seedPeer) {
-                banned.add(key);
-                log(`dropped peer ${key}: ${n} pieces from it failed verification`);
-                for (const w of torrent.wires)
-                    if (w.remoteAddress === key)
-                        w.destroy();
-            }
+        const blocks = inFlight.get(index) ?? new Map();
+        inFlight.delete(index);
+        const senders = new Set([...blocks.values()].map((b) => peerAddress(b.wire)));
+        if (senders.size === 1)
+            blame([...blocks.values()][0].wire);
+        else if (senders.size > 1 && !evidence.has(index) && evidenceBytes + size(blocks) <= EVIDENCE_BYTES_MAX) {
+            evidence.set(index, blocks);
+            evidenceBytes += size(blocks);
         }
-        sources.delete(index);
         if (failures > Math.max(200, torrent.pieces.length)) {
             fail(new AgentError('bad-peers', `${failures} pieces failed verification; the swarm keeps sending corrupt data`));
         }
@@ -60166,8 +60227,17 @@ async function run(start, inbox) {
         process.once(sig, () => void stop(AGENT_EXIT.failed, false));
     try {
         lock = await takeDestinationLock(start.destination);
+        if (finished) {
+            await external_node_fs_.promises.rm(lock, { force: true }).catch(() => { });
+            return ended;
+        }
         const mode = await preflight(start);
         await removeStalePartials(start.destination, mode === 'identical' ? '' : partial);
+        if (mode === 'fetch')
+            await checkFreeSpace(start, partial);
+        // Told to stop meanwhile (abort, release, eof): create nothing more.
+        if (finished)
+            return ended;
         const torrentFile = Buffer.from(start.torrent, 'base64');
         client = new WebTorrent(privateClientOptions({ torrentPort: 0 }));
         client.on('error', fail);

@@ -8,7 +8,7 @@ const __dirname = __herdDirname(__filename);
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 8949:
+/***/ 21:
 /***/ ((module) => {
 
 
@@ -25,7 +25,7 @@ module.exports = ({onlyFirst = false} = {}) => {
 
 /***/ }),
 
-/***/ 6400:
+/***/ 6656:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -45,16 +45,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8951:
+/***/ 7703:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
-var errors = __nccwpck_require__(6400);
-var types = __nccwpck_require__(590);
+var errors = __nccwpck_require__(6656);
+var types = __nccwpck_require__(254);
 
-var Reader = __nccwpck_require__(924);
-var Writer = __nccwpck_require__(7544);
+var Reader = __nccwpck_require__(1996);
+var Writer = __nccwpck_require__(9816);
 
 
 // --- Exports
@@ -79,16 +79,16 @@ for (var e in errors) {
 
 /***/ }),
 
-/***/ 924:
+/***/ 1996:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
 var assert = __nccwpck_require__(2613);
-var Buffer = (__nccwpck_require__(9027).Buffer);
+var Buffer = (__nccwpck_require__(2803).Buffer);
 
-var ASN1 = __nccwpck_require__(590);
-var errors = __nccwpck_require__(6400);
+var ASN1 = __nccwpck_require__(254);
+var errors = __nccwpck_require__(6656);
 
 
 // --- Globals
@@ -348,7 +348,7 @@ module.exports = Reader;
 
 /***/ }),
 
-/***/ 590:
+/***/ 254:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -391,15 +391,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7544:
+/***/ 9816:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
 var assert = __nccwpck_require__(2613);
-var Buffer = (__nccwpck_require__(9027).Buffer);
-var ASN1 = __nccwpck_require__(590);
-var errors = __nccwpck_require__(6400);
+var Buffer = (__nccwpck_require__(2803).Buffer);
+var ASN1 = __nccwpck_require__(254);
+var errors = __nccwpck_require__(6656);
 
 
 // --- Globals
@@ -715,7 +715,7 @@ module.exports = Writer;
 
 /***/ }),
 
-/***/ 2733:
+/***/ 9837:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -723,7 +723,7 @@ module.exports = Writer;
 // If you have no idea what ASN.1 or BER is, see this:
 // ftp://ftp.rsa.com/pub/pkcs/ascii/layman.asc
 
-var Ber = __nccwpck_require__(8951);
+var Ber = __nccwpck_require__(7703);
 
 
 
@@ -742,7 +742,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9553:
+/***/ 3057:
 /***/ ((module) => {
 
 function isBuffer(value) {
@@ -942,12 +942,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9050:
+/***/ 7994:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const resolve = __nccwpck_require__(2930)
-const { Version } = __nccwpck_require__(7731)
-const errors = __nccwpck_require__(3235)
+const resolve = __nccwpck_require__(4002)
+const { Version } = __nccwpck_require__(9747)
+const errors = __nccwpck_require__(3539)
 
 module.exports = exports = function resolve(specifier, parentURL, opts, readPackage) {
   if (typeof opts === 'function') {
@@ -1433,7 +1433,7 @@ function hasOpaquePath(url) {
 
 /***/ }),
 
-/***/ 3235:
+/***/ 3539:
 /***/ ((module) => {
 
 module.exports = class AddonResolveError extends Error {
@@ -1470,11 +1470,11 @@ module.exports = class AddonResolveError extends Error {
 
 /***/ }),
 
-/***/ 2930:
+/***/ 4002:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const { satisfies } = __nccwpck_require__(7731)
-const errors = __nccwpck_require__(3323)
+const { satisfies } = __nccwpck_require__(9747)
+const errors = __nccwpck_require__(1035)
 
 module.exports = exports = function resolve(specifier, parentURL, opts, readPackage) {
   if (typeof opts === 'function') {
@@ -2376,7 +2376,7 @@ exports.startsWithWindowsDriveLetter = function startsWithWindowsDriveLetter(inp
 
 /***/ }),
 
-/***/ 3323:
+/***/ 1035:
 /***/ ((module) => {
 
 module.exports = class ModuleResolveError extends Error {
@@ -2420,15 +2420,15 @@ module.exports = class ModuleResolveError extends Error {
 
 /***/ }),
 
-/***/ 7731:
+/***/ 9747:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-exports.constants = __nccwpck_require__(4678)
-exports.errors = __nccwpck_require__(4716)
+exports.constants = __nccwpck_require__(3926)
+exports.errors = __nccwpck_require__(9484)
 
-const Version = (exports.Version = __nccwpck_require__(9563))
-const Range = (exports.Range = __nccwpck_require__(2742))
-exports.Comparator = __nccwpck_require__(683)
+const Version = (exports.Version = __nccwpck_require__(7371))
+const Range = (exports.Range = __nccwpck_require__(358))
+exports.Comparator = __nccwpck_require__(9912)
 
 exports.satisfies = function satisfies(version, range) {
   if (typeof version === 'string') version = Version.parse(version)
@@ -2440,10 +2440,10 @@ exports.satisfies = function satisfies(version, range) {
 
 /***/ }),
 
-/***/ 683:
+/***/ 9912:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const constants = __nccwpck_require__(4678)
+const constants = __nccwpck_require__(3926)
 
 const symbols = {
   [constants.EQ]: '=',
@@ -2484,7 +2484,7 @@ module.exports = class Comparator {
 
 /***/ }),
 
-/***/ 4678:
+/***/ 3926:
 /***/ ((module) => {
 
 module.exports = {
@@ -2498,7 +2498,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4716:
+/***/ 9484:
 /***/ ((module) => {
 
 module.exports = class SemVerError extends Error {
@@ -2527,13 +2527,13 @@ module.exports = class SemVerError extends Error {
 
 /***/ }),
 
-/***/ 2742:
+/***/ 358:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const constants = __nccwpck_require__(4678)
-const errors = __nccwpck_require__(4716)
-const Version = __nccwpck_require__(9563)
-const Comparator = __nccwpck_require__(683)
+const constants = __nccwpck_require__(3926)
+const errors = __nccwpck_require__(9484)
+const Version = __nccwpck_require__(7371)
+const Comparator = __nccwpck_require__(9912)
 
 class Range {
   constructor(comparators = []) {
@@ -2790,10 +2790,10 @@ function expandTilde(version, precision) {
 
 /***/ }),
 
-/***/ 9563:
+/***/ 7371:
 /***/ ((module, exports, __nccwpck_require__) => {
 
-const errors = __nccwpck_require__(4716)
+const errors = __nccwpck_require__(9484)
 
 class Version {
   constructor(major, minor, patch, opts = {}) {
@@ -3037,12 +3037,12 @@ exports.compare = function compare(a, b) {
 
 /***/ }),
 
-/***/ 6046:
+/***/ 686:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var crypto_hash_sha512 = (__nccwpck_require__(8156).lowlevel).crypto_hash;
+var crypto_hash_sha512 = (__nccwpck_require__(668).lowlevel).crypto_hash;
 
 /*
  * This file is a 1:1 port from the OpenBSD blowfish.c and bcrypt_pbkdf.c. As a
@@ -3600,7 +3600,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1486:
+/***/ 2814:
 /***/ ((module) => {
 
 /**
@@ -3665,7 +3665,7 @@ module.exports = async function * (iterator, size = 512, opts = {}) {
 
 /***/ }),
 
-/***/ 1102:
+/***/ 798:
 /***/ ((module) => {
 
 
@@ -3706,7 +3706,7 @@ module.exports = { mask, unmask };
 
 /***/ }),
 
-/***/ 3918:
+/***/ 1486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3714,18 +3714,18 @@ module.exports = { mask, unmask };
 try {
   module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)(__nccwpck_require__.ab + "prebuilds/linux-x64/bufferutil.node");
 } catch (e) {
-  module.exports = __nccwpck_require__(1102);
+  module.exports = __nccwpck_require__(798);
 }
 
 
 /***/ }),
 
-/***/ 582:
+/***/ 8646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! cache-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
-const LRU = __nccwpck_require__(6753)
-const queueMicrotask = __nccwpck_require__(2735)
+const LRU = __nccwpck_require__(6353)
+const queueMicrotask = __nccwpck_require__(4351)
 
 class CacheStore {
   constructor (store, opts) {
@@ -3829,16 +3829,16 @@ module.exports = CacheStore
 
 /***/ }),
 
-/***/ 3302:
+/***/ 8502:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _SingleBar = __nccwpck_require__(4064);
-const _MultiBar = __nccwpck_require__(5819);
-const _Presets = __nccwpck_require__(5633);
-const _Formatter = __nccwpck_require__(3204);
-const _defaultFormatValue = __nccwpck_require__(5047);
-const _defaultFormatBar = __nccwpck_require__(6059);
-const _defaultFormatTime = __nccwpck_require__(8005);
+const _SingleBar = __nccwpck_require__(2176);
+const _MultiBar = __nccwpck_require__(9307);
+const _Presets = __nccwpck_require__(1921);
+const _Formatter = __nccwpck_require__(4740);
+const _defaultFormatValue = __nccwpck_require__(8023);
+const _defaultFormatBar = __nccwpck_require__(5563);
+const _defaultFormatTime = __nccwpck_require__(9061);
 
 // sub-module access
 module.exports = {
@@ -3856,7 +3856,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8218:
+/***/ 4250:
 /***/ ((module) => {
 
 
@@ -3935,7 +3935,7 @@ module.exports = ETA;
 
 /***/ }),
 
-/***/ 6059:
+/***/ 5563:
 /***/ ((module) => {
 
 // format bar
@@ -3952,7 +3952,7 @@ module.exports = function formatBar(progress, options){
 
 /***/ }),
 
-/***/ 8005:
+/***/ 9061:
 /***/ ((module) => {
 
 // default time format
@@ -3992,7 +3992,7 @@ module.exports = function formatTime(t, options, roundToMultipleOf){
 
 /***/ }),
 
-/***/ 5047:
+/***/ 8023:
 /***/ ((module) => {
 
 // default value format (apply autopadding)
@@ -4020,13 +4020,13 @@ module.exports = function formatValue(v, options, type){
 
 /***/ }),
 
-/***/ 3204:
+/***/ 4740:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _stringWidth = __nccwpck_require__(6716);
-const _defaultFormatValue = __nccwpck_require__(5047);
-const _defaultFormatBar = __nccwpck_require__(6059);
-const _defaultFormatTime = __nccwpck_require__(8005);
+const _stringWidth = __nccwpck_require__(60);
+const _defaultFormatValue = __nccwpck_require__(8023);
+const _defaultFormatBar = __nccwpck_require__(5563);
+const _defaultFormatTime = __nccwpck_require__(9061);
 
 // generic formatter
 module.exports = function defaultFormatter(options, params, payload){
@@ -4107,13 +4107,13 @@ module.exports = function defaultFormatter(options, params, payload){
 
 /***/ }),
 
-/***/ 8211:
+/***/ 5123:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _ETA = __nccwpck_require__(8218);
-const _Terminal = __nccwpck_require__(7172);
-const _formatter = __nccwpck_require__(3204);
-const _options = __nccwpck_require__(2684);
+const _ETA = __nccwpck_require__(4250);
+const _Terminal = __nccwpck_require__(7748);
+const _formatter = __nccwpck_require__(4740);
+const _options = __nccwpck_require__(1596);
 const _EventEmitter = __nccwpck_require__(4434);
 
 // Progress-Bar constructor
@@ -4348,12 +4348,12 @@ module.exports = class GenericBar extends _EventEmitter{
 
 /***/ }),
 
-/***/ 5819:
+/***/ 9307:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _Terminal = __nccwpck_require__(7172);
-const _BarElement = __nccwpck_require__(8211);
-const _options = __nccwpck_require__(2684);
+const _Terminal = __nccwpck_require__(7748);
+const _BarElement = __nccwpck_require__(5123);
+const _options = __nccwpck_require__(1596);
 const _EventEmitter = __nccwpck_require__(4434);
 
 // Progress-Bar constructor
@@ -4605,7 +4605,7 @@ module.exports = class MultiBar extends _EventEmitter{
 
 /***/ }),
 
-/***/ 2684:
+/***/ 1596:
 /***/ ((module) => {
 
 // utility to merge defaults
@@ -4721,11 +4721,11 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4064:
+/***/ 2176:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _GenericBar = __nccwpck_require__(8211);
-const _options = __nccwpck_require__(2684);
+const _GenericBar = __nccwpck_require__(5123);
+const _options = __nccwpck_require__(1596);
 
 // Progress-Bar constructor
 module.exports = class SingleBar extends _GenericBar{
@@ -4868,7 +4868,7 @@ module.exports = class SingleBar extends _GenericBar{
 
 /***/ }),
 
-/***/ 7172:
+/***/ 7748:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const _readline = __nccwpck_require__(3785);
@@ -5037,13 +5037,13 @@ module.exports = Terminal;
 
 /***/ }),
 
-/***/ 5633:
+/***/ 1921:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const _legacy = __nccwpck_require__(5242);
-const _shades_classic = __nccwpck_require__(4378);
-const _shades_grey = __nccwpck_require__(9063);
-const _rect = __nccwpck_require__(8255);
+const _legacy = __nccwpck_require__(4874);
+const _shades_classic = __nccwpck_require__(8170);
+const _shades_grey = __nccwpck_require__(3351);
+const _rect = __nccwpck_require__(8879);
 
 module.exports = {
     legacy: _legacy,
@@ -5054,7 +5054,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5242:
+/***/ 4874:
 /***/ ((module) => {
 
 // cli-progress legacy style as of 1.x
@@ -5066,7 +5066,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8255:
+/***/ 8879:
 /***/ ((module) => {
 
 module.exports = {
@@ -5077,7 +5077,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4378:
+/***/ 8170:
 /***/ ((module) => {
 
 // cli-progress legacy style as of 1.x
@@ -5089,7 +5089,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9063:
+/***/ 3351:
 /***/ ((module) => {
 
 
@@ -5102,10 +5102,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9388:
+/***/ 9452:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var ipaddr = __nccwpck_require__(2312);
+var ipaddr = __nccwpck_require__(8280);
 
 var compact2string = function (buf) {
   switch(buf.length) {
@@ -5153,7 +5153,7 @@ module.exports = compact2string;
 
 /***/ }),
 
-/***/ 307:
+/***/ 976:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! cpus. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -5166,14 +5166,14 @@ module.exports = function cpus () {
 
 /***/ }),
 
-/***/ 4786:
+/***/ 546:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const cp = __nccwpck_require__(5317);
-const parse = __nccwpck_require__(4485);
-const enoent = __nccwpck_require__(1349);
+const parse = __nccwpck_require__(7877);
+const enoent = __nccwpck_require__(6469);
 
 function spawn(command, args, options) {
     // Parse the arguments
@@ -5212,7 +5212,7 @@ module.exports._enoent = enoent;
 
 /***/ }),
 
-/***/ 1349:
+/***/ 6469:
 /***/ ((module) => {
 
 
@@ -5278,15 +5278,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4485:
+/***/ 7877:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const path = __nccwpck_require__(6928);
-const resolveCommand = __nccwpck_require__(7634);
-const escape = __nccwpck_require__(1556);
-const readShebang = __nccwpck_require__(7335);
+const resolveCommand = __nccwpck_require__(4866);
+const escape = __nccwpck_require__(2164);
+const readShebang = __nccwpck_require__(599);
 
 const isWin = process.platform === 'win32';
 const isExecutableRegExp = /\.(?:com|exe)$/i;
@@ -5376,7 +5376,7 @@ module.exports = parse;
 
 /***/ }),
 
-/***/ 1556:
+/***/ 2164:
 /***/ ((module) => {
 
 
@@ -5430,13 +5430,13 @@ module.exports.argument = escapeArgument;
 
 /***/ }),
 
-/***/ 7335:
+/***/ 599:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const fs = __nccwpck_require__(9896);
-const shebangCommand = __nccwpck_require__(1987);
+const shebangCommand = __nccwpck_require__(9152);
 
 function readShebang(command) {
     // Read the first 150 bytes from the file
@@ -5460,14 +5460,14 @@ module.exports = readShebang;
 
 /***/ }),
 
-/***/ 7634:
+/***/ 4866:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const path = __nccwpck_require__(6928);
-const which = __nccwpck_require__(5088);
-const getPathKey = __nccwpck_require__(3073);
+const which = __nccwpck_require__(6848);
+const getPathKey = __nccwpck_require__(6689);
 
 function resolveCommandAttempt(parsed, withoutPathExt) {
     const env = parsed.options.env || process.env;
@@ -5519,7 +5519,7 @@ module.exports = resolveCommand;
 
 /***/ }),
 
-/***/ 3326:
+/***/ 6110:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 /* eslint-env browser */
@@ -5779,7 +5779,7 @@ function localstorage() {
 	}
 }
 
-module.exports = __nccwpck_require__(7377)(exports);
+module.exports = __nccwpck_require__(897)(exports);
 
 const {formatters} = module.exports;
 
@@ -5798,7 +5798,7 @@ formatters.j = function (v) {
 
 /***/ }),
 
-/***/ 7377:
+/***/ 897:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5814,7 +5814,7 @@ function setup(env) {
 	createDebug.disable = disable;
 	createDebug.enable = enable;
 	createDebug.enabled = enabled;
-	createDebug.humanize = __nccwpck_require__(4472);
+	createDebug.humanize = __nccwpck_require__(744);
 	createDebug.destroy = destroy;
 
 	Object.keys(env).forEach(key => {
@@ -6097,7 +6097,7 @@ module.exports = setup;
 
 /***/ }),
 
-/***/ 1710:
+/***/ 2830:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /**
@@ -6106,15 +6106,15 @@ module.exports = setup;
  */
 
 if (typeof process === 'undefined' || process.type === 'renderer' || process.browser === true || process.__nwjs) {
-	module.exports = __nccwpck_require__(3326);
+	module.exports = __nccwpck_require__(6110);
 } else {
-	module.exports = __nccwpck_require__(3380);
+	module.exports = __nccwpck_require__(5108);
 }
 
 
 /***/ }),
 
-/***/ 3380:
+/***/ 5108:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 /**
@@ -6148,7 +6148,7 @@ exports.colors = [6, 2, 3, 4, 5, 1];
 try {
 	// Optional dependency (as in, doesn't need to be installed, NOT like optionalDependencies in package.json)
 	// eslint-disable-next-line import/no-extraneous-dependencies
-	const supportsColor = __nccwpck_require__(1329);
+	const supportsColor = __nccwpck_require__(75);
 
 	if (supportsColor && (supportsColor.stderr || supportsColor).level >= 2) {
 		exports.colors = [
@@ -6356,7 +6356,7 @@ function init(debug) {
 	}
 }
 
-module.exports = __nccwpck_require__(7377)(exports);
+module.exports = __nccwpck_require__(897)(exports);
 
 const {formatters} = module.exports;
 
@@ -6384,7 +6384,7 @@ formatters.O = function (v) {
 
 /***/ }),
 
-/***/ 8488:
+/***/ 872:
 /***/ ((module) => {
 
 
@@ -6397,10 +6397,10 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 1920:
+/***/ 1424:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var once = __nccwpck_require__(4120);
+var once = __nccwpck_require__(5560);
 
 var noop = function() {};
 
@@ -6500,7 +6500,7 @@ module.exports = eos;
 
 /***/ }),
 
-/***/ 8355:
+/***/ 4339:
 /***/ ((module) => {
 
 
@@ -6576,7 +6576,7 @@ module.exports = createError;
 
 /***/ }),
 
-/***/ 9927:
+/***/ 2759:
 /***/ ((module) => {
 
 /*!
@@ -6661,7 +6661,7 @@ function escapeHtml(string) {
 
 /***/ }),
 
-/***/ 7532:
+/***/ 9580:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = __nccwpck_require__(4434)
@@ -6669,7 +6669,7 @@ module.exports = __nccwpck_require__(4434)
 
 /***/ }),
 
-/***/ 2899:
+/***/ 3587:
 /***/ ((module) => {
 
 module.exports = class FixedFIFO {
@@ -6715,10 +6715,10 @@ module.exports = class FixedFIFO {
 
 /***/ }),
 
-/***/ 4219:
+/***/ 3867:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const FixedFIFO = __nccwpck_require__(2899)
+const FixedFIFO = __nccwpck_require__(3587)
 
 module.exports = class FastFIFO {
   constructor (hwm) {
@@ -6770,7 +6770,7 @@ module.exports = class FastFIFO {
 
 /***/ }),
 
-/***/ 4025:
+/***/ 8153:
 /***/ (() => {
 
 if (typeof ReadableStream !== 'undefined') {
@@ -6811,21 +6811,21 @@ if (typeof ReadableStream !== 'undefined') {
 
 /***/ }),
 
-/***/ 7225:
+/***/ 1907:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-__WEBPACK_EXTERNAL_createRequire(import.meta.url).addon = __nccwpck_require__(5254)
+__WEBPACK_EXTERNAL_createRequire(import.meta.url).addon = __nccwpck_require__(4390)
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon('.', __filename)
 
 
 /***/ }),
 
-/***/ 2042:
+/***/ 1706:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { isWindows } = __nccwpck_require__(7684)
-const binding = __nccwpck_require__(7225)
+const { isWindows } = __nccwpck_require__(4868)
+const binding = __nccwpck_require__(1907)
 
 function onwork(err, result) {
   if (err) this.reject(err)
@@ -7184,7 +7184,7 @@ exports.listAttrsSync = function listAttrsSync(fd) {
 
 /***/ }),
 
-/***/ 5390:
+/***/ 7070:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -7243,14 +7243,14 @@ module.exports = options => {
 
 /***/ }),
 
-/***/ 5571:
+/***/ 6771:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const {constants: BufferConstants} = __nccwpck_require__(181);
 const stream = __nccwpck_require__(2203);
 const {promisify} = __nccwpck_require__(9023);
-const bufferStream = __nccwpck_require__(5390);
+const bufferStream = __nccwpck_require__(7070);
 
 const streamPipelinePromisified = promisify(stream.pipeline);
 
@@ -7311,12 +7311,12 @@ module.exports.MaxBufferError = MaxBufferError;
 
 /***/ }),
 
-/***/ 1405:
+/***/ 3389:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! immediate-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 // TODO: remove when window.queueMicrotask() is well supported
-const queueMicrotask = __nccwpck_require__(2735)
+const queueMicrotask = __nccwpck_require__(4351)
 
 class ImmediateStore {
   constructor (store) {
@@ -7373,7 +7373,7 @@ module.exports = ImmediateStore
 
 /***/ }),
 
-/***/ 1214:
+/***/ 9598:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 try {
@@ -7383,13 +7383,13 @@ try {
   module.exports = util.inherits;
 } catch (e) {
   /* istanbul ignore next */
-  module.exports = __nccwpck_require__(9341);
+  module.exports = __nccwpck_require__(6589);
 }
 
 
 /***/ }),
 
-/***/ 9341:
+/***/ 6589:
 /***/ ((module) => {
 
 if (typeof Object.create === 'function') {
@@ -7423,7 +7423,7 @@ if (typeof Object.create === 'function') {
 
 /***/ }),
 
-/***/ 2226:
+/***/ 8850:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -7441,7 +7441,7 @@ exports.AddressError = AddressError;
 
 /***/ }),
 
-/***/ 8520:
+/***/ 5864:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -7456,7 +7456,7 @@ exports.assertByteArray = assertByteArray;
 exports.numberToPaddedHex = numberToPaddedHex;
 exports.stringToPaddedHex = stringToPaddedHex;
 exports.testBit = testBit;
-const address_error_1 = __nccwpck_require__(2226);
+const address_error_1 = __nccwpck_require__(8850);
 /**
  * Returns whether this address's *network* is contained within `address`,
  * i.e. whether every address this one can represent also falls inside
@@ -7601,7 +7601,7 @@ function testBit(binaryValue, position) {
 
 /***/ }),
 
-/***/ 4693:
+/***/ 9253:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -7630,19 +7630,19 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.v6 = exports.AddressError = exports.Address6 = exports.Address4 = void 0;
-var ipv4_1 = __nccwpck_require__(8410);
+var ipv4_1 = __nccwpck_require__(7946);
 Object.defineProperty(exports, "Address4", ({ enumerable: true, get: function () { return ipv4_1.Address4; } }));
-var ipv6_1 = __nccwpck_require__(4368);
+var ipv6_1 = __nccwpck_require__(8096);
 Object.defineProperty(exports, "Address6", ({ enumerable: true, get: function () { return ipv6_1.Address6; } }));
-var address_error_1 = __nccwpck_require__(2226);
+var address_error_1 = __nccwpck_require__(8850);
 Object.defineProperty(exports, "AddressError", ({ enumerable: true, get: function () { return address_error_1.AddressError; } }));
-const helpers = __importStar(__nccwpck_require__(4819));
+const helpers = __importStar(__nccwpck_require__(339));
 exports.v6 = { helpers };
 //# sourceMappingURL=ip-address.js.map
 
 /***/ }),
 
-/***/ 8410:
+/***/ 7946:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -7672,9 +7672,9 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Address4 = void 0;
-const common = __importStar(__nccwpck_require__(8520));
-const constants = __importStar(__nccwpck_require__(1733));
-const address_error_1 = __nccwpck_require__(2226);
+const common = __importStar(__nccwpck_require__(5864));
+const constants = __importStar(__nccwpck_require__(6437));
+const address_error_1 = __nccwpck_require__(8850);
 const isCorrect4 = common.isCorrect(constants.BITS);
 /**
  * Represents an IPv4 address
@@ -8250,7 +8250,7 @@ const SPECIAL_PURPOSE_V4 = constants.SPECIAL_PURPOSE.map(([cidr, , reachable]) =
 
 /***/ }),
 
-/***/ 4368:
+/***/ 8096:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -8281,14 +8281,14 @@ var __importStar = (this && this.__importStar) || function (mod) {
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Address6 = void 0;
-const common = __importStar(__nccwpck_require__(8520));
-const constants4 = __importStar(__nccwpck_require__(1733));
-const constants6 = __importStar(__nccwpck_require__(7267));
-const helpers = __importStar(__nccwpck_require__(4819));
-const ipv4_1 = __nccwpck_require__(8410);
-const regular_expressions_1 = __nccwpck_require__(7632);
-const address_error_1 = __nccwpck_require__(2226);
-const common_1 = __nccwpck_require__(8520);
+const common = __importStar(__nccwpck_require__(5864));
+const constants4 = __importStar(__nccwpck_require__(6437));
+const constants6 = __importStar(__nccwpck_require__(2899));
+const helpers = __importStar(__nccwpck_require__(339));
+const ipv4_1 = __nccwpck_require__(7946);
+const regular_expressions_1 = __nccwpck_require__(2016);
+const address_error_1 = __nccwpck_require__(8850);
+const common_1 = __nccwpck_require__(5864);
 const isCorrect6 = common.isCorrect(constants6.BITS);
 function assert(condition) {
     if (!condition) {
@@ -9717,7 +9717,7 @@ const NAT64_LOCAL_USE_SUBNET = new Address6('64:ff9b:1::/48');
 
 /***/ }),
 
-/***/ 1733:
+/***/ 6437:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9774,7 +9774,7 @@ exports.SPECIAL_PURPOSE = [
 
 /***/ }),
 
-/***/ 7267:
+/***/ 2899:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9911,7 +9911,7 @@ exports.SPECIAL_PURPOSE = [
 
 /***/ }),
 
-/***/ 4819:
+/***/ 339:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -9971,7 +9971,7 @@ function simpleGroup(addressString, offset = 0) {
 
 /***/ }),
 
-/***/ 7632:
+/***/ 2016:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -10004,7 +10004,7 @@ exports.groupPossibilities = groupPossibilities;
 exports.padGroup = padGroup;
 exports.simpleRegularExpression = simpleRegularExpression;
 exports.possibleElisions = possibleElisions;
-const v6 = __importStar(__nccwpck_require__(7267));
+const v6 = __importStar(__nccwpck_require__(2899));
 function groupPossibilities(possibilities) {
     return `(${possibilities.join('|')})`;
 }
@@ -10072,7 +10072,7 @@ function possibleElisions(elidedGroups, moreLeft, moreRight) {
 
 /***/ }),
 
-/***/ 1716:
+/***/ 8260:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 const ip = exports;
@@ -10570,7 +10570,7 @@ ip.normalizeToLong = function (addr) {
 
 /***/ }),
 
-/***/ 1093:
+/***/ 1461:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -10595,7 +10595,7 @@ function isFileSync(path){
 
 /***/ }),
 
-/***/ 87:
+/***/ 4519:
 /***/ ((module) => {
 
 /* eslint-disable yoda */
@@ -10652,15 +10652,15 @@ module.exports["default"] = isFullwidthCodePoint;
 
 /***/ }),
 
-/***/ 8588:
+/***/ 2940:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var fs = __nccwpck_require__(9896)
 var core
 if (process.platform === 'win32' || global.TESTING_WINDOWS) {
-  core = __nccwpck_require__(8809)
+  core = __nccwpck_require__(9225)
 } else {
-  core = __nccwpck_require__(8449)
+  core = __nccwpck_require__(1025)
 }
 
 module.exports = isexe
@@ -10716,7 +10716,7 @@ function sync (path, options) {
 
 /***/ }),
 
-/***/ 8449:
+/***/ 1025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = isexe
@@ -10764,7 +10764,7 @@ function checkMode (stat, options) {
 
 /***/ }),
 
-/***/ 8809:
+/***/ 9225:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = isexe
@@ -10813,7 +10813,7 @@ function sync (path, options) {
 
 /***/ }),
 
-/***/ 6902:
+/***/ 3526:
 /***/ ((module) => {
 
 module.exports = async function * (iterators) {
@@ -10827,7 +10827,7 @@ module.exports = async function * (iterators) {
 
 /***/ }),
 
-/***/ 5938:
+/***/ 6354:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*
@@ -10860,7 +10860,7 @@ OTHER DEALINGS IN THE SOFTWARE.
 */
 
 
-const randomBytes = __nccwpck_require__(7482)
+const randomBytes = __nccwpck_require__(7066)
 const { EventEmitter } = __nccwpck_require__(4434)
 
 /**
@@ -11286,11 +11286,11 @@ module.exports = KBucket
 
 /***/ }),
 
-/***/ 5351:
+/***/ 5511:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var dgram = __nccwpck_require__(7194)
-var bencode = __nccwpck_require__(6762)
+var bencode = __nccwpck_require__(589)
 var isIP = (__nccwpck_require__(9278).isIP)
 var dns = __nccwpck_require__(2250)
 var util = __nccwpck_require__(9023)
@@ -11513,7 +11513,7 @@ function noop () {}
 
 /***/ }),
 
-/***/ 6679:
+/***/ 1143:
 /***/ ((module) => {
 
 const INTEGER_START = 0x69 // 'i'
@@ -11688,10 +11688,10 @@ module.exports = decode
 
 /***/ }),
 
-/***/ 6483:
+/***/ 51:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { getType } = __nccwpck_require__(1997)
+const { getType } = __nccwpck_require__(9197)
 
 /**
  * Encodes data in bencode.
@@ -11829,10 +11829,10 @@ module.exports = encode
 
 /***/ }),
 
-/***/ 9845:
+/***/ 4277:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { digitCount, getType } = __nccwpck_require__(1997)
+const { digitCount, getType } = __nccwpck_require__(9197)
 
 function listLength (list) {
   let length = 1 + 1 // type marker + end-of-type marker
@@ -11905,13 +11905,13 @@ module.exports = encodingLength
 
 /***/ }),
 
-/***/ 6762:
+/***/ 589:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const bencode = module.exports
 
-bencode.encode = __nccwpck_require__(6483)
-bencode.decode = __nccwpck_require__(6679)
+bencode.encode = __nccwpck_require__(51)
+bencode.decode = __nccwpck_require__(1143)
 
 /**
  * Determines the amount of bytes
@@ -11919,12 +11919,12 @@ bencode.decode = __nccwpck_require__(6679)
  * @param  {Object|Array|Buffer|String|Number|Boolean} value
  * @return {Number} byteCount
  */
-bencode.byteLength = bencode.encodingLength = __nccwpck_require__(9845)
+bencode.byteLength = bencode.encodingLength = __nccwpck_require__(4277)
 
 
 /***/ }),
 
-/***/ 1997:
+/***/ 9197:
 /***/ ((module) => {
 
 const util = module.exports
@@ -11954,13 +11954,13 @@ util.getType = function getType (value) {
 
 /***/ }),
 
-/***/ 4671:
+/***/ 351:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var socket = __nccwpck_require__(5351)
-var KBucket = __nccwpck_require__(5938)
+var socket = __nccwpck_require__(5511)
+var KBucket = __nccwpck_require__(6354)
 var events = __nccwpck_require__(4434)
-var randombytes = __nccwpck_require__(7482)
+var randombytes = __nccwpck_require__(7066)
 var util = __nccwpck_require__(9023)
 
 var K = 20
@@ -12325,7 +12325,7 @@ function toBuffer (str) {
 
 /***/ }),
 
-/***/ 6079:
+/***/ 159:
 /***/ ((module) => {
 
 module.exports = function (work) {
@@ -12376,17 +12376,17 @@ function noop (_) {}
 
 /***/ }),
 
-/***/ 7828:
+/***/ 8564:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
-exports.RateLimiter = __nccwpck_require__(2030);
-exports.TokenBucket = __nccwpck_require__(2907);
+exports.RateLimiter = __nccwpck_require__(3918);
+exports.TokenBucket = __nccwpck_require__(9995);
 
 
 /***/ }),
 
-/***/ 6230:
+/***/ 8022:
 /***/ ((module) => {
 
 var getMilliseconds = function() {
@@ -12406,11 +12406,11 @@ module.exports = getMilliseconds;
 
 /***/ }),
 
-/***/ 2030:
+/***/ 3918:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var TokenBucket = __nccwpck_require__(2907);
-var getMilliseconds = __nccwpck_require__(6230);
+var TokenBucket = __nccwpck_require__(9995);
+var getMilliseconds = __nccwpck_require__(8022);
 
 /**
  * A generic rate limiter. Underneath the hood, this uses a token bucket plus
@@ -12550,7 +12550,7 @@ module.exports = RateLimiter;
 
 /***/ }),
 
-/***/ 2907:
+/***/ 9995:
 /***/ ((module) => {
 
 
@@ -12724,11 +12724,11 @@ module.exports = TokenBucket;
 
 /***/ }),
 
-/***/ 6753:
+/***/ 6353:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var events = __nccwpck_require__(4434)
-var inherits = __nccwpck_require__(1214)
+var inherits = __nccwpck_require__(9598)
 
 module.exports = LRU
 
@@ -12876,12 +12876,12 @@ LRU.prototype.evict = function () {
 
 /***/ }),
 
-/***/ 4103:
+/***/ 2103:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = Storage
 
-const queueMicrotask = __nccwpck_require__(2735)
+const queueMicrotask = __nccwpck_require__(4351)
 
 function Storage (chunkLength, opts) {
   if (!(this instanceof Storage)) return new Storage(chunkLength, opts)
@@ -12948,7 +12948,7 @@ Storage.prototype.close = Storage.prototype.destroy = function (cb = () => {}) {
 
 /***/ }),
 
-/***/ 4851:
+/***/ 8595:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -12996,7 +12996,7 @@ module.exports = function (/*streams...*/) {
 
 /***/ }),
 
-/***/ 354:
+/***/ 4402:
 /***/ ((module) => {
 
 
@@ -13100,25 +13100,25 @@ module.exports = Mime;
 
 /***/ }),
 
-/***/ 838:
+/***/ 5702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-let Mime = __nccwpck_require__(354);
-module.exports = new Mime(__nccwpck_require__(9997));
+let Mime = __nccwpck_require__(4402);
+module.exports = new Mime(__nccwpck_require__(3725));
 
 
 /***/ }),
 
-/***/ 9997:
+/***/ 3725:
 /***/ ((module) => {
 
 module.exports = {"application/andrew-inset":["ez"],"application/applixware":["aw"],"application/atom+xml":["atom"],"application/atomcat+xml":["atomcat"],"application/atomdeleted+xml":["atomdeleted"],"application/atomsvc+xml":["atomsvc"],"application/atsc-dwd+xml":["dwd"],"application/atsc-held+xml":["held"],"application/atsc-rsat+xml":["rsat"],"application/bdoc":["bdoc"],"application/calendar+xml":["xcs"],"application/ccxml+xml":["ccxml"],"application/cdfx+xml":["cdfx"],"application/cdmi-capability":["cdmia"],"application/cdmi-container":["cdmic"],"application/cdmi-domain":["cdmid"],"application/cdmi-object":["cdmio"],"application/cdmi-queue":["cdmiq"],"application/cu-seeme":["cu"],"application/dash+xml":["mpd"],"application/davmount+xml":["davmount"],"application/docbook+xml":["dbk"],"application/dssc+der":["dssc"],"application/dssc+xml":["xdssc"],"application/ecmascript":["es","ecma"],"application/emma+xml":["emma"],"application/emotionml+xml":["emotionml"],"application/epub+zip":["epub"],"application/exi":["exi"],"application/express":["exp"],"application/fdt+xml":["fdt"],"application/font-tdpfr":["pfr"],"application/geo+json":["geojson"],"application/gml+xml":["gml"],"application/gpx+xml":["gpx"],"application/gxf":["gxf"],"application/gzip":["gz"],"application/hjson":["hjson"],"application/hyperstudio":["stk"],"application/inkml+xml":["ink","inkml"],"application/ipfix":["ipfix"],"application/its+xml":["its"],"application/java-archive":["jar","war","ear"],"application/java-serialized-object":["ser"],"application/java-vm":["class"],"application/javascript":["js","mjs"],"application/json":["json","map"],"application/json5":["json5"],"application/jsonml+json":["jsonml"],"application/ld+json":["jsonld"],"application/lgr+xml":["lgr"],"application/lost+xml":["lostxml"],"application/mac-binhex40":["hqx"],"application/mac-compactpro":["cpt"],"application/mads+xml":["mads"],"application/manifest+json":["webmanifest"],"application/marc":["mrc"],"application/marcxml+xml":["mrcx"],"application/mathematica":["ma","nb","mb"],"application/mathml+xml":["mathml"],"application/mbox":["mbox"],"application/mediaservercontrol+xml":["mscml"],"application/metalink+xml":["metalink"],"application/metalink4+xml":["meta4"],"application/mets+xml":["mets"],"application/mmt-aei+xml":["maei"],"application/mmt-usd+xml":["musd"],"application/mods+xml":["mods"],"application/mp21":["m21","mp21"],"application/mp4":["mp4s","m4p"],"application/msword":["doc","dot"],"application/mxf":["mxf"],"application/n-quads":["nq"],"application/n-triples":["nt"],"application/node":["cjs"],"application/octet-stream":["bin","dms","lrf","mar","so","dist","distz","pkg","bpk","dump","elc","deploy","exe","dll","deb","dmg","iso","img","msi","msp","msm","buffer"],"application/oda":["oda"],"application/oebps-package+xml":["opf"],"application/ogg":["ogx"],"application/omdoc+xml":["omdoc"],"application/onenote":["onetoc","onetoc2","onetmp","onepkg"],"application/oxps":["oxps"],"application/p2p-overlay+xml":["relo"],"application/patch-ops-error+xml":["xer"],"application/pdf":["pdf"],"application/pgp-encrypted":["pgp"],"application/pgp-signature":["asc","sig"],"application/pics-rules":["prf"],"application/pkcs10":["p10"],"application/pkcs7-mime":["p7m","p7c"],"application/pkcs7-signature":["p7s"],"application/pkcs8":["p8"],"application/pkix-attr-cert":["ac"],"application/pkix-cert":["cer"],"application/pkix-crl":["crl"],"application/pkix-pkipath":["pkipath"],"application/pkixcmp":["pki"],"application/pls+xml":["pls"],"application/postscript":["ai","eps","ps"],"application/provenance+xml":["provx"],"application/pskc+xml":["pskcxml"],"application/raml+yaml":["raml"],"application/rdf+xml":["rdf","owl"],"application/reginfo+xml":["rif"],"application/relax-ng-compact-syntax":["rnc"],"application/resource-lists+xml":["rl"],"application/resource-lists-diff+xml":["rld"],"application/rls-services+xml":["rs"],"application/route-apd+xml":["rapd"],"application/route-s-tsid+xml":["sls"],"application/route-usd+xml":["rusd"],"application/rpki-ghostbusters":["gbr"],"application/rpki-manifest":["mft"],"application/rpki-roa":["roa"],"application/rsd+xml":["rsd"],"application/rss+xml":["rss"],"application/rtf":["rtf"],"application/sbml+xml":["sbml"],"application/scvp-cv-request":["scq"],"application/scvp-cv-response":["scs"],"application/scvp-vp-request":["spq"],"application/scvp-vp-response":["spp"],"application/sdp":["sdp"],"application/senml+xml":["senmlx"],"application/sensml+xml":["sensmlx"],"application/set-payment-initiation":["setpay"],"application/set-registration-initiation":["setreg"],"application/shf+xml":["shf"],"application/sieve":["siv","sieve"],"application/smil+xml":["smi","smil"],"application/sparql-query":["rq"],"application/sparql-results+xml":["srx"],"application/srgs":["gram"],"application/srgs+xml":["grxml"],"application/sru+xml":["sru"],"application/ssdl+xml":["ssdl"],"application/ssml+xml":["ssml"],"application/swid+xml":["swidtag"],"application/tei+xml":["tei","teicorpus"],"application/thraud+xml":["tfi"],"application/timestamped-data":["tsd"],"application/toml":["toml"],"application/trig":["trig"],"application/ttml+xml":["ttml"],"application/ubjson":["ubj"],"application/urc-ressheet+xml":["rsheet"],"application/urc-targetdesc+xml":["td"],"application/voicexml+xml":["vxml"],"application/wasm":["wasm"],"application/widget":["wgt"],"application/winhlp":["hlp"],"application/wsdl+xml":["wsdl"],"application/wspolicy+xml":["wspolicy"],"application/xaml+xml":["xaml"],"application/xcap-att+xml":["xav"],"application/xcap-caps+xml":["xca"],"application/xcap-diff+xml":["xdf"],"application/xcap-el+xml":["xel"],"application/xcap-ns+xml":["xns"],"application/xenc+xml":["xenc"],"application/xhtml+xml":["xhtml","xht"],"application/xliff+xml":["xlf"],"application/xml":["xml","xsl","xsd","rng"],"application/xml-dtd":["dtd"],"application/xop+xml":["xop"],"application/xproc+xml":["xpl"],"application/xslt+xml":["*xsl","xslt"],"application/xspf+xml":["xspf"],"application/xv+xml":["mxml","xhvml","xvml","xvm"],"application/yang":["yang"],"application/yin+xml":["yin"],"application/zip":["zip"],"audio/3gpp":["*3gpp"],"audio/adpcm":["adp"],"audio/amr":["amr"],"audio/basic":["au","snd"],"audio/midi":["mid","midi","kar","rmi"],"audio/mobile-xmf":["mxmf"],"audio/mp3":["*mp3"],"audio/mp4":["m4a","mp4a"],"audio/mpeg":["mpga","mp2","mp2a","mp3","m2a","m3a"],"audio/ogg":["oga","ogg","spx","opus"],"audio/s3m":["s3m"],"audio/silk":["sil"],"audio/wav":["wav"],"audio/wave":["*wav"],"audio/webm":["weba"],"audio/xm":["xm"],"font/collection":["ttc"],"font/otf":["otf"],"font/ttf":["ttf"],"font/woff":["woff"],"font/woff2":["woff2"],"image/aces":["exr"],"image/apng":["apng"],"image/avif":["avif"],"image/bmp":["bmp"],"image/cgm":["cgm"],"image/dicom-rle":["drle"],"image/emf":["emf"],"image/fits":["fits"],"image/g3fax":["g3"],"image/gif":["gif"],"image/heic":["heic"],"image/heic-sequence":["heics"],"image/heif":["heif"],"image/heif-sequence":["heifs"],"image/hej2k":["hej2"],"image/hsj2":["hsj2"],"image/ief":["ief"],"image/jls":["jls"],"image/jp2":["jp2","jpg2"],"image/jpeg":["jpeg","jpg","jpe"],"image/jph":["jph"],"image/jphc":["jhc"],"image/jpm":["jpm"],"image/jpx":["jpx","jpf"],"image/jxr":["jxr"],"image/jxra":["jxra"],"image/jxrs":["jxrs"],"image/jxs":["jxs"],"image/jxsc":["jxsc"],"image/jxsi":["jxsi"],"image/jxss":["jxss"],"image/ktx":["ktx"],"image/ktx2":["ktx2"],"image/png":["png"],"image/sgi":["sgi"],"image/svg+xml":["svg","svgz"],"image/t38":["t38"],"image/tiff":["tif","tiff"],"image/tiff-fx":["tfx"],"image/webp":["webp"],"image/wmf":["wmf"],"message/disposition-notification":["disposition-notification"],"message/global":["u8msg"],"message/global-delivery-status":["u8dsn"],"message/global-disposition-notification":["u8mdn"],"message/global-headers":["u8hdr"],"message/rfc822":["eml","mime"],"model/3mf":["3mf"],"model/gltf+json":["gltf"],"model/gltf-binary":["glb"],"model/iges":["igs","iges"],"model/mesh":["msh","mesh","silo"],"model/mtl":["mtl"],"model/obj":["obj"],"model/step+xml":["stpx"],"model/step+zip":["stpz"],"model/step-xml+zip":["stpxz"],"model/stl":["stl"],"model/vrml":["wrl","vrml"],"model/x3d+binary":["*x3db","x3dbz"],"model/x3d+fastinfoset":["x3db"],"model/x3d+vrml":["*x3dv","x3dvz"],"model/x3d+xml":["x3d","x3dz"],"model/x3d-vrml":["x3dv"],"text/cache-manifest":["appcache","manifest"],"text/calendar":["ics","ifb"],"text/coffeescript":["coffee","litcoffee"],"text/css":["css"],"text/csv":["csv"],"text/html":["html","htm","shtml"],"text/jade":["jade"],"text/jsx":["jsx"],"text/less":["less"],"text/markdown":["markdown","md"],"text/mathml":["mml"],"text/mdx":["mdx"],"text/n3":["n3"],"text/plain":["txt","text","conf","def","list","log","in","ini"],"text/richtext":["rtx"],"text/rtf":["*rtf"],"text/sgml":["sgml","sgm"],"text/shex":["shex"],"text/slim":["slim","slm"],"text/spdx":["spdx"],"text/stylus":["stylus","styl"],"text/tab-separated-values":["tsv"],"text/troff":["t","tr","roff","man","me","ms"],"text/turtle":["ttl"],"text/uri-list":["uri","uris","urls"],"text/vcard":["vcard"],"text/vtt":["vtt"],"text/xml":["*xml"],"text/yaml":["yaml","yml"],"video/3gpp":["3gp","3gpp"],"video/3gpp2":["3g2"],"video/h261":["h261"],"video/h263":["h263"],"video/h264":["h264"],"video/iso.segment":["m4s"],"video/jpeg":["jpgv"],"video/jpm":["*jpm","jpgm"],"video/mj2":["mj2","mjp2"],"video/mp2t":["ts"],"video/mp4":["mp4","mp4v","mpg4"],"video/mpeg":["mpeg","mpg","mpe","m1v","m2v"],"video/ogg":["ogv"],"video/quicktime":["qt","mov"],"video/webm":["webm"]};
 
 /***/ }),
 
-/***/ 4472:
+/***/ 744:
 /***/ ((module) => {
 
 /**
@@ -13287,17 +13287,17 @@ function plural(ms, msAbs, n, name) {
 
 /***/ }),
 
-/***/ 6067:
+/***/ 8755:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 __webpack_unused_export__ = ({ value: true });
 __webpack_unused_export__ = __webpack_unused_export__ = exports.iK = void 0;
-const netmask4_1 = __nccwpck_require__(727);
+const netmask4_1 = __nccwpck_require__(1783);
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return netmask4_1.ip2long; } });
 __webpack_unused_export__ = ({ enumerable: true, get: function () { return netmask4_1.long2ip; } });
-const netmask6_1 = __nccwpck_require__(3670);
+const netmask6_1 = __nccwpck_require__(5273);
 class Netmask {
     constructor(net, mask) {
         if (typeof net !== 'string') {
@@ -13363,7 +13363,7 @@ exports.iK = Netmask;
 
 /***/ }),
 
-/***/ 727:
+/***/ 1783:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13559,7 +13559,7 @@ exports.Netmask4Impl = Netmask4Impl;
 
 /***/ }),
 
-/***/ 3670:
+/***/ 5273:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -13567,7 +13567,7 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Netmask6Impl = void 0;
 exports.ip6bigint = ip6bigint;
 exports.bigint2ip6 = bigint2ip6;
-const netmask4_1 = __nccwpck_require__(727);
+const netmask4_1 = __nccwpck_require__(1783);
 const MAX_IPV6 = (1n << 128n) - 1n;
 function ip6bigint(ip) {
     // Strip zone ID (e.g. %eth0)
@@ -13753,7 +13753,7 @@ exports.Netmask6Impl = Netmask6Impl;
 
 /***/ }),
 
-/***/ 7330:
+/***/ 7666:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! node-domexception. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
@@ -13776,10 +13776,10 @@ module.exports = globalThis.DOMException
 
 /***/ }),
 
-/***/ 4120:
+/***/ 5560:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var wrappy = __nccwpck_require__(2360)
+var wrappy = __nccwpck_require__(8264)
 module.exports = wrappy(once)
 module.exports.strict = wrappy(onceStrict)
 
@@ -13825,7 +13825,7 @@ function onceStrict (fn) {
 
 /***/ }),
 
-/***/ 3073:
+/***/ 6689:
 /***/ ((module) => {
 
 
@@ -13848,7 +13848,7 @@ module.exports["default"] = pathKey;
 
 /***/ }),
 
-/***/ 9601:
+/***/ 49:
 /***/ ((module) => {
 
 module.exports = length
@@ -13860,11 +13860,11 @@ function length (bytes) {
 
 /***/ }),
 
-/***/ 4666:
+/***/ 7898:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var once = __nccwpck_require__(4120)
-var eos = __nccwpck_require__(1920)
+var once = __nccwpck_require__(5560)
+var eos = __nccwpck_require__(1424)
 var fs
 
 try {
@@ -13953,7 +13953,7 @@ module.exports = pump
 
 /***/ }),
 
-/***/ 2735:
+/***/ 4351:
 /***/ ((module) => {
 
 /*! queue-microtask. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -13969,17 +13969,17 @@ module.exports = typeof queueMicrotask === 'function'
 
 /***/ }),
 
-/***/ 8402:
+/***/ 5506:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = (typeof process !== 'undefined' && typeof process.nextTick === 'function')
   ? process.nextTick.bind(process)
-  : __nccwpck_require__(8188)
+  : __nccwpck_require__(6828)
 
 
 /***/ }),
 
-/***/ 8188:
+/***/ 6828:
 /***/ ((module) => {
 
 module.exports = typeof queueMicrotask === 'function' ? queueMicrotask : (fn) => Promise.resolve().then(fn)
@@ -13987,17 +13987,17 @@ module.exports = typeof queueMicrotask === 'function' ? queueMicrotask : (fn) =>
 
 /***/ }),
 
-/***/ 1461:
+/***/ 7701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const RandomAccessStorage = __nccwpck_require__(7552)
+const RandomAccessStorage = __nccwpck_require__(3091)
 const fs = __nccwpck_require__(9896)
 const path = __nccwpck_require__(6928)
 const constants = fs.constants
 
 let fsext = null
 try {
-  fsext = __nccwpck_require__(2042)
+  fsext = __nccwpck_require__(1706)
 } catch {}
 
 const RDWR = constants.O_RDWR
@@ -14249,11 +14249,11 @@ function createReadError (path, offset, size) {
 
 /***/ }),
 
-/***/ 7552:
+/***/ 3091:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const EventEmitter = __nccwpck_require__(4434)
-const queueTick = __nccwpck_require__(8402)
+const queueTick = __nccwpck_require__(5506)
 
 const NOT_READABLE = defaultImpl(new Error('Not readable'))
 const NOT_WRITABLE = defaultImpl(new Error('Not writable'))
@@ -14589,7 +14589,7 @@ function noop () {}
 
 /***/ }),
 
-/***/ 1876:
+/***/ 4676:
 /***/ ((module) => {
 
 var iterate = function (list) {
@@ -14615,7 +14615,7 @@ module.exports = iterate
 
 /***/ }),
 
-/***/ 7482:
+/***/ 7066:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 module.exports = __nccwpck_require__(6982).randomBytes
@@ -14623,7 +14623,7 @@ module.exports = __nccwpck_require__(6982).randomBytes
 
 /***/ }),
 
-/***/ 8207:
+/***/ 4031:
 /***/ ((module) => {
 
 /*!
@@ -14811,10 +14811,10 @@ function sortByRangeStart (a, b) {
 
 /***/ }),
 
-/***/ 8634:
+/***/ 6378:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(9553)
+const b4a = __nccwpck_require__(3057)
 
 var EMPTY = []
 
@@ -14988,7 +14988,7 @@ function swap (list, a, b) {
 
 /***/ }),
 
-/***/ 5254:
+/***/ 4390:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function') {
@@ -14996,7 +14996,7 @@ if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function
 } else {
   const url = __nccwpck_require__(7016)
   const fs = __nccwpck_require__(9896)
-  const resolve = __nccwpck_require__(9050)
+  const resolve = __nccwpck_require__(7994)
 
   let host = process.platform + '-' + process.arch
   const conditions = ['addon', 'node', process.platform, process.arch]
@@ -15074,13 +15074,13 @@ if (typeof __WEBPACK_EXTERNAL_createRequire(import.meta.url).addon === 'function
 
 /***/ }),
 
-/***/ 3081:
+/***/ 1097:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! run-parallel-limit. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 module.exports = runParallelLimit
 
-const queueMicrotask = __nccwpck_require__(2735)
+const queueMicrotask = __nccwpck_require__(4351)
 
 function runParallelLimit (tasks, limit, cb) {
   if (typeof limit !== 'number') throw new Error('second argument must be a Number')
@@ -15151,13 +15151,13 @@ function runParallelLimit (tasks, limit, cb) {
 
 /***/ }),
 
-/***/ 9911:
+/***/ 2743:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*! run-parallel. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 module.exports = runParallel
 
-const queueMicrotask = __nccwpck_require__(2735)
+const queueMicrotask = __nccwpck_require__(4351)
 
 function runParallel (tasks, cb) {
   let results, pending, keys
@@ -15209,7 +15209,7 @@ function runParallel (tasks, cb) {
 
 /***/ }),
 
-/***/ 6177:
+/***/ 5761:
 /***/ ((module) => {
 
 /*! run-series. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
@@ -15243,7 +15243,7 @@ function runSeries (tasks, cb) {
 
 /***/ }),
 
-/***/ 9027:
+/***/ 2803:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint-disable node/no-deprecated-api */
@@ -15327,7 +15327,7 @@ module.exports = safer
 
 /***/ }),
 
-/***/ 3856:
+/***/ 2560:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 ;(function (sax) {
@@ -17200,11 +17200,11 @@ module.exports = safer
 
 /***/ }),
 
-/***/ 1987:
+/***/ 9152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const shebangRegex = __nccwpck_require__(2838);
+const shebangRegex = __nccwpck_require__(7334);
 
 module.exports = (string = '') => {
 	const match = string.match(shebangRegex);
@@ -17226,7 +17226,7 @@ module.exports = (string = '') => {
 
 /***/ }),
 
-/***/ 2838:
+/***/ 7334:
 /***/ ((module) => {
 
 
@@ -17235,7 +17235,7 @@ module.exports = /^#!(.*)/;
 
 /***/ }),
 
-/***/ 5443:
+/***/ 6627:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Note: since nyc uses this module to output coverage, any lines
@@ -17264,7 +17264,7 @@ if (!processOk(process)) {
   }
 } else {
   var assert = __nccwpck_require__(2613)
-  var signals = __nccwpck_require__(3606)
+  var signals = __nccwpck_require__(1430)
   var isWin = /^win/i.test(process.platform)
 
   var EE = __nccwpck_require__(4434)
@@ -17444,7 +17444,7 @@ if (!processOk(process)) {
 
 /***/ }),
 
-/***/ 3606:
+/***/ 1430:
 /***/ ((module) => {
 
 // This is not the set of all possible signals.
@@ -17504,12 +17504,12 @@ if (process.platform === 'linux') {
 
 /***/ }),
 
-/***/ 2410:
+/***/ 7290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-const utils_1 = __nccwpck_require__(7512);
+const utils_1 = __nccwpck_require__(8632);
 // The default Buffer size if one is not provided.
 const DEFAULT_SMARTBUFFER_SIZE = 4096;
 // The default string encoding to use for reading/writing strings.
@@ -18743,7 +18743,7 @@ exports.SmartBuffer = SmartBuffer;
 
 /***/ }),
 
-/***/ 7512:
+/***/ 8632:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -18857,7 +18857,7 @@ exports.bigIntAndBufferInt64Check = bigIntAndBufferInt64Check;
 
 /***/ }),
 
-/***/ 5958:
+/***/ 7142:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -18874,13 +18874,13 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SocksClientError = exports.SocksClient = void 0;
 const events_1 = __nccwpck_require__(4434);
 const net = __nccwpck_require__(9278);
-const smart_buffer_1 = __nccwpck_require__(2410);
-const constants_1 = __nccwpck_require__(2303);
-const helpers_1 = __nccwpck_require__(5967);
-const receivebuffer_1 = __nccwpck_require__(7705);
-const util_1 = __nccwpck_require__(5936);
+const smart_buffer_1 = __nccwpck_require__(7290);
+const constants_1 = __nccwpck_require__(4223);
+const helpers_1 = __nccwpck_require__(639);
+const receivebuffer_1 = __nccwpck_require__(1129);
+const util_1 = __nccwpck_require__(9712);
 Object.defineProperty(exports, "SocksClientError", ({ enumerable: true, get: function () { return util_1.SocksClientError; } }));
-const ip_address_1 = __nccwpck_require__(4693);
+const ip_address_1 = __nccwpck_require__(9253);
 class SocksClient extends events_1.EventEmitter {
     constructor(options) {
         super();
@@ -19656,7 +19656,7 @@ exports.SocksClient = SocksClient;
 
 /***/ }),
 
-/***/ 2303:
+/***/ 4223:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19770,7 +19770,7 @@ var SocksClientState;
 
 /***/ }),
 
-/***/ 5967:
+/***/ 639:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -19780,10 +19780,10 @@ exports.validateSocksClientChainOptions = validateSocksClientChainOptions;
 exports.ipv4ToInt32 = ipv4ToInt32;
 exports.int32ToIpv4 = int32ToIpv4;
 exports.ipToBuffer = ipToBuffer;
-const util_1 = __nccwpck_require__(5936);
-const constants_1 = __nccwpck_require__(2303);
+const util_1 = __nccwpck_require__(9712);
+const constants_1 = __nccwpck_require__(4223);
 const stream = __nccwpck_require__(2203);
-const ip_address_1 = __nccwpck_require__(4693);
+const ip_address_1 = __nccwpck_require__(9253);
 const net = __nccwpck_require__(9278);
 /**
  * Validates the provided SocksClientOptions
@@ -19942,7 +19942,7 @@ function ipToBuffer(ip) {
 
 /***/ }),
 
-/***/ 7705:
+/***/ 1129:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -19991,7 +19991,7 @@ exports.ReceiveBuffer = ReceiveBuffer;
 
 /***/ }),
 
-/***/ 5936:
+/***/ 9712:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -20022,7 +20022,7 @@ function shuffleArray(array) {
 
 /***/ }),
 
-/***/ 1658:
+/***/ 2474:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 
@@ -20041,16 +20041,16 @@ var __exportStar = (this && this.__exportStar) || function(m, exports) {
     for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports, p)) __createBinding(exports, m, p);
 };
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-__exportStar(__nccwpck_require__(5958), exports);
+__exportStar(__nccwpck_require__(7142), exports);
 //# sourceMappingURL=index.js.map
 
 /***/ }),
 
-/***/ 5522:
+/***/ 3602:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const Throttle = __nccwpck_require__(1796)
-const ThrottleGroup = __nccwpck_require__(9674)
+const Throttle = __nccwpck_require__(6260)
+const ThrottleGroup = __nccwpck_require__(1738)
 
 module.exports = {
   Throttle,
@@ -20060,11 +20060,11 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9674:
+/***/ 1738:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { TokenBucket } = __nccwpck_require__(7828)
-const Throttle = __nccwpck_require__(1796)
+const { TokenBucket } = __nccwpck_require__(8564)
+const Throttle = __nccwpck_require__(6260)
 
 class ThrottleGroup {
   constructor (opts = {}) {
@@ -20158,12 +20158,12 @@ module.exports = ThrottleGroup
 
 /***/ }),
 
-/***/ 1796:
+/***/ 6260:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const { EventEmitter } = __nccwpck_require__(4434)
-const { Transform } = __nccwpck_require__(3052)
-const { wait } = __nccwpck_require__(4199)
+const { Transform } = __nccwpck_require__(6204)
+const { wait } = __nccwpck_require__(7815)
 
 class Throttle extends Transform {
   constructor (opts = {}) {
@@ -20303,12 +20303,12 @@ class Throttle extends Transform {
 module.exports = Throttle
 
 // Fix circular dependency
-const ThrottleGroup = __nccwpck_require__(9674)
+const ThrottleGroup = __nccwpck_require__(1738)
 
 
 /***/ }),
 
-/***/ 4199:
+/***/ 7815:
 /***/ ((module) => {
 
 function wait (time) {
@@ -20322,7 +20322,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7076:
+/***/ 3764:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 //filter will reemit the data if cb(err,pass) pass is truthy
@@ -20332,7 +20332,7 @@ module.exports = {
 // the most basic reduce just emits one 'data' event after it has recieved 'end'
 
 
-var through = __nccwpck_require__(5741)
+var through = __nccwpck_require__(461)
 var Decoder = (__nccwpck_require__(3193).StringDecoder)
 
 module.exports = split
@@ -20392,7 +20392,7 @@ function split (matcher, mapper, options) {
 
 /***/ }),
 
-/***/ 9379:
+/***/ 5683:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -20405,8 +20405,8 @@ const {
 
 const {
   CHANNEL_EXTENDED_DATATYPE: { STDERR },
-} = __nccwpck_require__(9044);
-const { bufferSlice } = __nccwpck_require__(4408);
+} = __nccwpck_require__(4020);
+const { bufferSlice } = __nccwpck_require__(2184);
 
 const PACKET_SIZE = 32 * 1024;
 const MAX_WINDOW = 2 * 1024 * 1024;
@@ -20694,7 +20694,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4969:
+/***/ 3849:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -20705,14 +20705,14 @@ const { resolve } = __nccwpck_require__(6928);
 const { readFile } = __nccwpck_require__(9896);
 const { execFile, spawn } = __nccwpck_require__(5317);
 
-const { isParsedKey, parseKey } = __nccwpck_require__(7517);
+const { isParsedKey, parseKey } = __nccwpck_require__(1789);
 
 const {
   makeBufferParser,
   readUInt32BE,
   writeUInt32BE,
   writeUInt32LE,
-} = __nccwpck_require__(4408);
+} = __nccwpck_require__(2184);
 
 function once(cb) {
   let called = false;
@@ -21824,7 +21824,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9353:
+/***/ 6297:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -21859,11 +21859,11 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(9044);
-const { init: cryptoInit } = __nccwpck_require__(408);
-const Protocol = __nccwpck_require__(3393);
-const { parseKey } = __nccwpck_require__(7517);
-const { SFTP } = __nccwpck_require__(7396);
+} = __nccwpck_require__(4020);
+const { init: cryptoInit } = __nccwpck_require__(2888);
+const Protocol = __nccwpck_require__(7841);
+const { parseKey } = __nccwpck_require__(1789);
+const { SFTP } = __nccwpck_require__(4996);
 const {
   bufferCopy,
   makeBufferParser,
@@ -21871,23 +21871,23 @@ const {
   readUInt32BE,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(4408);
+} = __nccwpck_require__(2184);
 
-const { AgentContext, createAgent, isAgent } = __nccwpck_require__(4969);
+const { AgentContext, createAgent, isAgent } = __nccwpck_require__(3849);
 const {
   Channel,
   MAX_WINDOW,
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(9379);
+} = __nccwpck_require__(5683);
 const {
   ChannelManager,
   generateAlgorithmList,
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(1289);
+} = __nccwpck_require__(2137);
 
 const bufferParser = makeBufferParser();
 const sigParser = makeBufferParser();
@@ -24007,7 +24007,7 @@ module.exports = Client;
 
 /***/ }),
 
-/***/ 2729:
+/***/ 137:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -24034,7 +24034,7 @@ for (const ctor of [HttpAgent, HttpsAgent]) {
       const dstPort = options.port;
 
       if (Client === undefined)
-        Client = __nccwpck_require__(9353);
+        Client = __nccwpck_require__(6297);
 
       const client = new Client();
       let triedForward = false;
@@ -24098,7 +24098,7 @@ function decorateStream(stream, ctor, options) {
 
 /***/ }),
 
-/***/ 3328:
+/***/ 5472:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -24110,33 +24110,33 @@ const {
   CygwinAgent,
   OpenSSHAgent,
   PageantAgent,
-} = __nccwpck_require__(4969);
+} = __nccwpck_require__(3849);
 const {
   SSHTTPAgent: HTTPAgent,
   SSHTTPSAgent: HTTPSAgent,
-} = __nccwpck_require__(2729);
-const { parseKey } = __nccwpck_require__(7517);
+} = __nccwpck_require__(137);
+const { parseKey } = __nccwpck_require__(1789);
 const {
   flagsToString,
   OPEN_MODE,
   STATUS_CODE,
   stringToFlags,
-} = __nccwpck_require__(7396);
+} = __nccwpck_require__(4996);
 
 module.exports = {
   AgentProtocol,
   BaseAgent,
   createAgent,
-  Client: __nccwpck_require__(9353),
+  Client: __nccwpck_require__(6297),
   CygwinAgent,
   HTTPAgent,
   HTTPSAgent,
   OpenSSHAgent,
   PageantAgent,
-  Server: __nccwpck_require__(3389),
+  Server: __nccwpck_require__(2605),
   utils: {
     parseKey,
-    ...__nccwpck_require__(2113),
+    ...__nccwpck_require__(3489),
     sftp: {
       flagsToString,
       OPEN_MODE,
@@ -24149,7 +24149,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2113:
+/***/ 3489:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -24162,10 +24162,10 @@ const {
   randomBytes,
 } = __nccwpck_require__(6982);
 
-const { Ber } = __nccwpck_require__(2733);
-const bcrypt_pbkdf = (__nccwpck_require__(6046).pbkdf);
+const { Ber } = __nccwpck_require__(9837);
+const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(408);
+const { CIPHER_INFO } = __nccwpck_require__(2888);
 
 const SALT_LEN = 16;
 const DEFAULT_ROUNDS = 16;
@@ -24738,7 +24738,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3393:
+/***/ 7841:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*
@@ -24783,7 +24783,7 @@ module.exports = {
 
 const { inspect } = __nccwpck_require__(9023);
 
-const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(408);
+const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(2888);
 const {
   COMPAT_CHECKS,
   DISCONNECT_REASON,
@@ -24791,18 +24791,18 @@ const {
   MESSAGE,
   SIGNALS,
   TERMINAL_MODE,
-} = __nccwpck_require__(9044);
+} = __nccwpck_require__(4020);
 const {
   DEFAULT_KEXINIT_CLIENT,
   DEFAULT_KEXINIT_SERVER,
   KexInit,
   kexinit,
   onKEXPayload,
-} = __nccwpck_require__(797);
+} = __nccwpck_require__(4637);
 const {
   parseKey,
-} = __nccwpck_require__(7517);
-const MESSAGE_HANDLERS = __nccwpck_require__(6316);
+} = __nccwpck_require__(1789);
+const MESSAGE_HANDLERS = __nccwpck_require__(9244);
 const {
   bufferCopy,
   bufferFill,
@@ -24810,15 +24810,15 @@ const {
   convertSignature,
   sendPacket,
   writeUInt32BE,
-} = __nccwpck_require__(4408);
+} = __nccwpck_require__(2184);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(2752);
+} = __nccwpck_require__(4592);
 
-const MODULE_VER = (__nccwpck_require__(5856)/* .version */ .rE);
+const MODULE_VER = (__nccwpck_require__(8342)/* .version */ .rE);
 
 const VALID_DISCONNECT_REASONS = new Map(
   Object.values(DISCONNECT_REASON).map((n) => [n, 1])
@@ -26881,7 +26881,7 @@ module.exports = Protocol;
 
 /***/ }),
 
-/***/ 7396:
+/***/ 4996:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -26902,7 +26902,7 @@ const {
   bufferSlice,
   makeBufferParser,
   writeUInt32BE,
-} = __nccwpck_require__(4408);
+} = __nccwpck_require__(2184);
 
 const ATTR = {
   SIZE: 0x00000001,
@@ -30482,7 +30482,7 @@ const {
   ERR_INVALID_ARG_TYPE,
   ERR_OUT_OF_RANGE,
   validateNumber
-} = __nccwpck_require__(6200);
+} = __nccwpck_require__(3208);
 
 const kMinPoolSpace = 128;
 
@@ -30940,7 +30940,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9044:
+/***/ 4020:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -30952,7 +30952,7 @@ try {
   cpuInfo = __nccwpck_require__(4573)();
 } catch {}
 
-const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(408);
+const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(2888);
 
 const eddsaSupported = (() => {
   if (typeof crypto.sign === 'function'
@@ -31303,7 +31303,7 @@ module.exports.DISCONNECT_REASON_BY_VALUE =
 
 /***/ }),
 
-/***/ 408:
+/***/ 2888:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -31318,7 +31318,7 @@ const {
   createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual
 } = __nccwpck_require__(6982);
 
-const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(4408);
+const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(2184);
 
 const FastBuffer = Buffer[Symbol.species];
 const MAX_SEQNO = 2 ** 32 - 1;
@@ -31335,7 +31335,7 @@ let AESGCMDecipher;
 let ChaChaPolyDecipher;
 let GenericDecipher;
 try {
-  binding = __nccwpck_require__(7168);
+  binding = __nccwpck_require__(490);
   ({ AESGCMCipher, ChaChaPolyCipher, GenericCipher,
      AESGCMDecipher, ChaChaPolyDecipher, GenericDecipher } = binding);
 } catch {}
@@ -32889,7 +32889,7 @@ module.exports = {
     // eslint-disable-next-line no-async-promise-executor
     return new Promise(async (resolve, reject) => {
       try {
-        POLY1305_WASM_MODULE = await __nccwpck_require__(1878)();
+        POLY1305_WASM_MODULE = await __nccwpck_require__(7830)();
         POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
         poly1305_auth = POLY1305_WASM_MODULE.cwrap(
           'poly1305_auth',
@@ -32912,7 +32912,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1878:
+/***/ 7830:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -32959,15 +32959,15 @@ else {}
 
 /***/ }),
 
-/***/ 6316:
+/***/ 9244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const MESSAGE_HANDLERS = new Array(256);
 [
-  (__nccwpck_require__(797).HANDLERS),
-  __nccwpck_require__(8268),
+  (__nccwpck_require__(4637).HANDLERS),
+  __nccwpck_require__(9964),
 ].forEach((handlers) => {
   // eslint-disable-next-line prefer-const
   for (let [type, handler] of Object.entries(handlers)) {
@@ -32982,7 +32982,7 @@ module.exports = MESSAGE_HANDLERS;
 
 /***/ }),
 
-/***/ 8268:
+/***/ 9964:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -32993,18 +32993,18 @@ const {
   doFatalError,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(4408);
+} = __nccwpck_require__(2184);
 
 const {
   CHANNEL_OPEN_FAILURE,
   COMPAT,
   MESSAGE,
   TERMINAL_MODE,
-} = __nccwpck_require__(9044);
+} = __nccwpck_require__(4020);
 
 const {
   parseKey,
-} = __nccwpck_require__(7517);
+} = __nccwpck_require__(1789);
 
 const TERMINAL_MODE_BY_VALUE =
   Array.from(Object.entries(TERMINAL_MODE))
@@ -34274,7 +34274,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 797:
+/***/ 4637:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -34290,7 +34290,7 @@ const {
   randomFillSync,
 } = __nccwpck_require__(6982);
 
-const { Ber } = __nccwpck_require__(2733);
+const { Ber } = __nccwpck_require__(9837);
 
 const {
   COMPAT,
@@ -34302,14 +34302,14 @@ const {
   DEFAULT_COMPRESSION,
   DISCONNECT_REASON,
   MESSAGE,
-} = __nccwpck_require__(9044);
+} = __nccwpck_require__(4020);
 const {
   CIPHER_INFO,
   createCipher,
   createDecipher,
   MAC_INFO,
-} = __nccwpck_require__(408);
-const { parseDERKey } = __nccwpck_require__(7517);
+} = __nccwpck_require__(2888);
+const { parseDERKey } = __nccwpck_require__(1789);
 const {
   bufferFill,
   bufferParser,
@@ -34318,13 +34318,13 @@ const {
   FastBuffer,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(4408);
+} = __nccwpck_require__(2184);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(2752);
+} = __nccwpck_require__(4592);
 
 let MESSAGE_HANDLERS;
 
@@ -36068,7 +36068,7 @@ function onKEXPayload(state, payload) {
       case MESSAGE.UNIMPLEMENTED:
       case MESSAGE.DEBUG:
         if (!MESSAGE_HANDLERS)
-          MESSAGE_HANDLERS = __nccwpck_require__(6316);
+          MESSAGE_HANDLERS = __nccwpck_require__(9244);
         return MESSAGE_HANDLERS[type](this, payload);
     }
   }
@@ -36076,7 +36076,7 @@ function onKEXPayload(state, payload) {
   switch (type) {
     case MESSAGE.DISCONNECT:
       if (!MESSAGE_HANDLERS)
-        MESSAGE_HANDLERS = __nccwpck_require__(6316);
+        MESSAGE_HANDLERS = __nccwpck_require__(9244);
       return MESSAGE_HANDLERS[type](this, payload);
     case MESSAGE.KEXINIT:
       if (!state.firstPacket) {
@@ -36189,7 +36189,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7517:
+/***/ 1789:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -36211,18 +36211,18 @@ const {
 } = __nccwpck_require__(6982);
 const supportedOpenSSLCiphers = getCiphers();
 
-const { Ber } = __nccwpck_require__(2733);
-const bcrypt_pbkdf = (__nccwpck_require__(6046).pbkdf);
+const { Ber } = __nccwpck_require__(9837);
+const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(408);
-const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(9044);
+const { CIPHER_INFO } = __nccwpck_require__(2888);
+const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(4020);
 const {
   bufferSlice,
   makeBufferParser,
   readString,
   readUInt32BE,
   writeUInt32BE,
-} = __nccwpck_require__(4408);
+} = __nccwpck_require__(2184);
 
 const SYM_HASH_ALGO = Symbol('Hash Algorithm');
 const SYM_PRIV_PEM = Symbol('Private key PEM');
@@ -37680,7 +37680,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6200:
+/***/ 3208:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -37802,12 +37802,12 @@ exports.validateNumber = function validateNumber(value, name) {
 
 /***/ }),
 
-/***/ 4408:
+/***/ 2184:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Ber = (__nccwpck_require__(2733).Ber);
+const Ber = (__nccwpck_require__(9837).Ber);
 
 let DISCONNECT_REASON;
 
@@ -37978,7 +37978,7 @@ module.exports = {
   doFatalError: (protocol, msg, level, reason) => {
     let err;
     if (DISCONNECT_REASON === undefined)
-      ({ DISCONNECT_REASON } = __nccwpck_require__(9044));
+      ({ DISCONNECT_REASON } = __nccwpck_require__(4020));
     if (msg instanceof Error) {
       // doFatalError(protocol, err[, reason])
       err = msg;
@@ -38165,7 +38165,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2752:
+/***/ 4592:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -38427,7 +38427,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3389:
+/***/ 2605:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -38455,13 +38455,13 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(9044);
-const { init: cryptoInit } = __nccwpck_require__(408);
-const { KexInit } = __nccwpck_require__(797);
-const { parseKey } = __nccwpck_require__(7517);
-const Protocol = __nccwpck_require__(3393);
-const { SFTP } = __nccwpck_require__(7396);
-const { writeUInt32BE } = __nccwpck_require__(4408);
+} = __nccwpck_require__(4020);
+const { init: cryptoInit } = __nccwpck_require__(2888);
+const { KexInit } = __nccwpck_require__(4637);
+const { parseKey } = __nccwpck_require__(1789);
+const Protocol = __nccwpck_require__(7841);
+const { SFTP } = __nccwpck_require__(4996);
+const { writeUInt32BE } = __nccwpck_require__(2184);
 
 const {
   Channel,
@@ -38469,7 +38469,7 @@ const {
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(9379);
+} = __nccwpck_require__(5683);
 
 const {
   ChannelManager,
@@ -38477,7 +38477,7 @@ const {
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(1289);
+} = __nccwpck_require__(2137);
 
 const MAX_PENDING_AUTHS = 10;
 
@@ -39814,12 +39814,12 @@ module.exports.IncomingClient = Client;
 
 /***/ }),
 
-/***/ 1289:
+/***/ 2137:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { SFTP } = __nccwpck_require__(7396);
+const { SFTP } = __nccwpck_require__(4996);
 
 const MAX_CHANNEL = 2 ** 32 - 1;
 
@@ -40157,14 +40157,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3052:
+/***/ 6204:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { EventEmitter } = __nccwpck_require__(7532)
-const FIFO = __nccwpck_require__(4219)
-const TextDecoder = __nccwpck_require__(5454)
+const { EventEmitter } = __nccwpck_require__(9580)
+const FIFO = __nccwpck_require__(3867)
+const TextDecoder = __nccwpck_require__(7934)
 
-const StreamError = __nccwpck_require__(393)
+const StreamError = __nccwpck_require__(5657)
 
 // if we do a future major, expect queue microtask to be there always, for now a bit defensive
 const qmt =
@@ -41478,7 +41478,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 393:
+/***/ 5657:
 /***/ ((module) => {
 
 module.exports = class StreamError extends Error {
@@ -41532,13 +41532,13 @@ module.exports = class StreamError extends Error {
 
 /***/ }),
 
-/***/ 6716:
+/***/ 60:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const stripAnsi = __nccwpck_require__(8966);
-const isFullwidthCodePoint = __nccwpck_require__(87);
-const emojiRegex = __nccwpck_require__(8488);
+const stripAnsi = __nccwpck_require__(3958);
+const isFullwidthCodePoint = __nccwpck_require__(4519);
+const emojiRegex = __nccwpck_require__(872);
 
 const stringWidth = string => {
 	if (typeof string !== 'string' || string.length === 0) {
@@ -41586,7 +41586,7 @@ module.exports["default"] = stringWidth;
 
 /***/ }),
 
-/***/ 8651:
+/***/ 7211:
 /***/ (function(module) {
 
 (function (root) {
@@ -42589,22 +42589,22 @@ module.exports["default"] = stringWidth;
 
 /***/ }),
 
-/***/ 8966:
+/***/ 3958:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const ansiRegex = __nccwpck_require__(8949);
+const ansiRegex = __nccwpck_require__(21);
 
 module.exports = string => typeof string === 'string' ? string.replace(ansiRegex(), '') : string;
 
 
 /***/ }),
 
-/***/ 5454:
+/***/ 7934:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const PassThroughDecoder = __nccwpck_require__(7656)
-const UTF8Decoder = __nccwpck_require__(6974)
+const PassThroughDecoder = __nccwpck_require__(7256)
+const UTF8Decoder = __nccwpck_require__(6414)
 
 module.exports = class TextDecoder {
   constructor(encoding = 'utf8') {
@@ -42671,10 +42671,10 @@ function normalizeEncoding(encoding) {
 
 /***/ }),
 
-/***/ 7656:
+/***/ 7256:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(9553)
+const b4a = __nccwpck_require__(3057)
 
 module.exports = class PassThroughDecoder {
   constructor(encoding) {
@@ -42697,10 +42697,10 @@ module.exports = class PassThroughDecoder {
 
 /***/ }),
 
-/***/ 6974:
+/***/ 6414:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const b4a = __nccwpck_require__(9553)
+const b4a = __nccwpck_require__(3057)
 
 /**
  * https://encoding.spec.whatwg.org/#utf-8-decoder
@@ -42889,7 +42889,7 @@ function trailingBytesSeen(data) {
 
 /***/ }),
 
-/***/ 5741:
+/***/ 461:
 /***/ ((module, exports, __nccwpck_require__) => {
 
 var Stream = __nccwpck_require__(2203)
@@ -43004,7 +43004,7 @@ function through (write, end, opts) {
 
 /***/ }),
 
-/***/ 3362:
+/***/ 2514:
 /***/ ((module) => {
 
 const hrtime = typeof process !== 'undefined' && !!process.hrtime
@@ -43061,7 +43061,7 @@ module.exports = function (seconds) {
 
 /***/ }),
 
-/***/ 6159:
+/***/ 2223:
 /***/ ((module) => {
 
 
@@ -43123,7 +43123,7 @@ function nextTickArgs (fn, a, b) {
 
 /***/ }),
 
-/***/ 8156:
+/***/ 668:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 (function(nacl) {
@@ -45518,7 +45518,7 @@ nacl.setPRNG = function(fn) {
 
 /***/ }),
 
-/***/ 9435:
+/***/ 7131:
 /***/ ((module) => {
 
 module.exports = remove
@@ -45537,7 +45537,7 @@ function remove (arr, i) {
 
 /***/ }),
 
-/***/ 2107:
+/***/ 7531:
 /***/ ((module) => {
 
 
@@ -45606,7 +45606,7 @@ module.exports = isValidUTF8;
 
 /***/ }),
 
-/***/ 4381:
+/***/ 397:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -45614,13 +45614,13 @@ module.exports = isValidUTF8;
 try {
   module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)(__nccwpck_require__.ab + "prebuilds/linux-x64/utf-8-validate.node");
 } catch (e) {
-  module.exports = __nccwpck_require__(2107);
+  module.exports = __nccwpck_require__(7531);
 }
 
 
 /***/ }),
 
-/***/ 4801:
+/***/ 3585:
 /***/ (function(__unused_webpack_module, exports) {
 
 /**
@@ -50363,14 +50363,14 @@ try {
 
 /***/ }),
 
-/***/ 5880:
+/***/ 8808:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { EventEmitter } = __nccwpck_require__(7532)
-const FIFO = __nccwpck_require__(4219)
-const TextDecoder = __nccwpck_require__(5454)
+const { EventEmitter } = __nccwpck_require__(9580)
+const FIFO = __nccwpck_require__(3867)
+const TextDecoder = __nccwpck_require__(7934)
 
-const StreamError = __nccwpck_require__(5477)
+const StreamError = __nccwpck_require__(4933)
 
 // if we do a future major, expect queue microtask to be there always, for now a bit defensive
 const qmt =
@@ -51684,7 +51684,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5477:
+/***/ 4933:
 /***/ ((module) => {
 
 module.exports = class StreamError extends Error {
@@ -51738,7 +51738,7 @@ module.exports = class StreamError extends Error {
 
 /***/ }),
 
-/***/ 7684:
+/***/ 4868:
 /***/ ((__unused_webpack_module, exports) => {
 
 const { runtime, platform, arch, version } =
@@ -51781,7 +51781,7 @@ exports.isElectronWorker = exports.isElectron && global.process.type === 'worker
 
 /***/ }),
 
-/***/ 5088:
+/***/ 6848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const isWindows = process.platform === 'win32' ||
@@ -51790,7 +51790,7 @@ const isWindows = process.platform === 'win32' ||
 
 const path = __nccwpck_require__(6928)
 const COLON = isWindows ? ';' : ':'
-const isexe = __nccwpck_require__(8588)
+const isexe = __nccwpck_require__(2940)
 
 const getNotFoundError = (cmd) =>
   Object.assign(new Error(`not found: ${cmd}`), { code: 'ENOENT' })
@@ -51913,7 +51913,7 @@ which.sync = whichSync
 
 /***/ }),
 
-/***/ 2360:
+/***/ 8264:
 /***/ ((module) => {
 
 // Returns a wrapper function that returns a wrapped callback
@@ -51953,14 +51953,14 @@ function wrappy (fn, cb) {
 
 /***/ }),
 
-/***/ 4715:
+/***/ 5803:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { websocketMask, websocketUnmask } = __nccwpck_require__(8611);
 
-const { EMPTY_BUFFER } = __nccwpck_require__(3903);
+const { EMPTY_BUFFER } = __nccwpck_require__(1791);
 
 const FastBuffer = Buffer[Symbol.species];
 
@@ -52083,7 +52083,7 @@ if (websocketMask) {
   };
 } /* istanbul ignore else  */ else if (!process.env.WS_NO_BUFFER_UTIL) {
   try {
-    const bufferUtil = __nccwpck_require__(3918);
+    const bufferUtil = __nccwpck_require__(1486);
 
     module.exports.mask = function (source, mask, output, offset, length) {
       if (length < 48) _mask(source, mask, output, offset, length);
@@ -52102,7 +52102,7 @@ if (websocketMask) {
 
 /***/ }),
 
-/***/ 3903:
+/***/ 1791:
 /***/ ((module) => {
 
 
@@ -52128,12 +52128,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2746:
+/***/ 4634:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kForOnEventAttribute, kListener } = __nccwpck_require__(3903);
+const { kForOnEventAttribute, kListener } = __nccwpck_require__(1791);
 
 const kCode = Symbol('kCode');
 const kData = Symbol('kData');
@@ -52427,12 +52427,12 @@ function callListener(listener, thisArg, event) {
 
 /***/ }),
 
-/***/ 5527:
+/***/ 1335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { tokenChars } = __nccwpck_require__(9575);
+const { tokenChars } = __nccwpck_require__(6615);
 
 /**
  * Adds an offer to the map of extension offers or a parameter to the map of
@@ -52637,7 +52637,7 @@ module.exports = { format, parse };
 
 /***/ }),
 
-/***/ 8398:
+/***/ 958:
 /***/ ((module) => {
 
 
@@ -52699,16 +52699,16 @@ module.exports = Limiter;
 
 /***/ }),
 
-/***/ 6856:
+/***/ 4376:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const zlib = __nccwpck_require__(3106);
 
-const bufferUtil = __nccwpck_require__(4715);
-const Limiter = __nccwpck_require__(8398);
-const { kStatusCode } = __nccwpck_require__(3903);
+const bufferUtil = __nccwpck_require__(5803);
+const Limiter = __nccwpck_require__(958);
+const { kStatusCode } = __nccwpck_require__(1791);
 
 const FastBuffer = Buffer[Symbol.species];
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
@@ -53236,22 +53236,22 @@ function inflateOnError(err) {
 
 /***/ }),
 
-/***/ 3802:
+/***/ 893:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(2203);
 
-const PerMessageDeflate = __nccwpck_require__(6856);
+const PerMessageDeflate = __nccwpck_require__(4376);
 const {
   BINARY_TYPES,
   EMPTY_BUFFER,
   kStatusCode,
   kWebSocket
-} = __nccwpck_require__(3903);
-const { concat, toArrayBuffer, unmask } = __nccwpck_require__(4715);
-const { isValidStatusCode, isValidUTF8 } = __nccwpck_require__(9575);
+} = __nccwpck_require__(1791);
+const { concat, toArrayBuffer, unmask } = __nccwpck_require__(5803);
+const { isValidStatusCode, isValidUTF8 } = __nccwpck_require__(6615);
 
 const FastBuffer = Buffer[Symbol.species];
 
@@ -53994,7 +53994,7 @@ module.exports = Receiver;
 
 /***/ }),
 
-/***/ 7261:
+/***/ 7389:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex" }] */
@@ -54007,10 +54007,10 @@ const {
   types: { isUint8Array }
 } = __nccwpck_require__(9023);
 
-const PerMessageDeflate = __nccwpck_require__(6856);
-const { EMPTY_BUFFER, kWebSocket, NOOP } = __nccwpck_require__(3903);
-const { isBlob, isValidStatusCode } = __nccwpck_require__(9575);
-const { mask: applyMask, toBuffer } = __nccwpck_require__(4715);
+const PerMessageDeflate = __nccwpck_require__(4376);
+const { EMPTY_BUFFER, kWebSocket, NOOP } = __nccwpck_require__(1791);
+const { isBlob, isValidStatusCode } = __nccwpck_require__(6615);
+const { mask: applyMask, toBuffer } = __nccwpck_require__(5803);
 
 const kByteLength = Symbol('kByteLength');
 const maskBuffer = Buffer.alloc(4);
@@ -54611,13 +54611,13 @@ function onError(sender, err, cb) {
 
 /***/ }),
 
-/***/ 2876:
+/***/ 6412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^WebSocket$" }] */
 
 
-const WebSocket = __nccwpck_require__(5481);
+const WebSocket = __nccwpck_require__(6681);
 const { Duplex } = __nccwpck_require__(2203);
 
 /**
@@ -54779,12 +54779,12 @@ module.exports = createWebSocketStream;
 
 /***/ }),
 
-/***/ 8244:
+/***/ 3332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { tokenChars } = __nccwpck_require__(9575);
+const { tokenChars } = __nccwpck_require__(6615);
 
 /**
  * Parses the `Sec-WebSocket-Protocol` header into a set of subprotocol names.
@@ -54848,14 +54848,14 @@ module.exports = { parse };
 
 /***/ }),
 
-/***/ 9575:
+/***/ 6615:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { isUtf8 } = __nccwpck_require__(181);
 
-const { hasBlob } = __nccwpck_require__(3903);
+const { hasBlob } = __nccwpck_require__(1791);
 
 //
 // Allowed token characters:
@@ -54994,7 +54994,7 @@ if (isUtf8) {
   };
 } /* istanbul ignore else  */ else if (!process.env.WS_NO_UTF_8_VALIDATE) {
   try {
-    const isValidUTF8 = __nccwpck_require__(4381);
+    const isValidUTF8 = __nccwpck_require__(397);
 
     module.exports.isValidUTF8 = function (buf) {
       return buf.length < 32 ? _isValidUTF8(buf) : isValidUTF8(buf);
@@ -55007,7 +55007,7 @@ if (isUtf8) {
 
 /***/ }),
 
-/***/ 1905:
+/***/ 129:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex$", "caughtErrors": "none" }] */
@@ -55019,11 +55019,11 @@ const http = __nccwpck_require__(8611);
 const { Duplex } = __nccwpck_require__(2203);
 const { createHash } = __nccwpck_require__(6982);
 
-const extension = __nccwpck_require__(5527);
-const PerMessageDeflate = __nccwpck_require__(6856);
-const subprotocol = __nccwpck_require__(8244);
-const WebSocket = __nccwpck_require__(5481);
-const { CLOSE_TIMEOUT, GUID, kWebSocket } = __nccwpck_require__(3903);
+const extension = __nccwpck_require__(1335);
+const PerMessageDeflate = __nccwpck_require__(4376);
+const subprotocol = __nccwpck_require__(3332);
+const WebSocket = __nccwpck_require__(6681);
+const { CLOSE_TIMEOUT, GUID, kWebSocket } = __nccwpck_require__(1791);
 
 const keyRegex = /^[+/0-9A-Za-z]{22}==$/;
 
@@ -55579,7 +55579,7 @@ function abortHandshakeOrEmitwsClientError(
 
 /***/ }),
 
-/***/ 5481:
+/***/ 6681:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint no-unused-vars: ["error", { "varsIgnorePattern": "^Duplex|Readable$", "caughtErrors": "none" }] */
@@ -55596,10 +55596,10 @@ const { randomBytes, createHash } = __nccwpck_require__(6982);
 const { Duplex, Readable } = __nccwpck_require__(2203);
 const { URL } = __nccwpck_require__(7016);
 
-const PerMessageDeflate = __nccwpck_require__(6856);
-const Receiver = __nccwpck_require__(3802);
-const Sender = __nccwpck_require__(7261);
-const { isBlob } = __nccwpck_require__(9575);
+const PerMessageDeflate = __nccwpck_require__(4376);
+const Receiver = __nccwpck_require__(893);
+const Sender = __nccwpck_require__(7389);
+const { isBlob } = __nccwpck_require__(6615);
 
 const {
   BINARY_TYPES,
@@ -55611,12 +55611,12 @@ const {
   kStatusCode,
   kWebSocket,
   NOOP
-} = __nccwpck_require__(3903);
+} = __nccwpck_require__(1791);
 const {
   EventTarget: { addEventListener, removeEventListener }
-} = __nccwpck_require__(2746);
-const { format, parse } = __nccwpck_require__(5527);
-const { toBuffer } = __nccwpck_require__(4715);
+} = __nccwpck_require__(4634);
+const { format, parse } = __nccwpck_require__(1335);
+const { toBuffer } = __nccwpck_require__(5803);
 
 const kAborted = Symbol('kAborted');
 const protocolVersions = [8, 13];
@@ -57057,7 +57057,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9376:
+/***/ 8736:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57076,7 +57076,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7029:
+/***/ 9669:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57085,9 +57085,9 @@ function socketOnError() {
   var builder, defaults, escapeCDATA, requiresCDATA, wrapCDATA,
     hasProp = {}.hasOwnProperty;
 
-  builder = __nccwpck_require__(5684);
+  builder = __nccwpck_require__(8004);
 
-  defaults = (__nccwpck_require__(7294).defaults);
+  defaults = (__nccwpck_require__(6078).defaults);
 
   requiresCDATA = function(entry) {
     return typeof entry === "string" && (entry.indexOf('&') >= 0 || entry.indexOf('>') >= 0 || entry.indexOf('<') >= 0);
@@ -57210,7 +57210,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7294:
+/***/ 6078:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57289,7 +57289,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5539:
+/***/ 2563:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57300,17 +57300,17 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  sax = __nccwpck_require__(3856);
+  sax = __nccwpck_require__(2560);
 
   events = __nccwpck_require__(4434);
 
-  bom = __nccwpck_require__(9376);
+  bom = __nccwpck_require__(8736);
 
-  processors = __nccwpck_require__(3557);
+  processors = __nccwpck_require__(4261);
 
-  setImmediate = (__nccwpck_require__(8319).setImmediate);
+  setImmediate = (__nccwpck_require__(3557).setImmediate);
 
-  defaults = (__nccwpck_require__(7294).defaults);
+  defaults = (__nccwpck_require__(6078).defaults);
 
   isEmpty = function(thing) {
     return typeof thing === "object" && (thing != null) && Object.keys(thing).length === 0;
@@ -57691,7 +57691,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3557:
+/***/ 4261:
 /***/ (function(__unused_webpack_module, exports) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57732,7 +57732,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 854:
+/***/ 758:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57742,13 +57742,13 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  defaults = __nccwpck_require__(7294);
+  defaults = __nccwpck_require__(6078);
 
-  builder = __nccwpck_require__(7029);
+  builder = __nccwpck_require__(9669);
 
-  parser = __nccwpck_require__(5539);
+  parser = __nccwpck_require__(2563);
 
-  processors = __nccwpck_require__(3557);
+  processors = __nccwpck_require__(4261);
 
   exports.defaults = defaults.defaults;
 
@@ -57778,7 +57778,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 8600:
+/***/ 6488:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57797,7 +57797,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3962:
+/***/ 7882:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57827,7 +57827,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4912:
+/***/ 4576:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57917,7 +57917,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6768:
+/***/ 9392:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -57934,16 +57934,16 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7897:
+/***/ 3977:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var NodeType, XMLAttribute, XMLNode;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
   module.exports = XMLAttribute = (function() {
     function XMLAttribute(parent, name, value) {
@@ -58049,7 +58049,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5848:
+/***/ 728:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58058,9 +58058,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLCharacterData = __nccwpck_require__(7262);
+  XMLCharacterData = __nccwpck_require__(5278);
 
   module.exports = XMLCData = (function(superClass) {
     extend(XMLCData, superClass);
@@ -58092,7 +58092,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7262:
+/***/ 5278:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58101,7 +58101,7 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
   module.exports = XMLCharacterData = (function(superClass) {
     extend(XMLCharacterData, superClass);
@@ -58178,7 +58178,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5524:
+/***/ 9620:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58187,9 +58187,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLCharacterData = __nccwpck_require__(7262);
+  XMLCharacterData = __nccwpck_require__(5278);
 
   module.exports = XMLComment = (function(superClass) {
     extend(XMLComment, superClass);
@@ -58221,16 +58221,16 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3459:
+/***/ 4323:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var XMLDOMConfiguration, XMLDOMErrorHandler, XMLDOMStringList;
 
-  XMLDOMErrorHandler = __nccwpck_require__(7883);
+  XMLDOMErrorHandler = __nccwpck_require__(1675);
 
-  XMLDOMStringList = __nccwpck_require__(4108);
+  XMLDOMStringList = __nccwpck_require__(5884);
 
   module.exports = XMLDOMConfiguration = (function() {
     function XMLDOMConfiguration() {
@@ -58292,7 +58292,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7883:
+/***/ 1675:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58315,7 +58315,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7211:
+/***/ 9563:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58354,7 +58354,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4108:
+/***/ 5884:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58389,7 +58389,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5854:
+/***/ 3742:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58398,9 +58398,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDTDAttList = (function(superClass) {
     extend(XMLDTDAttList, superClass);
@@ -58451,7 +58451,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7501:
+/***/ 6189:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58460,9 +58460,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDTDElement = (function(superClass) {
     extend(XMLDTDElement, superClass);
@@ -58496,7 +58496,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 8282:
+/***/ 6906:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58505,11 +58505,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4912).isObject);
+  isObject = (__nccwpck_require__(4576).isObject);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDTDEntity = (function(superClass) {
     extend(XMLDTDEntity, superClass);
@@ -58600,7 +58600,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2971:
+/***/ 7083:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58609,9 +58609,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDTDNotation = (function(superClass) {
     extend(XMLDTDNotation, superClass);
@@ -58659,7 +58659,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 925:
+/***/ 7645:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58668,11 +58668,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4912).isObject);
+  isObject = (__nccwpck_require__(4576).isObject);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDeclaration = (function(superClass) {
     extend(XMLDeclaration, superClass);
@@ -58709,7 +58709,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2419:
+/***/ 7827:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58718,21 +58718,21 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isObject = (__nccwpck_require__(4912).isObject);
+  isObject = (__nccwpck_require__(4576).isObject);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLDTDAttList = __nccwpck_require__(5854);
+  XMLDTDAttList = __nccwpck_require__(3742);
 
-  XMLDTDEntity = __nccwpck_require__(8282);
+  XMLDTDEntity = __nccwpck_require__(6906);
 
-  XMLDTDElement = __nccwpck_require__(7501);
+  XMLDTDElement = __nccwpck_require__(6189);
 
-  XMLDTDNotation = __nccwpck_require__(2971);
+  XMLDTDNotation = __nccwpck_require__(7083);
 
-  XMLNamedNodeMap = __nccwpck_require__(5212);
+  XMLNamedNodeMap = __nccwpck_require__(2748);
 
   module.exports = XMLDocType = (function(superClass) {
     extend(XMLDocType, superClass);
@@ -58902,7 +58902,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3652:
+/***/ 6500:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -58911,19 +58911,19 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  isPlainObject = (__nccwpck_require__(4912).isPlainObject);
+  isPlainObject = (__nccwpck_require__(4576).isPlainObject);
 
-  XMLDOMImplementation = __nccwpck_require__(7211);
+  XMLDOMImplementation = __nccwpck_require__(9563);
 
-  XMLDOMConfiguration = __nccwpck_require__(3459);
+  XMLDOMConfiguration = __nccwpck_require__(4323);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLStringifier = __nccwpck_require__(7879);
+  XMLStringifier = __nccwpck_require__(7431);
 
-  XMLStringWriter = __nccwpck_require__(8267);
+  XMLStringWriter = __nccwpck_require__(9867);
 
   module.exports = XMLDocument = (function(superClass) {
     extend(XMLDocument, superClass);
@@ -59151,7 +59151,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 2173:
+/***/ 7789:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -59159,43 +59159,43 @@ function socketOnError() {
   var NodeType, WriterState, XMLAttribute, XMLCData, XMLComment, XMLDTDAttList, XMLDTDElement, XMLDTDEntity, XMLDTDNotation, XMLDeclaration, XMLDocType, XMLDocument, XMLDocumentCB, XMLElement, XMLProcessingInstruction, XMLRaw, XMLStringWriter, XMLStringifier, XMLText, getValue, isFunction, isObject, isPlainObject, ref,
     hasProp = {}.hasOwnProperty;
 
-  ref = __nccwpck_require__(4912), isObject = ref.isObject, isFunction = ref.isFunction, isPlainObject = ref.isPlainObject, getValue = ref.getValue;
+  ref = __nccwpck_require__(4576), isObject = ref.isObject, isFunction = ref.isFunction, isPlainObject = ref.isPlainObject, getValue = ref.getValue;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLDocument = __nccwpck_require__(3652);
+  XMLDocument = __nccwpck_require__(6500);
 
-  XMLElement = __nccwpck_require__(7837);
+  XMLElement = __nccwpck_require__(3965);
 
-  XMLCData = __nccwpck_require__(5848);
+  XMLCData = __nccwpck_require__(728);
 
-  XMLComment = __nccwpck_require__(5524);
+  XMLComment = __nccwpck_require__(9620);
 
-  XMLRaw = __nccwpck_require__(9347);
+  XMLRaw = __nccwpck_require__(2083);
 
-  XMLText = __nccwpck_require__(4602);
+  XMLText = __nccwpck_require__(9946);
 
-  XMLProcessingInstruction = __nccwpck_require__(3384);
+  XMLProcessingInstruction = __nccwpck_require__(1368);
 
-  XMLDeclaration = __nccwpck_require__(925);
+  XMLDeclaration = __nccwpck_require__(7645);
 
-  XMLDocType = __nccwpck_require__(2419);
+  XMLDocType = __nccwpck_require__(7827);
 
-  XMLDTDAttList = __nccwpck_require__(5854);
+  XMLDTDAttList = __nccwpck_require__(3742);
 
-  XMLDTDEntity = __nccwpck_require__(8282);
+  XMLDTDEntity = __nccwpck_require__(6906);
 
-  XMLDTDElement = __nccwpck_require__(7501);
+  XMLDTDElement = __nccwpck_require__(6189);
 
-  XMLDTDNotation = __nccwpck_require__(2971);
+  XMLDTDNotation = __nccwpck_require__(7083);
 
-  XMLAttribute = __nccwpck_require__(7897);
+  XMLAttribute = __nccwpck_require__(3977);
 
-  XMLStringifier = __nccwpck_require__(7879);
+  XMLStringifier = __nccwpck_require__(7431);
 
-  XMLStringWriter = __nccwpck_require__(8267);
+  XMLStringWriter = __nccwpck_require__(9867);
 
-  WriterState = __nccwpck_require__(6768);
+  WriterState = __nccwpck_require__(9392);
 
   module.exports = XMLDocumentCB = (function() {
     function XMLDocumentCB(options, onData, onEnd) {
@@ -59686,7 +59686,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 1565:
+/***/ 6893:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -59695,9 +59695,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
   module.exports = XMLDummy = (function(superClass) {
     extend(XMLDummy, superClass);
@@ -59724,7 +59724,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7837:
+/***/ 3965:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -59733,15 +59733,15 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  ref = __nccwpck_require__(4912), isObject = ref.isObject, isFunction = ref.isFunction, getValue = ref.getValue;
+  ref = __nccwpck_require__(4576), isObject = ref.isObject, isFunction = ref.isFunction, getValue = ref.getValue;
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLAttribute = __nccwpck_require__(7897);
+  XMLAttribute = __nccwpck_require__(3977);
 
-  XMLNamedNodeMap = __nccwpck_require__(5212);
+  XMLNamedNodeMap = __nccwpck_require__(2748);
 
   module.exports = XMLElement = (function(superClass) {
     extend(XMLElement, superClass);
@@ -60029,7 +60029,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5212:
+/***/ 2748:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60094,7 +60094,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6281:
+/***/ 3401:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60102,7 +60102,7 @@ function socketOnError() {
   var DocumentPosition, NodeType, XMLCData, XMLComment, XMLDeclaration, XMLDocType, XMLDummy, XMLElement, XMLNamedNodeMap, XMLNode, XMLNodeList, XMLProcessingInstruction, XMLRaw, XMLText, getValue, isEmpty, isFunction, isObject, ref1,
     hasProp = {}.hasOwnProperty;
 
-  ref1 = __nccwpck_require__(4912), isObject = ref1.isObject, isFunction = ref1.isFunction, isEmpty = ref1.isEmpty, getValue = ref1.getValue;
+  ref1 = __nccwpck_require__(4576), isObject = ref1.isObject, isFunction = ref1.isFunction, isEmpty = ref1.isEmpty, getValue = ref1.getValue;
 
   XMLElement = null;
 
@@ -60141,19 +60141,19 @@ function socketOnError() {
       this.children = [];
       this.baseURI = null;
       if (!XMLElement) {
-        XMLElement = __nccwpck_require__(7837);
-        XMLCData = __nccwpck_require__(5848);
-        XMLComment = __nccwpck_require__(5524);
-        XMLDeclaration = __nccwpck_require__(925);
-        XMLDocType = __nccwpck_require__(2419);
-        XMLRaw = __nccwpck_require__(9347);
-        XMLText = __nccwpck_require__(4602);
-        XMLProcessingInstruction = __nccwpck_require__(3384);
-        XMLDummy = __nccwpck_require__(1565);
-        NodeType = __nccwpck_require__(3962);
-        XMLNodeList = __nccwpck_require__(1645);
-        XMLNamedNodeMap = __nccwpck_require__(5212);
-        DocumentPosition = __nccwpck_require__(8600);
+        XMLElement = __nccwpck_require__(3965);
+        XMLCData = __nccwpck_require__(728);
+        XMLComment = __nccwpck_require__(9620);
+        XMLDeclaration = __nccwpck_require__(7645);
+        XMLDocType = __nccwpck_require__(7827);
+        XMLRaw = __nccwpck_require__(2083);
+        XMLText = __nccwpck_require__(9946);
+        XMLProcessingInstruction = __nccwpck_require__(1368);
+        XMLDummy = __nccwpck_require__(6893);
+        NodeType = __nccwpck_require__(7882);
+        XMLNodeList = __nccwpck_require__(3341);
+        XMLNamedNodeMap = __nccwpck_require__(2748);
+        DocumentPosition = __nccwpck_require__(6488);
       }
     }
 
@@ -60886,7 +60886,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 1645:
+/***/ 3341:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60921,7 +60921,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 3384:
+/***/ 1368:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60930,9 +60930,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLCharacterData = __nccwpck_require__(7262);
+  XMLCharacterData = __nccwpck_require__(5278);
 
   module.exports = XMLProcessingInstruction = (function(superClass) {
     extend(XMLProcessingInstruction, superClass);
@@ -60977,7 +60977,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 9347:
+/***/ 2083:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -60986,9 +60986,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLNode = __nccwpck_require__(6281);
+  XMLNode = __nccwpck_require__(3401);
 
   module.exports = XMLRaw = (function(superClass) {
     extend(XMLRaw, superClass);
@@ -61019,7 +61019,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 6566:
+/***/ 7798:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61028,11 +61028,11 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLWriterBase = __nccwpck_require__(7343);
+  XMLWriterBase = __nccwpck_require__(6943);
 
-  WriterState = __nccwpck_require__(6768);
+  WriterState = __nccwpck_require__(9392);
 
   module.exports = XMLStreamWriter = (function(superClass) {
     extend(XMLStreamWriter, superClass);
@@ -61202,7 +61202,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 8267:
+/***/ 9867:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61211,7 +61211,7 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  XMLWriterBase = __nccwpck_require__(7343);
+  XMLWriterBase = __nccwpck_require__(6943);
 
   module.exports = XMLStringWriter = (function(superClass) {
     extend(XMLStringWriter, superClass);
@@ -61244,7 +61244,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7879:
+/***/ 7431:
 /***/ (function(module) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61491,7 +61491,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 4602:
+/***/ 9946:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61500,9 +61500,9 @@ function socketOnError() {
     extend = function(child, parent) { for (var key in parent) { if (hasProp.call(parent, key)) child[key] = parent[key]; } function ctor() { this.constructor = child; } ctor.prototype = parent.prototype; child.prototype = new ctor(); child.__super__ = parent.prototype; return child; },
     hasProp = {}.hasOwnProperty;
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLCharacterData = __nccwpck_require__(7262);
+  XMLCharacterData = __nccwpck_require__(5278);
 
   module.exports = XMLText = (function(superClass) {
     extend(XMLText, superClass);
@@ -61567,7 +61567,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7343:
+/***/ 6943:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
@@ -61575,37 +61575,37 @@ function socketOnError() {
   var NodeType, WriterState, XMLCData, XMLComment, XMLDTDAttList, XMLDTDElement, XMLDTDEntity, XMLDTDNotation, XMLDeclaration, XMLDocType, XMLDummy, XMLElement, XMLProcessingInstruction, XMLRaw, XMLText, XMLWriterBase, assign,
     hasProp = {}.hasOwnProperty;
 
-  assign = (__nccwpck_require__(4912).assign);
+  assign = (__nccwpck_require__(4576).assign);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  XMLDeclaration = __nccwpck_require__(925);
+  XMLDeclaration = __nccwpck_require__(7645);
 
-  XMLDocType = __nccwpck_require__(2419);
+  XMLDocType = __nccwpck_require__(7827);
 
-  XMLCData = __nccwpck_require__(5848);
+  XMLCData = __nccwpck_require__(728);
 
-  XMLComment = __nccwpck_require__(5524);
+  XMLComment = __nccwpck_require__(9620);
 
-  XMLElement = __nccwpck_require__(7837);
+  XMLElement = __nccwpck_require__(3965);
 
-  XMLRaw = __nccwpck_require__(9347);
+  XMLRaw = __nccwpck_require__(2083);
 
-  XMLText = __nccwpck_require__(4602);
+  XMLText = __nccwpck_require__(9946);
 
-  XMLProcessingInstruction = __nccwpck_require__(3384);
+  XMLProcessingInstruction = __nccwpck_require__(1368);
 
-  XMLDummy = __nccwpck_require__(1565);
+  XMLDummy = __nccwpck_require__(6893);
 
-  XMLDTDAttList = __nccwpck_require__(5854);
+  XMLDTDAttList = __nccwpck_require__(3742);
 
-  XMLDTDElement = __nccwpck_require__(7501);
+  XMLDTDElement = __nccwpck_require__(6189);
 
-  XMLDTDEntity = __nccwpck_require__(8282);
+  XMLDTDEntity = __nccwpck_require__(6906);
 
-  XMLDTDNotation = __nccwpck_require__(2971);
+  XMLDTDNotation = __nccwpck_require__(7083);
 
-  WriterState = __nccwpck_require__(6768);
+  WriterState = __nccwpck_require__(9392);
 
   module.exports = XMLWriterBase = (function() {
     function XMLWriterBase(options) {
@@ -62002,28 +62002,28 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 5684:
+/***/ 8004:
 /***/ (function(module, __unused_webpack_exports, __nccwpck_require__) {
 
 // Generated by CoffeeScript 1.12.7
 (function() {
   var NodeType, WriterState, XMLDOMImplementation, XMLDocument, XMLDocumentCB, XMLStreamWriter, XMLStringWriter, assign, isFunction, ref;
 
-  ref = __nccwpck_require__(4912), assign = ref.assign, isFunction = ref.isFunction;
+  ref = __nccwpck_require__(4576), assign = ref.assign, isFunction = ref.isFunction;
 
-  XMLDOMImplementation = __nccwpck_require__(7211);
+  XMLDOMImplementation = __nccwpck_require__(9563);
 
-  XMLDocument = __nccwpck_require__(3652);
+  XMLDocument = __nccwpck_require__(6500);
 
-  XMLDocumentCB = __nccwpck_require__(2173);
+  XMLDocumentCB = __nccwpck_require__(7789);
 
-  XMLStringWriter = __nccwpck_require__(8267);
+  XMLStringWriter = __nccwpck_require__(9867);
 
-  XMLStreamWriter = __nccwpck_require__(6566);
+  XMLStreamWriter = __nccwpck_require__(7798);
 
-  NodeType = __nccwpck_require__(3962);
+  NodeType = __nccwpck_require__(7882);
 
-  WriterState = __nccwpck_require__(6768);
+  WriterState = __nccwpck_require__(9392);
 
   module.exports.create = function(name, xmldec, doctype, options) {
     var doc, root;
@@ -62074,7 +62074,7 @@ function socketOnError() {
 
 /***/ }),
 
-/***/ 7220:
+/***/ 9588:
 /***/ ((module) => {
 
 // uTP is disabled (utp: false): an empty module, as webtorrent expects when utp-native is absent.
@@ -62083,7 +62083,7 @@ module.exports = {}
 
 /***/ }),
 
-/***/ 7168:
+/***/ 490:
 /***/ ((module) => {
 
 module.exports = eval("require")("./crypto/build/Release/sshcrypto.node");
@@ -62091,7 +62091,7 @@ module.exports = eval("require")("./crypto/build/Release/sshcrypto.node");
 
 /***/ }),
 
-/***/ 1329:
+/***/ 75:
 /***/ ((module) => {
 
 module.exports = eval("require")("supports-color");
@@ -62218,7 +62218,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process
 
 /***/ }),
 
-/***/ 7830:
+/***/ 5449:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/web");
@@ -62267,7 +62267,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decod
 
 /***/ }),
 
-/***/ 8319:
+/***/ 3557:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
@@ -62316,14 +62316,14 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 /***/ }),
 
-/***/ 3917:
+/***/ 8909:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { Argument } = __nccwpck_require__(2562);
-const { Command } = __nccwpck_require__(4604);
-const { CommanderError, InvalidArgumentError } = __nccwpck_require__(4063);
-const { Help } = __nccwpck_require__(3914);
-const { Option } = __nccwpck_require__(3864);
+const { Argument } = __nccwpck_require__(9154);
+const { Command } = __nccwpck_require__(4348);
+const { CommanderError, InvalidArgumentError } = __nccwpck_require__(1135);
+const { Help } = __nccwpck_require__(9754);
+const { Option } = __nccwpck_require__(5240);
 
 exports.DM = new Command();
 
@@ -62347,10 +62347,10 @@ exports.a2 = InvalidArgumentError; // Deprecated
 
 /***/ }),
 
-/***/ 2562:
+/***/ 9154:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { InvalidArgumentError } = __nccwpck_require__(4063);
+const { InvalidArgumentError } = __nccwpck_require__(1135);
 
 class Argument {
   /**
@@ -62504,7 +62504,7 @@ exports.humanReadableArgName = humanReadableArgName;
 
 /***/ }),
 
-/***/ 4604:
+/***/ 4348:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 const EventEmitter = (__nccwpck_require__(8474).EventEmitter);
@@ -62513,11 +62513,11 @@ const path = __nccwpck_require__(6760);
 const fs = __nccwpck_require__(3024);
 const process = __nccwpck_require__(1708);
 
-const { Argument, humanReadableArgName } = __nccwpck_require__(2562);
-const { CommanderError } = __nccwpck_require__(4063);
-const { Help, stripColor } = __nccwpck_require__(3914);
-const { Option, DualOptions } = __nccwpck_require__(3864);
-const { suggestSimilar } = __nccwpck_require__(6726);
+const { Argument, humanReadableArgName } = __nccwpck_require__(9154);
+const { CommanderError } = __nccwpck_require__(1135);
+const { Help, stripColor } = __nccwpck_require__(9754);
+const { Option, DualOptions } = __nccwpck_require__(5240);
+const { suggestSimilar } = __nccwpck_require__(5030);
 
 class Command extends EventEmitter {
   /**
@@ -65288,7 +65288,7 @@ exports.useColor = useColor; // exporting for tests
 
 /***/ }),
 
-/***/ 4063:
+/***/ 1135:
 /***/ ((__unused_webpack_module, exports) => {
 
 /**
@@ -65334,10 +65334,10 @@ exports.InvalidArgumentError = InvalidArgumentError;
 
 /***/ }),
 
-/***/ 3914:
+/***/ 9754:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { humanReadableArgName } = __nccwpck_require__(2562);
+const { humanReadableArgName } = __nccwpck_require__(9154);
 
 /**
  * TypeScript import types for JSDoc, used by Visual Studio Code IntelliSense and `npm run typescript-checkJS`
@@ -66088,10 +66088,10 @@ exports.stripColor = stripColor;
 
 /***/ }),
 
-/***/ 3864:
+/***/ 5240:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-const { InvalidArgumentError } = __nccwpck_require__(4063);
+const { InvalidArgumentError } = __nccwpck_require__(1135);
 
 class Option {
   /**
@@ -66475,7 +66475,7 @@ exports.DualOptions = DualOptions;
 
 /***/ }),
 
-/***/ 6726:
+/***/ 5030:
 /***/ ((__unused_webpack_module, exports) => {
 
 const maxDistance = 3;
@@ -66583,10 +66583,10 @@ exports.suggestSimilar = suggestSimilar;
 
 /***/ }),
 
-/***/ 2337:
+/***/ 561:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { Address4, Address6 } = __nccwpck_require__(4693)
+const { Address4, Address6 } = __nccwpck_require__(9253)
 
 class IPSetNode {
   constructor (start, end) {
@@ -66756,7 +66756,7 @@ module.exports = IPSet
 
 /***/ }),
 
-/***/ 2312:
+/***/ 8280:
 /***/ (function(module) {
 
 (function (root) {
@@ -67861,7 +67861,7 @@ module.exports = IPSet
 
 /***/ }),
 
-/***/ 3808:
+/***/ 1204:
 /***/ ((__unused_webpack_module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* c8 ignore start */
@@ -67877,7 +67877,7 @@ if (!globalThis.ReadableStream) {
     const { emitWarning } = process
     try {
       process.emitWarning = () => {}
-      Object.assign(globalThis, __nccwpck_require__(7830))
+      Object.assign(globalThis, __nccwpck_require__(5449))
       process.emitWarning = emitWarning
     } catch (error) {
       process.emitWarning = emitWarning
@@ -67885,7 +67885,7 @@ if (!globalThis.ReadableStream) {
     }
   } catch (error) {
     // fallback to polyfill implementation
-    Object.assign(globalThis, __nccwpck_require__(4801))
+    Object.assign(globalThis, __nccwpck_require__(3585))
   }
 }
 
@@ -67919,7 +67919,7 @@ try {
 
 /***/ }),
 
-/***/ 9298:
+/***/ 9846:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // this file needs to conditionally import a module, ESM doesn't support this synchronously
@@ -67928,7 +67928,7 @@ try {
 
 module.exports = (() => {
   try {
-    return __nccwpck_require__(7220)
+    return __nccwpck_require__(9588)
   } catch (err) {
     console.warn('WebTorrent: uTP not supported', err)
     return {}
@@ -67938,23 +67938,23 @@ module.exports = (() => {
 
 /***/ }),
 
-/***/ 5840:
+/***/ 295:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Exports package.json to work around "with" and "assert" for backwards compatability.
-module.exports = __nccwpck_require__(516).version
+module.exports = __nccwpck_require__(3254).version
 
 
 /***/ }),
 
-/***/ 7317:
+/***/ 4645:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   A: () => (__WEBPACK_DEFAULT_EXPORT__)
 /* harmony export */ });
 /* unused harmony export File */
-/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8791);
+/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6327);
 
 
 const _File = class File extends _index_js__WEBPACK_IMPORTED_MODULE_0__/* ["default"] */ .A {
@@ -68008,7 +68008,7 @@ const File = _File
 
 /***/ }),
 
-/***/ 5283:
+/***/ 995:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -68018,9 +68018,9 @@ const File = _File
 /* unused harmony exports blobFrom, blobFromSync, fileFrom, fileFromSync */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_domexception__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7330);
-/* harmony import */ var _file_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7317);
-/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8791);
+/* harmony import */ var node_domexception__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7666);
+/* harmony import */ var _file_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4645);
+/* harmony import */ var _index_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6327);
 
 
 
@@ -68125,14 +68125,14 @@ class BlobDataItem {
 
 /***/ }),
 
-/***/ 8791:
+/***/ 6327:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   A: () => (__WEBPACK_DEFAULT_EXPORT__)
 /* harmony export */ });
 /* unused harmony export Blob */
-/* harmony import */ var _streams_cjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3808);
+/* harmony import */ var _streams_cjs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1204);
 /*! fetch-blob. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
 
 // TODO (jimmywarting): in the feature use conditional loading with top level await (requires 14.x)
@@ -68387,7 +68387,7 @@ const Blob = _Blob
 
 /***/ }),
 
-/***/ 8954:
+/***/ 3018:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -68395,8 +68395,8 @@ const Blob = _Blob
 /* harmony export */   fS: () => (/* binding */ FormData)
 /* harmony export */ });
 /* unused harmony export File */
-/* harmony import */ var fetch_blob__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8791);
-/* harmony import */ var fetch_blob_file_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7317);
+/* harmony import */ var fetch_blob__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6327);
+/* harmony import */ var fetch_blob_file_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4645);
 /*! formdata-polyfill. MIT License. Jimmy Wärting <https://jimmy.warting.se/opensource> */
 
 
@@ -68441,14 +68441,14 @@ return new B(c,{type:"multipart/form-data; boundary="+b})}
 
 /***/ }),
 
-/***/ 5856:
+/***/ 8342:
 /***/ ((module) => {
 
 module.exports = {"rE":"1.17.0"};
 
 /***/ }),
 
-/***/ 516:
+/***/ 3254:
 /***/ ((module) => {
 
 module.exports = {"version":"3.0.21"};
@@ -68610,7 +68610,7 @@ module.exports = {"version":"3.0.21"};
 /************************************************************************/
 var __webpack_exports__ = {};
 
-// NAMESPACE OBJECT: ../main/node_modules/bittorrent-tracker/lib/common-node.js
+// NAMESPACE OBJECT: ./node_modules/bittorrent-tracker/lib/common-node.js
 var common_node_namespaceObject = {};
 __nccwpck_require__.r(common_node_namespaceObject);
 __nccwpck_require__.d(common_node_namespaceObject, {
@@ -68631,9 +68631,9 @@ __nccwpck_require__.d(common_node_namespaceObject, {
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: ../main/node_modules/commander/index.js
-var commander = __nccwpck_require__(3917);
-;// CONCATENATED MODULE: ../main/node_modules/commander/esm.mjs
+// EXTERNAL MODULE: ./node_modules/commander/index.js
+var commander = __nccwpck_require__(8909);
+;// CONCATENATED MODULE: ./node_modules/commander/esm.mjs
 
 
 // wrapper to provide named exports for ESM.
@@ -68653,8 +68653,8 @@ const {
 
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ../main/node_modules/ssh2/lib/index.js
-var lib = __nccwpck_require__(3328);
+// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
+var lib = __nccwpck_require__(5472);
 ;// CONCATENATED MODULE: ./build/src/core/hosts.js
 // The inventory: herd.py hosts files (one host per line, # comments) and host lists, parsed into targets.
 /** A host line that can't be understood; `line` is 1-based when it came from a file. */
@@ -68777,7 +68777,7 @@ function wholeNumber(input, value, fallback, min, max = Number.MAX_SAFE_INTEGER)
         return fallback;
     const text = String(value).trim();
     if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-        throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}`);
+        throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`);
     }
     return Number(text);
 }
@@ -68787,34 +68787,36 @@ function parsePorts(value) {
     const low = m ? Number(m[1]) : NaN;
     const high = m ? Number(m[2] ?? m[1]) : NaN;
     if (!m || low < 1 || high > 65535 || low > high)
-        throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH`);
+        throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`);
     return [low, high];
 }
-function readableFile(input, file, what) {
+function readableFile(input, file, whatName) {
+    // `local file: /x does not exist`, not `local file: local file /x does not exist`.
+    const what = whatName === input ? '' : `${whatName} `;
     let st;
     try {
         st = external_node_fs_.statSync(file);
     }
     catch (err) {
         const code = err.code;
-        throw new PlanError(input, code === 'ENOENT' ? `${what} ${file} does not exist; check the path` : `${what} ${file} cannot be read (${code}); check its permissions`);
+        throw new PlanError(input, code === 'ENOENT' ? `${what}${file} does not exist; check the path` : `${what}${file} cannot be read (${code}); check its permissions`);
     }
     if (st.isDirectory())
-        throw new PlanError(input, `${what} ${file} is a directory; give a file`);
+        throw new PlanError(input, `${what}${file} is a directory; give a file`);
     if (!st.isFile())
-        throw new PlanError(input, `${what} ${file} is not a regular file; give a file`);
+        throw new PlanError(input, `${what}${file} is not a regular file; give a file`);
     try {
         external_node_fs_.accessSync(file, external_node_fs_.constants.R_OK);
     }
     catch (err) {
-        throw new PlanError(input, `${what} ${file} cannot be read (${err.code}); check its permissions`);
+        throw new PlanError(input, `${what}${file} cannot be read (${err.code}); check its permissions`);
     }
     return st;
 }
 function hostsFrom(opts) {
-    const given = [opts.hostsFile !== undefined, opts.hostList !== undefined, opts.hostsText !== undefined].filter(Boolean).length;
-    if (given > 1)
-        throw new PlanError('hosts', 'give the hosts one way only: a hosts file, --hostlist, or standard input');
+    const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g) => !!g);
+    if (given.length > 1)
+        throw new PlanError('hosts', `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, --hostlist, or standard input`);
     try {
         if (opts.hostsFile !== undefined) {
             readableFile('hosts file', opts.hostsFile, 'hosts file');
@@ -68841,7 +68843,7 @@ function checkIdentity(file, passphrase) {
         const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message);
         throw new PlanError('--identity', encrypted
             ? passphrase
-                ? `identity ${file}: the passphrase is wrong; check the passphrase`
+                ? `identity ${file}: the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE`
                 : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
             : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`);
     }
@@ -68864,7 +68866,7 @@ function makePlan(opts) {
         throw new PlanError('remote file', 'contains a NUL byte; remove it');
     const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict');
     if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
-        throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not one of strict, accept-new`);
+        throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`);
     }
     const identityFiles = opts.identityFiles ?? [];
     for (const id of identityFiles)
@@ -68876,10 +68878,10 @@ function makePlan(opts) {
         readableFile('--ssh-config', opts.sshConfig, 'ssh config');
     const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '');
     if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n'))
-        throw new PlanError('--remote-path', 'must be a folder path without NUL or newline');
+        throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them');
     const node = opts.node ?? DEFAULTS.node;
     if (node === '' || node.includes('\0') || node.includes('\n'))
-        throw new PlanError('--node', 'must be a command or path without NUL or newline');
+        throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them');
     const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
     return {
         file: external_node_path_.resolve(opts.file),
@@ -68993,8 +68995,8 @@ function parseCli(argv, version, stdinIsTTY) {
 }
 
 
-// EXTERNAL MODULE: ../main/node_modules/cli-progress/cli-progress.js
-var cli_progress = __nccwpck_require__(3302);
+// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
+var cli_progress = __nccwpck_require__(8502);
 ;// CONCATENATED MODULE: ./build/src/cli/render.js
 // How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
 
@@ -69101,7 +69103,7 @@ function summaryLines(report) {
 
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
-;// CONCATENATED MODULE: ../main/node_modules/uint8-util/dist/src/util.js
+;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/util.js
 const decoder = new TextDecoder();
 const arr2text = (data, enc) => {
     if (!enc)
@@ -69220,7 +69222,7 @@ function and(a, b) {
     return a;
 }
 //# sourceMappingURL=util.js.map
-;// CONCATENATED MODULE: ../main/node_modules/uint8-util/dist/src/node.js
+;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/node.js
 
 const text2arr = (str) => {
     const buf = Buffer.from(str, 'utf8');
@@ -69273,7 +69275,7 @@ function equal(a, b) {
 }
 
 //# sourceMappingURL=node.js.map
-;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/util.js
+;// CONCATENATED MODULE: ./node_modules/bencode/lib/util.js
 function digitCount (value) {
   // Add a digit for negative numbers, as the sign will be prefixed
   const sign = value < 0 ? 1 : 0
@@ -69295,7 +69297,7 @@ function getType (value) {
   return typeof value
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/encode.js
+;// CONCATENATED MODULE: ./node_modules/bencode/lib/encode.js
 
 
 
@@ -69433,7 +69435,7 @@ encode.listSet = function (buffers, data) {
 
 /* harmony default export */ const lib_encode = (encode);
 
-;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/decode.js
+;// CONCATENATED MODULE: ./node_modules/bencode/lib/decode.js
 
 
 const INTEGER_START = 0x69 // 'i'
@@ -69608,7 +69610,7 @@ decode.buffer = function () {
 
 /* harmony default export */ const lib_decode = (decode);
 
-;// CONCATENATED MODULE: ../main/node_modules/bencode/lib/encoding-length.js
+;// CONCATENATED MODULE: ./node_modules/bencode/lib/encoding-length.js
 
 
 
@@ -69679,7 +69681,7 @@ function encodingLength (value) {
 
 /* harmony default export */ const encoding_length = (encodingLength);
 
-;// CONCATENATED MODULE: ../main/node_modules/bencode/index.js
+;// CONCATENATED MODULE: ./node_modules/bencode/index.js
 
 
 
@@ -69767,26 +69769,26 @@ function torrentFileFor(t, announceUrl) {
 
 ;// CONCATENATED MODULE: external "node:http"
 const external_node_http_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http");
-// EXTERNAL MODULE: ../main/node_modules/debug/src/index.js
-var src = __nccwpck_require__(1710);
+// EXTERNAL MODULE: ./node_modules/debug/src/index.js
+var src = __nccwpck_require__(2830);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
-// EXTERNAL MODULE: ../main/node_modules/once/once.js
-var once = __nccwpck_require__(4120);
-// EXTERNAL MODULE: ../main/node_modules/run-parallel/index.js
-var run_parallel = __nccwpck_require__(9911);
-;// CONCATENATED MODULE: ../main/packages/no-webrtc/index.js
+// EXTERNAL MODULE: ./node_modules/once/once.js
+var once = __nccwpck_require__(5560);
+// EXTERNAL MODULE: ./node_modules/run-parallel/index.js
+var run_parallel = __nccwpck_require__(2743);
+;// CONCATENATED MODULE: ./packages/no-webrtc/index.js
 // WebRTC is not used between servers; peers that look for it find none.
 const RTCPeerConnection = undefined
 const RTCSessionDescription = undefined
 const RTCIceCandidate = undefined
 /* harmony default export */ const no_webrtc = ({ RTCPeerConnection, RTCSessionDescription, RTCIceCandidate });
 
-// EXTERNAL MODULE: ../main/node_modules/streamx/index.js
-var streamx = __nccwpck_require__(3052);
-// EXTERNAL MODULE: ../main/node_modules/err-code/index.js
-var err_code = __nccwpck_require__(8355);
-;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/simple-peer/lite.js
+// EXTERNAL MODULE: ./node_modules/streamx/index.js
+var streamx = __nccwpck_require__(6204);
+// EXTERNAL MODULE: ./node_modules/err-code/index.js
+var err_code = __nccwpck_require__(4339);
+;// CONCATENATED MODULE: ./node_modules/@thaunknown/simple-peer/lite.js
 /*! simple-peer. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 
 
@@ -70679,11 +70681,11 @@ Peer.channelConfig = {}
 
 /* harmony default export */ const lite = (Peer);
 
-// EXTERNAL MODULE: ../main/node_modules/queue-microtask/index.js
-var queue_microtask = __nccwpck_require__(2735);
+// EXTERNAL MODULE: ./node_modules/queue-microtask/index.js
+var queue_microtask = __nccwpck_require__(4351);
 // EXTERNAL MODULE: external "querystring"
 var external_querystring_ = __nccwpck_require__(3480);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/common-node.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/common-node.js
 /**
  * Functions/constants needed by both the client and server (but only in node).
  * These are separate from common.js so they can be skipped when bundling for the browser.
@@ -70754,7 +70756,7 @@ const querystringStringify = obj => {
   return ret
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/common.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/common.js
 /**
  * Functions/constants needed by both the client and server.
  */
@@ -70797,8 +70799,8 @@ const parseUrl = str => {
   ...common_node_namespaceObject
 });
 
-// EXTERNAL MODULE: ../main/node_modules/unordered-array-remove/index.js
-var unordered_array_remove = __nccwpck_require__(9435);
+// EXTERNAL MODULE: ./node_modules/unordered-array-remove/index.js
+var unordered_array_remove = __nccwpck_require__(7131);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
 ;// CONCATENATED MODULE: external "node:zlib"
@@ -70807,7 +70809,7 @@ const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(impo
 const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
 ;// CONCATENATED MODULE: external "node:buffer"
 const external_node_buffer_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:buffer");
-;// CONCATENATED MODULE: ../main/node_modules/data-uri-to-buffer/dist/index.js
+;// CONCATENATED MODULE: ./node_modules/data-uri-to-buffer/dist/index.js
 /**
  * Returns a `Buffer` instance from the given data URI `uri`.
  *
@@ -70863,11 +70865,11 @@ function dataUriToBuffer(uri) {
 //# sourceMappingURL=index.js.map
 ;// CONCATENATED MODULE: external "node:util"
 const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-// EXTERNAL MODULE: ../main/node_modules/fetch-blob/index.js
-var fetch_blob = __nccwpck_require__(8791);
-// EXTERNAL MODULE: ../main/node_modules/formdata-polyfill/esm.min.js
-var esm_min = __nccwpck_require__(8954);
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/base.js
+// EXTERNAL MODULE: ./node_modules/fetch-blob/index.js
+var fetch_blob = __nccwpck_require__(6327);
+// EXTERNAL MODULE: ./node_modules/formdata-polyfill/esm.min.js
+var esm_min = __nccwpck_require__(3018);
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/base.js
 class FetchBaseError extends Error {
 	constructor(message, type) {
 		super(message);
@@ -70886,7 +70888,7 @@ class FetchBaseError extends Error {
 	}
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/fetch-error.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/fetch-error.js
 
 
 
@@ -70914,7 +70916,7 @@ class FetchError extends FetchBaseError {
 	}
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/is.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/is.js
 /**
  * Is.js
  *
@@ -71003,7 +71005,7 @@ const isSameProtocol = (destination, original) => {
 	return orig === dest;
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/body.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/body.js
 
 /**
  * Body.js
@@ -71127,7 +71129,7 @@ class Body {
 			return formData;
 		}
 
-		const {toFormData} = await __nccwpck_require__.e(/* import() */ 13).then(__nccwpck_require__.bind(__nccwpck_require__, 2013));
+		const {toFormData} = await __nccwpck_require__.e(/* import() */ 101).then(__nccwpck_require__.bind(__nccwpck_require__, 9101));
 		return toFormData(this.body, ct);
 	}
 
@@ -71402,7 +71404,7 @@ const writeToStream = async (dest, {body}) => {
 	}
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/headers.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/headers.js
 /**
  * Headers.js
  *
@@ -71671,7 +71673,7 @@ function fromRawHeaders(headers = []) {
 	);
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/is-redirect.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/is-redirect.js
 const redirectStatus = new Set([301, 302, 303, 307, 308]);
 
 /**
@@ -71684,7 +71686,7 @@ const isRedirect = code => {
 	return redirectStatus.has(code);
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/response.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/response.js
 /**
  * Response.js
  *
@@ -71848,7 +71850,7 @@ Object.defineProperties(Response.prototype, {
 
 ;// CONCATENATED MODULE: external "node:url"
 const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/get-search.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/get-search.js
 const getSearch = parsedURL => {
 	if (parsedURL.search) {
 		return parsedURL.search;
@@ -71861,7 +71863,7 @@ const getSearch = parsedURL => {
 
 ;// CONCATENATED MODULE: external "node:net"
 const external_node_net_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/utils/referrer.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/utils/referrer.js
 
 
 /**
@@ -72203,7 +72205,7 @@ function parseReferrerPolicyFromHeader(headers) {
 	return policy;
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/request.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/request.js
 /**
  * Request.js
  *
@@ -72516,7 +72518,7 @@ const getNodeRequestOptions = request => {
 	};
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/errors/abort-error.js
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/errors/abort-error.js
 
 
 /**
@@ -72528,9 +72530,9 @@ class AbortError extends FetchBaseError {
 	}
 }
 
-// EXTERNAL MODULE: ../main/node_modules/fetch-blob/from.js
-var from = __nccwpck_require__(5283);
-;// CONCATENATED MODULE: ../main/node_modules/node-fetch/src/index.js
+// EXTERNAL MODULE: ./node_modules/fetch-blob/from.js
+var from = __nccwpck_require__(995);
+;// CONCATENATED MODULE: ./node_modules/node-fetch/src/index.js
 /**
  * Index.js
  *
@@ -72942,7 +72944,7 @@ function fixResponseChunkedTransferBadEnding(request, errorCallback) {
 	});
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/cross-fetch-ponyfill/_node.js
+;// CONCATENATED MODULE: ./node_modules/cross-fetch-ponyfill/_node.js
 
 
 const _node_fetch = global.fetch || src_fetch
@@ -72959,7 +72961,7 @@ const _node_AbortSignal = global.AbortSignal
 
 
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/tracker.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/tracker.js
 
 
 class Tracker extends external_events_ {
@@ -72989,9 +72991,9 @@ class Tracker extends external_events_ {
 
 /* harmony default export */ const tracker = (Tracker);
 
-// EXTERNAL MODULE: ../main/node_modules/compact2string/index.js
-var compact2string = __nccwpck_require__(9388);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/http-tracker.js
+// EXTERNAL MODULE: ./node_modules/compact2string/index.js
+var compact2string = __nccwpck_require__(9452);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/http-tracker.js
 
 
 
@@ -73269,9 +73271,9 @@ HTTPTracker.prototype.DEFAULT_ANNOUNCE_INTERVAL = 30 * 60 * 1000 // 30 minutes
 
 // EXTERNAL MODULE: external "dgram"
 var external_dgram_ = __nccwpck_require__(7194);
-// EXTERNAL MODULE: ../main/node_modules/socks/build/index.js
-var build = __nccwpck_require__(1658);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/udp-tracker.js
+// EXTERNAL MODULE: ./node_modules/socks/build/index.js
+var build = __nccwpck_require__(2474);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/udp-tracker.js
 
 
 
@@ -73609,23 +73611,23 @@ function noop () {}
 
 /* harmony default export */ const udp_tracker = (UDPTracker);
 
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/stream.js
-var stream = __nccwpck_require__(2876);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/extension.js
-var extension = __nccwpck_require__(5527);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/permessage-deflate.js
-var permessage_deflate = __nccwpck_require__(6856);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/receiver.js
-var receiver = __nccwpck_require__(3802);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/sender.js
-var sender = __nccwpck_require__(7261);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/subprotocol.js
-var subprotocol = __nccwpck_require__(8244);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/websocket.js
-var websocket = __nccwpck_require__(5481);
-// EXTERNAL MODULE: ../main/node_modules/ws/lib/websocket-server.js
-var websocket_server = __nccwpck_require__(1905);
-;// CONCATENATED MODULE: ../main/node_modules/ws/wrapper.mjs
+// EXTERNAL MODULE: ./node_modules/ws/lib/stream.js
+var stream = __nccwpck_require__(6412);
+// EXTERNAL MODULE: ./node_modules/ws/lib/extension.js
+var extension = __nccwpck_require__(1335);
+// EXTERNAL MODULE: ./node_modules/ws/lib/permessage-deflate.js
+var permessage_deflate = __nccwpck_require__(4376);
+// EXTERNAL MODULE: ./node_modules/ws/lib/receiver.js
+var receiver = __nccwpck_require__(893);
+// EXTERNAL MODULE: ./node_modules/ws/lib/sender.js
+var sender = __nccwpck_require__(7389);
+// EXTERNAL MODULE: ./node_modules/ws/lib/subprotocol.js
+var subprotocol = __nccwpck_require__(3332);
+// EXTERNAL MODULE: ./node_modules/ws/lib/websocket.js
+var websocket = __nccwpck_require__(6681);
+// EXTERNAL MODULE: ./node_modules/ws/lib/websocket-server.js
+var websocket_server = __nccwpck_require__(129);
+;// CONCATENATED MODULE: ./node_modules/ws/wrapper.mjs
 
 
 
@@ -73639,7 +73641,7 @@ var websocket_server = __nccwpck_require__(1905);
 
 /* harmony default export */ const wrapper = (websocket);
 
-;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/simple-websocket/index.js
+;// CONCATENATED MODULE: ./node_modules/@thaunknown/simple-websocket/index.js
 /*! simple-websocket. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 /* global WebSocket */
 
@@ -73891,7 +73893,7 @@ class Socket extends streamx.Duplex {
 
 Socket.WEBSOCKET_SUPPORT = !!_WebSocket
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/client/websocket-tracker.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/client/websocket-tracker.js
 
 
 
@@ -74335,7 +74337,7 @@ function websocket_tracker_noop () {}
 
 /* harmony default export */ const websocket_tracker = (WebSocketTracker);
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/client.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/client.js
 
 
 
@@ -74631,7 +74633,7 @@ client_Client.scrape = (opts, cb) => {
 
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(8611);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-peerid/lib/utils.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-peerid/lib/utils.js
 function isAzStyle (peerId) {
   if (peerId.charAt(0) !== '-') return false
   if (peerId.charAt(7) === '-') return true
@@ -74827,7 +74829,7 @@ function isAlphaNumeric (s) {
   return isDigit(s) || isLetter(s) || s === '.'
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-peerid/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-peerid/index.js
 /*! bittorrent-peerid. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -75259,9 +75261,9 @@ function getAzStyleClientVersion (client, peerId) {
   addSimpleClient('\u00B5Torrent', '-UT') // UT 3.4+
 })()
 
-// EXTERNAL MODULE: ../main/node_modules/run-series/index.js
-var run_series = __nccwpck_require__(6177);
-;// CONCATENATED MODULE: ../main/node_modules/addr-to-ip-port/index.js
+// EXTERNAL MODULE: ./node_modules/run-series/index.js
+var run_series = __nccwpck_require__(5761);
+;// CONCATENATED MODULE: ./node_modules/addr-to-ip-port/index.js
 const ADDR_RE = /^\[?([^\]]+)]?:(\d+)$/ // ipv4/ipv6/hostname + port
 
 let cache = new Map()
@@ -75278,9 +75280,9 @@ function addrToIPPort (addr) {
   return cache.get(addr)
 }
 
-// EXTERNAL MODULE: ../main/node_modules/string2compact/node_modules/ipaddr.js/lib/ipaddr.js
-var ipaddr = __nccwpck_require__(8651);
-;// CONCATENATED MODULE: ../main/node_modules/string2compact/index.js
+// EXTERNAL MODULE: ./node_modules/string2compact/node_modules/ipaddr.js/lib/ipaddr.js
+var ipaddr = __nccwpck_require__(7211);
+;// CONCATENATED MODULE: ./node_modules/string2compact/index.js
 
 
 
@@ -75313,11 +75315,11 @@ const addrs = addrs => {
 /* harmony default export */ const string2compact = (addrs);
 
 
-// EXTERNAL MODULE: ../main/node_modules/lru/index.js
-var lru = __nccwpck_require__(6753);
-// EXTERNAL MODULE: ../main/node_modules/random-iterate/index.js
-var random_iterate = __nccwpck_require__(1876);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/swarm.js
+// EXTERNAL MODULE: ./node_modules/lru/index.js
+var lru = __nccwpck_require__(6353);
+// EXTERNAL MODULE: ./node_modules/random-iterate/index.js
+var random_iterate = __nccwpck_require__(4676);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/swarm.js
 
 
 
@@ -75483,7 +75485,7 @@ class Swarm {
 
 /* harmony default export */ const swarm = (Swarm);
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-http.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-http.js
 
 
 
@@ -75552,9 +75554,9 @@ class Swarm {
   return params
 }
 
-// EXTERNAL MODULE: ../main/node_modules/ip/lib/ip.js
-var lib_ip = __nccwpck_require__(1716);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-udp.js
+// EXTERNAL MODULE: ./node_modules/ip/lib/ip.js
+var lib_ip = __nccwpck_require__(8260);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-udp.js
 
 
 
@@ -75630,7 +75632,7 @@ function fromUInt64 (buf) {
   return (high * TWO_PWR_32) + lowUnsigned
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/lib/server/parse-websocket.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/lib/server/parse-websocket.js
 
 
 
@@ -75718,7 +75720,7 @@ function fromUInt64 (buf) {
   return params
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/server.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/server.js
 
 
 
@@ -76530,7 +76532,7 @@ function server_noop () {}
 
 /* harmony default export */ const bittorrent_tracker_server = (Server);
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-tracker/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-tracker/index.js
 /*! bittorrent-tracker. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -76609,7 +76611,7 @@ async function startTracker(opts) {
 
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
-;// CONCATENATED MODULE: ../main/node_modules/bitfield/dist/index.js
+;// CONCATENATED MODULE: ./node_modules/bitfield/dist/index.js
 /**
  * Converts a number of bits to a number of bytes.
  * @param numberOfBits The number of bits to convert.
@@ -76749,11 +76751,11 @@ class BitField {
     }
 }
 //# sourceMappingURL=index.js.map
-// EXTERNAL MODULE: ../main/node_modules/throughput/index.js
-var throughput = __nccwpck_require__(3362);
+// EXTERNAL MODULE: ./node_modules/throughput/index.js
+var throughput = __nccwpck_require__(2514);
 // EXTERNAL MODULE: external "crypto"
 var external_crypto_ = __nccwpck_require__(6982);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-protocol/mse.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-protocol/mse.js
 
 
 
@@ -77191,7 +77193,7 @@ class MessageStreamEncryptor {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-protocol/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-protocol/index.js
 /*! bittorrent-protocol. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -78276,13 +78278,13 @@ class Wire extends streamx.Duplex {
 
 /* harmony default export */ const bittorrent_protocol = (Wire);
 
-// EXTERNAL MODULE: ../main/node_modules/block-iterator/index.js
-var block_iterator = __nccwpck_require__(1486);
-// EXTERNAL MODULE: ../main/node_modules/piece-length/index.js
-var piece_length = __nccwpck_require__(9601);
-// EXTERNAL MODULE: ../main/node_modules/is-file/index.js
-var is_file = __nccwpck_require__(1093);
-;// CONCATENATED MODULE: ../main/node_modules/junk/index.js
+// EXTERNAL MODULE: ./node_modules/block-iterator/index.js
+var block_iterator = __nccwpck_require__(2814);
+// EXTERNAL MODULE: ./node_modules/piece-length/index.js
+var piece_length = __nccwpck_require__(49);
+// EXTERNAL MODULE: ./node_modules/is-file/index.js
+var is_file = __nccwpck_require__(1461);
+;// CONCATENATED MODULE: ./node_modules/junk/index.js
 const ignoreList = [
 	// # All
 	'^npm-debug\\.log$', // Error log for npm
@@ -78318,13 +78320,13 @@ function isNotJunk(filename) {
 	return !isJunk(filename);
 }
 
-// EXTERNAL MODULE: ../main/node_modules/join-async-iterator/index.js
-var join_async_iterator = __nccwpck_require__(6902);
-// EXTERNAL MODULE: ../main/node_modules/fast-readable-async-iterator/index.js
-var fast_readable_async_iterator = __nccwpck_require__(4025);
+// EXTERNAL MODULE: ./node_modules/join-async-iterator/index.js
+var join_async_iterator = __nccwpck_require__(3526);
+// EXTERNAL MODULE: ./node_modules/fast-readable-async-iterator/index.js
+var fast_readable_async_iterator = __nccwpck_require__(8153);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ../main/node_modules/create-torrent/get-files.js
+;// CONCATENATED MODULE: ./node_modules/create-torrent/get-files.js
 
 
 
@@ -78395,7 +78397,7 @@ function getFileInfo (path, cb) {
   })
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/create-torrent/index.js
+;// CONCATENATED MODULE: ./node_modules/create-torrent/index.js
 /*! create-torrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -78798,17 +78800,17 @@ async function * getStreamStream (readable, file) {
 /* harmony default export */ const create_torrent = (createTorrent);
 
 
-// EXTERNAL MODULE: ../main/node_modules/k-bucket/index.js
-var k_bucket = __nccwpck_require__(5938);
-// EXTERNAL MODULE: ../main/node_modules/k-rpc/index.js
-var k_rpc = __nccwpck_require__(4671);
-// EXTERNAL MODULE: ../main/node_modules/last-one-wins/index.js
-var last_one_wins = __nccwpck_require__(6079);
-// EXTERNAL MODULE: ../main/node_modules/randombytes/index.js
-var randombytes = __nccwpck_require__(7482);
-// EXTERNAL MODULE: ../main/node_modules/record-cache/index.js
-var record_cache = __nccwpck_require__(8634);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/client.js
+// EXTERNAL MODULE: ./node_modules/k-bucket/index.js
+var k_bucket = __nccwpck_require__(6354);
+// EXTERNAL MODULE: ./node_modules/k-rpc/index.js
+var k_rpc = __nccwpck_require__(351);
+// EXTERNAL MODULE: ./node_modules/last-one-wins/index.js
+var last_one_wins = __nccwpck_require__(159);
+// EXTERNAL MODULE: ./node_modules/randombytes/index.js
+var randombytes = __nccwpck_require__(7066);
+// EXTERNAL MODULE: ./node_modules/record-cache/index.js
+var record_cache = __nccwpck_require__(6378);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/client.js
 
 
 
@@ -79608,7 +79610,7 @@ function toBuffer (str) {
 
 /* harmony default export */ const bittorrent_dht_client = (DHT);
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/server.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/server.js
 /**
  * TODO: DHT Bootstrap Server
  *
@@ -79617,20 +79619,20 @@ function toBuffer (str) {
  */
 
 
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-dht/index.js
+;// CONCATENATED MODULE: ./node_modules/bittorrent-dht/index.js
 /*! bittorrent-dht. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
 
-// EXTERNAL MODULE: ../main/node_modules/ip-set/index.js
-var ip_set = __nccwpck_require__(2337);
-// EXTERNAL MODULE: ../main/node_modules/netmask/dist/netmask.js
-var netmask = __nccwpck_require__(6067);
-// EXTERNAL MODULE: ../main/node_modules/split/index.js
-var split = __nccwpck_require__(7076);
+// EXTERNAL MODULE: ./node_modules/ip-set/index.js
+var ip_set = __nccwpck_require__(561);
+// EXTERNAL MODULE: ./node_modules/netmask/dist/netmask.js
+var netmask = __nccwpck_require__(8755);
+// EXTERNAL MODULE: ./node_modules/split/index.js
+var split = __nccwpck_require__(3764);
 // EXTERNAL MODULE: external "zlib"
 var external_zlib_ = __nccwpck_require__(3106);
-;// CONCATENATED MODULE: ../main/node_modules/load-ip-set/index.js
+;// CONCATENATED MODULE: ./node_modules/load-ip-set/index.js
 /*! load-ip-set. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -79702,7 +79704,7 @@ async function loadIPSet (input, opts, cb) {
 
 /* harmony default export */ const load_ip_set = (loadIPSet);
 
-;// CONCATENATED MODULE: ../main/node_modules/@thaunknown/thirty-two/lib/thirty-two/index.js
+;// CONCATENATED MODULE: ./node_modules/@thaunknown/thirty-two/lib/thirty-two/index.js
 
 /*
 Copyright (c) 2011, Chris Umbel
@@ -79825,7 +79827,7 @@ const thirty_two_decode = function (encoded) {
 /* harmony default export */ const thirty_two = ({ encode: thirty_two_encode, decode: thirty_two_decode });
 
 
-;// CONCATENATED MODULE: ../main/node_modules/bep53-range/index.js
+;// CONCATENATED MODULE: ./node_modules/bep53-range/index.js
 function composeRange (range) {
   return range
     .reduce((acc, cur, idx, arr) => {
@@ -79852,7 +79854,7 @@ function parseRange (range) {
 
 
 
-;// CONCATENATED MODULE: ../main/node_modules/magnet-uri/index.js
+;// CONCATENATED MODULE: ./node_modules/magnet-uri/index.js
 /*! magnet-uri. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -80030,7 +80032,7 @@ function magnetURIEncode (obj) {
 /* harmony default export */ const magnet_uri = (magnetURIDecode);
 
 
-;// CONCATENATED MODULE: ../main/node_modules/parse-torrent/index.js
+;// CONCATENATED MODULE: ./node_modules/parse-torrent/index.js
 /*! parse-torrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -80294,15 +80296,15 @@ function ensure (bool, fieldName) {
 const toMagnetURI = magnetURIEncode
 
 
-// EXTERNAL MODULE: ../main/node_modules/speed-limiter/index.js
-var speed_limiter = __nccwpck_require__(5522);
+// EXTERNAL MODULE: ./node_modules/speed-limiter/index.js
+var speed_limiter = __nccwpck_require__(3602);
 // EXTERNAL MODULE: external "node:child_process"
 var external_node_child_process_ = __nccwpck_require__(1421);
 // EXTERNAL MODULE: external "node:process"
 var external_node_process_ = __nccwpck_require__(1708);
-// EXTERNAL MODULE: ../main/node_modules/cross-spawn/index.js
-var cross_spawn = __nccwpck_require__(4786);
-;// CONCATENATED MODULE: ../main/node_modules/strip-final-newline/index.js
+// EXTERNAL MODULE: ./node_modules/cross-spawn/index.js
+var cross_spawn = __nccwpck_require__(546);
+;// CONCATENATED MODULE: ./node_modules/strip-final-newline/index.js
 function stripFinalNewline(input) {
 	const LF = typeof input === 'string' ? '\n' : '\n'.charCodeAt();
 	const CR = typeof input === 'string' ? '\r' : '\r'.charCodeAt();
@@ -80318,7 +80320,7 @@ function stripFinalNewline(input) {
 	return input;
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/npm-run-path/node_modules/path-key/index.js
+;// CONCATENATED MODULE: ./node_modules/npm-run-path/node_modules/path-key/index.js
 function pathKey(options = {}) {
 	const {
 		env = process.env,
@@ -80332,7 +80334,7 @@ function pathKey(options = {}) {
 	return Object.keys(env).reverse().find(key => key.toUpperCase() === 'PATH') || 'Path';
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/npm-run-path/index.js
+;// CONCATENATED MODULE: ./node_modules/npm-run-path/index.js
 
 
 
@@ -80386,7 +80388,7 @@ const npmRunPathEnv = ({env = external_node_process_.env, ...options} = {}) => {
 	return env;
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/mimic-fn/index.js
+;// CONCATENATED MODULE: ./node_modules/mimic-fn/index.js
 const copyProperty = (to, from, property, ignoreNonConfigurable) => {
 	// `Function#length` should reflect the parameters of `to` not `from` since we keep its body.
 	// `Function#prototype` is non-writable and non-configurable so can never be modified.
@@ -80459,7 +80461,7 @@ function mimicFunction(to, from, {ignoreNonConfigurable = false} = {}) {
 	return to;
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/onetime/index.js
+;// CONCATENATED MODULE: ./node_modules/onetime/index.js
 
 
 const calledFunctions = new WeakMap();
@@ -80504,7 +80506,7 @@ onetime.callCount = function_ => {
 
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/realtime.js
+;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/realtime.js
 
 const getRealtimeSignals=()=>{
 const length=SIGRTMAX-SIGRTMIN+1;
@@ -80521,7 +80523,7 @@ standard:"posix"
 
 const SIGRTMIN=34;
 const SIGRTMAX=64;
-;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/core.js
+;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/core.js
 
 
 const SIGNALS=[
@@ -80795,7 +80797,7 @@ action:"terminate",
 description:"Invalid system call",
 standard:"other"
 }];
-;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/signals.js
+;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/signals.js
 
 
 
@@ -80830,7 +80832,7 @@ const supported=constantSignal!==undefined;
 const number=supported?constantSignal:defaultNumber;
 return{name,number,description,supported,action,forced,standard};
 };
-;// CONCATENATED MODULE: ../main/node_modules/human-signals/build/src/main.js
+;// CONCATENATED MODULE: ./node_modules/human-signals/build/src/main.js
 
 
 
@@ -80901,7 +80903,7 @@ return signals.find((signalA)=>signalA.number===number);
 };
 
 const signalsByNumber=getSignalsByNumber();
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/error.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/error.js
 
 
 
@@ -80990,7 +80992,7 @@ const makeError = ({
 	return error;
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/stdio.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/stdio.js
 const aliases = ['stdin', 'stdout', 'stderr'];
 
 const hasAlias = options => aliases.some(alias => options[alias] !== undefined);
@@ -81041,9 +81043,9 @@ const stdio_normalizeStdioNode = options => {
 	return [...stdio, 'ipc'];
 };
 
-// EXTERNAL MODULE: ../main/node_modules/signal-exit/index.js
-var signal_exit = __nccwpck_require__(5443);
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/kill.js
+// EXTERNAL MODULE: ./node_modules/signal-exit/index.js
+var signal_exit = __nccwpck_require__(6627);
+;// CONCATENATED MODULE: ./node_modules/execa/lib/kill.js
 
 
 
@@ -81147,7 +81149,7 @@ const setExitHandler = async (spawned, {cleanup, detached}, timedPromise) => {
 	});
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/is-stream/index.js
+;// CONCATENATED MODULE: ./node_modules/is-stream/index.js
 function isStream(stream) {
 	return stream !== null
 		&& typeof stream === 'object'
@@ -81178,7 +81180,7 @@ function isTransformStream(stream) {
 		&& typeof stream._transform === 'function';
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/pipe.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/pipe.js
 
 
 
@@ -81222,11 +81224,11 @@ const addPipeMethods = spawned => {
 	}
 };
 
-// EXTERNAL MODULE: ../main/node_modules/get-stream/index.js
-var get_stream = __nccwpck_require__(5571);
-// EXTERNAL MODULE: ../main/node_modules/merge-stream/index.js
-var merge_stream = __nccwpck_require__(4851);
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/stream.js
+// EXTERNAL MODULE: ./node_modules/get-stream/index.js
+var get_stream = __nccwpck_require__(6771);
+// EXTERNAL MODULE: ./node_modules/merge-stream/index.js
+var merge_stream = __nccwpck_require__(8595);
+;// CONCATENATED MODULE: ./node_modules/execa/lib/stream.js
 
 
 
@@ -81347,7 +81349,7 @@ const getSpawnedResult = async ({stdout, stderr, all}, {encoding, buffer, maxBuf
 	}
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/promise.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/promise.js
 // eslint-disable-next-line unicorn/prefer-top-level-await
 const nativePromisePrototype = (async () => {})().constructor.prototype;
 
@@ -81385,7 +81387,7 @@ const getSpawnedPromise = spawned => new Promise((resolve, reject) => {
 	}
 });
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/command.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/command.js
 
 
 
@@ -81507,7 +81509,7 @@ const parseTemplates = (templates, expressions) => {
 };
 
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/lib/verbose.js
+;// CONCATENATED MODULE: ./node_modules/execa/lib/verbose.js
 
 
 
@@ -81528,7 +81530,7 @@ const logCommand = (escapedCommand, {verbose}) => {
 	external_node_process_.stderr.write(`[${getTimestamp()}] ${escapedCommand}\n`);
 };
 
-;// CONCATENATED MODULE: ../main/node_modules/execa/index.js
+;// CONCATENATED MODULE: ./node_modules/execa/index.js
 
 
 
@@ -81839,7 +81841,7 @@ function execaNode(scriptPath, args, options = {}) {
 	);
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/default-gateway/index.js
+;// CONCATENATED MODULE: ./node_modules/default-gateway/index.js
 
 
 
@@ -82115,9 +82117,9 @@ const gateway6sync = () => sync(6);
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
-// EXTERNAL MODULE: ../main/node_modules/xml2js/lib/xml2js.js
-var xml2js = __nccwpck_require__(854);
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/device.js
+// EXTERNAL MODULE: ./node_modules/xml2js/lib/xml2js.js
+var xml2js = __nccwpck_require__(758);
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/device.js
 
 
 
@@ -82300,7 +82302,7 @@ class Device {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/ssdp.js
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/ssdp.js
 
 
 
@@ -82503,7 +82505,7 @@ class Ssdp extends external_events_.EventEmitter {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/upnp/index.js
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/upnp/index.js
 
 
 class upnp_Client {
@@ -82678,7 +82680,7 @@ class upnp_Client {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/lib/pmp/index.js
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/lib/pmp/index.js
 
 
 
@@ -83012,7 +83014,7 @@ class pmp_Client extends external_events_.EventEmitter {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/@silentbot1/nat-api/index.js
+;// CONCATENATED MODULE: ./node_modules/@silentbot1/nat-api/index.js
 
 
 
@@ -83524,9 +83526,9 @@ class NatAPI {
 
 // EXTERNAL MODULE: external "net"
 var external_net_ = __nccwpck_require__(9278);
-// EXTERNAL MODULE: ../main/node_modules/webtorrent/node_modules/streamx/index.js
-var node_modules_streamx = __nccwpck_require__(5880);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/peer.js
+// EXTERNAL MODULE: ./node_modules/webtorrent/node_modules/streamx/index.js
+var node_modules_streamx = __nccwpck_require__(8808);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/peer.js
 
 
 
@@ -83908,9 +83910,9 @@ peer_Peer.createWebSeedPeer = (conn, id, swarm, throttleGroups) => {
   return peer
 }
 
-// EXTERNAL MODULE: ../main/node_modules/webtorrent/lib/utp.cjs
-var utp = __nccwpck_require__(9298);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/conn-pool.js
+// EXTERNAL MODULE: ./node_modules/webtorrent/lib/utp.cjs
+var utp = __nccwpck_require__(9846);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/conn-pool.js
  // browser exclude
 
 
@@ -84103,9 +84105,9 @@ ConnPool.UTP_SUPPORT = Object.keys(utp).length > 0
 
 function conn_pool_noop () {}
 
-// EXTERNAL MODULE: ../main/node_modules/cache-chunk-store/index.js
-var cache_chunk_store = __nccwpck_require__(582);
-;// CONCATENATED MODULE: ../main/node_modules/chunk-store-iterator/index.js
+// EXTERNAL MODULE: ./node_modules/cache-chunk-store/index.js
+var cache_chunk_store = __nccwpck_require__(8646);
+;// CONCATENATED MODULE: ./node_modules/chunk-store-iterator/index.js
 
 
 async function * chunkStoreRead (store, opts = {}) {
@@ -84176,9 +84178,9 @@ async function chunkStoreWrite (store, stream, opts = {}) {
 
 /* harmony default export */ const chunk_store_iterator = ({ chunkStoreRead, chunkStoreWrite });
 
-// EXTERNAL MODULE: ../main/node_modules/cpus/index.js
-var cpus = __nccwpck_require__(307);
-;// CONCATENATED MODULE: ../main/node_modules/bittorrent-lsd/index.js
+// EXTERNAL MODULE: ./node_modules/cpus/index.js
+var cpus = __nccwpck_require__(976);
+;// CONCATENATED MODULE: ./node_modules/bittorrent-lsd/index.js
 /*! bittorrent-lsd. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -84339,7 +84341,7 @@ class LSD extends external_events_.EventEmitter {
 
 /* harmony default export */ const bittorrent_lsd = (LSD);
 
-;// CONCATENATED MODULE: ../main/node_modules/torrent-discovery/index.js
+;// CONCATENATED MODULE: ./node_modules/torrent-discovery/index.js
 /*! torrent-discovery. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
  // empty object in browser
@@ -84565,11 +84567,11 @@ class Discovery extends external_events_.EventEmitter {
 
 /* harmony default export */ const torrent_discovery = (Discovery);
 
-// EXTERNAL MODULE: ../main/node_modules/random-access-file/index.js
-var random_access_file = __nccwpck_require__(1461);
-// EXTERNAL MODULE: ../main/node_modules/thunky/index.js
-var thunky = __nccwpck_require__(6159);
-;// CONCATENATED MODULE: ../main/node_modules/filename-reserved-regex/index.js
+// EXTERNAL MODULE: ./node_modules/random-access-file/index.js
+var random_access_file = __nccwpck_require__(7701);
+// EXTERNAL MODULE: ./node_modules/thunky/index.js
+var thunky = __nccwpck_require__(2223);
+;// CONCATENATED MODULE: ./node_modules/filename-reserved-regex/index.js
 /* eslint-disable no-control-regex */
 
 function filenameReservedRegex() {
@@ -84580,7 +84582,7 @@ function windowsReservedNameRegex() {
 	return /^(con|prn|aux|nul|com\d|lpt\d)$/i;
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/fs-chunk-store/index.js
+;// CONCATENATED MODULE: ./node_modules/fs-chunk-store/index.js
 /*! fs-chunk-store. MIT License. Feross Aboukhadijeh <https://feross.org/opensource> */
 
 
@@ -84832,9 +84834,9 @@ function nextTick (cb, err, val) {
 
 function fs_chunk_store_noop () {}
 
-// EXTERNAL MODULE: ../main/node_modules/immediate-chunk-store/index.js
-var immediate_chunk_store = __nccwpck_require__(1405);
-;// CONCATENATED MODULE: ../main/node_modules/lt_donthave/index.js
+// EXTERNAL MODULE: ./node_modules/immediate-chunk-store/index.js
+var immediate_chunk_store = __nccwpck_require__(3389);
+;// CONCATENATED MODULE: ./node_modules/lt_donthave/index.js
 /*! lt_donthave. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -84903,11 +84905,11 @@ const lt_donthave_debug = src('lt_donthave')
   return ltDontHave
 });
 
-// EXTERNAL MODULE: ../main/node_modules/memory-chunk-store/index.js
-var memory_chunk_store = __nccwpck_require__(4103);
-// EXTERNAL MODULE: ../main/node_modules/run-parallel-limit/index.js
-var run_parallel_limit = __nccwpck_require__(3081);
-;// CONCATENATED MODULE: ../main/node_modules/torrent-piece/index.js
+// EXTERNAL MODULE: ./node_modules/memory-chunk-store/index.js
+var memory_chunk_store = __nccwpck_require__(2103);
+// EXTERNAL MODULE: ./node_modules/run-parallel-limit/index.js
+var run_parallel_limit = __nccwpck_require__(1097);
+;// CONCATENATED MODULE: ./node_modules/torrent-piece/index.js
 /*! torrent-piece. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -85016,7 +85018,7 @@ class Piece {
 
 Piece.BLOCK_LENGTH = BLOCK_LENGTH
 
-;// CONCATENATED MODULE: ../main/node_modules/ut_metadata/index.js
+;// CONCATENATED MODULE: ./node_modules/ut_metadata/index.js
 /*! ut_metadata. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -85264,7 +85266,7 @@ const PIECE_LENGTH = 1 << 14 // 16 KiB
   return utMetadata
 });
 
-;// CONCATENATED MODULE: ../main/node_modules/ut_pex/index.js
+;// CONCATENATED MODULE: ./node_modules/ut_pex/index.js
 /*! ut_pex. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -85529,9 +85531,9 @@ const FLAGS = {
   return utPex
 });
 
-// EXTERNAL MODULE: ../main/node_modules/mime/lite.js
-var mime_lite = __nccwpck_require__(838);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/file-iterator.js
+// EXTERNAL MODULE: ./node_modules/mime/lite.js
+var mime_lite = __nccwpck_require__(5702);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/file-iterator.js
 
 
 
@@ -85645,7 +85647,7 @@ class FileIterator extends external_events_ {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/file.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/file.js
 
 
 
@@ -85847,7 +85849,7 @@ class file_File extends external_events_ {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/rarity-map.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/rarity-map.js
 /**
  * Mapping of torrent pieces to their respective availability in the torrent swarm. Used
  * by the torrent manager for implementing the rarest piece first selection strategy.
@@ -85957,9 +85959,9 @@ class RarityMap {
   }
 }
 
-// EXTERNAL MODULE: ../main/node_modules/webtorrent/version.cjs
-var version = __nccwpck_require__(5840);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/webconn.js
+// EXTERNAL MODULE: ./node_modules/webtorrent/version.cjs
+var version = __nccwpck_require__(295);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/webconn.js
 
 
 
@@ -86114,7 +86116,7 @@ class WebConn extends bittorrent_protocol {
   }
 }
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/selections.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/selections.js
 /**
  * @typedef {Object} MinimalSelectionItem
  * @property {number} from
@@ -86329,7 +86331,7 @@ const isIntersecting = (newItem, existing) => () =>
     isInsideExisting(newItem, existing) ||
     isCoveringExisting(newItem, existing)
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/torrent.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/torrent.js
 
 
  // browser exclude
@@ -88563,13 +88565,13 @@ function randomInt (high) {
 
 function torrent_noop () {}
 
-// EXTERNAL MODULE: ../main/node_modules/escape-html/index.js
-var escape_html = __nccwpck_require__(9927);
-// EXTERNAL MODULE: ../main/node_modules/pump/index.js
-var pump = __nccwpck_require__(4666);
-// EXTERNAL MODULE: ../main/node_modules/range-parser/index.js
-var range_parser = __nccwpck_require__(8207);
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/lib/server.js
+// EXTERNAL MODULE: ./node_modules/escape-html/index.js
+var escape_html = __nccwpck_require__(2759);
+// EXTERNAL MODULE: ./node_modules/pump/index.js
+var pump = __nccwpck_require__(7898);
+// EXTERNAL MODULE: ./node_modules/range-parser/index.js
+var range_parser = __nccwpck_require__(4031);
+;// CONCATENATED MODULE: ./node_modules/webtorrent/lib/server.js
 
 
 
@@ -89023,7 +89025,7 @@ function encodeRFC5987 (str) {
 
 
 
-;// CONCATENATED MODULE: ../main/node_modules/webtorrent/index.js
+;// CONCATENATED MODULE: ./node_modules/webtorrent/index.js
 /*! webtorrent. MIT License. WebTorrent LLC <https://webtorrent.io/opensource> */
 
 
@@ -89774,7 +89776,7 @@ const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),
     "if(c.createHash('sha256').update(b).digest('hex')!==h)process.exit(97);" +
     'import(u.pathToFileURL(p.resolve(f)).href).catch(e=>{console.error(e);process.exit(98)})';
 
-;// CONCATENATED MODULE: ../main/node_modules/ssh-config/lib/glob.js
+;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
 function escapeChars(text, chars) {
     for (let char of chars) {
         text = text.replace(new RegExp('\\' + char, 'g'), '\\' + char);
@@ -89813,7 +89815,7 @@ function glob(patternList, text) {
 }
 /* harmony default export */ const lib_glob = (glob);
 //# sourceMappingURL=glob.js.map
-;// CONCATENATED MODULE: ../main/node_modules/ssh-config/lib/ssh-config.js
+;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/ssh-config.js
 
 
 
@@ -91898,6 +91900,18 @@ function toAttemptError(err, label) {
     }
     return new AttemptError('internal', err?.message ?? String(err), true);
 }
+/** The failure of a host the run ended for (timeout or signal) before it finished. */
+function endedError(signal) {
+    const reason = String(signal.reason ?? 'interrupted');
+    return reason === 'timeout'
+        ? new AttemptError('timed-out', 'the overall --timeout ended before this host finished', false)
+        : new AttemptError('interrupted', `the run was interrupted (${reason})`, false);
+}
+/** Stops an attempt between steps once the run has ended, so no agent starts after an interrupt. */
+function throwIfEnded(signal) {
+    if (signal.aborted)
+        throw endedError(signal);
+}
 function sftpCall(fn) {
     return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
 }
@@ -92035,6 +92049,10 @@ class AgentSession {
 /** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
 async function startAgent(ctx, conn, log) {
     const { plan, swarm } = ctx;
+    if (ctx.signal.aborted) {
+        conn.close();
+        throw endedError(ctx.signal);
+    }
     const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`;
     const channel = await conn.exec(command);
     const session = new AgentSession(conn, channel);
@@ -92069,11 +92087,13 @@ async function startAgent(ctx, conn, log) {
             if (settled)
                 return;
             settled = true;
-            const reason = String(ctx.signal.reason ?? 'interrupted');
-            void session.finish('abort', reason);
-            reject(new AttemptError(reason === 'timeout' ? 'timed-out' : 'interrupted', reason === 'timeout' ? 'the overall --timeout ended before this host finished' : `the run was interrupted (${reason})`, false));
+            // Settle only once the agent has removed its temporary file and exited (bounded by finish).
+            void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal)));
         };
-        ctx.signal.addEventListener('abort', onAbort, { once: true });
+        if (ctx.signal.aborted)
+            onAbort();
+        else
+            ctx.signal.addEventListener('abort', onAbort, { once: true });
         channel.on('data', lineReader((msg) => {
             const event = msg;
             switch (event.t) {
@@ -92120,9 +92140,11 @@ async function startAgent(ctx, conn, log) {
 async function attempt(ctx, log) {
     const { plan, spec, swarm } = ctx;
     const conn = await ctx.connectLimit.run(async () => {
+        throwIfEnded(ctx.signal);
         ctx.onState(spec.label, 'connecting');
         const c = await connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line));
         try {
+            throwIfEnded(ctx.signal);
             ctx.onState(spec.label, 'starting');
             const { uid } = await preflight(c, plan, log);
             const sftp = await c.sftp();

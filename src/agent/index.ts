@@ -92,6 +92,23 @@ async function preflight(start: StartMessage): Promise<'identical' | 'fetch'> {
   return 'fetch'
 }
 
+/** Refuses to start a download that can't fit, rather than fill the filesystem and fail at the end. */
+async function checkFreeSpace(start: StartMessage, partial: string): Promise<void> {
+  const dir = path.dirname(start.destination)
+  let free: number
+  try {
+    const fsInfo = await fs.promises.statfs(dir)
+    free = (process.getuid?.() === 0 ? fsInfo.bfree : fsInfo.bavail) * fsInfo.bsize
+  } catch {
+    return // not knowable here (old kernel, odd filesystem): the writes will tell
+  }
+  const resumed = await fs.promises.stat(partial).then((st) => st.blocks * 512, () => 0)
+  const needed = start.size - Math.min(resumed, start.size)
+  if (needed > free) {
+    throw new AgentError('no-space', `no space left for ${start.destination}: ${needed} more bytes needed in ${dir}, ${free} free; free space on that filesystem or choose another destination`)
+  }
+}
+
 /** Removes temporary files of earlier runs for this destination that hold other content. */
 async function removeStalePartials(destination: string, keep: string): Promise<void> {
   const dir = path.dirname(destination)
@@ -118,7 +135,8 @@ async function takeDestinationLock(destination: string): Promise<string> {
     const pid = Number((await fs.promises.readFile(lock, 'utf8')).trim())
     if (pid > 0 && pid !== process.pid) {
       const cmdline = await fs.promises.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
-      if (cmdline.includes('agent-')) {
+      // An agent's command line is its title (main sets it), or the bootstrap naming agent-<hash>.mjs.
+      if (cmdline.split('\0')[0] === 'herd-agent' || cmdline.includes('agent-')) {
         log(`stopping an earlier agent (pid ${pid}) still running for ${destination}`)
         try { process.kill(pid, 'SIGTERM') } catch {}
         for (let i = 0; i < 50 && fs.existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100))
@@ -150,37 +168,78 @@ async function placeFile(partial: string, start: StartMessage): Promise<void> {
   }
 }
 
-/** Drops peers whose pieces fail verification again and again; gives up when nothing good arrives. */
+/** A peer's address in one form, whether it connected to us (`::ffff:10.0.0.5`) or we to it (`10.0.0.5`). */
+function peerAddress(wire: Wire): string {
+  return wire.remoteAddress.replace(/^::ffff:(?=\d+\.)/, '')
+}
+
+/** Bytes of failed pieces kept as evidence at most (their blocks are compared once the piece verifies). */
+const EVIDENCE_BYTES_MAX = 64 * 1024 * 1024
+
+/**
+ * Drops peers that send corrupt data; gives up when nothing good arrives. A piece often mixes blocks
+ * from several peers, so a failed piece only blames its sender when one peer sent all of it; otherwise its
+ * blocks are kept until the piece verifies from fresh blocks, and the peers whose blocks differed are blamed.
+ */
 function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void, seedPeer: string): void {
-  const sources = new Map<number, Set<Wire>>()
+  type Blocks = Map<number, { wire: Wire; data: Uint8Array }>
+  const inFlight = new Map<number, Blocks>()
+  const evidence = new Map<number, Blocks>()
+  let evidenceBytes = 0
   const strikes = new Map<string, number>()
   const banned = new Set<string>()
   let failures = 0
+  const size = (blocks: Blocks) => [...blocks.values()].reduce((n, b) => n + b.data.length, 0)
+  const blame = (wire: Wire) => {
+    const key = peerAddress(wire)
+    if (banned.has(key) || `${wire.remoteAddress}:${wire.remotePort}` === seedPeer) return
+    const n = (strikes.get(key) ?? 0) + 1
+    strikes.set(key, n)
+    if (n >= 3) {
+      banned.add(key)
+      log(`dropped peer ${key}: ${n} pieces from it failed verification`)
+      for (const w of torrent.wires) if (peerAddress(w) === key) w.destroy()
+    }
+  }
   torrent.on('wire', (wire: Wire) => {
-    if (banned.has(wire.remoteAddress)) return wire.destroy()
-    wire.on('piece', (index: number) => {
-      let set = sources.get(index)
-      if (!set) sources.set(index, (set = new Set()))
-      set.add(wire)
+    if (banned.has(peerAddress(wire))) return wire.destroy()
+    wire.on('piece', (index: number, offset: number, data: Uint8Array) => {
+      if (torrent.bitfield.get(index)) return // a late duplicate of a verified piece
+      let blocks = inFlight.get(index)
+      if (!blocks) inFlight.set(index, (blocks = new Map()))
+      // The first block for an offset is the one webtorrent keeps.
+      if (!blocks.has(offset)) blocks.set(offset, { wire, data })
     })
   })
-  torrent.on('verified', (index: number) => sources.delete(index))
+  torrent.on('verified', (index: number) => {
+    const good = inFlight.get(index)
+    inFlight.delete(index)
+    const bad = evidence.get(index)
+    if (!bad) return
+    evidence.delete(index)
+    evidenceBytes -= size(bad)
+    const blamed = new Set<string>()
+    for (const [offset, block] of bad) {
+      const right = good?.get(offset)
+      if (right && Buffer.compare(right.data, block.data) !== 0 && !blamed.has(peerAddress(block.wire))) {
+        blamed.add(peerAddress(block.wire))
+        blame(block.wire)
+      }
+    }
+  })
   torrent.on('warning', (err: Error) => {
     const m = /^Piece (\d+) failed verification/.exec(err.message)
     if (!m) return
     failures++
     const index = Number(m[1])
-    for (const wire of sources.get(index) ?? []) {
-      const key = wire.remoteAddress
-      const n = (strikes.get(key) ?? 0) + 1
-      strikes.set(key, n)
-      if (n >= 3 && !banned.has(key) && `${key}:${wire.remotePort}` !== seedPeer) {
-        banned.add(key)
-        log(`dropped peer ${key}: ${n} pieces from it failed verification`)
-        for (const w of torrent.wires) if (w.remoteAddress === key) w.destroy()
-      }
+    const blocks = inFlight.get(index) ?? new Map()
+    inFlight.delete(index)
+    const senders = new Set([...blocks.values()].map((b) => peerAddress(b.wire)))
+    if (senders.size === 1) blame([...blocks.values()][0]!.wire)
+    else if (senders.size > 1 && !evidence.has(index) && evidenceBytes + size(blocks) <= EVIDENCE_BYTES_MAX) {
+      evidence.set(index, blocks)
+      evidenceBytes += size(blocks)
     }
-    sources.delete(index)
     if (failures > Math.max(200, torrent.pieces.length)) {
       fail(new AgentError('bad-peers', `${failures} pieces failed verification; the swarm keeps sending corrupt data`))
     }
@@ -288,8 +347,15 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
 
   try {
     lock = await takeDestinationLock(start.destination)
+    if (finished) {
+      await fs.promises.rm(lock, { force: true }).catch(() => {})
+      return ended
+    }
     const mode = await preflight(start)
     await removeStalePartials(start.destination, mode === 'identical' ? '' : partial)
+    if (mode === 'fetch') await checkFreeSpace(start, partial)
+    // Told to stop meanwhile (abort, release, eof): create nothing more.
+    if (finished) return ended
     const torrentFile = Buffer.from(start.torrent, 'base64')
     client = new WebTorrent(privateClientOptions({ torrentPort: 0 }))
     client.on('error', fail)

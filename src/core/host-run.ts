@@ -66,6 +66,19 @@ function toAttemptError(err: unknown, label: string): AttemptError {
   return new AttemptError('internal', (err as Error)?.message ?? String(err), true)
 }
 
+/** The failure of a host the run ended for (timeout or signal) before it finished. */
+function endedError(signal: AbortSignal): AttemptError {
+  const reason = String(signal.reason ?? 'interrupted')
+  return reason === 'timeout'
+    ? new AttemptError('timed-out', 'the overall --timeout ended before this host finished', false)
+    : new AttemptError('interrupted', `the run was interrupted (${reason})`, false)
+}
+
+/** Stops an attempt between steps once the run has ended, so no agent starts after an interrupt. */
+function throwIfEnded(signal: AbortSignal): void {
+  if (signal.aborted) throw endedError(signal)
+}
+
 function sftpCall<T>(fn: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))))
 }
@@ -202,6 +215,10 @@ class AgentSession {
 /** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
 async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
   const { plan, swarm } = ctx
+  if (ctx.signal.aborted) {
+    conn.close()
+    throw endedError(ctx.signal)
+  }
   const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
   const channel = await conn.exec(command)
   const session = new AgentSession(conn, channel)
@@ -233,11 +250,11 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     const onAbort = () => {
       if (settled) return
       settled = true
-      const reason = String(ctx.signal.reason ?? 'interrupted')
-      void session.finish('abort', reason)
-      reject(new AttemptError(reason === 'timeout' ? 'timed-out' : 'interrupted', reason === 'timeout' ? 'the overall --timeout ended before this host finished' : `the run was interrupted (${reason})`, false))
+      // Settle only once the agent has removed its temporary file and exited (bounded by finish).
+      void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal)))
     }
-    ctx.signal.addEventListener('abort', onAbort, { once: true })
+    if (ctx.signal.aborted) onAbort()
+    else ctx.signal.addEventListener('abort', onAbort, { once: true })
     channel.on(
       'data',
       lineReader(
@@ -288,9 +305,11 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
 async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
   const { plan, spec, swarm } = ctx
   const conn = await ctx.connectLimit.run(async () => {
+    throwIfEnded(ctx.signal)
     ctx.onState(spec.label, 'connecting')
     const c = await connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line))
     try {
+      throwIfEnded(ctx.signal)
       ctx.onState(spec.label, 'starting')
       const { uid } = await preflight(c, plan, log)
       const sftp = await c.sftp()

@@ -89,7 +89,7 @@ function wholeNumber(input: string, value: number | string | undefined, fallback
   if (value === undefined || value === '') return fallback
   const text = String(value).trim()
   if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}`)
+    throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`)
   }
   return Number(text)
 }
@@ -99,31 +99,33 @@ export function parsePorts(value: number | string | undefined): [number, number]
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text)
   const low = m ? Number(m[1]) : NaN
   const high = m ? Number(m[2] ?? m[1]) : NaN
-  if (!m || low < 1 || high > 65535 || low > high) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH`)
+  if (!m || low < 1 || high > 65535 || low > high) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`)
   return [low, high]
 }
 
-function readableFile(input: string, file: string, what: string): fs.Stats {
+function readableFile(input: string, file: string, whatName: string): fs.Stats {
+  // `local file: /x does not exist`, not `local file: local file /x does not exist`.
+  const what = whatName === input ? '' : `${whatName} `
   let st: fs.Stats
   try {
     st = fs.statSync(file)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new PlanError(input, code === 'ENOENT' ? `${what} ${file} does not exist; check the path` : `${what} ${file} cannot be read (${code}); check its permissions`)
+    throw new PlanError(input, code === 'ENOENT' ? `${what}${file} does not exist; check the path` : `${what}${file} cannot be read (${code}); check its permissions`)
   }
-  if (st.isDirectory()) throw new PlanError(input, `${what} ${file} is a directory; give a file`)
-  if (!st.isFile()) throw new PlanError(input, `${what} ${file} is not a regular file; give a file`)
+  if (st.isDirectory()) throw new PlanError(input, `${what}${file} is a directory; give a file`)
+  if (!st.isFile()) throw new PlanError(input, `${what}${file} is not a regular file; give a file`)
   try {
     fs.accessSync(file, fs.constants.R_OK)
   } catch (err) {
-    throw new PlanError(input, `${what} ${file} cannot be read (${(err as NodeJS.ErrnoException).code}); check its permissions`)
+    throw new PlanError(input, `${what}${file} cannot be read (${(err as NodeJS.ErrnoException).code}); check its permissions`)
   }
   return st
 }
 
 function hostsFrom(opts: HerdOptions): HostSpec[] {
-  const given = [opts.hostsFile !== undefined, opts.hostList !== undefined, opts.hostsText !== undefined].filter(Boolean).length
-  if (given > 1) throw new PlanError('hosts', 'give the hosts one way only: a hosts file, --hostlist, or standard input')
+  const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g): g is string => !!g)
+  if (given.length > 1) throw new PlanError('hosts', `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, --hostlist, or standard input`)
   try {
     if (opts.hostsFile !== undefined) {
       readableFile('hosts file', opts.hostsFile, 'hosts file')
@@ -149,7 +151,7 @@ function checkIdentity(file: string, passphrase: string | undefined): void {
       '--identity',
       encrypted
         ? passphrase
-          ? `identity ${file}: the passphrase is wrong; check the passphrase`
+          ? `identity ${file}: the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE`
           : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
         : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`,
     )
@@ -168,7 +170,7 @@ export function makePlan(opts: HerdOptions): Plan {
   if (destination.includes('\0')) throw new PlanError('remote file', 'contains a NUL byte; remove it')
   const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict') as Plan['hostKeyPolicy']
   if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
-    throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not one of strict, accept-new`)
+    throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`)
   }
   const identityFiles = opts.identityFiles ?? []
   for (const id of identityFiles) checkIdentity(id, opts.passphrase)
@@ -176,9 +178,9 @@ export function makePlan(opts: HerdOptions): Plan {
   for (const kh of knownHostsFiles) readableFile('--known-hosts', kh, 'known_hosts file')
   if (opts.sshConfig !== undefined) readableFile('--ssh-config', opts.sshConfig, 'ssh config')
   const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '')
-  if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError('--remote-path', 'must be a folder path without NUL or newline')
+  if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them')
   const node = opts.node ?? DEFAULTS.node
-  if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError('--node', 'must be a command or path without NUL or newline')
+  if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them')
   const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
   return {
     file: path.resolve(opts.file),

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import type { Cluster, ClusterHost, RunResult } from './cluster.js'
+import { run, type Cluster, type ClusterHost, type RunResult } from './cluster.js'
 import type { Report } from '../../src/core/report.js'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
@@ -51,4 +51,28 @@ export function leftovers(cluster: Cluster, host: ClusterHost, destination: stri
   const dir = cluster.hostPath(host, path.dirname(destination))
   if (!fs.existsSync(dir)) return []
   return fs.readdirSync(dir).filter((n) => n.includes('.herd-'))
+}
+
+/** How many SSH connections a host's sshd has logged so far (its log is at LogLevel VERBOSE). */
+export function sshConnections(host: ClusterHost): number {
+  try {
+    return (fs.readFileSync(host.logPath, 'utf8').match(/Connection from /g) ?? []).length
+  } catch {
+    return 0
+  }
+}
+
+/** Runs a shell script inside the mount namespace of a host's sshd: what herd's sessions see (mounts made there included). */
+export function inSshdMounts(host: ClusterHost, script: string, timeoutMs = 30_000): Promise<RunResult> {
+  if (!host.sshdPid) throw new Error(`${host.alias}: sshd is not running`)
+  return run('nsenter', ['-t', String(host.sshdPid), '-m', '-n', 'sh', '-c', script], { timeoutMs })
+}
+
+/** Polls `probe` every 100 ms until it returns true; fails after timeoutMs naming `what`. */
+export async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }

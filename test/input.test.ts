@@ -1,0 +1,149 @@
+// Bad input through the committed CLI: each mistake is one line naming the input and the fix, exit 2, and no host is touched.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { after, before, test } from 'node:test'
+import { canRunCluster, startCluster, type Cluster } from './support/cluster.js'
+import { cliPath, herd, hostsFile, randomFile, repoRoot, sshConnections } from './support/herd.js'
+
+const can = canRunCluster()
+const skip = can.ok ? false : can.why
+const MiB = 1024 * 1024
+let cluster: Cluster
+let work: string
+let file: { path: string; sha256: string }
+
+before(async () => {
+  if (!can.ok) return
+  cluster = await startCluster({ hosts: 2 })
+  // Readable by an unprivileged user too (the unreadable-file cases run herd as nobody).
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-input-'))
+  fs.chmodSync(work, 0o755)
+  file = randomFile(work, 'app.bin', 1 * MiB)
+})
+
+after(async () => {
+  await cluster?.destroy()
+  if (work) fs.rmSync(work, { recursive: true, force: true })
+})
+
+/**
+ * Runs herd with args; asserts exit 2, a `herd: INPUT: ...` line on stderr that matches `message`, and
+ * that no host saw an SSH connection or got herd's working folder.
+ */
+async function refused(args: string[], input: string, message: RegExp, opts: { env?: Record<string, string>; asNobody?: boolean; noFix?: boolean } = {}): Promise<string> {
+  const before = cluster.hosts.map(sshConnections)
+  const r = opts.asNobody
+    ? await cluster.runInRunner(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'node', cliPath, ...args, '--json'], { env: cluster.env(opts.env), timeoutMs: 30_000, cwd: repoRoot })
+    : await herd(cluster, args, { timeoutMs: 30_000, env: opts.env })
+  assert.equal(r.code, 2, `exit code for ${input}: ${r.stderr}`)
+  assert.equal(r.stdout, '', 'no report on stdout')
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('herd: '))
+  assert.equal(errors.length, 1, `one error line, got: ${r.stderr}`)
+  const line = errors[0]!
+  assert.ok(line.startsWith(`herd: ${input}: `), `the error names ${input}: ${line}`)
+  assert.match(line, message)
+  if (!opts.noFix) assert.match(line, /; /, `the error says the fix after '; ': ${line}`)
+  // No host touched: sshd logged no new connection, and no working folder appeared.
+  await new Promise((r) => setTimeout(r, 200))
+  assert.deepEqual(cluster.hosts.map(sshConnections), before, 'an SSH connection was made')
+  for (const h of cluster.hosts) assert.equal(fs.existsSync(cluster.hostPath(h, '/root/.cache/herd-action')), false, `${h.alias} was touched`)
+  return line
+}
+
+const hostlist = () => ['--hostlist', cluster.hosts.map((h) => h.alias).join(',')]
+
+test('the local file: missing, empty, a directory, not a regular file', { skip, timeout: 60_000 }, async () => {
+  await refused([path.join(work, 'nope.bin'), '/srv/x.bin', ...hostlist()], 'local file', /nope\.bin does not exist; check the path/)
+  const empty = path.join(work, 'empty.bin')
+  fs.writeFileSync(empty, '')
+  await refused([empty, '/srv/x.bin', ...hostlist()], 'local file', /empty\.bin is empty; give a file with content/)
+  await refused([work, '/srv/x.bin', ...hostlist()], 'local file', /is a directory; give a file/)
+  const fifo = path.join(work, 'fifo')
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
+  await refused([fifo, '/srv/x.bin', ...hostlist()], 'local file', /fifo is not a regular file; give a file/)
+})
+
+test('an unreadable local file, hosts file or identity (herd run as an unprivileged user; root reads anything)', { skip, timeout: 60_000 }, async () => {
+  const secret = path.join(work, 'secret.bin')
+  fs.writeFileSync(secret, 'x')
+  fs.chmodSync(secret, 0o000)
+  await refused([secret, '/srv/x.bin', ...hostlist()], 'local file', /secret\.bin cannot be read \(EACCES\); check its permissions/, { asNobody: true })
+  const hosts = hostsFile(work, cluster.hosts, 'hosts-0000.txt')
+  fs.chmodSync(hosts, 0o000)
+  await refused([file.path, '/srv/x.bin', hosts], 'hosts file', /hosts-0000\.txt cannot be read \(EACCES\); check its permissions/, { asNobody: true })
+  fs.chmodSync(file.path, 0o644)
+  const key = path.join(work, 'id_unreadable')
+  fs.copyFileSync(cluster.identityPath, key)
+  fs.chmodSync(key, 0o000)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '-i', key], '--identity', /identity .*id_unreadable cannot be read \(EACCES\); check its permissions/, { asNobody: true })
+})
+
+test('hosts: an empty hosts file, no hosts at all, a malformed line named by its number, two sources at once', { skip, timeout: 60_000 }, async () => {
+  const empty = path.join(work, 'empty-hosts.txt')
+  fs.writeFileSync(empty, '# nothing here yet\n\n')
+  await refused([file.path, '/srv/x.bin', empty], 'hosts file', /empty-hosts\.txt names no host; write one host per line/)
+  // No hosts file, no --hostlist, and an empty standard input.
+  await refused([file.path, '/srv/x.bin'], 'hosts', /no host given; pass a hosts file/)
+  const bad = path.join(work, 'bad-hosts.txt')
+  fs.writeFileSync(bad, `# fleet\n${cluster.hosts[0]!.alias}\nweb-2:99999\n`)
+  await refused([file.path, '/srv/x.bin', bad], bad, /line 3: 'web-2:99999' has an invalid port '99999'; use a number from 1 to 65535/)
+  fs.writeFileSync(bad, `${cluster.hosts[0]!.alias}\n\nweb 2\n`)
+  await refused([file.path, '/srv/x.bin', bad], bad, /line 3: 'web 2' contains white space; write one host per line/)
+  await refused([file.path, '/srv/x.bin', '--hostlist', 'ok-host,bad$host'], 'hosts', /'bad\$host' is not a valid host name/, { noFix: true })
+  await refused([file.path, '/srv/x.bin', hostsFile(work, cluster.hosts), ...hostlist()], 'hosts', /given twice \(a hosts file and --hostlist\); give the hosts one way only/)
+  await refused([file.path, '/srv/x.bin', path.join(work, 'hosts-missing.txt')], 'hosts file', /hosts-missing\.txt does not exist; check the path/)
+})
+
+test('ports: not a port, a reversed range, a busy port', { skip, timeout: 60_000 }, async () => {
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '70000'], '--port', /'70000' is not a port \(1-65535\) or a range LOW-HIGH/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', 'http'], '--port', /'http' is not a port/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '9010-9000'], '--port', /'9010-9000' is not a port/)
+  // Something else listens on the port in the runner's network namespace.
+  const holder = cluster.spawnInRunner(['node', '-e', "require('net').createServer().listen(18998, () => console.log('listening'))"])
+  try {
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve())
+      holder.once('exit', () => reject(new Error('the port holder exited')))
+    })
+    await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '18998'], '--port', /port 18998 busy; pick a free port or a range like/)
+  } finally {
+    process.kill(-holder.pid!, 'SIGKILL')
+  }
+})
+
+test('the destination: relative, a folder', { skip, timeout: 60_000 }, async () => {
+  await refused([file.path, 'srv/x.bin', ...hostlist()], 'remote file', /'srv\/x\.bin' is not an absolute path; write it from \//)
+  await refused([file.path, '/srv/', ...hostlist()], 'remote file', /names a folder; give the full path of the file, e.g\. \/srv\/app\.bin/)
+})
+
+test('identities: missing, a directory, not a key, encrypted without or with a wrong passphrase', { skip, timeout: 60_000 }, async () => {
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '-i', path.join(work, 'no_such_key')], '--identity', /identity .*no_such_key does not exist; check the path/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '-i', work], '--identity', /is a directory; give a file/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '-i', file.path], '--identity', /is not a private key this client can read .*; use an OpenSSH or PEM private key/)
+  const encrypted = path.join(work, 'id_encrypted')
+  fs.copyFileSync(cluster.identityPath, encrypted)
+  fs.chmodSync(encrypted, 0o600)
+  assert.equal(spawnSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'the-right-one', '-f', encrypted]).status, 0)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '-i', encrypted], '--identity', /is encrypted; give its passphrase \(HERD_SSH_PASSPHRASE\)/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '-i', encrypted], '--identity', /the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE/, { env: { HERD_SSH_PASSPHRASE: 'a-wrong-one' } })
+})
+
+test('other options: known_hosts and ssh config files that do not exist, numbers that are not numbers', { skip, timeout: 60_000 }, async () => {
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--known-hosts', path.join(work, 'kh')], '--known-hosts', /known_hosts file .*kh does not exist/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--ssh-config', path.join(work, 'cfg')], '--ssh-config', /ssh config .*cfg does not exist/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--retry', 'twice'], '--retry', /'twice' is not a whole number from -1 up; give one/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--timeout', '0'], '--timeout', /'0' is not a whole number from 1 up/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--concurrency', '0'], '--concurrency', /'0' is not a whole number from 1 to 1000/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--remote-path', 'a\nb'], '--remote-path', /contains a NUL or newline; give a folder path without them/)
+})
+
+test('the same inputs, corrected, do reach the hosts (the checks above are not vacuous)', { skip, timeout: 60_000 }, async () => {
+  const before = cluster.hosts.map(sshConnections)
+  const r = await herd(cluster, [file.path, '/srv/x.bin', ...hostlist()])
+  assert.equal(r.code, 0, r.stderr)
+  for (const h of cluster.hosts) assert.equal(await cluster.sha256On(h, '/srv/x.bin'), file.sha256)
+  cluster.hosts.forEach((h, i) => assert.ok(sshConnections(h) > before[i]!, `${h.alias}: sshd logged the connection`))
+})
