@@ -25,7 +25,7 @@ test('a malformed line is named with its line number and what is wrong', () => {
     ['ok\n\nweb 3\n', /^line 3: 'web' |^line 3: 'web 3' contains white space/],
     ['@web\n', /^line 1: '@web' has an invalid user name/],
     ['[::1\n', /^line 1: '\[::1' has '\[' without '\]'/],
-    ['web$(reboot)\n', /^line 1: 'web\$\(reboot\)' is not a valid host name$/],
+    ['web$(reboot)\n', /^line 1: 'web\$\(reboot\)' is not a valid host name; use letters, digits, dots and dashes, or an ssh config alias$/],
     ['web-1:\n', /^line 1: 'web-1:' has an invalid port ''/],
   ]
   for (const [text, expected] of cases) {

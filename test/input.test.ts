@@ -92,7 +92,7 @@ test('hosts: an empty hosts file, no hosts at all, a malformed line named by its
   await refused([file.path, '/srv/x.bin', bad], bad, /line 3: 'web-2:99999' has an invalid port '99999'; use a number from 1 to 65535/)
   fs.writeFileSync(bad, `${cluster.hosts[0]!.alias}\n\nweb 2\n`)
   await refused([file.path, '/srv/x.bin', bad], bad, /line 3: 'web 2' contains white space; write one host per line/)
-  await refused([file.path, '/srv/x.bin', '--hostlist', 'ok-host,bad$host'], 'hosts', /'bad\$host' is not a valid host name/, { noFix: true })
+  await refused([file.path, '/srv/x.bin', '--hostlist', 'ok-host,bad$host'], 'hosts', /'bad\$host' is not a valid host name/)
   await refused([file.path, '/srv/x.bin', hostsFile(work, cluster.hosts), ...hostlist()], 'hosts', /given twice \(a hosts file and --hostlist\); give the hosts one way only/)
   await refused([file.path, '/srv/x.bin', path.join(work, 'hosts-missing.txt')], 'hosts file', /hosts-missing\.txt does not exist; check the path/)
 })

@@ -59749,6 +59749,8 @@ function webtorrent_isFileList (obj) {
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 /** Version of this message set; the runner refuses an agent that speaks another. */
 const PROTOCOL_VERSION = 1;
+/** Seconds between the agent's `alive` lines; the runner gives up on an agent silent for 12 of them. */
+const ALIVE_SECONDS = 5;
 /** Agent exit codes the runner tells apart. */
 const AGENT_EXIT = {
     ok: 0,
@@ -60316,6 +60318,8 @@ async function run(start, inbox) {
 /** Reads the start message, runs, and exits with a code the runner tells apart. */
 async function main() {
     process.title = 'herd-agent';
+    // Tell the runner we're alive in every phase (hashing a large file sends nothing else for a while).
+    setInterval(() => send({ t: 'alive' }), ALIVE_SECONDS * 1000).unref();
     let handler;
     const pending = [];
     let startResolve;

@@ -68717,7 +68717,7 @@ function parseHost(raw, line) {
         if (colon >= 0)
             port = parsePort(rest.slice(colon + 1), label, line);
         if (!HOST_RE.test(host))
-            throw new HostParseError(label, line, 'is not a valid host name');
+            throw new HostParseError(label, line, 'is not a valid host name; use letters, digits, dots and dashes, or an ssh config alias');
     }
     if (host === '')
         throw new HostParseError(label, line, 'has no host name');
@@ -89745,6 +89745,7 @@ async function startSeeder(file, t, opts) {
 
 
 
+
 let cached;
 /** dist/agent/agent.mjs beside the running bundle (dist/cli, dist/action) or the repository's dist. */
 function loadAgentBundle() {
@@ -89764,16 +89765,21 @@ function loadAgentBundle() {
         throw new Error(`the agent bundle is missing (looked in ${candidates.join(', ')}); run npm run build`);
     const bytes = external_node_fs_.readFileSync(found);
     const sha256 = external_node_crypto_namespaceObject.createHash('sha256').update(bytes).digest('hex');
-    cached = { path: found, bytes, sha256, remoteName: `agent-${sha256.slice(0, 20)}.mjs` };
+    // Every host's copy crosses the runner's link: send it compressed (about 0.1 s to gzip, once).
+    cached = { path: found, bytes, gzipped: external_node_zlib_namespaceObject.gzipSync(bytes, { level: 9 }), sha256, remoteName: `agent-${sha256.slice(0, 20)}.mjs` };
     return cached;
 }
 /**
- * Runs on the host under `node -e`: starts the agent only if its bytes hash to the expected value,
- * else exits 97 so the runner uploads it. A planted or damaged file is never executed.
+ * Runs on the host under `node -e`: starts the agent only if its bytes hash to the expected value. When
+ * the unpacked agent is missing or wrong it unpacks `NAME.gz` (as uploaded), checks the hash again and
+ * renames it into place; with neither it exits 97 so the runner uploads it. A planted or damaged file is
+ * never executed.
  */
-const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),u=require('url');" +
-    'const [f,h]=process.argv.slice(1);let b;try{b=fs.readFileSync(f)}catch(e){process.exit(97)}' +
-    "if(c.createHash('sha256').update(b).digest('hex')!==h)process.exit(97);" +
+const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),u=require('url'),z=require('zlib');" +
+    "const [f,h]=process.argv.slice(1),ok=b=>c.createHash('sha256').update(b).digest('hex')===h;" +
+    'let b=null;try{b=fs.readFileSync(f)}catch(e){}' +
+    "if(!b||!ok(b)){try{b=z.gunzipSync(fs.readFileSync(f+'.gz'))}catch(e){process.exit(97)}" +
+    "if(!ok(b))process.exit(97);const t=f+'.'+process.pid+'.tmp';fs.writeFileSync(t,b,{mode:0o600});fs.renameSync(t,f);fs.rmSync(f+'.gz',{force:true})}" +
     'import(u.pathToFileURL(p.resolve(f)).href).catch(e=>{console.error(e);process.exit(98)})';
 
 ;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
@@ -91796,6 +91802,8 @@ function unmapV4(address) {
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 /** Version of this message set; the runner refuses an agent that speaks another. */
 const PROTOCOL_VERSION = 1;
+/** Seconds between the agent's `alive` lines; the runner gives up on an agent silent for 12 of them. */
+const ALIVE_SECONDS = 5;
 /** Agent exit codes the runner tells apart. */
 const AGENT_EXIT = {
     ok: 0,
@@ -91912,6 +91920,31 @@ function throwIfEnded(signal) {
     if (signal.aborted)
         throw endedError(signal);
 }
+/** Waits for a connection, but gives up at once when the run ends; one that completes later is closed. */
+function untilEnded(connecting, signal) {
+    if (signal.aborted) {
+        void connecting.then((c) => c.close(), () => { });
+        return Promise.reject(endedError(signal));
+    }
+    return new Promise((resolve, reject) => {
+        const onAbort = () => {
+            void connecting.then((c) => c.close(), () => { });
+            reject(endedError(signal));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        connecting.then((c) => {
+            signal.removeEventListener('abort', onAbort);
+            if (signal.aborted) {
+                c.close();
+                return reject(endedError(signal));
+            }
+            resolve(c);
+        }, (err) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(err);
+        });
+    });
+}
 function sftpCall(fn) {
     return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
 }
@@ -91983,17 +92016,19 @@ async function prepareWorkDir(sftp, plan, uid, log) {
 }
 /** Uploads the agent under its hash name unless that exact build is already there. */
 async function uploadAgent(sftp, plan, agent, log, force) {
-    const target = `${plan.remotePath}/${agent.remoteName}`;
+    const unpacked = `${plan.remotePath}/${agent.remoteName}`;
     if (!force) {
-        const st = await sftpCall((cb) => sftp.stat(target, cb)).catch(() => undefined);
+        const st = await sftpCall((cb) => sftp.stat(unpacked, cb)).catch(() => undefined);
         if (st && st.size === agent.bytes.length) {
             log.write(`agent ${agent.remoteName} already on the host`);
             return;
         }
     }
+    // Upload gzipped under a temporary name, then rename: the bootstrap unpacks and hash-checks it.
+    const target = `${unpacked}.gz`;
     const temp = `${target}.${process.pid}.${Date.now()}.tmp`;
     const began = Date.now();
-    await sftpCall((cb) => sftp.writeFile(temp, agent.bytes, { mode: 0o600 }, cb));
+    await sftpCall((cb) => sftp.writeFile(temp, agent.gzipped, { mode: 0o600 }, cb));
     try {
         await sftpCall((cb) => sftp.ext_openssh_rename(temp, target, cb));
     }
@@ -92001,7 +92036,7 @@ async function uploadAgent(sftp, plan, agent, log, force) {
         await sftpCall((cb) => sftp.unlink(target, cb)).catch(() => { });
         await sftpCall((cb) => sftp.rename(temp, target, cb));
     }
-    log.write(`uploaded agent ${agent.remoteName} (${agent.bytes.length} bytes) in ${Date.now() - began} ms`);
+    log.write(`uploaded agent ${agent.remoteName} (${agent.gzipped.length} bytes gzipped) in ${Date.now() - began} ms`);
 }
 function formatPeer(address, port) {
     return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
@@ -92094,6 +92129,19 @@ async function startAgent(ctx, conn, log) {
             onAbort();
         else
             ctx.signal.addEventListener('abort', onAbort, { once: true });
+        // An agent that hangs while its connection stays up would otherwise hold the run until --timeout.
+        let lastHeard = Date.now();
+        channel.on('data', () => (lastHeard = Date.now()));
+        const watchdog = setInterval(() => {
+            if (settled || Date.now() - lastHeard < ALIVE_SECONDS * 12 * 1000)
+                return;
+            settled = true;
+            clearInterval(watchdog);
+            ctx.signal.removeEventListener('abort', onAbort);
+            log.write(`the agent sent nothing for ${ALIVE_SECONDS * 12} s; stopping it`);
+            void session.finish('abort', 'silent').then(() => reject(new AttemptError('agent-silent', `the agent stopped answering for ${ALIVE_SECONDS * 12} s (is the host overloaded?); it was stopped`, true)));
+        }, 1000);
+        void session.waitExit().then(() => clearInterval(watchdog));
         channel.on('data', lineReader((msg) => {
             const event = msg;
             switch (event.t) {
@@ -92142,7 +92190,7 @@ async function attempt(ctx, log) {
     const conn = await ctx.connectLimit.run(async () => {
         throwIfEnded(ctx.signal);
         ctx.onState(spec.label, 'connecting');
-        const c = await connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line));
+        const c = await untilEnded(connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line)), ctx.signal);
         try {
             throwIfEnded(ctx.signal);
             ctx.onState(spec.label, 'starting');

@@ -7,6 +7,7 @@ import WebTorrent, { type Torrent, type Wire } from 'webtorrent'
 import FSChunkStore from 'fs-chunk-store'
 import {
   AGENT_EXIT,
+  ALIVE_SECONDS,
   PROTOCOL_VERSION,
   encodeLine,
   lineReader,
@@ -424,6 +425,8 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
 /** Reads the start message, runs, and exits with a code the runner tells apart. */
 async function main(): Promise<void> {
   process.title = 'herd-agent'
+  // Tell the runner we're alive in every phase (hashing a large file sends nothing else for a while).
+  setInterval(() => send({ t: 'alive' }), ALIVE_SECONDS * 1000).unref()
   let handler: ((msg: { t: string }) => void) | undefined
   const pending: { t: string }[] = []
   let startResolve!: (m: StartMessage) => void

@@ -1,7 +1,7 @@
 // One host's life: connect → preflight → agent → events → retry; every step goes to the host's log.
 import type { ClientChannel, SFTPWrapper } from 'ssh2'
 import { connectHost, shellCommand, SshError, type SshConnection, type SshSettings } from './ssh/index.js'
-import { AGENT_EXIT, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type StartMessage } from './protocol.js'
+import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type StartMessage } from './protocol.js'
 import { BOOTSTRAP, type AgentBundle } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
@@ -79,6 +79,35 @@ function throwIfEnded(signal: AbortSignal): void {
   if (signal.aborted) throw endedError(signal)
 }
 
+/** Waits for a connection, but gives up at once when the run ends; one that completes later is closed. */
+function untilEnded(connecting: Promise<SshConnection>, signal: AbortSignal): Promise<SshConnection> {
+  if (signal.aborted) {
+    void connecting.then((c) => c.close(), () => {})
+    return Promise.reject(endedError(signal))
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      void connecting.then((c) => c.close(), () => {})
+      reject(endedError(signal))
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    connecting.then(
+      (c) => {
+        signal.removeEventListener('abort', onAbort)
+        if (signal.aborted) {
+          c.close()
+          return reject(endedError(signal))
+        }
+        resolve(c)
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}
+
 function sftpCall<T>(fn: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))))
 }
@@ -148,24 +177,26 @@ async function prepareWorkDir(sftp: SFTPWrapper, plan: Plan, uid: number, log: H
 
 /** Uploads the agent under its hash name unless that exact build is already there. */
 async function uploadAgent(sftp: SFTPWrapper, plan: Plan, agent: AgentBundle, log: HostLog, force: boolean): Promise<void> {
-  const target = `${plan.remotePath}/${agent.remoteName}`
+  const unpacked = `${plan.remotePath}/${agent.remoteName}`
   if (!force) {
-    const st = await sftpCall<import('ssh2').Stats>((cb) => sftp.stat(target, cb)).catch(() => undefined)
+    const st = await sftpCall<import('ssh2').Stats>((cb) => sftp.stat(unpacked, cb)).catch(() => undefined)
     if (st && st.size === agent.bytes.length) {
       log.write(`agent ${agent.remoteName} already on the host`)
       return
     }
   }
+  // Upload gzipped under a temporary name, then rename: the bootstrap unpacks and hash-checks it.
+  const target = `${unpacked}.gz`
   const temp = `${target}.${process.pid}.${Date.now()}.tmp`
   const began = Date.now()
-  await sftpCall<void>((cb) => sftp.writeFile(temp, agent.bytes, { mode: 0o600 }, cb))
+  await sftpCall<void>((cb) => sftp.writeFile(temp, agent.gzipped, { mode: 0o600 }, cb))
   try {
     await sftpCall<void>((cb) => sftp.ext_openssh_rename(temp, target, cb))
   } catch {
     await sftpCall<void>((cb) => sftp.unlink(target, cb)).catch(() => {})
     await sftpCall<void>((cb) => sftp.rename(temp, target, cb))
   }
-  log.write(`uploaded agent ${agent.remoteName} (${agent.bytes.length} bytes) in ${Date.now() - began} ms`)
+  log.write(`uploaded agent ${agent.remoteName} (${agent.gzipped.length} bytes gzipped) in ${Date.now() - began} ms`)
 }
 
 function formatPeer(address: string, port: number): string {
@@ -255,6 +286,18 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     }
     if (ctx.signal.aborted) onAbort()
     else ctx.signal.addEventListener('abort', onAbort, { once: true })
+    // An agent that hangs while its connection stays up would otherwise hold the run until --timeout.
+    let lastHeard = Date.now()
+    channel.on('data', () => (lastHeard = Date.now()))
+    const watchdog = setInterval(() => {
+      if (settled || Date.now() - lastHeard < ALIVE_SECONDS * 12 * 1000) return
+      settled = true
+      clearInterval(watchdog)
+      ctx.signal.removeEventListener('abort', onAbort)
+      log.write(`the agent sent nothing for ${ALIVE_SECONDS * 12} s; stopping it`)
+      void session.finish('abort', 'silent').then(() => reject(new AttemptError('agent-silent', `the agent stopped answering for ${ALIVE_SECONDS * 12} s (is the host overloaded?); it was stopped`, true)))
+    }, 1000)
+    void session.waitExit().then(() => clearInterval(watchdog))
     channel.on(
       'data',
       lineReader(
@@ -307,7 +350,7 @@ async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: Ag
   const conn = await ctx.connectLimit.run(async () => {
     throwIfEnded(ctx.signal)
     ctx.onState(spec.label, 'connecting')
-    const c = await connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line))
+    const c = await untilEnded(connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line)), ctx.signal)
     try {
       throwIfEnded(ctx.signal)
       ctx.onState(spec.label, 'starting')

@@ -57,7 +57,7 @@ export function parseHost(raw: string, line?: number): HostSpec {
     const colon = rest.indexOf(':')
     host = colon >= 0 ? rest.slice(0, colon) : rest
     if (colon >= 0) port = parsePort(rest.slice(colon + 1), label, line)
-    if (!HOST_RE.test(host)) throw new HostParseError(label, line, 'is not a valid host name')
+    if (!HOST_RE.test(host)) throw new HostParseError(label, line, 'is not a valid host name; use letters, digits, dots and dashes, or an ssh config alias')
   }
   if (host === '') throw new HostParseError(label, line, 'has no host name')
   return { label, host, user, port }

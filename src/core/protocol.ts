@@ -90,8 +90,13 @@ export interface ErrorEvent {
 }
 /** Agent → runner: a line for the host's log. */
 export interface LogEvent { t: 'log'; message: string }
+/** Agent → runner: still working (sent every few seconds in every phase, hashing included). */
+export interface AliveEvent { t: 'alive' }
 
-export type AgentEvent = ReadyEvent | ProgressEvent | DoneEvent | ErrorEvent | LogEvent
+export type AgentEvent = ReadyEvent | ProgressEvent | DoneEvent | ErrorEvent | LogEvent | AliveEvent
+
+/** Seconds between the agent's `alive` lines; the runner gives up on an agent silent for 12 of them. */
+export const ALIVE_SECONDS = 5
 
 /** Agent exit codes the runner tells apart. */
 export const AGENT_EXIT = {
