@@ -8,11 +8,13 @@ import { after, afterEach, before, test } from 'node:test'
 import { canRunCluster, startCluster, type Cluster, type ClusterHost } from './support/cluster.js'
 import { cliPath, herd, inSshdMounts, leftovers, randomFile, repoRoot, waitUntil } from './support/herd.js'
 import type { Report } from '../src/core/report.js'
+import { pieceLengthFor } from '../src/core/swarm/torrent.js'
 
 const can = canRunCluster()
 const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
-const PIECE = 256 * 1024 // herd's piece length for files of these sizes
+// herd's piece length for these files: a killed transfer may lose the pieces it had in flight.
+const PIECE = pieceLengthFor(96 * MiB)
 let cluster: Cluster
 let work: string
 let big: { path: string; sha256: string }

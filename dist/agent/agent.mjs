@@ -59850,7 +59850,11 @@ class ReadOnlyFileStore {
 
 ;// CONCATENATED MODULE: ./build/src/core/swarm/client-options.js
 // webtorrent settings for a private swarm between servers, shared by the runner's seeder and the agents.
-/** No DHT, LSD, PEX, UPnP/NAT-PMP, uTP, WebRTC or web seeds: peers come from our tracker alone. */
+/**
+ * No DHT, LSD, PEX, UPnP/NAT-PMP, uTP, WebRTC or web seeds: peers come from our tracker alone. No
+ * protocol encryption either: its Diffie-Hellman handshake cost ~0.5 s CPU per agent and hides nothing
+ * here (every piece is verified by hash, and SSH already carries what is secret).
+ */
 function privateClientOptions(extra = {}) {
     return {
         dht: false,
@@ -59860,6 +59864,7 @@ function privateClientOptions(extra = {}) {
         natPmp: false,
         utp: false,
         webSeeds: false,
+        secure: 0,
         tracker: { wrtc: false },
         ...extra,
     };
@@ -60148,32 +60153,9 @@ function shareTheRunner(torrent, start, isRunner) {
     });
     const offeredByPeer = (runner, i) => torrent.wires.some((w) => w !== runner && !w.peerChoking && w.peerPieces.get(i));
     const fromRunner = (runner, i) => (i >= first && i <= last) || (missingInSlice <= 0 && !offeredByPeer(runner, i));
-    const restrict = (wire) => {
-        // The wire replaces peerPieces when a bitfield arrives, so wrap whatever it holds.
-        const wrap = (bits) => new Proxy(bits, {
-            get: (target, prop) => {
-                if (prop === 'get')
-                    return (i) => target.get(i) && fromRunner(wire, i);
-                const value = Reflect.get(target, prop);
-                return typeof value === 'function' ? value.bind(target) : value;
-            },
-        });
-        let view = wrap(wire.peerPieces);
-        Object.defineProperty(wire, 'peerPieces', {
-            configurable: true,
-            get: () => view,
-            set: (bits) => {
-                view = wrap(bits);
-            },
-        });
-    };
-    for (const w of torrent.wires)
-        if (isRunner(w))
-            restrict(w);
-    torrent.on('wire', (wire) => {
-        if (isRunner(wire))
-            restrict(wire);
-    });
+    const requester = torrent;
+    const request = requester._request.bind(torrent);
+    requester._request = (wire, index, hotswap) => (isRunner(wire) && !fromRunner(wire, index) ? false : request(wire, index, hotswap));
 }
 async function run(start, inbox) {
     if (start.protocol !== PROTOCOL_VERSION) {
@@ -60248,6 +60230,10 @@ async function run(start, inbox) {
             await external_node_fs_.promises.appendFile(partial, '', { mode: 0o600 });
         const torrent = client.add(torrentFile, {
             skipVerify: mode === 'identical',
+            // Unchoke every host: a private swarm gains nothing from tit-for-tat.
+            uploads: Math.max(10, start.spread.of),
+            // No piece cache: uploads read the file (the page cache has it); 20 cached pieces cost 20+ MiB.
+            storeCacheSlots: 0,
             // webtorrent builds the store once it knows the piece length: hand it a constructor.
             store: mode === 'identical'
                 ? class {
@@ -60277,8 +60263,24 @@ async function run(start, inbox) {
             torrent.once('error', reject);
         });
         if (mode === 'fetch')
-            shareTheRunner(torrent, start, (w) => `${w.remoteAddress}:${w.remotePort}` === start.seedPeer);
+            shareTheRunner(torrent, start, (w) => runnerWires.has(w));
         send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: torrent.downloaded });
+        // webtorrent can leave blocks reserved on a wire that will never deliver them (seen after a peer
+        // was killed and came back): when no piece has verified for a while, drop every connection so the
+        // stuck requests are cancelled and asked again; peers reconnect through the tracker.
+        let lastVerified = Date.now();
+        torrent.on('verified', () => (lastVerified = Date.now()));
+        const stallMs = Math.max(20_000, (torrent.pieceLength / 262_144) * 1000);
+        const stallTimer = setInterval(() => {
+            if (finished || done || torrent.done || Date.now() - lastVerified < stallMs)
+                return;
+            lastVerified = Date.now();
+            log(`no piece verified for ${Math.round(stallMs / 1000)} s; reconnecting to every peer`);
+            for (const w of [...torrent.wires])
+                w.destroy();
+            setTimeout(() => torrent.addPeer(start.seedPeer), 500).unref();
+        }, 2000);
+        stallTimer.unref();
         const onDone = async () => {
             try {
                 if (mode === 'fetch')
@@ -60286,6 +60288,9 @@ async function run(start, inbox) {
                 done = true;
                 if (mode === 'fetch')
                     log(`received from: ${sources() || 'nobody'}`);
+                const mem = process.memoryUsage();
+                const MiB = (n) => `${Math.round(n / 1048576)} MiB`;
+                log(`memory: rss ${MiB(mem.rss)} (peak ${MiB(process.resourceUsage().maxRSS * 1024)}), heap ${MiB(mem.heapUsed)}/${MiB(mem.heapTotal)}, buffers ${MiB(mem.arrayBuffers)}; cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(1)} s`);
                 send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: fromRunner(), seconds: (Date.now() - began) / 1000 });
             }
             catch (err) {

@@ -273,29 +273,12 @@ function shareTheRunner(torrent: Torrent, start: StartMessage, isRunner: (wire: 
     (torrent.wires as PeerWire[]).some((w) => w !== runner && !w.peerChoking && w.peerPieces.get(i))
   const fromRunner = (runner: Wire, i: number) =>
     (i >= first && i <= last) || (missingInSlice <= 0 && !offeredByPeer(runner, i))
-  const restrict = (wire: PeerWire) => {
-    // The wire replaces peerPieces when a bitfield arrives, so wrap whatever it holds.
-    const wrap = (bits: Bits): Bits =>
-      new Proxy(bits as object, {
-        get: (target, prop) => {
-          if (prop === 'get') return (i: number) => (target as Bits).get(i) && fromRunner(wire, i)
-          const value = Reflect.get(target, prop)
-          return typeof value === 'function' ? value.bind(target) : value
-        },
-      }) as Bits
-    let view = wrap(wire.peerPieces)
-    Object.defineProperty(wire, 'peerPieces', {
-      configurable: true,
-      get: () => view,
-      set: (bits: Bits) => {
-        view = wrap(bits)
-      },
-    })
-  }
-  for (const w of torrent.wires) if (isRunner(w)) restrict(w as PeerWire)
-  torrent.on('wire', (wire: Wire) => {
-    if (isRunner(wire)) restrict(wire as PeerWire)
-  })
+  // Refuse requests to the runner outside that policy at the one place every request passes; cheaper
+  // than hiding pieces from the runner's bitfield, which webtorrent reads in every selection loop.
+  type Requester = { _request(wire: Wire, index: number, hotswap: boolean): boolean }
+  const requester = torrent as unknown as Requester
+  const request = requester._request.bind(torrent)
+  requester._request = (wire, index, hotswap) => (isRunner(wire) && !fromRunner(wire, index) ? false : request(wire, index, hotswap))
 }
 
 async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t: string }) => void) => void }): Promise<number> {
@@ -364,6 +347,10 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     if (mode === 'fetch') await fs.promises.appendFile(partial, '', { mode: 0o600 })
     const torrent: Torrent = client.add(torrentFile, {
       skipVerify: mode === 'identical',
+      // Unchoke every host: a private swarm gains nothing from tit-for-tat.
+      uploads: Math.max(10, start.spread.of),
+      // No piece cache: uploads read the file (the page cache has it); 20 cached pieces cost 20+ MiB.
+      storeCacheSlots: 0,
       // webtorrent builds the store once it knows the piece length: hand it a constructor.
       store: mode === 'identical'
         ? class { constructor(chunkLength: number) { return new ReadOnlyFileStore(chunkLength, { path: start.destination, length: start.size }) } }
@@ -388,13 +375,30 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       torrent.once('ready', () => resolve())
       torrent.once('error', reject)
     })
-    if (mode === 'fetch') shareTheRunner(torrent, start, (w) => `${w.remoteAddress}:${w.remotePort}` === start.seedPeer)
+    if (mode === 'fetch') shareTheRunner(torrent, start, (w) => runnerWires.has(w))
     send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: torrent.downloaded })
+    // webtorrent can leave blocks reserved on a wire that will never deliver them (seen after a peer
+    // was killed and came back): when no piece has verified for a while, drop every connection so the
+    // stuck requests are cancelled and asked again; peers reconnect through the tracker.
+    let lastVerified = Date.now()
+    torrent.on('verified', () => (lastVerified = Date.now()))
+    const stallMs = Math.max(20_000, (torrent.pieceLength / 262_144) * 1000)
+    const stallTimer = setInterval(() => {
+      if (finished || done || torrent.done || Date.now() - lastVerified < stallMs) return
+      lastVerified = Date.now()
+      log(`no piece verified for ${Math.round(stallMs / 1000)} s; reconnecting to every peer`)
+      for (const w of [...torrent.wires]) w.destroy()
+      setTimeout(() => torrent.addPeer(start.seedPeer), 500).unref()
+    }, 2000)
+    stallTimer.unref()
     const onDone = async () => {
       try {
         if (mode === 'fetch') await placeFile(partial, start)
         done = true
         if (mode === 'fetch') log(`received from: ${sources() || 'nobody'}`)
+        const mem = process.memoryUsage()
+        const MiB = (n: number) => `${Math.round(n / 1048576)} MiB`
+        log(`memory: rss ${MiB(mem.rss)} (peak ${MiB(process.resourceUsage().maxRSS * 1024)}), heap ${MiB(mem.heapUsed)}/${MiB(mem.heapTotal)}, buffers ${MiB(mem.arrayBuffers)}; cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(1)} s`)
         send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: fromRunner(), seconds: (Date.now() - began) / 1000 })
       } catch (err) {
         fail(err)

@@ -47,8 +47,9 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   const startedAt = new Date(began).toISOString()
   const agent = loadAgentBundle()
   opts.onPhase?.('hashing')
+  const hashBegan = Date.now()
   const torrent = await hashFile(plan.file, { nonce: crypto.randomBytes(16) })
-  opts.onPhase?.('hashing', `${torrent.size} bytes hashed in ${((Date.now() - began) / 1000).toFixed(1)} s, ${Math.ceil(torrent.size / torrent.pieceLength)} pieces of ${torrent.pieceLength} bytes`)
+  opts.onPhase?.('hashing', `${torrent.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(torrent.size / torrent.pieceLength)} pieces of ${torrent.pieceLength} bytes`)
   if (torrent.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
 
   let tracker: PrivateTracker
@@ -64,9 +65,10 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   let timeoutTimer: NodeJS.Timeout | undefined
   const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT')
   try {
-    // The seeder takes the next free port after the tracker's, so a firewall rule can name both.
+    // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
+    // unchokes every host: which pieces each may ask it for is the agents' slice policy, not choking.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
-    seeder = await startSeeder(plan.file, torrent, { uploadSlots: Math.min(16, Math.max(4, plan.hosts.length)), ports: seederPorts })
+    seeder = await startSeeder(plan.file, torrent, { uploadSlots: plan.hosts.length + 1, ports: seederPorts })
     opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}`)
     if (opts.signal) {
       if (opts.signal.aborted) onOuterAbort()

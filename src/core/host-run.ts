@@ -250,7 +250,9 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     conn.close()
     throw endedError(ctx.signal)
   }
-  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
+  // HERD_AGENT_DEBUG (e.g. webtorrent:torrent) turns on webtorrent's debug output in the agents' stderr, which goes to the host logs.
+  const debug = process.env.HERD_AGENT_DEBUG ? `DEBUG=${shellCommand([process.env.HERD_AGENT_DEBUG])} ` : ''
+  const command = `cd -- ${shellCommand([plan.remotePath])} && ${debug}exec ${shellCommand([plan.node, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
   const channel = await conn.exec(command)
   const session = new AgentSession(conn, channel)
   const start: StartMessage = {
