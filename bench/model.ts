@@ -64,7 +64,7 @@ export interface HerdRun {
   agentsSeen: number
   /** (runner + agents CPU seconds) / GiB delivered (hosts × size). */
   cpuSecondsPerGiB?: number
-  /** herd's hashing time from its phase line (0.1 s resolution) and sha1sum's on the same file. */
+  /** herd's hashing time from its phase line (0.01 s resolution) and sha1sum's on the same file. */
   hashSeconds?: number
   sha1sumSeconds: number
   timeline: HerdTimeline

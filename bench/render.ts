@@ -25,7 +25,7 @@ export function markdownTable(r: BenchResults): string {
     lines.push(
       `| ${run.case} | ${run.hosts} | ${run.rateMbit} Mbit/s | ${sizeText(run.sizeBytes)} | ${fmt(run.boundSeconds)} | ${fmt(h.seconds)}${ok ? '' : ` (FAILED: ${h.verified}/${run.hosts} ok)`} | ${scp(run.scpParallel)} | ${scp(run.scpSequential)} | ` +
         `${fmt(run.ratios.herdToBound, 2)} | ${fmt(run.ratios.herdToParallelScp, 2)} | ${fmt(run.ratios.herdToSequentialScp, 2)} | ${fmt(h.runnerCopies, 2)} | ` +
-        `${fmt(h.runnerPeakRssMiB, 0)} | ${fmt(h.agentPeakRssMiB, 0)} | ${fmt(h.cpuSecondsPerGiB, 1)} | ${h.hashSeconds ? fmt(h.hashSeconds) : '< 0.1'} / ${fmt(h.sha1sumSeconds, 2)} |`,
+        `${fmt(h.runnerPeakRssMiB, 0)} | ${fmt(h.agentPeakRssMiB, 0)} | ${fmt(h.cpuSecondsPerGiB, 1)} | ${h.hashSeconds ? fmt(h.hashSeconds, 2) : '< 0.01'} / ${fmt(h.sha1sumSeconds, 2)} |`,
     )
   }
   lines.push('')

@@ -331,7 +331,7 @@ function printRun(run: CaseRun): void {
       `(median ${f1(h.agentMedianPeakRssMiB, 0)}, ${h.agentsSeen} agent processes seen); CPU ${f1(h.cpuSecondsPerGiB)} s per GiB delivered ` +
       `(runner ${f1(h.runnerCpuSeconds)} s + agents ${f1(h.agentCpuSeconds)} s)`,
   )
-  console.log(`  hashing: herd ${h.hashSeconds ? f1(h.hashSeconds) : '< 0.1'} s (its phase line, 0.1 s resolution), sha1sum ${f1(h.sha1sumSeconds, 2)} s, herd/sha1sum ${f1(r.hashToSha1sum, 2)}`)
+  console.log(`  hashing: herd ${h.hashSeconds ? h.hashSeconds.toFixed(2) : '< 0.01'} s (its phase line, 0.01 s resolution), sha1sum ${f1(h.sha1sumSeconds, 2)} s, herd/sha1sum ${f1(r.hashToSha1sum, 2)}`)
 }
 
 async function runCase(spec: CaseSpec, n: number, file: { path: string; sha256: string }, work: string, opts: Options): Promise<CaseRun> {
