@@ -60131,8 +60131,8 @@ function guardAgainstBadPeers(torrent, fail, seedPeer) {
 /**
  * Spreads the load so the runner sends each piece about once: host i of N owns the i-th slice of the
  * pieces and fetches it first, from the runner; every other piece it takes from the hosts that own it.
- * Only once its own slice is in does it ask the runner for pieces that no unchoked peer offers (a slow
- * or failed owner never stalls the rest).
+ * Only once its own slice is in, and while the peers leave it idle, does it ask the runner for pieces
+ * that no unchoked peer offers (a slow or failed owner never stalls the rest).
  */
 function shareTheRunner(torrent, start, isRunner) {
     const pieces = torrent.pieces.length;
@@ -60147,12 +60147,25 @@ function shareTheRunner(torrent, start, isRunner) {
     for (let i = first; i <= last; i++)
         if (!torrent.bitfield.get(i))
             missingInSlice++;
+    let lastVerified = Date.now();
     torrent.on('verified', (i) => {
+        lastVerified = Date.now();
         if (i >= first && i <= last)
             missingInSlice--;
     });
     const offeredByPeer = (runner, i) => torrent.wires.some((w) => w !== runner && !w.peerChoking && w.peerPieces.get(i));
-    const fromRunner = (runner, i) => (i >= first && i <= last) || (missingInSlice <= 0 && !offeredByPeer(runner, i));
+    // Past its own slice a host asks the runner only while the peers leave it idle (nothing verified
+    // for a second): an owner that is merely behind is waited for, a missing one is not.
+    const starving = () => Date.now() - lastVerified > 1000;
+    // Idle wires raise no events, so nothing would ask again: look for requests to make while starving.
+    const nudge = setInterval(() => {
+        if (torrent.done || torrent.destroyed)
+            return clearInterval(nudge);
+        if (missingInSlice <= 0 && starving())
+            torrent._update();
+    }, 500);
+    nudge.unref();
+    const fromRunner = (runner, i) => (i >= first && i <= last) || (missingInSlice <= 0 && starving() && !offeredByPeer(runner, i));
     const requester = torrent;
     const request = requester._request.bind(torrent);
     requester._request = (wire, index, hotswap) => (isRunner(wire) && !fromRunner(wire, index) ? false : request(wire, index, hotswap));

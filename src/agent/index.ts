@@ -250,8 +250,8 @@ function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void,
 /**
  * Spreads the load so the runner sends each piece about once: host i of N owns the i-th slice of the
  * pieces and fetches it first, from the runner; every other piece it takes from the hosts that own it.
- * Only once its own slice is in does it ask the runner for pieces that no unchoked peer offers (a slow
- * or failed owner never stalls the rest).
+ * Only once its own slice is in, and while the peers leave it idle, does it ask the runner for pieces
+ * that no unchoked peer offers (a slow or failed owner never stalls the rest).
  */
 function shareTheRunner(torrent: Torrent, start: StartMessage, isRunner: (wire: Wire) => boolean): void {
   type Bits = { get(i: number): boolean }
@@ -266,13 +266,24 @@ function shareTheRunner(torrent: Torrent, start: StartMessage, isRunner: (wire: 
   }
   let missingInSlice = 0
   for (let i = first; i <= last; i++) if (!torrent.bitfield.get(i)) missingInSlice++
+  let lastVerified = Date.now()
   torrent.on('verified', (i: number) => {
+    lastVerified = Date.now()
     if (i >= first && i <= last) missingInSlice--
   })
   const offeredByPeer = (runner: Wire, i: number) =>
     (torrent.wires as PeerWire[]).some((w) => w !== runner && !w.peerChoking && w.peerPieces.get(i))
+  // Past its own slice a host asks the runner only while the peers leave it idle (nothing verified
+  // for a second): an owner that is merely behind is waited for, a missing one is not.
+  const starving = () => Date.now() - lastVerified > 1000
+  // Idle wires raise no events, so nothing would ask again: look for requests to make while starving.
+  const nudge = setInterval(() => {
+    if (torrent.done || (torrent as unknown as { destroyed?: boolean }).destroyed) return clearInterval(nudge)
+    if (missingInSlice <= 0 && starving()) (torrent as unknown as { _update(): void })._update()
+  }, 500)
+  nudge.unref()
   const fromRunner = (runner: Wire, i: number) =>
-    (i >= first && i <= last) || (missingInSlice <= 0 && !offeredByPeer(runner, i))
+    (i >= first && i <= last) || (missingInSlice <= 0 && starving() && !offeredByPeer(runner, i))
   // Refuse requests to the runner outside that policy at the one place every request passes; cheaper
   // than hiding pieces from the runner's bitfield, which webtorrent reads in every selection loop.
   type Requester = { _request(wire: Wire, index: number, hotswap: boolean): boolean }

@@ -780,6 +780,15 @@ function removeStaleClusters(): void {
   }
   for (const d of dirs) {
     const m = ID_RE.exec(d);
-    if (m && ownerIsGone(m[1]!)) rmSync(path.join(BASE_DIR, d), { recursive: true, force: true });
+    if (m && ownerIsGone(m[1]!)) {
+      // A test that died mid-way may have left an immutable folder (chattr +i) or a mount behind.
+      const dir = path.join(BASE_DIR, d);
+      spawnSync('chattr', ['-R', '-i', dir], { timeout: 10_000, stdio: 'ignore' });
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // left for a later run: a stale folder must not stop this one
+      }
+    }
   }
 }
