@@ -64,6 +64,9 @@ export interface HerdRun {
   agentsSeen: number
   /** (runner + agents CPU seconds) / GiB delivered (hosts × size). */
   cpuSecondsPerGiB?: number
+  /** Share (0..1) of all the machine's cores busy while herd ran, and the kernel's part (system, irq, softirq). */
+  machineBusy?: number
+  machineKernel?: number
   /** herd's hashing time from its phase line (0.01 s resolution) and sha1sum's on the same file. */
   hashSeconds?: number
   sha1sumSeconds: number

@@ -2,6 +2,7 @@
 import type { BenchResults, CaseRun } from './model.js'
 
 const fmt = (n: number | undefined, digits = 1): string => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits))
+const pct = (share: number | undefined): string => (share === undefined || !Number.isFinite(share) ? '–' : `${Math.round(share * 100)} %`)
 const sizeText = (bytes: number): string => (bytes >= 1024 ** 3 ? `${fmt(bytes / 1024 ** 3, bytes % 1024 ** 3 ? 1 : 0)} GiB` : `${fmt(bytes / 1024 ** 2, 0)} MiB`)
 
 export function machineLine(r: BenchResults): string {
@@ -15,9 +16,9 @@ export function markdownTable(r: BenchResults): string {
   lines.push(`Benchmark of ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC on ${machineLine(r)}.`)
   lines.push('')
   lines.push(
-    '| case | N | link | file | bound s | herd s | parallel scp s | sequential scp s | herd / bound | herd / par. scp | herd / seq. scp | runner sent (copies) | runner peak RSS MiB | agent peak RSS MiB | CPU s / GiB | hashing herd / sha1sum s |',
+    '| case | N | link | file | bound s | herd s | parallel scp s | sequential scp s | herd / bound | herd / par. scp | herd / seq. scp | runner sent (copies) | runner peak RSS MiB | agent peak RSS MiB | CPU s / GiB | machine CPU busy (kernel) | hashing herd / sha1sum s |',
   )
-  lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
+  lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
   for (const run of r.runs) {
     const h = run.herd
     const ok = h.exitCode === 0 && h.verified === run.hosts
@@ -25,7 +26,7 @@ export function markdownTable(r: BenchResults): string {
     lines.push(
       `| ${run.case} | ${run.hosts} | ${run.rateMbit} Mbit/s | ${sizeText(run.sizeBytes)} | ${fmt(run.boundSeconds)} | ${fmt(h.seconds)}${ok ? '' : ` (FAILED: ${h.verified}/${run.hosts} ok)`} | ${scp(run.scpParallel)} | ${scp(run.scpSequential)} | ` +
         `${fmt(run.ratios.herdToBound, 2)} | ${fmt(run.ratios.herdToParallelScp, 2)} | ${fmt(run.ratios.herdToSequentialScp, 2)} | ${fmt(h.runnerCopies, 2)} | ` +
-        `${fmt(h.runnerPeakRssMiB, 0)} | ${fmt(h.agentPeakRssMiB, 0)} | ${fmt(h.cpuSecondsPerGiB, 1)} | ${h.hashSeconds ? fmt(h.hashSeconds, 2) : '< 0.01'} / ${fmt(h.sha1sumSeconds, 2)} |`,
+        `${fmt(h.runnerPeakRssMiB, 0)} | ${fmt(h.agentPeakRssMiB, 0)} | ${fmt(h.cpuSecondsPerGiB, 1)} | ${pct(h.machineBusy)} (${pct(h.machineKernel)}) | ${h.hashSeconds ? fmt(h.hashSeconds, 2) : '< 0.01'} / ${fmt(h.sha1sumSeconds, 2)} |`,
     )
   }
   lines.push('')

@@ -98,3 +98,29 @@ export class AgentSampler {
     }
   }
 }
+
+/** The whole machine's CPU time from /proc/stat's first line, in clock ticks. */
+export interface CpuTimes {
+  total: number
+  idle: number
+  /** system + irq + softirq: the kernel's share, which carries the shaped links' traffic. */
+  kernel: number
+}
+
+export function readCpuTimes(): CpuTimes | undefined {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!
+    // cpu user nice system idle iowait irq softirq steal ...
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[]
+    return { total: user! + nice! + system! + idle! + iowait! + irq! + softirq! + (steal ?? 0), idle: idle! + iowait!, kernel: system! + irq! + softirq! }
+  } catch {
+    return undefined
+  }
+}
+
+/** Share of all cores busy between two readings, and the kernel's part of it (0..1). */
+export function machineBusy(from: CpuTimes | undefined, to: CpuTimes | undefined): { busy: number; kernel: number } | undefined {
+  if (!from || !to || to.total <= from.total) return undefined
+  const total = to.total - from.total
+  return { busy: 1 - (to.idle - from.idle) / total, kernel: (to.kernel - from.kernel) / total }
+}

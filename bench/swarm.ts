@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { canRunCluster, startCluster, type Cluster } from '../test/support/cluster.js'
 import { cliPath, hostsFile, randomFile, repoRoot } from '../test/support/herd.js'
 import type { Report } from '../src/core/report.js'
-import { AgentSampler } from './sampler.js'
+import { AgentSampler, machineBusy, readCpuTimes } from './sampler.js'
 import { markdownTable, svgChart } from './render.js'
 import type { BenchResults, CaseRun, CaseSpec, HerdHostRow, HerdRun, HerdTimeline, Machine, ScpRun } from './model.js'
 
@@ -133,6 +133,7 @@ const NOTES = [
   'runner sent = bytes the runner\'s seeder uploaded (the report\'s bytesFromRunner) in copies of the file; the agent upload over SSH (about 1.8 MB per host) is not in it.',
   'runner peak RSS: /usr/bin/time %M of the CLI process. agent peak RSS: the largest VmHWM of any agent process, sampled from /proc every 200 ms.',
   'CPU s / GiB = (runner user+sys from /usr/bin/time + every agent\'s utime+stime, last /proc sample, at most 200 ms before it exited) / GiB delivered (N × file size). All processes share this machine\'s cores.',
+  'machine CPU busy = share of all cores not idle while herd ran (from /proc/stat), every process on the machine included (sshd, the shaped links\' packet work in the kernel); in brackets the kernel\'s part (system, irq, softirq). Near 100 % the machine, not the links, sets herd\'s time.',
   'hashing = herd\'s own phase line (`hashed in X s`: SHA-1 of every piece and SHA-256 of the file in a worker thread, 0.01 s resolution) against `sha1sum` of the same file, both reading from the page cache.',
 ]
 
@@ -210,6 +211,7 @@ async function runHerd(cluster: Cluster, file: { path: string; sha256: string },
   if (logDir) args.push('--log-dir', logDir)
   const sampler = new AgentSampler(cluster.hosts.map((h) => h.netns))
   sampler.start()
+  const cpuBefore = readCpuTimes()
   const t0 = performance.now()
   const r = await cluster.runInRunner(['/usr/bin/time', '-o', timeFile, '-f', '%e %U %S %M', process.execPath, cliPath, ...args], {
     env: cluster.env(),
@@ -217,6 +219,7 @@ async function runHerd(cluster: Cluster, file: { path: string; sha256: string },
     cwd: repoRoot,
   })
   const seconds = (performance.now() - t0) / 1000
+  const machine = machineBusy(cpuBefore, readCpuTimes())
   const agents = sampler.stop()
   if (logDir) fs.writeFileSync(path.join(logDir, 'herd.stderr'), r.stderr)
 
@@ -272,6 +275,8 @@ async function runHerd(cluster: Cluster, file: { path: string; sha256: string },
     agentCpuSeconds,
     agentsSeen: agents.length,
     cpuSecondsPerGiB: runnerCpuSeconds !== undefined ? (runnerCpuSeconds + agentCpuSeconds) / delivered : undefined,
+    machineBusy: machine?.busy,
+    machineKernel: machine?.kernel,
     hashSeconds: timeline.hashSeconds,
     sha1sumSeconds,
     timeline,
@@ -329,7 +334,8 @@ function printRun(run: CaseRun): void {
   console.log(
     `  runner uploaded ${f1(h.runnerCopies, 2)} copies; peak RSS runner ${f1(h.runnerPeakRssMiB, 0)} MiB, agent ${f1(h.agentPeakRssMiB, 0)} MiB ` +
       `(median ${f1(h.agentMedianPeakRssMiB, 0)}, ${h.agentsSeen} agent processes seen); CPU ${f1(h.cpuSecondsPerGiB)} s per GiB delivered ` +
-      `(runner ${f1(h.runnerCpuSeconds)} s + agents ${f1(h.agentCpuSeconds)} s)`,
+      `(runner ${f1(h.runnerCpuSeconds)} s + agents ${f1(h.agentCpuSeconds)} s); machine CPU ${h.machineBusy === undefined ? '–' : Math.round(h.machineBusy * 100)} % busy ` +
+      `(kernel ${h.machineKernel === undefined ? '–' : Math.round(h.machineKernel * 100)} %)`,
   )
   console.log(`  hashing: herd ${h.hashSeconds ? h.hashSeconds.toFixed(2) : '< 0.01'} s (its phase line, 0.01 s resolution), sha1sum ${f1(h.sha1sumSeconds, 2)} s, herd/sha1sum ${f1(r.hashToSha1sum, 2)}`)
 }

@@ -2,11 +2,11 @@
 // is named, a host holds its previous file or the new one, and nothing of herd's stays behind.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { after, afterEach, before, test } from 'node:test'
-import { canRunCluster, startCluster, type Cluster, type ClusterHost } from './support/cluster.js'
-import { cliPath, herd, inSshdMounts, leftovers, randomFile, repoRoot, waitUntil } from './support/herd.js'
+import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { cliPath, herd, inSshdMounts, leftovers, nodeWrapper, randomFile, repoRoot, waitUntil } from './support/herd.js'
 import type { Report } from '../src/core/report.js'
 import { pieceLengthFor } from '../src/core/swarm/torrent.js'
 
@@ -15,15 +15,15 @@ const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
 // herd's piece length for these files: a killed transfer may lose the pieces it had in flight.
 const PIECE = pieceLengthFor(96 * MiB)
+let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
-let big: { path: string; sha256: string }
+let big: TestFile
 
 before(async () => {
   if (!can.ok) return
-  cluster = await startCluster({ hosts: 4, rateMbit: 100 })
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-faults-'))
-  big = randomFile(work, 'big.bin', 96 * MiB)
+  fx = await openClusterFixture({ hosts: 4, rateMbit: 100, prefix: 'herd-faults-', file: { name: 'big.bin', bytes: 96 * MiB } })
+  ;({ cluster, work, file: big } = fx)
 })
 
 /** herd runs started detached; a test that fails half way must not leave one holding the port and the hosts. */
@@ -33,10 +33,7 @@ afterEach(() => {
   detached.clear()
 })
 
-after(async () => {
-  await cluster?.destroy()
-  if (work) fs.rmSync(work, { recursive: true, force: true })
-})
+after(() => fx?.close())
 
 const aliases = (hosts: ClusterHost[]) => hosts.map((h) => h.alias).join(',')
 
@@ -265,7 +262,7 @@ test('a peer serving corrupt pieces is dropped; the download completes from the 
   // --node names a wrapper in each host's private /root: a plain node on the good hosts; on the bad one the
   // agent is replaced by a peer that joins the run's swarm and serves random bytes for every piece.
   const plain = `#!/bin/sh\nexec ${process.execPath} "$@"\n`
-  const corrupt = `#!/bin/sh\nif [ "$1" = "-e" ] && [ $# -ge 4 ]; then exec ${process.execPath} ${peerScript}; fi\nexec ${process.execPath} "$@"\n`
+  const corrupt = nodeWrapper(`exec ${process.execPath} ${peerScript}`)
   for (const h of [good1, good2]) fs.writeFileSync(cluster.hostPath(h, '/root/node-for-test'), plain, { mode: 0o755 })
   fs.writeFileSync(cluster.hostPath(evil, '/root/node-for-test'), corrupt, { mode: 0o755 })
   fs.rmSync(cluster.hostPath(evil, '/root/corrupt-peer.stop'), { force: true })

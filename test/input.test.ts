@@ -1,33 +1,29 @@
 // Bad input through the committed CLI: each mistake is one line naming the input and the fix, exit 2, and no host is touched.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { after, before, test } from 'node:test'
-import { canRunCluster, startCluster, type Cluster } from './support/cluster.js'
-import { cliPath, herd, hostsFile, randomFile, repoRoot, sshConnections } from './support/herd.js'
+import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { canRunCluster, type Cluster } from './support/cluster.js'
+import { cliPath, herd, hostsFile, repoRoot, sshConnections } from './support/herd.js'
 
 const can = canRunCluster()
 const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
+let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
-let file: { path: string; sha256: string }
+let file: TestFile
 
 before(async () => {
   if (!can.ok) return
-  cluster = await startCluster({ hosts: 2 })
-  // Readable by an unprivileged user too (the unreadable-file cases run herd as nobody).
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-input-'))
-  fs.chmodSync(work, 0o755)
-  file = randomFile(work, 'app.bin', 1 * MiB)
+  // The folder is readable by an unprivileged user too (the unreadable-file cases run herd as nobody).
+  fx = await openClusterFixture({ hosts: 2, prefix: 'herd-input-', workMode: 0o755, file: { name: 'app.bin', bytes: 1 * MiB } })
+  ;({ cluster, work, file } = fx)
 })
 
-after(async () => {
-  await cluster?.destroy()
-  if (work) fs.rmSync(work, { recursive: true, force: true })
-})
+after(() => fx?.close())
 
 /**
  * Runs herd with args; asserts exit 2, a `herd: INPUT: ...` line on stderr that matches `message`, and

@@ -1,29 +1,26 @@
 // The distribution core through the committed CLI, on real sshd hosts: every host verified by sha256.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
-import { canRunCluster, startCluster, type Cluster } from './support/cluster.js'
-import { cliPath, herd, hostsFile, leftovers, randomFile, repoRoot } from './support/herd.js'
+import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { canRunCluster, type Cluster } from './support/cluster.js'
+import { cliPath, herd, hostsFile, leftovers, repoRoot } from './support/herd.js'
 
 const can = canRunCluster()
 const MiB = 1024 * 1024
+let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
-let file: { path: string; sha256: string }
+let file: TestFile
 
 before(async () => {
   if (!can.ok) return
-  cluster = await startCluster({ hosts: 4 })
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-push-'))
-  file = randomFile(work, 'model.bin', 64 * MiB, 0o640)
+  fx = await openClusterFixture({ hosts: 4, prefix: 'herd-push-', file: { name: 'model.bin', bytes: 64 * MiB, mode: 0o640 } })
+  ;({ cluster, work, file } = fx)
 })
 
-after(async () => {
-  await cluster?.destroy()
-  if (work) fs.rmSync(work, { recursive: true, force: true })
-})
+after(() => fx?.close())
 
 async function assertNothingLeftRunning(): Promise<void> {
   for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], `${h.alias}: processes left running`)

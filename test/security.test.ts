@@ -3,34 +3,31 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import http from 'node:http'
-import os from 'node:os'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { after, before, test } from 'node:test'
-import { canRunCluster, startCluster, type Cluster, type ClusterHost } from './support/cluster.js'
-import { herd, leftovers, randomFile } from './support/herd.js'
+import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { herd, leftovers, nodeWrapper } from './support/herd.js'
 import { startTracker } from '../src/core/swarm/tracker.js'
 import { loadAgentBundle } from '../src/core/agent-bundle.js'
 
 const can = canRunCluster()
 const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
+let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
-let file: { path: string; sha256: string }
+let file: TestFile
 
 before(async () => {
   if (!can.ok) return
-  cluster = await startCluster({ hosts: 3 })
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-security-'))
-  file = randomFile(work, 'secure.bin', 8 * MiB)
+  fx = await openClusterFixture({ hosts: 3, prefix: 'herd-security-', file: { name: 'secure.bin', bytes: 8 * MiB } })
+  ;({ cluster, work, file } = fx)
 })
 
-after(async () => {
-  await cluster?.destroy()
-  if (work) fs.rmSync(work, { recursive: true, force: true })
-})
+after(() => fx?.close())
 
 async function assertNothingLeftRunning(): Promise<void> {
   for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], `${h.alias}: processes left running`)
@@ -246,7 +243,7 @@ test('secrets (the private key, its passphrase, the run\'s tracker secret) never
   fs.chmodSync(key, 0o600)
   assert.equal(spawnSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', passphrase, '-f', key]).status, 0)
   // A --node wrapper on each host records what the runner sends the agent, to learn the run's secret.
-  const wrapper = `#!/bin/sh\nif [ "$1" = "-e" ] && [ $# -ge 4 ]; then\n  exec /bin/sh -c 'tee /root/agent-stdin.jsonl | "$0" "$@"' ${process.execPath} "$@"\nfi\nexec ${process.execPath} "$@"\n`
+  const wrapper = nodeWrapper(`exec /bin/sh -c 'tee /root/agent-stdin.jsonl | "$0" "$@"' ${process.execPath} "$@"`)
   for (const h of hosts) fs.writeFileSync(cluster.hostPath(h, '/root/node-recording'), wrapper, { mode: 0o755 })
   const logs = path.join(work, 'logs-secrets')
   const r = await herd(cluster, [file.path, '/srv/secrets.bin', '--hostlist', hosts.map(alias).join(','), '-i', key, '--node', '/root/node-recording', '--log-dir', logs], {

@@ -59791,26 +59791,63 @@ function lineReader(onMessage, onText) {
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/swarm/file-store.js
-// A read-only chunk store over one file: the runner seeds its local file with it, and an agent seeds
-// a destination that already holds the identical file, without ever opening either for writing.
+// A chunk store over one file at its final size. The runner seeds its local file with it read-only, an
+// agent seeds a destination that already holds the identical file the same way, and an agent downloads
+// into its temporary file with it writable. Pieces are whole-piece writes at their offset and block reads.
 
-/** abstract-chunk-store over a file that is complete and must not change. */
-class ReadOnlyFileStore {
+/** abstract-chunk-store over a single file. */
+class FileStore {
     chunkLength;
-    length;
     lastChunkLength;
     lastChunkIndex;
+    writable;
+    recentSlots;
+    /** Insertion order is age: the first key is the oldest piece. */
+    recent = new Map();
     fd = null;
     closed = false;
+    /** Reads served from the recent pieces, and from the file: the agent logs them. */
+    reads = { recent: 0, file: 0 };
     constructor(chunkLength, opts) {
         this.chunkLength = chunkLength;
-        this.length = opts.length;
         this.lastChunkIndex = Math.max(0, Math.ceil(opts.length / chunkLength) - 1);
         this.lastChunkLength = opts.length - this.lastChunkIndex * chunkLength;
-        this.fd = external_node_fs_.openSync(opts.path, 'r');
+        this.writable = opts.writable ?? false;
+        this.recentSlots = Math.floor((opts.recentBytes ?? 0) / chunkLength);
+        this.fd = external_node_fs_.openSync(opts.path, this.writable ? 'r+' : 'r');
     }
-    put(_index, _buf, cb = () => { }) {
-        queueMicrotask(() => cb(new Error('read-only store: the file is complete')));
+    chunkLen(index) {
+        return index === this.lastChunkIndex ? this.lastChunkLength : this.chunkLength;
+    }
+    put(index, buf, cb = () => { }) {
+        if (!this.writable)
+            return queueMicrotask(() => cb(new Error('read-only store: the file is complete')));
+        if (this.closed || this.fd === null)
+            return queueMicrotask(() => cb(new Error('Storage is closed')));
+        if (index > this.lastChunkIndex || buf.length !== this.chunkLen(index)) {
+            return queueMicrotask(() => cb(new Error(`chunk ${index} has ${buf.length} bytes, expected ${this.chunkLen(index)}`)));
+        }
+        const fd = this.fd;
+        const position = index * this.chunkLength;
+        const writeFrom = (done) => {
+            external_node_fs_.write(fd, buf, done, buf.length - done, position + done, (err, wrote) => {
+                if (err)
+                    return cb(err);
+                if (done + wrote < buf.length)
+                    return writeFrom(done + wrote);
+                this.remember(index, buf);
+                cb(null);
+            });
+        };
+        writeFrom(0);
+    }
+    remember(index, buf) {
+        if (this.recentSlots <= 0)
+            return;
+        this.recent.delete(index);
+        this.recent.set(index, buf);
+        if (this.recent.size > this.recentSlots)
+            this.recent.delete(this.recent.keys().next().value);
     }
     get(index, opts, cb) {
         if (typeof opts === 'function')
@@ -59818,18 +59855,26 @@ class ReadOnlyFileStore {
         const done = cb ?? (() => { });
         if (this.closed || this.fd === null)
             return queueMicrotask(() => done(new Error('Storage is closed')));
-        const chunkLen = index === this.lastChunkIndex ? this.lastChunkLength : this.chunkLength;
+        const chunkLen = this.chunkLen(index);
         const offset = opts?.offset ?? 0;
         const len = opts?.length ?? chunkLen - offset;
         if (index > this.lastChunkIndex || offset + len > chunkLen) {
             return queueMicrotask(() => done(new Error(`chunk ${index} out of range`)));
         }
+        const kept = this.recent.get(index);
+        if (kept) {
+            this.reads.recent++;
+            // A view, not a copy: the wire writes it to the socket as it is.
+            return queueMicrotask(() => done(null, kept.subarray(offset, offset + len)));
+        }
+        this.reads.file++;
         const buf = Buffer.allocUnsafe(len);
         external_node_fs_.read(this.fd, buf, 0, len, index * this.chunkLength + offset, (err, bytesRead) => {
             if (err)
                 return done(err);
+            // Past the end of a temporary file that is still filling up: the piece is simply not there yet.
             if (bytesRead !== len)
-                return done(new Error(`short read of chunk ${index}: the file changed size`));
+                return done(new Error(`short read of chunk ${index}`));
             done(null, buf);
         });
     }
@@ -59837,12 +59882,14 @@ class ReadOnlyFileStore {
         if (this.closed)
             return queueMicrotask(() => cb(null));
         this.closed = true;
+        this.recent.clear();
         const fd = this.fd;
         this.fd = null;
         if (fd === null)
             return queueMicrotask(() => cb(null));
         external_node_fs_.close(fd, (err) => cb(err ?? null));
     }
+    /** Closes; the file stays (the agent decides whether a temporary file is kept for a retry). */
     destroy(cb = () => { }) {
         this.close(cb);
     }
@@ -59867,6 +59914,46 @@ function privateClientOptions(extra = {}) {
         secure: 0,
         tracker: { wrtc: false },
         ...extra,
+    };
+}
+
+;// CONCATENATED MODULE: ./build/src/agent/wire-buffer.js
+// bittorrent-protocol joins its receive buffer into one array on every socket read, so a 16 KiB block
+// that arrives in a dozen TCP segments is copied a dozen times over (about 6 copies per block and as
+// much garbage). Joining only once a whole message is there copies each block once; the parser is the
+// same. Measured on the 8-host benchmark: the join was the agent's largest JavaScript cost after GC.
+
+let installed = false;
+/** A plain Uint8Array, as the library's own join returns (its parser may slice() it). */
+function join(parts, size) {
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const part of parts) {
+        out.set(part, at);
+        at += part.length;
+    }
+    return out;
+}
+/** Replaces Wire#_write with one that joins the buffered reads once per message. */
+function joinReceivedDataOncePerMessage() {
+    if (installed)
+        return;
+    installed = true;
+    const proto = bittorrent_protocol.prototype;
+    if (typeof proto._write !== 'function')
+        throw new Error('bittorrent-protocol changed: Wire#_write is missing');
+    proto._write = function (data, cb) {
+        if (this._encryptor)
+            data = this._encryptor.decrypt(data);
+        this._bufferSize += data.length;
+        this._buffer.push(data);
+        // _processBuffer reads _buffer[0] alone: join when it will parse (a whole message is there) or
+        // when it scans for the encryption handshake's sync pattern.
+        if (this._buffer.length > 1 && (this._bufferSize >= this._parserSize || this._cryptoSyncPattern)) {
+            this._buffer = [join(this._buffer, this._bufferSize)];
+        }
+        this._processBuffer();
+        cb(null);
     };
 }
 
@@ -59918,10 +60005,22 @@ function fsFailure(err, what) {
             return new AgentError('io', `${what}: ${err.message}`);
     }
 }
+/** SHA-256 of a file through one reused buffer: a stream's fresh 4 MiB per read piles up until GC. */
 async function sha256Of(file) {
     const hash = external_node_crypto_namespaceObject.createHash('sha256');
-    for await (const chunk of external_node_fs_.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 }))
-        hash.update(chunk);
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    const fh = await external_node_fs_.promises.open(file, 'r');
+    try {
+        for (;;) {
+            const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+            if (bytesRead === 0)
+                break;
+            hash.update(buf.subarray(0, bytesRead));
+        }
+    }
+    finally {
+        await fh.close();
+    }
     return hash.digest('hex');
 }
 /** Checks what can be checked before any byte moves: the folder, the destination, write access. */
@@ -60048,6 +60147,13 @@ async function placeFile(partial, start) {
 function peerAddress(wire) {
     return wire.remoteAddress.replace(/^::ffff:(?=\d+\.)/, '');
 }
+/**
+ * Recently written pieces kept in memory to serve peers' requests: with 8 hosts at 100 Mbit/s about a
+ * third of the blocks a host uploads come from there instead of a file read each.
+ */
+const RECENT_PIECES_BYTES = 8 * 1024 * 1024;
+/** Requests a peer may have outstanding with us: 64 blocks of 16 KiB, 1 MiB in flight per wire. */
+const REQQ = 64;
 /** Bytes of failed pieces kept as evidence at most (their blocks are compared once the piece verifies). */
 const EVIDENCE_BYTES_MAX = 64 * 1024 * 1024;
 /**
@@ -60129,12 +60235,52 @@ function guardAgainstBadPeers(torrent, fail, seedPeer) {
     });
 }
 /**
+ * Keeps one connection per pair of hosts. Both hosts of a pair learn of each other from the tracker and
+ * connect both ways; two wires to one peer double the `have` messages and the request selection work.
+ * When a second wire to the same peer arrives, both ends keep the one opened by the host with the lower
+ * peer id and close the other (webtorrent may retry a closed outgoing one; it is closed again the same way).
+ */
+function oneWirePerPeer(torrent, ourPeerId, isRunner) {
+    const byPeer = new Map();
+    const openerId = (w) => (w.type.endsWith('Outgoing') ? ourPeerId : w.peerId);
+    // webtorrent reconnects a closed outgoing connection up to 3 times unless its retries are used up.
+    const peers = torrent._peers;
+    const dropForGood = (w) => {
+        for (const peer of peers.values())
+            if (peer.wire === w)
+                peer.retries = Number.MAX_SAFE_INTEGER;
+        w.destroy();
+    };
+    torrent.on('wire', (wire) => {
+        if (isRunner(wire) || !wire.peerId)
+            return;
+        const id = wire.peerId;
+        const other = byPeer.get(id);
+        // Both wires opened by the same host cannot be told apart by id: the older one stays.
+        if (other && !other.destroyed && openerId(wire) >= openerId(other))
+            return dropForGood(wire);
+        if (other && !other.destroyed)
+            dropForGood(other);
+        byPeer.set(id, wire);
+        wire.once('close', () => {
+            if (byPeer.get(id) === wire)
+                byPeer.delete(id);
+        });
+    });
+}
+function verifiedClock(torrent) {
+    let last = Date.now();
+    torrent.on('verified', () => (last = Date.now()));
+    return { idleMs: () => Date.now() - last };
+}
+/**
  * Spreads the load so the runner sends each piece about once: host i of N owns the i-th slice of the
  * pieces and fetches it first, from the runner; every other piece it takes from the hosts that own it.
- * Only once its own slice is in, and while the peers leave it idle, does it ask the runner for pieces
- * that no unchoked peer offers (a slow or failed owner never stalls the rest).
+ * Only once its own slice is in, and while the peers leave it idle, does it ask the runner for other
+ * pieces (a slow or failed owner never stalls the rest). It never asks the runner for a piece that an
+ * unchoked peer offers.
  */
-function shareTheRunner(torrent, start, isRunner) {
+function shareTheRunner(torrent, start, isRunner, progress) {
     const pieces = torrent.pieces.length;
     const of = Math.max(1, start.spread.of);
     const first = Math.floor((pieces * start.spread.index) / of);
@@ -60147,25 +60293,29 @@ function shareTheRunner(torrent, start, isRunner) {
     for (let i = first; i <= last; i++)
         if (!torrent.bitfield.get(i))
             missingInSlice++;
-    let lastVerified = Date.now();
+    // Past its own slice a host asks the runner only while the peers leave it idle (nothing verified
+    // for a second): an owner that is merely behind is waited for, a missing one is not. A flag set by a
+    // timer, not a clock read per call: the request filter below runs for every candidate piece of every
+    // selection.
+    let starving = false;
     torrent.on('verified', (i) => {
-        lastVerified = Date.now();
+        starving = false;
         if (i >= first && i <= last)
             missingInSlice--;
     });
     const offeredByPeer = (runner, i) => torrent.wires.some((w) => w !== runner && !w.peerChoking && w.peerPieces.get(i));
-    // Past its own slice a host asks the runner only while the peers leave it idle (nothing verified
-    // for a second): an owner that is merely behind is waited for, a missing one is not.
-    const starving = () => Date.now() - lastVerified > 1000;
     // Idle wires raise no events, so nothing would ask again: look for requests to make while starving.
     const nudge = setInterval(() => {
         if (torrent.done || torrent.destroyed)
             return clearInterval(nudge);
-        if (missingInSlice <= 0 && starving())
+        starving = missingInSlice <= 0 && progress.idleMs() > 1000;
+        if (starving)
             torrent._update();
-    }, 500);
+    }, 250);
     nudge.unref();
-    const fromRunner = (runner, i) => (i >= first && i <= last) || (missingInSlice <= 0 && starving() && !offeredByPeer(runner, i));
+    // Not even its own slice when a peer already offers the piece: a host that started late finds much of
+    // its slice already spread by the others.
+    const fromRunner = (runner, i) => ((i >= first && i <= last) || starving) && !offeredByPeer(runner, i);
     const requester = torrent;
     const request = requester._request.bind(torrent);
     requester._request = (wire, index, hotswap) => (isRunner(wire) && !fromRunner(wire, index) ? false : request(wire, index, hotswap));
@@ -60236,6 +60386,7 @@ async function run(start, inbox) {
         if (finished)
             return ended;
         const torrentFile = Buffer.from(start.torrent, 'base64');
+        let store;
         client = new WebTorrent(privateClientOptions({ torrentPort: 0 }));
         client.on('error', fail);
         // Create the temporary file private to us before the store opens it.
@@ -60245,49 +60396,60 @@ async function run(start, inbox) {
             skipVerify: mode === 'identical',
             // Unchoke every host: a private swarm gains nothing from tit-for-tat.
             uploads: Math.max(10, start.spread.of),
-            // No piece cache: uploads read the file (the page cache has it); 20 cached pieces cost 20+ MiB.
+            // webtorrent's piece cache reads whole pieces for single blocks; the store keeps the few pieces
+            // just written instead, which is what peers ask for next.
             storeCacheSlots: 0,
             // webtorrent builds the store once it knows the piece length: hand it a constructor.
-            store: mode === 'identical'
-                ? class {
-                    constructor(chunkLength) { return new ReadOnlyFileStore(chunkLength, { path: start.destination, length: start.size }); }
+            store: class {
+                constructor(chunkLength) {
+                    store = mode === 'identical'
+                        ? new FileStore(chunkLength, { path: start.destination, length: start.size })
+                        : new FileStore(chunkLength, { path: partial, length: start.size, writable: true, recentBytes: RECENT_PIECES_BYTES });
+                    return store;
                 }
-                : class {
-                    constructor(chunkLength) { return new Storage(chunkLength, { path: partial, length: start.size }); }
-                },
+            },
         });
         torrent.on('error', fail);
+        // Closed wires are let go (peers come and go); the bytes each address sent are kept as counts.
         const runnerWires = new Set();
+        const receivedFrom = new Map();
         torrent.on('wire', (wire) => {
-            if (`${wire.remoteAddress}:${wire.remotePort}` === start.seedPeer)
+            const isRunner = `${wire.remoteAddress}:${wire.remotePort}` === start.seedPeer;
+            const key = isRunner ? `${peerAddress(wire)} (runner)` : peerAddress(wire);
+            if (isRunner)
                 runnerWires.add(wire);
+            wire.on('download', (bytes) => receivedFrom.set(key, (receivedFrom.get(key) ?? 0) + bytes));
+            wire.once('close', () => runnerWires.delete(wire));
         });
-        const fromRunner = () => [...runnerWires].reduce((n, w) => n + w.downloaded, 0);
-        const allWires = new Set();
-        torrent.on('wire', (wire) => allWires.add(wire));
+        const fromRunner = () => [...receivedFrom].reduce((n, [key, bytes]) => (key.endsWith(' (runner)') ? n + bytes : n), 0);
         // Where the bytes came from, for the host's log: tells a working swarm from a star.
-        const sources = () => [...allWires]
-            .filter((w) => w.downloaded > 0)
-            .map((w) => `${w.remoteAddress}${runnerWires.has(w) ? ' (runner)' : ''} ${(w.downloaded / 1048576).toFixed(1)} MiB`)
+        const sources = () => [...receivedFrom]
+            .map(([key, bytes]) => `${key} ${(bytes / 1048576).toFixed(1)} MiB`)
             .join(', ');
         guardAgainstBadPeers(torrent, fail, start.seedPeer);
+        // Ask peers to keep at most this many of our requests outstanding (BEP 10 `reqq`; webtorrent honours
+        // it): it bounds the blocks waiting in their send queues and in our unfinished pieces.
+        torrent.on('wire', (wire) => {
+            wire.extendedHandshake.reqq = REQQ;
+        });
+        oneWirePerPeer(torrent, client.peerId, (w) => runnerWires.has(w));
         await new Promise((resolve, reject) => {
             torrent.once('ready', () => resolve());
             torrent.once('error', reject);
         });
+        const progress = verifiedClock(torrent);
         if (mode === 'fetch')
-            shareTheRunner(torrent, start, (w) => runnerWires.has(w));
+            shareTheRunner(torrent, start, (w) => runnerWires.has(w), progress);
         send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: torrent.downloaded });
         // webtorrent can leave blocks reserved on a wire that will never deliver them (seen after a peer
         // was killed and came back): when no piece has verified for a while, drop every connection so the
         // stuck requests are cancelled and asked again; peers reconnect through the tracker.
-        let lastVerified = Date.now();
-        torrent.on('verified', () => (lastVerified = Date.now()));
         const stallMs = Math.max(20_000, (torrent.pieceLength / 262_144) * 1000);
+        let reconnected = Date.now();
         const stallTimer = setInterval(() => {
-            if (finished || done || torrent.done || Date.now() - lastVerified < stallMs)
+            if (finished || done || torrent.done || Math.min(progress.idleMs(), Date.now() - reconnected) < stallMs)
                 return;
-            lastVerified = Date.now();
+            reconnected = Date.now();
             log(`no piece verified for ${Math.round(stallMs / 1000)} s; reconnecting to every peer`);
             for (const w of [...torrent.wires])
                 w.destroy();
@@ -60302,8 +60464,11 @@ async function run(start, inbox) {
                 if (mode === 'fetch')
                     log(`received from: ${sources() || 'nobody'}`);
                 const mem = process.memoryUsage();
+                const cpu = process.cpuUsage();
                 const MiB = (n) => `${Math.round(n / 1048576)} MiB`;
-                log(`memory: rss ${MiB(mem.rss)} (peak ${MiB(process.resourceUsage().maxRSS * 1024)}), heap ${MiB(mem.heapUsed)}/${MiB(mem.heapTotal)}, buffers ${MiB(mem.arrayBuffers)}; cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(1)} s`);
+                if (store && mode === 'fetch')
+                    log(`uploads read ${store.reads.recent} blocks from recent pieces in memory, ${store.reads.file} from the file`);
+                log(`memory: rss ${MiB(mem.rss)} (peak ${MiB(process.resourceUsage().maxRSS * 1024)}), heap ${MiB(mem.heapUsed)}/${MiB(mem.heapTotal)}, buffers ${MiB(mem.arrayBuffers)}; cpu ${(cpu.user / 1e6).toFixed(1)} s user, ${(cpu.system / 1e6).toFixed(1)} s system`);
                 send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: fromRunner(), seconds: (Date.now() - began) / 1000 });
             }
             catch (err) {
@@ -60336,6 +60501,7 @@ async function run(start, inbox) {
 /** Reads the start message, runs, and exits with a code the runner tells apart. */
 async function main() {
     process.title = 'herd-agent';
+    joinReceivedDataOncePerMessage();
     // Tell the runner we're alive in every phase (hashing a large file sends nothing else for a while).
     setInterval(() => send({ t: 'alive' }), ALIVE_SECONDS * 1000).unref();
     let handler;

@@ -4,7 +4,6 @@ import fs from 'node:fs'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import WebTorrent, { type Torrent, type Wire } from 'webtorrent'
-import FSChunkStore from 'fs-chunk-store'
 import {
   AGENT_EXIT,
   ALIVE_SECONDS,
@@ -15,8 +14,9 @@ import {
   type AgentEvent,
   type StartMessage,
 } from '../core/protocol.js'
-import { ReadOnlyFileStore } from '../core/swarm/file-store.js'
+import { FileStore } from '../core/swarm/file-store.js'
 import { privateClientOptions } from '../core/swarm/client-options.js'
+import { joinReceivedDataOncePerMessage } from './wire-buffer.js'
 
 /** A failure with a stable cause the runner can explain. */
 class AgentError extends Error {
@@ -58,9 +58,20 @@ function fsFailure(err: NodeJS.ErrnoException, what: string): AgentError {
   }
 }
 
+/** SHA-256 of a file through one reused buffer: a stream's fresh 4 MiB per read piles up until GC. */
 async function sha256Of(file: string): Promise<string> {
   const hash = crypto.createHash('sha256')
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer)
+  const buf = Buffer.allocUnsafe(1024 * 1024)
+  const fh = await fs.promises.open(file, 'r')
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+      if (bytesRead === 0) break
+      hash.update(buf.subarray(0, bytesRead))
+    }
+  } finally {
+    await fh.close()
+  }
   return hash.digest('hex')
 }
 
@@ -174,6 +185,15 @@ function peerAddress(wire: Wire): string {
   return wire.remoteAddress.replace(/^::ffff:(?=\d+\.)/, '')
 }
 
+/**
+ * Recently written pieces kept in memory to serve peers' requests: with 8 hosts at 100 Mbit/s about a
+ * third of the blocks a host uploads come from there instead of a file read each.
+ */
+const RECENT_PIECES_BYTES = 8 * 1024 * 1024
+
+/** Requests a peer may have outstanding with us: 64 blocks of 16 KiB, 1 MiB in flight per wire. */
+const REQQ = 64
+
 /** Bytes of failed pieces kept as evidence at most (their blocks are compared once the piece verifies). */
 const EVIDENCE_BYTES_MAX = 64 * 1024 * 1024
 
@@ -248,12 +268,54 @@ function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void,
 }
 
 /**
+ * Keeps one connection per pair of hosts. Both hosts of a pair learn of each other from the tracker and
+ * connect both ways; two wires to one peer double the `have` messages and the request selection work.
+ * When a second wire to the same peer arrives, both ends keep the one opened by the host with the lower
+ * peer id and close the other (webtorrent may retry a closed outgoing one; it is closed again the same way).
+ */
+function oneWirePerPeer(torrent: Torrent, ourPeerId: string, isRunner: (wire: Wire) => boolean): void {
+  type IdWire = Wire & { peerId: string; type: string; destroyed: boolean }
+  const byPeer = new Map<string, IdWire>()
+  const openerId = (w: IdWire) => (w.type.endsWith('Outgoing') ? ourPeerId : w.peerId)
+  // webtorrent reconnects a closed outgoing connection up to 3 times unless its retries are used up.
+  const peers = (torrent as unknown as { _peers: Map<string, { wire?: Wire; retries: number }> })._peers
+  const dropForGood = (w: IdWire) => {
+    for (const peer of peers.values()) if (peer.wire === w) peer.retries = Number.MAX_SAFE_INTEGER
+    w.destroy()
+  }
+  torrent.on('wire', (wire: IdWire) => {
+    if (isRunner(wire) || !wire.peerId) return
+    const id = wire.peerId
+    const other = byPeer.get(id)
+    // Both wires opened by the same host cannot be told apart by id: the older one stays.
+    if (other && !other.destroyed && openerId(wire) >= openerId(other)) return dropForGood(wire)
+    if (other && !other.destroyed) dropForGood(other)
+    byPeer.set(id, wire)
+    wire.once('close', () => {
+      if (byPeer.get(id) === wire) byPeer.delete(id)
+    })
+  })
+}
+
+/** When a piece last verified: the runner-sharing rule and the stall watchdog both go by it. */
+interface VerifiedClock {
+  idleMs(): number
+}
+
+function verifiedClock(torrent: Torrent): VerifiedClock {
+  let last = Date.now()
+  torrent.on('verified', () => (last = Date.now()))
+  return { idleMs: () => Date.now() - last }
+}
+
+/**
  * Spreads the load so the runner sends each piece about once: host i of N owns the i-th slice of the
  * pieces and fetches it first, from the runner; every other piece it takes from the hosts that own it.
- * Only once its own slice is in, and while the peers leave it idle, does it ask the runner for pieces
- * that no unchoked peer offers (a slow or failed owner never stalls the rest).
+ * Only once its own slice is in, and while the peers leave it idle, does it ask the runner for other
+ * pieces (a slow or failed owner never stalls the rest). It never asks the runner for a piece that an
+ * unchoked peer offers.
  */
-function shareTheRunner(torrent: Torrent, start: StartMessage, isRunner: (wire: Wire) => boolean): void {
+function shareTheRunner(torrent: Torrent, start: StartMessage, isRunner: (wire: Wire) => boolean, progress: VerifiedClock): void {
   type Bits = { get(i: number): boolean }
   type PeerWire = Wire & { peerPieces: Bits; peerChoking: boolean }
   const pieces = torrent.pieces.length
@@ -266,24 +328,27 @@ function shareTheRunner(torrent: Torrent, start: StartMessage, isRunner: (wire: 
   }
   let missingInSlice = 0
   for (let i = first; i <= last; i++) if (!torrent.bitfield.get(i)) missingInSlice++
-  let lastVerified = Date.now()
+  // Past its own slice a host asks the runner only while the peers leave it idle (nothing verified
+  // for a second): an owner that is merely behind is waited for, a missing one is not. A flag set by a
+  // timer, not a clock read per call: the request filter below runs for every candidate piece of every
+  // selection.
+  let starving = false
   torrent.on('verified', (i: number) => {
-    lastVerified = Date.now()
+    starving = false
     if (i >= first && i <= last) missingInSlice--
   })
   const offeredByPeer = (runner: Wire, i: number) =>
     (torrent.wires as PeerWire[]).some((w) => w !== runner && !w.peerChoking && w.peerPieces.get(i))
-  // Past its own slice a host asks the runner only while the peers leave it idle (nothing verified
-  // for a second): an owner that is merely behind is waited for, a missing one is not.
-  const starving = () => Date.now() - lastVerified > 1000
   // Idle wires raise no events, so nothing would ask again: look for requests to make while starving.
   const nudge = setInterval(() => {
     if (torrent.done || (torrent as unknown as { destroyed?: boolean }).destroyed) return clearInterval(nudge)
-    if (missingInSlice <= 0 && starving()) (torrent as unknown as { _update(): void })._update()
-  }, 500)
+    starving = missingInSlice <= 0 && progress.idleMs() > 1000
+    if (starving) (torrent as unknown as { _update(): void })._update()
+  }, 250)
   nudge.unref()
-  const fromRunner = (runner: Wire, i: number) =>
-    (i >= first && i <= last) || (missingInSlice <= 0 && starving() && !offeredByPeer(runner, i))
+  // Not even its own slice when a peer already offers the piece: a host that started late finds much of
+  // its slice already spread by the others.
+  const fromRunner = (runner: Wire, i: number) => ((i >= first && i <= last) || starving) && !offeredByPeer(runner, i)
   // Refuse requests to the runner outside that policy at the one place every request passes; cheaper
   // than hiding pieces from the runner's bitfield, which webtorrent reads in every selection loop.
   type Requester = { _request(wire: Wire, index: number, hotswap: boolean): boolean }
@@ -352,6 +417,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     // Told to stop meanwhile (abort, release, eof): create nothing more.
     if (finished) return ended
     const torrentFile = Buffer.from(start.torrent, 'base64')
+    let store: FileStore | undefined
     client = new WebTorrent(privateClientOptions({ torrentPort: 0 }))
     client.on('error', fail)
     // Create the temporary file private to us before the store opens it.
@@ -360,43 +426,58 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       skipVerify: mode === 'identical',
       // Unchoke every host: a private swarm gains nothing from tit-for-tat.
       uploads: Math.max(10, start.spread.of),
-      // No piece cache: uploads read the file (the page cache has it); 20 cached pieces cost 20+ MiB.
+      // webtorrent's piece cache reads whole pieces for single blocks; the store keeps the few pieces
+      // just written instead, which is what peers ask for next.
       storeCacheSlots: 0,
       // webtorrent builds the store once it knows the piece length: hand it a constructor.
-      store: mode === 'identical'
-        ? class { constructor(chunkLength: number) { return new ReadOnlyFileStore(chunkLength, { path: start.destination, length: start.size }) } }
-        : class { constructor(chunkLength: number) { return new FSChunkStore(chunkLength, { path: partial, length: start.size }) } },
+      store: class {
+        constructor(chunkLength: number) {
+          store = mode === 'identical'
+            ? new FileStore(chunkLength, { path: start.destination, length: start.size })
+            : new FileStore(chunkLength, { path: partial, length: start.size, writable: true, recentBytes: RECENT_PIECES_BYTES })
+          return store
+        }
+      },
     })
     torrent.on('error', fail)
+    // Closed wires are let go (peers come and go); the bytes each address sent are kept as counts.
     const runnerWires = new Set<Wire>()
+    const receivedFrom = new Map<string, number>()
     torrent.on('wire', (wire: Wire) => {
-      if (`${wire.remoteAddress}:${wire.remotePort}` === start.seedPeer) runnerWires.add(wire)
+      const isRunner = `${wire.remoteAddress}:${wire.remotePort}` === start.seedPeer
+      const key = isRunner ? `${peerAddress(wire)} (runner)` : peerAddress(wire)
+      if (isRunner) runnerWires.add(wire)
+      wire.on('download', (bytes: number) => receivedFrom.set(key, (receivedFrom.get(key) ?? 0) + bytes))
+      wire.once('close', () => runnerWires.delete(wire))
     })
-    const fromRunner = () => [...runnerWires].reduce((n, w) => n + w.downloaded, 0)
-    const allWires = new Set<Wire>()
-    torrent.on('wire', (wire: Wire) => allWires.add(wire))
+    const fromRunner = () => [...receivedFrom].reduce((n, [key, bytes]) => (key.endsWith(' (runner)') ? n + bytes : n), 0)
     // Where the bytes came from, for the host's log: tells a working swarm from a star.
     const sources = () =>
-      [...allWires]
-        .filter((w) => w.downloaded > 0)
-        .map((w) => `${w.remoteAddress}${runnerWires.has(w) ? ' (runner)' : ''} ${(w.downloaded / 1048576).toFixed(1)} MiB`)
+      [...receivedFrom]
+        .map(([key, bytes]) => `${key} ${(bytes / 1048576).toFixed(1)} MiB`)
         .join(', ')
     guardAgainstBadPeers(torrent, fail, start.seedPeer)
+    // Ask peers to keep at most this many of our requests outstanding (BEP 10 `reqq`; webtorrent honours
+    // it): it bounds the blocks waiting in their send queues and in our unfinished pieces.
+    torrent.on('wire', (wire: Wire & { extendedHandshake: Record<string, unknown> }) => {
+      wire.extendedHandshake.reqq = REQQ
+    })
+    oneWirePerPeer(torrent, (client as unknown as { peerId: string }).peerId, (w) => runnerWires.has(w))
     await new Promise<void>((resolve, reject) => {
       torrent.once('ready', () => resolve())
       torrent.once('error', reject)
     })
-    if (mode === 'fetch') shareTheRunner(torrent, start, (w) => runnerWires.has(w))
+    const progress = verifiedClock(torrent)
+    if (mode === 'fetch') shareTheRunner(torrent, start, (w) => runnerWires.has(w), progress)
     send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: torrent.downloaded })
     // webtorrent can leave blocks reserved on a wire that will never deliver them (seen after a peer
     // was killed and came back): when no piece has verified for a while, drop every connection so the
     // stuck requests are cancelled and asked again; peers reconnect through the tracker.
-    let lastVerified = Date.now()
-    torrent.on('verified', () => (lastVerified = Date.now()))
     const stallMs = Math.max(20_000, (torrent.pieceLength / 262_144) * 1000)
+    let reconnected = Date.now()
     const stallTimer = setInterval(() => {
-      if (finished || done || torrent.done || Date.now() - lastVerified < stallMs) return
-      lastVerified = Date.now()
+      if (finished || done || torrent.done || Math.min(progress.idleMs(), Date.now() - reconnected) < stallMs) return
+      reconnected = Date.now()
       log(`no piece verified for ${Math.round(stallMs / 1000)} s; reconnecting to every peer`)
       for (const w of [...torrent.wires]) w.destroy()
       setTimeout(() => torrent.addPeer(start.seedPeer), 500).unref()
@@ -408,8 +489,10 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
         done = true
         if (mode === 'fetch') log(`received from: ${sources() || 'nobody'}`)
         const mem = process.memoryUsage()
+        const cpu = process.cpuUsage()
         const MiB = (n: number) => `${Math.round(n / 1048576)} MiB`
-        log(`memory: rss ${MiB(mem.rss)} (peak ${MiB(process.resourceUsage().maxRSS * 1024)}), heap ${MiB(mem.heapUsed)}/${MiB(mem.heapTotal)}, buffers ${MiB(mem.arrayBuffers)}; cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(1)} s`)
+        if (store && mode === 'fetch') log(`uploads read ${store.reads.recent} blocks from recent pieces in memory, ${store.reads.file} from the file`)
+        log(`memory: rss ${MiB(mem.rss)} (peak ${MiB(process.resourceUsage().maxRSS * 1024)}), heap ${MiB(mem.heapUsed)}/${MiB(mem.heapTotal)}, buffers ${MiB(mem.arrayBuffers)}; cpu ${(cpu.user / 1e6).toFixed(1)} s user, ${(cpu.system / 1e6).toFixed(1)} s system`)
         send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: fromRunner(), seconds: (Date.now() - began) / 1000 })
       } catch (err) {
         fail(err)
@@ -440,6 +523,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
 /** Reads the start message, runs, and exits with a code the runner tells apart. */
 async function main(): Promise<void> {
   process.title = 'herd-agent'
+  joinReceivedDataOncePerMessage()
   // Tell the runner we're alive in every phase (hashing a large file sends nothing else for a while).
   setInterval(() => send({ t: 'alive' }), ALIVE_SECONDS * 1000).unref()
   let handler: ((msg: { t: string }) => void) | undefined

@@ -51,3 +51,10 @@ export const BOOTSTRAP =
   "if(!b||!ok(b)){try{b=z.gunzipSync(fs.readFileSync(f+'.gz'))}catch(e){process.exit(97)}" +
   "if(!ok(b))process.exit(97);const t=f+'.'+process.pid+'.tmp';fs.writeFileSync(t,b,{mode:0o600});fs.renameSync(t,f);fs.rmSync(f+'.gz',{force:true})}" +
   'import(u.pathToFileURL(p.resolve(f)).href).catch(e=>{console.error(e);process.exit(98)})'
+
+/**
+ * Node flags the agent runs with. A 1 MiB young generation collects the buffers of finished socket reads
+ * and writes within milliseconds instead of letting tens of MiB of them pile up (measured: agent peak
+ * RSS 194–213 MiB without it, 150–175 MiB with it, at no cost in time).
+ */
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1']

@@ -2,7 +2,7 @@
 import type { ClientChannel, SFTPWrapper } from 'ssh2'
 import { connectHost, shellCommand, SshError, type SshConnection, type SshSettings } from './ssh/index.js'
 import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type StartMessage } from './protocol.js'
-import { BOOTSTRAP, type AgentBundle } from './agent-bundle.js'
+import { AGENT_NODE_FLAGS, BOOTSTRAP, type AgentBundle } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
 import type { HostSpec } from './hosts.js'
@@ -250,9 +250,11 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     conn.close()
     throw endedError(ctx.signal)
   }
-  // HERD_AGENT_DEBUG (e.g. webtorrent:torrent) turns on webtorrent's debug output in the agents' stderr, which goes to the host logs.
+  // For debugging: HERD_AGENT_DEBUG (e.g. webtorrent:torrent) turns on webtorrent's debug output in the
+  // agents' stderr, which goes to the host logs; HERD_AGENT_NODE_FLAGS adds node flags (e.g. --cpu-prof).
   const debug = process.env.HERD_AGENT_DEBUG ? `DEBUG=${shellCommand([process.env.HERD_AGENT_DEBUG])} ` : ''
-  const command = `cd -- ${shellCommand([plan.remotePath])} && ${debug}exec ${shellCommand([plan.node, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
+  const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+  const command = `cd -- ${shellCommand([plan.remotePath])} && ${debug}exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
   const channel = await conn.exec(command)
   const session = new AgentSession(conn, channel)
   const start: StartMessage = {
@@ -347,9 +349,10 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
   })
 }
 
-async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
+/** Connects (within the connect limit, given up when the run ends), checks the host, and puts the agent there. */
+async function connectAndPrepare(ctx: HostRunContext, log: HostLog, forceUpload: boolean): Promise<SshConnection> {
   const { plan, spec, swarm } = ctx
-  const conn = await ctx.connectLimit.run(async () => {
+  return ctx.connectLimit.run(async () => {
     throwIfEnded(ctx.signal)
     ctx.onState(spec.label, 'connecting')
     const c = await untilEnded(connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line)), ctx.signal)
@@ -360,7 +363,7 @@ async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: Ag
       const sftp = await c.sftp()
       try {
         await prepareWorkDir(sftp, plan, uid, log)
-        await uploadAgent(sftp, plan, swarm.agent, log, false)
+        await uploadAgent(sftp, plan, swarm.agent, log, forceUpload)
       } finally {
         sftp.end()
       }
@@ -370,17 +373,17 @@ async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: Ag
       throw err
     }
   })
+}
+
+async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
+  const conn = await connectAndPrepare(ctx, log, false)
   try {
     return await startAgent(ctx, conn, log)
   } catch (err) {
-    if (err instanceof AttemptError && err.kind === 'agent-missing') {
-      log.write('agent file failed its hash check on the host; uploading it again')
-      const again = await connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line))
-      const sftp = await again.sftp()
-      await uploadAgent(sftp, plan, swarm.agent, log, true).finally(() => sftp.end())
-      return startAgent(ctx, again, log)
-    }
-    throw err
+    if (!(err instanceof AttemptError && err.kind === 'agent-missing')) throw err
+    // Removed or damaged between the upload and the start (another run, a cleaner): upload it once more.
+    log.write('agent file failed its hash check on the host; uploading it again')
+    return startAgent(ctx, await connectAndPrepare(ctx, log, true), log)
   }
 }
 

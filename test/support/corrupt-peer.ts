@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import crypto from 'node:crypto'
 import WebTorrent from 'webtorrent'
-import { ReadOnlyFileStore } from '../../src/core/swarm/file-store.js'
+import { FileStore } from '../../src/core/swarm/file-store.js'
 import { privateClientOptions } from '../../src/core/swarm/client-options.js'
 import { PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type StartMessage } from '../../src/core/protocol.js'
 
@@ -42,7 +42,7 @@ process.stdin.on(
       client.on('error', () => {})
       const torrent = client.add(Buffer.from(start.torrent, 'base64'), {
         skipVerify: true,
-        store: class { constructor(chunkLength: number) { return new ReadOnlyFileStore(chunkLength, { path: JUNK_FILE, length: start.size }) } },
+        store: class { constructor(chunkLength: number) { return new FileStore(chunkLength, { path: JUNK_FILE, length: start.size }) } },
       })
       torrent.on('error', () => {})
       torrent.once('ready', () => {

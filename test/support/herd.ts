@@ -76,3 +76,11 @@ export async function waitUntil(what: string, probe: () => boolean | Promise<boo
     await new Promise((r) => setTimeout(r, 100))
   }
 }
+
+/**
+ * A `--node` wrapper for a host: runs the shell command `onAgent` when herd starts its agent (the command
+ * line names agent-<hash>.mjs, whatever node flags come first), and this machine's node otherwise.
+ */
+export function nodeWrapper(onAgent: string): string {
+  return `#!/bin/sh\ncase "$*" in\n  *agent-*.mjs*) ${onAgent} ;;\nesac\nexec ${process.execPath} "$@"\n`
+}

@@ -1,6 +1,6 @@
 // The runner's seeder: serves the local file in place, read-only, to the hosts that connect to it.
 import WebTorrent, { type Torrent } from 'webtorrent'
-import { ReadOnlyFileStore } from './file-store.js'
+import { FileStore } from './file-store.js'
 import { privateClientOptions } from './client-options.js'
 import type { FileTorrent } from './torrent.js'
 import { torrentFileFor } from './torrent.js'
@@ -38,7 +38,7 @@ export async function startSeeder(file: string, t: FileTorrent, opts: { uploadSl
     if (client) break
   }
   client ??= await listeningClient(0)
-  const store = new ReadOnlyFileStore(t.pieceLength, { path: file, length: t.size })
+  const store = new FileStore(t.pieceLength, { path: file, length: t.size })
   const torrent: Torrent = await new Promise((resolve, reject) => {
     const tor = client.add(torrentFileFor(t), {
       preloadedStore: store,

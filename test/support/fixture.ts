@@ -1,0 +1,56 @@
+// The setup most real-host test files share: a cluster, a private temporary folder, and a random file in it.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { startCluster, type Cluster, type ClusterOptions } from './cluster.js'
+import { randomFile } from './herd.js'
+
+export interface TestFile {
+  path: string
+  sha256: string
+}
+
+export interface ClusterFixture {
+  cluster: Cluster
+  work: string
+  file: TestFile
+  /** Stops the hosts and removes the folder; safe to call twice. */
+  close(): Promise<void>
+}
+
+export interface FixtureOptions extends ClusterOptions {
+  /** Prefix of the temporary folder's name, e.g. 'herd-push-'. */
+  prefix: string
+  file: { name: string; bytes: number; mode?: number }
+  /** Mode of the temporary folder (0755 when a test runs herd as an unprivileged user). */
+  workMode?: number
+}
+
+export async function openClusterFixture(opts: FixtureOptions): Promise<ClusterFixture> {
+  const { prefix, file: spec, workMode, ...clusterOpts } = opts
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  let cluster: Cluster
+  try {
+    if (workMode !== undefined) fs.chmodSync(work, workMode)
+    cluster = await startCluster(clusterOpts)
+  } catch (err) {
+    fs.rmSync(work, { recursive: true, force: true })
+    throw err
+  }
+  const file = randomFile(work, spec.name, spec.bytes, spec.mode)
+  let closed = false
+  return {
+    cluster,
+    work,
+    file,
+    async close() {
+      if (closed) return
+      closed = true
+      try {
+        await cluster.destroy()
+      } finally {
+        fs.rmSync(work, { recursive: true, force: true })
+      }
+    },
+  }
+}
