@@ -20,13 +20,15 @@ const prelude = [
 
 const bundles = [
   { entry: 'build/src/cli/index.js', out: 'dist/cli/index.js', shebang: true },
-  { entry: 'build/src/agent/index.js', out: 'dist/agent/agent.mjs', single: true },
+  // The agent is minified: every host's copy crosses the runner's link before that host can join the
+  // swarm (226 KB gzipped instead of 398 KB: at N = 32 and 20 Mbit/s about 2 s less before the last host starts).
+  { entry: 'build/src/agent/index.js', out: 'dist/agent/agent.mjs', single: true, minify: true },
   ...(fs.existsSync(path.join(root, 'build/src/action/main.js')) ? [{ entry: 'build/src/action/main.js', out: 'dist/action/main.js' }, { entry: 'build/src/action/post.js', out: 'dist/action/post.js' }] : []),
 ]
 
 const cleared = new Set()
 for (const b of bundles) {
-  const { code, assets } = await ncc(path.join(root, b.entry), { minify: false, sourceMap: false, quiet: true, target: 'es2022', externals: ['cpu-features'] })
+  const { code, assets } = await ncc(path.join(root, b.entry), { minify: !!b.minify, sourceMap: false, quiet: true, target: 'es2022', externals: ['cpu-features'] })
   const outFile = path.join(root, b.out)
   // Clear each output folder once: main.js and post.js share dist/action.
   if (!cleared.has(path.dirname(outFile))) {

@@ -271,16 +271,25 @@ function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void,
  * Keeps one connection per pair of hosts. Both hosts of a pair learn of each other from the tracker and
  * connect both ways; two wires to one peer double the `have` messages and the request selection work.
  * When a second wire to the same peer arrives, both ends keep the one opened by the host with the lower
- * peer id and close the other (webtorrent may retry a closed outgoing one; it is closed again the same way).
+ * peer id and close the other. The address of a closed outgoing one is not dialled again (webtorrent would
+ * retry it, and add it anew from every announce) while the kept wire lives.
  */
 function oneWirePerPeer(torrent: Torrent, ourPeerId: string, isRunner: (wire: Wire) => boolean): void {
-  type IdWire = Wire & { peerId: string; type: string; destroyed: boolean }
+  type IdWire = Wire & { peerId: string; type: string; destroyed: boolean; remotePort: number }
   const byPeer = new Map<string, IdWire>()
+  const doNotDial = new Map<string, IdWire>()
   const openerId = (w: IdWire) => (w.type.endsWith('Outgoing') ? ourPeerId : w.peerId)
-  // webtorrent reconnects a closed outgoing connection up to 3 times unless its retries are used up.
-  const peers = (torrent as unknown as { _peers: Map<string, { wire?: Wire; retries: number }> })._peers
-  const dropForGood = (w: IdWire) => {
-    for (const peer of peers.values()) if (peer.wire === w) peer.retries = Number.MAX_SAFE_INTEGER
+  type Internals = { _peers: Map<string, { wire?: Wire; retries: number }>; _addPeer(peer: unknown, type: string, source: string): unknown }
+  const internals = torrent as unknown as Internals
+  const addPeer = internals._addPeer.bind(torrent)
+  internals._addPeer = (peer, type, source) => (typeof peer === 'string' && doNotDial.has(peer) ? null : addPeer(peer, type, source))
+  const drop = (w: IdWire, keep: IdWire) => {
+    if (w.type.endsWith('Outgoing')) {
+      const addr = `${w.remoteAddress}:${w.remotePort}`
+      doNotDial.set(addr, keep)
+      // webtorrent retries a closed outgoing connection unless its retries are used up.
+      for (const peer of internals._peers.values()) if (peer.wire === w) peer.retries = Number.MAX_SAFE_INTEGER
+    }
     w.destroy()
   }
   torrent.on('wire', (wire: IdWire) => {
@@ -288,11 +297,12 @@ function oneWirePerPeer(torrent: Torrent, ourPeerId: string, isRunner: (wire: Wi
     const id = wire.peerId
     const other = byPeer.get(id)
     // Both wires opened by the same host cannot be told apart by id: the older one stays.
-    if (other && !other.destroyed && openerId(wire) >= openerId(other)) return dropForGood(wire)
-    if (other && !other.destroyed) dropForGood(other)
+    if (other && !other.destroyed && openerId(wire) >= openerId(other)) return drop(wire, other)
+    if (other && !other.destroyed) drop(other, wire)
     byPeer.set(id, wire)
     wire.once('close', () => {
       if (byPeer.get(id) === wire) byPeer.delete(id)
+      for (const [addr, kept] of doNotDial) if (kept === wire) doNotDial.delete(addr)
     })
   })
 }

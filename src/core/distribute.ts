@@ -23,9 +23,14 @@ export interface DistributeOptions extends RunListener {
   signal?: AbortSignal
 }
 
-/** Tracker announce interval: seconds for a short-lived swarm, longer for a large fleet. */
+/**
+ * Tracker announce interval. Every host announces once as it starts and dials every peer it hears of,
+ * so a host that starts late meets the early ones without their announcing again; later announces only
+ * heal broken connections. Each costs every agent a request and a pass over the peer list: every 2 s
+ * they took 15 of 76 CPU s per GiB at N = 32 (sweep 65.6 s → 54.8 s with 10 s).
+ */
 function announceIntervalFor(hosts: number): number {
-  return Math.max(2, Math.ceil(hosts / 50))
+  return Math.max(10, Math.ceil(hosts / 50))
 }
 
 export function sshSettingsFor(plan: Plan): SshSettings {
