@@ -191,10 +191,26 @@ function request(port: number, pathAndQuery: string, method = 'GET'): Promise<{ 
 }
 
 /** An announce query as a BitTorrent client sends it (binary fields percent-encoded). */
-function announceQuery(infoHashHex: string): string {
+function announceQuery(infoHashHex: string, event: string | null = 'started'): string {
   const enc = (b: Buffer) => [...b].map((x) => `%${x.toString(16).padStart(2, '0')}`).join('')
-  return `?info_hash=${enc(Buffer.from(infoHashHex, 'hex'))}&peer_id=${enc(crypto.randomBytes(20))}&port=6881&uploaded=0&downloaded=0&left=100&compact=1&event=started`
+  return `?info_hash=${enc(Buffer.from(infoHashHex, 'hex'))}&peer_id=${enc(crypto.randomBytes(20))}&port=6881&uploaded=0&downloaded=0&left=100&compact=1${event ? `&event=${event}` : ''}`
 }
+
+test('the tracker asks for announces every 2 s while hosts join, and every intervalSeconds once they have', { timeout: 30_000 }, async () => {
+  const infoHash = crypto.randomBytes(20).toString('hex')
+  const tracker = await startTracker({ infoHash, ports: [0, 0], intervalSeconds: 10, joiningWindowMs: 500 })
+  try {
+    const announce = new URL(tracker.urlFor('127.0.0.1')).pathname
+    const interval = async (event: string | null) => /8:intervali(\d+)e/.exec((await request(tracker.port, `${announce}${announceQuery(infoHash, event)}`)).body)?.[1]
+    assert.equal(await interval('started'), '2', 'a host joining')
+    assert.equal(await interval(null), '2', 'a regular announce just after a host joined')
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    assert.equal(await interval(null), '10', 'no host has joined for a while')
+    assert.equal(await interval('started'), '2', 'a late host joins')
+  } finally {
+    await tracker.close()
+  }
+})
 
 test('the tracker answers only this run\'s info hash under this run\'s secret', { timeout: 30_000 }, async () => {
   const infoHash = crypto.randomBytes(20).toString('hex')

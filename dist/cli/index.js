@@ -76612,8 +76612,16 @@ function server_noop () {}
 
 
 
-/** Tries each port of [low, high] in turn; fails with the last error when none is free. */
+/** Announce interval while hosts are still joining, and how long after the last join it stays that short. */
+const JOINING_INTERVAL_MS = 2000;
+const JOINING_WINDOW_MS = 6000;
+/**
+ * Tries each port of [low, high] in turn; fails with the last error when none is free. Hosts are told to
+ * announce every 2 s while others are still joining (two hosts that start together learn of each other
+ * within seconds), and every `intervalSeconds` once no host has joined for a few seconds.
+ */
 async function startTracker(opts) {
+    const joiningWindowMs = opts.joiningWindowMs ?? JOINING_WINDOW_MS;
     const secret = external_node_crypto_namespaceObject.randomBytes(16).toString('hex');
     const tracker = new bittorrent_tracker_server({
         http: false,
@@ -76629,6 +76637,8 @@ async function startTracker(opts) {
     tracker.on('error', () => { });
     let announces = 0;
     let refused = 0;
+    let lastJoin = 0;
+    const tracked = tracker;
     const prefix = `/${secret}/announce`;
     const server = external_node_http_namespaceObject.createServer((req, res) => {
         const [pathname, query = ''] = (req.url ?? '').split('?', 2);
@@ -76639,6 +76649,11 @@ async function startTracker(opts) {
             return;
         }
         announces++;
+        const now = Date.now();
+        if (/(^|&)event=started(&|$)/.test(query))
+            lastJoin = now;
+        // Read by the tracker as it writes this answer's interval.
+        tracked.intervalMs = now - lastJoin < joiningWindowMs ? Math.min(JOINING_INTERVAL_MS, opts.intervalSeconds * 1000) : opts.intervalSeconds * 1000;
         req.url = `/announce?${query}`;
         tracker.onHttpRequest(req, res, { action: 'announce' });
     });
@@ -89803,6 +89818,19 @@ function privateClientOptions(extra = {}) {
         ...extra,
     };
 }
+/**
+ * How many of its requests a peer may have outstanding with us (BEP 10 `reqq`, which webtorrent honours):
+ * 64 blocks of 16 KiB, 1 MiB in flight per wire. It bounds the blocks waiting in send queues and in
+ * unfinished pieces; unbounded, a peer asks for about a second of the wire's rate (at 1 Gbit/s the runner
+ * held 263 MiB).
+ */
+const REQUESTS_IN_FLIGHT = 64;
+/** Advertises REQUESTS_IN_FLIGHT on every wire of a torrent, before its extended handshake goes out. */
+function boundRequestsInFlight(torrent) {
+    torrent.on('wire', (wire) => {
+        wire.extendedHandshake.reqq = REQUESTS_IN_FLIGHT;
+    });
+}
 
 ;// CONCATENATED MODULE: ./build/src/core/swarm/seeder.js
 // The runner's seeder: serves the local file in place, read-only, to the hosts that connect to it.
@@ -89845,6 +89873,7 @@ async function startSeeder(file, t, opts) {
             uploads: opts.uploadSlots,
             // The seeder never announces: every host is told its address directly.
         });
+        boundRequestsInFlight(tor);
         tor.once('ready', () => resolve(tor));
         tor.once('error', reject);
     });

@@ -15,7 +15,7 @@ import {
   type StartMessage,
 } from '../core/protocol.js'
 import { FileStore } from '../core/swarm/file-store.js'
-import { privateClientOptions } from '../core/swarm/client-options.js'
+import { boundRequestsInFlight, privateClientOptions } from '../core/swarm/client-options.js'
 import { joinReceivedDataOncePerMessage } from './wire-buffer.js'
 
 /** A failure with a stable cause the runner can explain. */
@@ -190,9 +190,6 @@ function peerAddress(wire: Wire): string {
  * third of the blocks a host uploads come from there instead of a file read each.
  */
 const RECENT_PIECES_BYTES = 8 * 1024 * 1024
-
-/** Requests a peer may have outstanding with us: 64 blocks of 16 KiB, 1 MiB in flight per wire. */
-const REQQ = 64
 
 /** Bytes of failed pieces kept as evidence at most (their blocks are compared once the piece verifies). */
 const EVIDENCE_BYTES_MAX = 64 * 1024 * 1024
@@ -467,11 +464,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
         .map(([key, bytes]) => `${key} ${(bytes / 1048576).toFixed(1)} MiB`)
         .join(', ')
     guardAgainstBadPeers(torrent, fail, start.seedPeer)
-    // Ask peers to keep at most this many of our requests outstanding (BEP 10 `reqq`; webtorrent honours
-    // it): it bounds the blocks waiting in their send queues and in our unfinished pieces.
-    torrent.on('wire', (wire: Wire & { extendedHandshake: Record<string, unknown> }) => {
-      wire.extendedHandshake.reqq = REQQ
-    })
+    boundRequestsInFlight(torrent)
     oneWirePerPeer(torrent, (client as unknown as { peerId: string }).peerId, (w) => runnerWires.has(w))
     await new Promise<void>((resolve, reject) => {
       torrent.once('ready', () => resolve())

@@ -1,7 +1,7 @@
 // The runner's seeder: serves the local file in place, read-only, to the hosts that connect to it.
 import WebTorrent, { type Torrent } from 'webtorrent'
 import { FileStore } from './file-store.js'
-import { privateClientOptions } from './client-options.js'
+import { boundRequestsInFlight, privateClientOptions } from './client-options.js'
 import type { FileTorrent } from './torrent.js'
 import { torrentFileFor } from './torrent.js'
 
@@ -46,6 +46,7 @@ export async function startSeeder(file: string, t: FileTorrent, opts: { uploadSl
       uploads: opts.uploadSlots,
       // The seeder never announces: every host is told its address directly.
     })
+    boundRequestsInFlight(tor)
     tor.once('ready', () => resolve(tor))
     tor.once('error', reject)
   })

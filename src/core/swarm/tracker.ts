@@ -14,8 +14,17 @@ export interface PrivateTracker {
   close(): Promise<void>
 }
 
-/** Tries each port of [low, high] in turn; fails with the last error when none is free. */
-export async function startTracker(opts: { infoHash: string; ports: [number, number]; intervalSeconds: number; host?: string }): Promise<PrivateTracker> {
+/** Announce interval while hosts are still joining, and how long after the last join it stays that short. */
+const JOINING_INTERVAL_MS = 2000
+const JOINING_WINDOW_MS = 6000
+
+/**
+ * Tries each port of [low, high] in turn; fails with the last error when none is free. Hosts are told to
+ * announce every 2 s while others are still joining (two hosts that start together learn of each other
+ * within seconds), and every `intervalSeconds` once no host has joined for a few seconds.
+ */
+export async function startTracker(opts: { infoHash: string; ports: [number, number]; intervalSeconds: number; host?: string; joiningWindowMs?: number }): Promise<PrivateTracker> {
+  const joiningWindowMs = opts.joiningWindowMs ?? JOINING_WINDOW_MS
   const secret = crypto.randomBytes(16).toString('hex')
   const tracker = new TrackerServer({
     http: false,
@@ -31,6 +40,8 @@ export async function startTracker(opts: { infoHash: string; ports: [number, num
   tracker.on('error', () => {})
   let announces = 0
   let refused = 0
+  let lastJoin = 0
+  const tracked = tracker as unknown as { intervalMs: number }
   const prefix = `/${secret}/announce`
   const server = http.createServer((req, res) => {
     const [pathname, query = ''] = (req.url ?? '').split('?', 2)
@@ -41,6 +52,10 @@ export async function startTracker(opts: { infoHash: string; ports: [number, num
       return
     }
     announces++
+    const now = Date.now()
+    if (/(^|&)event=started(&|$)/.test(query)) lastJoin = now
+    // Read by the tracker as it writes this answer's interval.
+    tracked.intervalMs = now - lastJoin < joiningWindowMs ? Math.min(JOINING_INTERVAL_MS, opts.intervalSeconds * 1000) : opts.intervalSeconds * 1000
     req.url = `/announce?${query}`
     tracker.onHttpRequest(req, res, { action: 'announce' })
   })
