@@ -199,7 +199,7 @@ const EVIDENCE_BYTES_MAX = 64 * 1024 * 1024
  * from several peers, so a failed piece only blames its sender when one peer sent all of it; otherwise its
  * blocks are kept until the piece verifies from fresh blocks, and the peers whose blocks differed are blamed.
  */
-function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void, seedPeer: string): void {
+function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void, isRunner: (wire: Wire) => boolean): void {
   type Blocks = Map<number, { wire: Wire; data: Uint8Array }>
   const inFlight = new Map<number, Blocks>()
   const evidence = new Map<number, Blocks>()
@@ -210,7 +210,7 @@ function guardAgainstBadPeers(torrent: Torrent, fail: (err: AgentError) => void,
   const size = (blocks: Blocks) => [...blocks.values()].reduce((n, b) => n + b.data.length, 0)
   const blame = (wire: Wire) => {
     const key = peerAddress(wire)
-    if (banned.has(key) || `${wire.remoteAddress}:${wire.remotePort}` === seedPeer) return
+    if (banned.has(key) || isRunner(wire)) return
     const n = (strikes.get(key) ?? 0) + 1
     strikes.set(key, n)
     if (n >= 3) {
@@ -447,23 +447,29 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       },
     })
     torrent.on('error', fail)
+    // The one test for the runner's wire, by the address it was told; the open ones are also kept in a
+    // set for the request filter, which asks for every candidate piece.
+    const isRunnerWire = (wire: Wire) => `${wire.remoteAddress}:${wire.remotePort}` === start.seedPeer
     // Closed wires are let go (peers come and go); the bytes each address sent are kept as counts.
     const runnerWires = new Set<Wire>()
     const receivedFrom = new Map<string, number>()
+    let runnerBytes = 0
     torrent.on('wire', (wire: Wire) => {
-      const isRunner = `${wire.remoteAddress}:${wire.remotePort}` === start.seedPeer
+      const isRunner = isRunnerWire(wire)
       const key = isRunner ? `${peerAddress(wire)} (runner)` : peerAddress(wire)
       if (isRunner) runnerWires.add(wire)
-      wire.on('download', (bytes: number) => receivedFrom.set(key, (receivedFrom.get(key) ?? 0) + bytes))
+      wire.on('download', (bytes: number) => {
+        receivedFrom.set(key, (receivedFrom.get(key) ?? 0) + bytes)
+        if (isRunner) runnerBytes += bytes
+      })
       wire.once('close', () => runnerWires.delete(wire))
     })
-    const fromRunner = () => [...receivedFrom].reduce((n, [key, bytes]) => (key.endsWith(' (runner)') ? n + bytes : n), 0)
     // Where the bytes came from, for the host's log: tells a working swarm from a star.
     const sources = () =>
       [...receivedFrom]
         .map(([key, bytes]) => `${key} ${(bytes / 1048576).toFixed(1)} MiB`)
         .join(', ')
-    guardAgainstBadPeers(torrent, fail, start.seedPeer)
+    guardAgainstBadPeers(torrent, fail, isRunnerWire)
     boundRequestsInFlight(torrent)
     oneWirePerPeer(torrent, (client as unknown as { peerId: string }).peerId, (w) => runnerWires.has(w))
     await new Promise<void>((resolve, reject) => {
@@ -496,7 +502,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
         const MiB = (n: number) => `${Math.round(n / 1048576)} MiB`
         if (store && mode === 'fetch') log(`uploads read ${store.reads.recent} blocks from recent pieces in memory, ${store.reads.file} from the file`)
         log(`memory: rss ${MiB(mem.rss)} (peak ${MiB(process.resourceUsage().maxRSS * 1024)}), heap ${MiB(mem.heapUsed)}/${MiB(mem.heapTotal)}, buffers ${MiB(mem.arrayBuffers)}; cpu ${(cpu.user / 1e6).toFixed(1)} s user, ${(cpu.system / 1e6).toFixed(1)} s system`)
-        send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: fromRunner(), seconds: (Date.now() - began) / 1000 })
+        send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? torrent.received : 0, fromRunner: runnerBytes, seconds: (Date.now() - began) / 1000 })
       } catch (err) {
         fail(err)
       }
@@ -512,7 +518,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
         have: torrent.downloaded,
         downloaded: torrent.received,
         uploaded: torrent.uploaded,
-        fromRunner: fromRunner(),
+        fromRunner: runnerBytes,
         peers: torrent.numPeers,
         rate: Math.round(torrent.downloadSpeed),
       })
