@@ -66,15 +66,17 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`)
   }
   let seeder: Seeder | undefined
+  // The run's secret: only agents that got it over their SSH session can join the swarm or read its bytes.
+  const secret = crypto.randomBytes(32)
   const runAbort = new AbortController()
   let timeoutTimer: NodeJS.Timeout | undefined
   const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT')
   try {
     // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
-    // unchokes every host: which pieces each may ask it for is the agents' slice policy, not choking.
+    // serves every host: which pieces each may ask it for is the agents' slice policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
-    seeder = await startSeeder(plan.file, torrent, { uploadSlots: plan.hosts.length + 1, ports: seederPorts })
-    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}`)
+    seeder = await startSeeder(plan.file, torrent, { ports: seederPorts, secret })
+    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${torrent.infoHash}`)
     if (opts.signal) {
       if (opts.signal.aborted) onOuterAbort()
       else opts.signal.addEventListener('abort', onOuterAbort, { once: true })
@@ -85,7 +87,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     const connectLimit = new Limit(plan.concurrency)
     const ssh = sshSettingsFor(plan)
     opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
-    const swarm = { torrent, tracker, seederPort: seeder.port, agent }
+    const swarm = { torrent, tracker, seederPort: seeder.port, runnerId: seeder.peerId, secret, agent }
     const runs: HostRun[] = await Promise.all(
       plan.hosts.map((spec, index) =>
         hostRun({

@@ -16,6 +16,10 @@ export interface SwarmInfo {
   torrent: FileTorrent
   tracker: PrivateTracker
   seederPort: number
+  /** The seeder's peer id (hex), for the agents to tell the runner's wire by. */
+  runnerId: string
+  /** The run's secret: sent to each agent over its SSH session only, never logged. */
+  secret: Buffer
   agent: AgentBundle
 }
 
@@ -250,11 +254,9 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     conn.close()
     throw endedError(ctx.signal)
   }
-  // For debugging: HERD_AGENT_DEBUG (e.g. webtorrent:torrent) turns on webtorrent's debug output in the
-  // agents' stderr, which goes to the host logs; HERD_AGENT_NODE_FLAGS adds node flags (e.g. --cpu-prof).
-  const debug = process.env.HERD_AGENT_DEBUG ? `DEBUG=${shellCommand([process.env.HERD_AGENT_DEBUG])} ` : ''
+  // For profiling: HERD_AGENT_NODE_FLAGS adds node flags to the agents (e.g. --cpu-prof).
   const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
-  const command = `cd -- ${shellCommand([plan.remotePath])} && ${debug}exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
+  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
   const channel = await conn.exec(command)
   const session = new AgentSession(conn, channel)
   const start: StartMessage = {
@@ -266,6 +268,8 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     size: swarm.torrent.size,
     mode: plan.mode,
     seedPeer: formatPeer(conn.localAddress, swarm.seederPort),
+    runnerId: swarm.runnerId,
+    secret: swarm.secret.toString('base64'),
     idleTimeoutSeconds: AGENT_IDLE_TIMEOUT_S,
     progressMs: 1000,
     host: ctx.spec.label,

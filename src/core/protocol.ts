@@ -1,7 +1,7 @@
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 
 /** Version of this message set; the runner refuses an agent that speaks another. */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 /** Runner → agent: everything the agent needs for one run, sent once as the first line. */
 export interface StartMessage {
@@ -19,6 +19,13 @@ export interface StartMessage {
   mode: number
   /** The runner's seeder as this host reaches it, `addr:port`. */
   seedPeer: string
+  /** The runner seeder's peer id (hex): how the agent tells the runner's wire from a host's. */
+  runnerId: string
+  /**
+   * The run's secret (base64), fresh for every run and sent only over SSH: every peer connection proves
+   * it knows it both ways before anything moves, and keys its encryption from it. Never logged.
+   */
+  secret: string
   /** Seconds without a line from the runner after which the agent gives up (heartbeat). */
   idleTimeoutSeconds: number
   /** Progress line interval in milliseconds. */

@@ -3,10 +3,12 @@
 // It runs on a host in place of the agent (through a --node wrapper) until /root/corrupt-peer.stop appears.
 import fs from 'node:fs'
 import crypto from 'node:crypto'
-import WebTorrent from 'webtorrent'
-import { FileStore } from '../../src/core/swarm/file-store.js'
-import { privateClientOptions } from '../../src/core/swarm/client-options.js'
 import { PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type StartMessage } from '../../src/core/protocol.js'
+import { Announcer } from '../../src/engine/announce.js'
+import { Bitfield } from '../../src/engine/bitfield.js'
+import { readTorrent } from '../../src/engine/metainfo.js'
+import { Store } from '../../src/engine/store.js'
+import { Swarm } from '../../src/engine/swarm.js'
 
 const send = (e: AgentEvent) => process.stdout.write(encodeLine(e))
 const STOP_FILE = '/root/corrupt-peer.stop'
@@ -18,41 +20,42 @@ function writeJunk(size: number): void {
   fs.closeSync(fd)
 }
 
-function quit(client: WebTorrent | undefined, message: string): void {
+let swarm: Swarm | undefined
+function quit(message: string): void {
   send({ t: 'error', code: 'io', message })
-  const leave = () => process.stdout.write('', () => process.exit(1))
-  if (client) client.destroy(leave)
-  else leave()
+  void (swarm?.close() ?? Promise.resolve()).finally(() => process.stdout.write('', () => process.exit(1)))
 }
 
-let client: WebTorrent | undefined
 let started = false
-process.stdin.on('end', () => quit(client, 'corrupt peer: stdin closed'))
+process.stdin.on('end', () => quit('corrupt peer: stdin closed'))
 process.stdin.on(
   'data',
   lineReader(
     (msg) => {
       const m = msg as { t: string }
-      if (m.t === 'abort' || m.t === 'release') return quit(client, `corrupt peer: ${m.t}`)
+      if (m.t === 'abort' || m.t === 'release') return quit(`corrupt peer: ${m.t}`)
       if (m.t !== 'start' || started) return
       started = true
       const start = m as unknown as StartMessage
       writeJunk(start.size)
-      client = new WebTorrent(privateClientOptions({ torrentPort: 0 }))
-      client.on('error', () => {})
-      const torrent = client.add(Buffer.from(start.torrent, 'base64'), {
-        skipVerify: true,
-        store: class { constructor(chunkLength: number) { return new FileStore(chunkLength, { path: JUNK_FILE, length: start.size }) } },
-      })
-      torrent.on('error', () => {})
-      torrent.once('ready', () => {
+      const meta = readTorrent(Buffer.from(start.torrent, 'base64'))
+      const peerId = crypto.randomBytes(20)
+      const s = (swarm = new Swarm({
+        meta,
+        secret: Buffer.from(start.secret, 'base64'),
+        peerId,
+        store: new Store({ path: JUNK_FILE, length: start.size }),
+        have: Bitfield.full(Math.ceil(start.size / meta.pieceLength)),
+      }))
+      void s.listen([0]).then((port) => {
+        new Announcer({ url: meta.announce ?? '', infoHash: meta.infoHash, peerId, port, left: () => 0, onPeers: () => {}, onError: () => {} }).start()
         send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: start.size })
         send({ t: 'log', message: 'corrupt peer: serving random bytes for every piece' })
       })
       const poll = setInterval(() => {
         if (fs.existsSync(STOP_FILE)) {
           clearInterval(poll)
-          quit(client, `corrupt peer: stopped after uploading ${torrent.uploaded} bytes`)
+          quit(`corrupt peer: stopped after uploading ${s.uploaded} bytes`)
         }
       }, 200)
     },

@@ -11,6 +11,8 @@ export interface FileTorrent {
   info: Uint8Array
   infoHash: string
   pieceLength: number
+  /** SHA-1 of every piece, 20 bytes each (the info's `pieces`). */
+  pieceHashes: Buffer
   size: number
   sha256: string
   name: string
@@ -21,9 +23,8 @@ const MiB = 1024 * KiB
 
 /**
  * Piece length for a file size: 1 MiB up to 2 GiB, then doubling to keep at most ~2048 pieces, up to
- * 16 MiB. webtorrent's CPU cost grows with the piece count (selection runs over pieces on every
- * block), so larger pieces halve an agent's CPU per GiB against 256 KiB; memory stays bounded because
- * pieces are written out as they verify.
+ * 16 MiB. Pieces travel in blocks of at most 1 MiB (one sealed record each) and are hashed as their
+ * blocks arrive, so a larger piece costs no memory; fewer pieces keep bitfields and `have` traffic small.
  */
 export function pieceLengthFor(size: number): number {
   let length = 1 * MiB
@@ -134,7 +135,7 @@ export async function hashFile(file: string, opts: { pieceLength?: number; nonce
       'x-herd-nonce': opts.nonce ?? crypto.randomBytes(16),
     })
     const infoHash = crypto.createHash('sha1').update(info).digest('hex')
-    return { info, infoHash, pieceLength, size, sha256: await whole.digest(), name }
+    return { info, infoHash, pieceLength, pieceHashes: pieces, size, sha256: await whole.digest(), name }
   } finally {
     await handle.close()
   }

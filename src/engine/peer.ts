@@ -1,0 +1,34 @@
+// What one side knows about one peer it is connected to: its pieces, what we asked of it, what it asked of us.
+import crypto from 'node:crypto'
+import { Bitfield } from './bitfield.js'
+import type { Wire } from './wire.js'
+
+/** A piece being received from one peer: its blocks arrive in order and are hashed as they come. */
+export interface Assembly {
+  index: number
+  length: number
+  /** Offset of the next block expected. */
+  next: number
+  hash: crypto.Hash
+}
+
+export class Peer {
+  has: Bitfield
+  /** Pieces the peer told us of that we lacked then, in the order it told us; read by the picker. */
+  offers = { queue: [] as number[], head: 0 }
+  /** Pieces asked of this peer, by index. */
+  readonly assigned = new Map<number, Assembly>()
+  /** Bytes asked of this peer and not yet received. */
+  outstanding = 0
+  /** Its requests waiting to be served, in order: [index, offset, length]. */
+  readonly requests: [number, number, number][] = []
+  /** A block is being read or sealed for it. */
+  serving = false
+  /** When a block last arrived (or the first request went out): the stall check goes by it. */
+  lastBlockAt = Date.now()
+
+  constructor(readonly wire: Wire, pieces: number, readonly isRunner: boolean) {
+    // The runner has every piece and sends no bitfield.
+    this.has = isRunner ? Bitfield.full(pieces) : new Bitfield(pieces)
+  }
+}

@@ -1,0 +1,159 @@
+// The run's seal: both ends of a connection prove they know the run's secret before anything else moves,
+// then every record is encrypted and authenticated with AES-256-GCM under keys fresh to that connection.
+import crypto from 'node:crypto'
+
+export const PEER_ID_BYTES = 20
+const NONCE_BYTES = 32
+/** A protocol name of our own: a stock BitTorrent peer's handshake fails here on its first byte. */
+const MAGIC = Buffer.from('HERD\x02')
+/** What each side sends first: magic, a fresh nonce, its peer id. */
+export const HELLO_BYTES = MAGIC.length + NONCE_BYTES + PEER_ID_BYTES
+/** HMAC-SHA256 of both hellos under the run's secret. */
+export const PROOF_BYTES = 32
+const TAG_BYTES = 16
+const LENGTH_BYTES = 4
+/** Bytes of a record beyond its plaintext. */
+export const RECORD_OVERHEAD = LENGTH_BYTES + TAG_BYTES
+/** Encrypt and decrypt in slices that stay in the CPU's cache (measured: 64 KiB 0.27 s/GiB, 1 MiB 0.50 s/GiB). */
+const SLICE = 64 * 1024
+
+export interface Hello {
+  bytes: Buffer
+  nonce: Buffer
+  peerId: Buffer
+}
+
+/** A fresh hello for one connection. */
+export function makeHello(peerId: Buffer): Hello {
+  const nonce = crypto.randomBytes(NONCE_BYTES)
+  return { bytes: Buffer.concat([MAGIC, nonce, peerId]), nonce, peerId }
+}
+
+/** The other side's hello, or undefined when it does not speak this protocol. */
+export function readHello(bytes: Buffer): Hello | undefined {
+  if (bytes.length < HELLO_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return undefined
+  const nonce = Buffer.from(bytes.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES))
+  const peerId = Buffer.from(bytes.subarray(MAGIC.length + NONCE_BYTES, HELLO_BYTES))
+  return { bytes: Buffer.from(bytes.subarray(0, HELLO_BYTES)), nonce, peerId }
+}
+
+export type Role = 'dialer' | 'listener'
+
+/** What `role` sends to prove it knows the secret; bound to both hellos, so it can't be replayed. */
+export function proofOf(secret: Buffer, role: Role, dialer: Hello, listener: Hello): Buffer {
+  return crypto.createHmac('sha256', secret).update(role).update(dialer.bytes).update(listener.bytes).digest()
+}
+
+/** Compares a received proof in constant time. */
+export function proofHolds(secret: Buffer, role: Role, dialer: Hello, listener: Hello, received: Buffer): boolean {
+  const expected = proofOf(secret, role, dialer, listener)
+  return received.length === expected.length && crypto.timingSafeEqual(received, expected)
+}
+
+/** Key and nonce base for one direction of one connection. */
+interface DirectionKey {
+  key: Buffer
+  iv: Buffer
+}
+
+function directionKey(secret: Buffer, dialer: Hello, listener: Hello, from: Role): DirectionKey {
+  const salt = Buffer.concat([dialer.nonce, listener.nonce])
+  const okm = Buffer.from(crypto.hkdfSync('sha256', secret, salt, `herd record key from ${from}`, 44))
+  return { key: okm.subarray(0, 32), iv: okm.subarray(32, 44) }
+}
+
+/** The nonce of record `counter`: the base with its last 8 bytes XORed with the counter (as TLS 1.3). */
+function nonceFor(base: Buffer, counter: bigint): Buffer {
+  const iv = Buffer.from(base)
+  iv.writeBigUInt64BE(iv.readBigUInt64BE(4) ^ counter, 4)
+  return iv
+}
+
+/** Both directions' ciphers for one side of a connection. */
+export function sessionKeys(secret: Buffer, role: Role, dialer: Hello, listener: Hello): { sealer: Sealer; opener: Opener } {
+  const other: Role = role === 'dialer' ? 'listener' : 'dialer'
+  return {
+    sealer: new Sealer(directionKey(secret, dialer, listener, role)),
+    opener: new Opener(directionKey(secret, dialer, listener, other)),
+  }
+}
+
+/** Writes records: 4-byte length (authenticated), ciphertext, tag. */
+export class Sealer {
+  private counter = 0n
+  constructor(private readonly k: DirectionKey) {}
+
+  /** Seals the concatenation of `parts` as one record and hands out its bytes in order. */
+  seal(parts: readonly Uint8Array[], out: (bytes: Buffer) => void): number {
+    let length = 0
+    for (const p of parts) length += p.length
+    const header = Buffer.allocUnsafe(LENGTH_BYTES)
+    header.writeUInt32BE(length, 0)
+    const cipher = crypto.createCipheriv('aes-256-gcm', this.k.key, nonceFor(this.k.iv, this.counter++))
+    cipher.setAAD(header)
+    out(header)
+    for (const p of parts) {
+      for (let at = 0; at < p.length; at += SLICE) out(cipher.update(p.subarray(at, Math.min(p.length, at + SLICE))))
+    }
+    cipher.final()
+    out(cipher.getAuthTag())
+    return length + RECORD_OVERHEAD
+  }
+}
+
+/**
+ * Reads records from a byte stream as it arrives: decrypts each socket read as it comes (in cache-sized
+ * slices) and hands out a record's plaintext parts only once its tag has verified.
+ */
+export class Opener {
+  private counter = 0n
+  private header = Buffer.alloc(LENGTH_BYTES)
+  private headerHave = 0
+  private decipher: crypto.DecipherGCM | undefined
+  private remaining = 0
+  private parts: Buffer[] = []
+  private tag = Buffer.alloc(TAG_BYTES)
+  private tagHave = 0
+
+  constructor(private readonly k: DirectionKey, private readonly maxRecord = 17 * 1024 * 1024) {}
+
+  /** Feeds bytes; calls `onRecord` per verified record. Throws on a forged, damaged or oversized record. */
+  push(chunk: Buffer, onRecord: (parts: Buffer[]) => void): void {
+    let at = 0
+    while (at < chunk.length) {
+      if (!this.decipher) {
+        const n = Math.min(LENGTH_BYTES - this.headerHave, chunk.length - at)
+        chunk.copy(this.header, this.headerHave, at, at + n)
+        this.headerHave += n
+        at += n
+        if (this.headerHave < LENGTH_BYTES) return
+        this.remaining = this.header.readUInt32BE(0)
+        if (this.remaining > this.maxRecord) throw new Error(`record of ${this.remaining} bytes is over the limit`)
+        this.decipher = crypto.createDecipheriv('aes-256-gcm', this.k.key, nonceFor(this.k.iv, this.counter++))
+        this.decipher.setAAD(this.header)
+        this.headerHave = 0
+        this.tagHave = 0
+        continue
+      }
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, chunk.length - at, SLICE)
+        this.parts.push(this.decipher.update(chunk.subarray(at, at + n)))
+        this.remaining -= n
+        at += n
+        continue
+      }
+      const n = Math.min(TAG_BYTES - this.tagHave, chunk.length - at)
+      chunk.copy(this.tag, this.tagHave, at, at + n)
+      this.tagHave += n
+      at += n
+      if (this.tagHave < TAG_BYTES) return
+      const decipher = this.decipher
+      this.decipher = undefined
+      decipher.setAuthTag(this.tag)
+      decipher.final() // throws when the record was not sealed with this connection's key
+      const parts = this.parts
+      this.parts = []
+      onRecord(parts)
+    }
+  }
+}

@@ -1,0 +1,150 @@
+// The file a side serves from and writes into: blocks at their offsets, recent blocks kept in memory.
+import fs from 'node:fs'
+import crypto from 'node:crypto'
+
+export interface StoreOptions {
+  path: string
+  length: number
+  /** Accept writes (an agent's temporary file, which must exist: it is never created or truncated here). */
+  writable?: boolean
+  /**
+   * Keep up to this many bytes of the most recently written blocks and serve reads of them from memory:
+   * peers ask for a piece soon after its `have`.
+   */
+  recentBytes?: number
+}
+
+/** Reads and writes one file by absolute offset; writes go to the thread pool, never the event loop. */
+export class Store {
+  readonly length: number
+  private fd: number | undefined
+  private readonly recentMax: number
+  private recentBytes = 0
+  /** Insertion order is age. Keyed by absolute offset. */
+  private readonly recent = new Map<number, Buffer[]>()
+  private readonly writing = new Map<number, Promise<void>>()
+  /** Block reads served from memory and from the file: the agent logs them. */
+  readonly reads = { recent: 0, file: 0 }
+
+  constructor(opts: StoreOptions) {
+    this.length = opts.length
+    this.recentMax = opts.recentBytes ?? 0
+    this.fd = fs.openSync(opts.path, opts.writable ? 'r+' : 'r')
+  }
+
+  /** Writes `parts` at `position` (with every retry a short write needs); they may be read meanwhile. */
+  write(position: number, parts: Buffer[]): Promise<void> {
+    const fd = this.fd
+    if (fd === undefined) return Promise.reject(new Error('store is closed'))
+    this.remember(position, parts)
+    const done = writeAll(fd, parts, position).finally(() => {
+      if (this.writing.get(position) === done) this.writing.delete(position)
+    })
+    this.writing.set(position, done)
+    return done
+  }
+
+  /** Settles once every write issued so far has settled; rejects with the first failure. */
+  async flushed(): Promise<void> {
+    await Promise.all([...this.writing.values()])
+  }
+
+  private remember(position: number, parts: Buffer[]): void {
+    if (this.recentMax <= 0) return
+    const old = this.recent.get(position)
+    if (old) {
+      this.recent.delete(position)
+      this.recentBytes -= byteLength(old)
+    }
+    this.recent.set(position, parts)
+    this.recentBytes += byteLength(parts)
+    while (this.recentBytes > this.recentMax && this.recent.size > 1) {
+      const [key, value] = this.recent.entries().next().value!
+      this.recent.delete(key)
+      this.recentBytes -= byteLength(value)
+    }
+  }
+
+  /** The bytes [position, position + length): views of a recent block, or a fresh read. */
+  async read(position: number, length: number): Promise<Buffer[]> {
+    if (this.fd === undefined) throw new Error('store is closed')
+    if (position + length > this.length) throw new Error(`read past the end (${position} + ${length} > ${this.length})`)
+    const kept = this.recent.get(position)
+    if (kept && byteLength(kept) === length) {
+      this.reads.recent++
+      return kept
+    }
+    await this.writing.get(position)
+    this.reads.file++
+    const buf = Buffer.allocUnsafe(length)
+    let got = 0
+    while (got < length) {
+      const n = await new Promise<number>((resolve, reject) =>
+        fs.read(this.fd!, buf, got, length - got, position + got, (err, bytes) => (err ? reject(err) : resolve(bytes))),
+      )
+      // Past the end of a temporary file still filling up: the block is simply not there yet.
+      if (n === 0) throw new Error(`short read at ${position + got}`)
+      got += n
+    }
+    return [buf]
+  }
+
+  /** Closes the file (it stays: the agent decides whether a temporary file is kept for a retry). */
+  async close(): Promise<void> {
+    const fd = this.fd
+    this.fd = undefined
+    this.recent.clear()
+    if (fd === undefined) return
+    await Promise.allSettled([...this.writing.values()])
+    await new Promise<void>((resolve) => fs.close(fd, () => resolve()))
+  }
+}
+
+export function byteLength(parts: readonly Uint8Array[]): number {
+  let n = 0
+  for (const p of parts) n += p.length
+  return n
+}
+
+async function writeAll(fd: number, parts: Buffer[], position: number): Promise<void> {
+  let rest = parts
+  while (rest.length) {
+    const wrote = await new Promise<number>((resolve, reject) => fs.writev(fd, rest, position, (err, n) => (err ? reject(err) : resolve(n))))
+    position += wrote
+    // A short write: drop what went out and go on with the rest.
+    let skip = wrote
+    const next: Buffer[] = []
+    for (const p of rest) {
+      if (skip >= p.length) skip -= p.length
+      else {
+        next.push(skip ? p.subarray(skip) : p)
+        skip = 0
+      }
+    }
+    if (wrote === 0 && next.length) throw new Error('write made no progress')
+    rest = next
+  }
+}
+
+/**
+ * The pieces a file of `length` bytes already holds, each checked against its hash: a retry resumes from
+ * them. Reads what is there once, in order, through one buffer.
+ */
+export async function piecesPresent(path: string, meta: { length: number; pieceLength: number; pieceHashes: Buffer }, into: { set(i: number): boolean }): Promise<number> {
+  const fh = await fs.promises.open(path, 'r')
+  let found = 0
+  try {
+    const { size } = await fh.stat()
+    const buf = Buffer.allocUnsafe(meta.pieceLength)
+    for (let i = 0, at = 0; at < meta.length; i++, at += meta.pieceLength) {
+      const len = Math.min(meta.pieceLength, meta.length - at)
+      if (at + len > size) break
+      const { bytesRead } = await fh.read(buf, 0, len, at)
+      const digest = crypto.createHash('sha1').update(buf.subarray(0, bytesRead)).digest()
+      if (digest.equals(meta.pieceHashes.subarray(i * 20, i * 20 + 20)) && into.set(i)) found++
+    }
+  } finally {
+    await fh.close()
+  }
+  return found
+}

@@ -1,0 +1,367 @@
+// One side of a run's swarm: its wires, what it asks each peer for, what it serves, and what it verifies.
+import net from 'node:net'
+import crypto from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { Bitfield } from './bitfield.js'
+import { Peer } from './peer.js'
+import { Picker, sliceOf } from './picker.js'
+import { Wire } from './wire.js'
+import { byteLength, type Store } from './store.js'
+
+/** What both sides know of the file: from the torrent the runner made. */
+export interface Metainfo {
+  infoHash: Buffer
+  pieceLength: number
+  length: number
+  /** SHA-1 of every piece, 20 bytes each. */
+  pieceHashes: Buffer
+}
+
+/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
+export const BLOCK = 1024 * 1024
+/** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
+const OUTSTANDING_BYTES = 3 * BLOCK
+/** Requests one peer may have waiting with us; more is a peer that does not follow the protocol. */
+const MAX_QUEUED_REQUESTS = 64
+/** Serve the next block once the socket's own queue is below this. */
+const SEND_QUEUE_BYTES = BLOCK
+/** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
+const STALL_MS = 30_000
+/** Nothing verified for this long with the own slice in: ask the runner for other pieces. */
+const STARVING_MS = 1000
+/** Pieces that fail verification from one peer before it is dropped. */
+const STRIKES = 3
+
+export interface SwarmOptions {
+  meta: Metainfo
+  secret: Buffer
+  peerId: Buffer
+  store: Store
+  have: Bitfield
+  /** This host's place among the hosts, for the slice policy; absent for a side that only serves. */
+  slice?: { index: number; of: number }
+  /** The runner's peer id (hex): asked only under the slice policy, never blamed for bad pieces. */
+  runnerId?: string
+}
+
+export interface SwarmEvents {
+  verified: [index: number]
+  /** Every piece verified and written. */
+  done: []
+  /** Too many pieces failed verification: the swarm keeps sending corrupt data. */
+  failed: [err: Error]
+  log: [message: string]
+  wire: [wire: Wire]
+}
+
+export class Swarm extends EventEmitter<SwarmEvents> {
+  readonly pieces: number
+  readonly have: Bitfield
+  private readonly picker: Picker | undefined
+  private readonly peers = new Map<string, Peer>()
+  /** Addresses dialled or connected, so an announce does not dial them again. */
+  private readonly dialled = new Set<string>()
+  /** Every wire, ready or still in its handshake: closed with the swarm. */
+  private readonly wires = new Set<Wire>()
+  /** A dialled address whose wire lost to the peer's own as a duplicate: not dialled again while that peer stays. */
+  private readonly duplicateDials = new Map<string, string>()
+  private readonly banned = new Set<string>()
+  private readonly strikes = new Map<string, number>()
+  private failures = 0
+  private server: net.Server | undefined
+  private readonly timer: NodeJS.Timeout
+  private lastVerifiedAt = Date.now()
+  private closed = false
+  private doneEmitted = false
+  readonly stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 }
+  /** Bytes received from each address, for the host's log. */
+  readonly receivedFrom = new Map<string, number>()
+  private readonly ourId: string
+
+  constructor(private readonly opts: SwarmOptions) {
+    super()
+    this.pieces = opts.have.length
+    this.have = opts.have
+    this.ourId = opts.peerId.toString('hex')
+    if (opts.slice) this.picker = new Picker(opts.have, sliceOf(this.pieces, opts.slice.index, opts.slice.of))
+    this.timer = setInterval(() => this.tick(), 250)
+    this.timer.unref()
+  }
+
+  get done(): boolean {
+    return this.have.complete
+  }
+
+  get peerCount(): number {
+    return this.peers.size
+  }
+
+  /** Listens for peers on the first of `ports` that is free (0: any); resolves the port. */
+  async listen(ports: number[], host?: string): Promise<number> {
+    const server = net.createServer((socket) => this.attach(new Wire(socket, 'listener', this.opts.secret, this.opts.peerId)))
+    let lastError: Error | undefined
+    for (const port of ports) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject)
+          server.listen(port, host, () => {
+            server.off('error', reject)
+            resolve()
+          })
+        })
+        this.server = server
+        server.on('error', (err) => this.emit('log', `listening socket: ${err.message}`))
+        return (server.address() as net.AddressInfo).port
+      } catch (err) {
+        lastError = err as Error
+      }
+    }
+    throw lastError ?? new Error('no port to listen on')
+  }
+
+  /** Dials a peer unless it is connected, being dialled, or banned. */
+  connect(host: string, port: number): void {
+    const key = `${host}:${port}`
+    if (this.closed || this.dialled.has(key) || this.banned.has(host)) return
+    // A peer at that address already connected to us: one wire per pair is enough.
+    for (const p of this.peers.values()) if (p.wire.remoteAddress === host && !p.isRunner) return
+    this.dialled.add(key)
+    const socket = net.connect({ host, port })
+    const wire = new Wire(socket, 'dialer', this.opts.secret, this.opts.peerId)
+    wire.once('close', (reason) => {
+      // Our own address (the tracker names us too) is never dialled again.
+      if (reason === 'ourselves') return
+      if (reason === 'duplicate connection' && this.peers.has(wire.peerId)) this.duplicateDials.set(wire.peerId, key)
+      else this.dialled.delete(key)
+    })
+    this.attach(wire)
+  }
+
+  private attach(wire: Wire): void {
+    if (this.closed) return wire.destroy('swarm closed')
+    this.wires.add(wire)
+    wire.once('close', (reason) => {
+      this.wires.delete(wire)
+      // A connection that never got through the handshake: a stranger, or a peer gone early.
+      if (!wire.ready && !this.closed) this.emit('log', `connection ${wire.role === 'dialer' ? 'to' : 'from'} ${wire.remoteAddress} closed before the handshake: ${reason}`)
+    })
+    wire.once('ready', () => this.onReady(wire))
+    wire.once('close', (reason) => this.onClose(wire, reason))
+  }
+
+  /** Of two wires to one peer, both ends keep the one opened by the lower peer id (older on a tie). */
+  private onReady(wire: Wire): void {
+    if (wire.peerId === this.ourId) return wire.destroy('ourselves')
+    if (this.banned.has(wire.peerId) || this.banned.has(wire.remoteAddress)) return wire.destroy('banned')
+    const other = this.peers.get(wire.peerId)
+    if (other) {
+      const opener = (w: Wire) => (w.role === 'dialer' ? this.ourId : w.peerId)
+      if (opener(wire) >= opener(other.wire)) return wire.destroy('duplicate connection')
+      other.wire.destroy('duplicate connection')
+    }
+    const peer = new Peer(wire, this.pieces, wire.peerId === this.opts.runnerId)
+    this.peers.set(wire.peerId, peer)
+    wire.on('bitfield', (bits) => this.onBitfield(peer, bits))
+    wire.on('have', (i) => this.onHave(peer, i))
+    wire.on('request', (i, offset, length) => this.onRequest(peer, i, offset, length))
+    wire.on('cancel', (i, offset) => {
+      const at = peer.requests.findIndex(([ri, ro]) => ri === i && ro === offset)
+      if (at >= 0) peer.requests.splice(at, 1)
+    })
+    wire.on('block', (i, offset, parts) => this.onBlock(peer, i, offset, parts))
+    wire.on('drain', () => this.serve(peer))
+    if (this.have.count > 0) wire.bitfield(this.have.bytes)
+    this.emit('wire', wire)
+    this.fill(peer)
+  }
+
+  private onClose(wire: Wire, reason: string): void {
+    const peer = this.peers.get(wire.peerId)
+    if (!peer || peer.wire !== wire) return
+    this.peers.delete(wire.peerId)
+    const dup = this.duplicateDials.get(wire.peerId)
+    if (dup !== undefined) {
+      this.duplicateDials.delete(wire.peerId)
+      this.dialled.delete(dup)
+    }
+    if (!this.closed && reason !== 'duplicate connection') this.emit('log', `peer ${wire.remoteAddress} left: ${reason}`)
+    for (const i of peer.assigned.keys()) this.giveBack(i)
+  }
+
+  /** A piece asked of a peer that will not deliver it: offered again to the peers that have it. */
+  private giveBack(i: number): void {
+    this.picker?.release(i)
+    for (const p of this.peers.values()) {
+      if (!p.isRunner && p.has.get(i)) {
+        p.offers.queue.push(i)
+        this.fill(p)
+      }
+    }
+    for (const p of this.peers.values()) if (p.isRunner) this.fill(p)
+  }
+
+  private onBitfield(peer: Peer, bits: Uint8Array): void {
+    peer.has = new Bitfield(this.pieces, bits)
+    if (!peer.isRunner && this.picker) {
+      // Offers in slice order from our own slice on: hosts that connect together ask for different pieces first.
+      const start = this.picker.slice.first
+      for (let k = 0; k < this.pieces; k++) {
+        const i = (start + k) % this.pieces
+        if (peer.has.get(i) && this.picker.wanted(i)) peer.offers.queue.push(i)
+      }
+    }
+    this.fill(peer)
+  }
+
+  private onHave(peer: Peer, i: number): void {
+    if (i >= this.pieces || !peer.has.set(i)) return
+    if (this.picker?.wanted(i)) {
+      peer.offers.queue.push(i)
+      this.fill(peer)
+    }
+  }
+
+  private pieceLength(i: number): number {
+    const { pieceLength, length } = this.opts.meta
+    return Math.min(pieceLength, length - i * pieceLength)
+  }
+
+  /** Asks `peer` for pieces until it has enough outstanding. */
+  private fill(peer: Peer): void {
+    const picker = this.picker
+    if (!picker || this.closed || peer.wire.closed || this.have.complete) return
+    while (peer.outstanding < OUTSTANDING_BYTES) {
+      const i = peer.isRunner ? picker.fromRunner((j) => this.offeredByPeer(j)) : picker.fromPeer(peer.offers, peer.has)
+      if (i === undefined) return
+      picker.take(i)
+      const length = this.pieceLength(i)
+      if (peer.outstanding === 0) peer.lastBlockAt = Date.now()
+      peer.assigned.set(i, { index: i, length, next: 0, hash: crypto.createHash('sha1') })
+      peer.outstanding += length
+      for (let offset = 0; offset < length; offset += BLOCK) peer.wire.request(i, offset, Math.min(BLOCK, length - offset))
+    }
+  }
+
+  private offeredByPeer(i: number): boolean {
+    for (const p of this.peers.values()) if (!p.isRunner && p.has.get(i)) return true
+    return false
+  }
+
+  private onBlock(peer: Peer, i: number, offset: number, parts: Buffer[]): void {
+    const length = byteLength(parts)
+    this.stats.downloaded += length
+    const a = peer.assigned.get(i)
+    if (!a || offset !== a.next || length !== Math.min(BLOCK, a.length - offset)) {
+      this.stats.wasted += length
+      return
+    }
+    peer.lastBlockAt = Date.now()
+    peer.outstanding -= length
+    this.receivedFrom.set(peer.wire.remoteAddress, (this.receivedFrom.get(peer.wire.remoteAddress) ?? 0) + length)
+    if (peer.isRunner) this.stats.fromRunner += length
+    for (const p of parts) a.hash.update(p)
+    a.next += length
+    const written = this.opts.store.write(i * this.opts.meta.pieceLength + offset, parts)
+    written.catch((err) => this.emit('failed', err as Error))
+    if (a.next === a.length) {
+      peer.assigned.delete(i)
+      const digest = a.hash.digest()
+      if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20))) this.verified(i)
+      else this.badPiece(peer, i)
+    }
+    this.fill(peer)
+  }
+
+  private verified(i: number): void {
+    this.picker?.verified(i)
+    this.lastVerifiedAt = Date.now()
+    if (this.picker) this.picker.starving = false
+    for (const p of this.peers.values()) if (!p.isRunner) p.wire.have(i)
+    this.emit('verified', i)
+    if (this.have.complete && !this.doneEmitted) {
+      this.doneEmitted = true
+      this.opts.store.flushed().then(
+        () => this.emit('done'),
+        (err) => this.emit('failed', err as Error),
+      )
+    }
+  }
+
+  private badPiece(peer: Peer, i: number): void {
+    this.failures++
+    this.giveBack(i)
+    if (!peer.isRunner) {
+      const n = (this.strikes.get(peer.wire.peerId) ?? 0) + 1
+      this.strikes.set(peer.wire.peerId, n)
+      if (n >= STRIKES) {
+        this.banned.add(peer.wire.peerId)
+        this.banned.add(peer.wire.remoteAddress)
+        this.emit('log', `dropped peer ${peer.wire.remoteAddress}: ${n} pieces from it failed verification`)
+        peer.wire.destroy('banned')
+      }
+    }
+    if (this.failures > Math.max(200, this.pieces)) {
+      this.emit('failed', new Error(`${this.failures} pieces failed verification; the swarm keeps sending corrupt data`))
+    }
+  }
+
+  private onRequest(peer: Peer, i: number, offset: number, length: number): void {
+    const pieceLength = i < this.pieces ? this.pieceLength(i) : 0
+    if (!this.have.get(i) || length === 0 || length > BLOCK || offset + length > pieceLength) return // not ours to give
+    if (peer.requests.length >= MAX_QUEUED_REQUESTS) return peer.wire.destroy('too many requests')
+    peer.requests.push([i, offset, length])
+    this.serve(peer)
+  }
+
+  /** Sends the peer's next requested block while its socket keeps up. */
+  private serve(peer: Peer): void {
+    if (peer.serving || peer.wire.closed) return
+    const next = peer.requests.shift()
+    if (!next) return
+    if (peer.wire.queued >= SEND_QUEUE_BYTES) {
+      peer.requests.unshift(next)
+      return // 'drain' calls again
+    }
+    peer.serving = true
+    const [i, offset, length] = next
+    this.opts.store.read(i * this.opts.meta.pieceLength + offset, length).then(
+      (parts) => {
+        peer.serving = false
+        peer.wire.block(i, offset, parts)
+        this.stats.uploaded += length
+        this.serve(peer)
+      },
+      (err) => {
+        peer.serving = false
+        peer.wire.destroy(`could not read a requested block: ${(err as Error).message}`)
+      },
+    )
+  }
+
+  /** Every quarter second: the starving flag, and peers that stopped delivering. */
+  private tick(): void {
+    if (this.closed || !this.picker || this.have.complete) return
+    const now = Date.now()
+    const starving = this.picker.sliceDone && now - this.lastVerifiedAt > STARVING_MS
+    if (starving !== this.picker.starving) this.picker.starving = starving
+    for (const p of this.peers.values()) {
+      if (p.outstanding > 0 && now - p.lastBlockAt > STALL_MS) p.wire.destroy(`sent nothing of what we asked for ${STALL_MS / 1000} s`)
+      // Idle wires raise no events: look for work for the runner's and for any peer with offers left.
+      else if (p.isRunner || p.offers.head < p.offers.queue.length) this.fill(p)
+    }
+  }
+
+  /** Bytes served by this side so far. */
+  get uploaded(): number {
+    return this.stats.uploaded
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.timer)
+    for (const w of [...this.wires]) w.destroy('swarm closed')
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
+    await this.opts.store.close()
+  }
+}

@@ -1,0 +1,200 @@
+// The data plane's parts on loopback with real sockets and files: the seal, the wire, the store, the
+// picker, and whole swarms (a seeder and downloading sides) checked by sha256.
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { once } from 'node:events'
+import { after, test } from 'node:test'
+import { makeHello, sessionKeys } from '../src/engine/seal.js'
+import { Wire } from '../src/engine/wire.js'
+import { Store, piecesPresent } from '../src/engine/store.js'
+import { Bitfield } from '../src/engine/bitfield.js'
+import { Picker, sliceOf } from '../src/engine/picker.js'
+import { Swarm, type Metainfo } from '../src/engine/swarm.js'
+import { hashFile, type FileTorrent } from '../src/core/swarm/torrent.js'
+import { startSeeder } from '../src/core/swarm/seeder.js'
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-engine-'))
+after(() => fs.rmSync(work, { recursive: true, force: true }))
+const KiB = 1024
+const MiB = 1024 * KiB
+
+const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+const metaOf = (t: FileTorrent): Metainfo => ({ infoHash: Buffer.from(t.infoHash, 'hex'), pieceLength: t.pieceLength, length: t.size, pieceHashes: t.pieceHashes })
+
+function randomFile(name: string, bytes: number): string {
+  const file = path.join(work, name)
+  fs.writeFileSync(file, crypto.randomBytes(bytes))
+  return file
+}
+
+test('sealed records survive any split of the byte stream; a flipped bit or another key is refused', () => {
+  const secret = crypto.randomBytes(32)
+  const d = makeHello(crypto.randomBytes(20))
+  const l = makeHello(crypto.randomBytes(20))
+  const dialer = sessionKeys(secret, 'dialer', d, l)
+  const listener = sessionKeys(secret, 'listener', d, l)
+  const messages = [crypto.randomBytes(1), crypto.randomBytes(70_000), Buffer.alloc(0), crypto.randomBytes(MiB + 3)]
+  const stream: Buffer[] = []
+  for (const m of messages) dialer.sealer.seal([m.subarray(0, 10), m.subarray(10)], (b) => stream.push(b))
+  const bytes = Buffer.concat(stream)
+  assert.equal(bytes.includes(messages[1]!.subarray(0, 64)), false, 'plaintext is not on the wire')
+  for (const split of [1, 7, 1447, 65536]) {
+    const opener = sessionKeys(secret, 'listener', d, l).opener
+    const got: Buffer[] = []
+    for (let at = 0; at < bytes.length; at += split) opener.push(bytes.subarray(at, at + split), (parts) => got.push(Buffer.concat(parts)))
+    assert.deepEqual(got, messages, `split every ${split} bytes`)
+  }
+  const flipped = Buffer.from(bytes)
+  flipped[100]! ^= 1
+  assert.throws(() => listener.opener.push(flipped, () => {}), /unable to authenticate|Unsupported state/)
+  const stranger = sessionKeys(crypto.randomBytes(32), 'listener', d, l).opener
+  assert.throws(() => stranger.push(bytes, () => {}), /unable to authenticate|Unsupported state/)
+})
+
+/** Two wires over a real loopback connection, each side with its own secret. */
+async function wirePair(dialerSecret: Buffer, listenerSecret: Buffer): Promise<{ dialer: Wire; listener: Wire; close(): void }> {
+  const server = net.createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>
+  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  const dialer = new Wire(socket, 'dialer', dialerSecret, crypto.randomBytes(20))
+  const [incoming] = await accepted
+  const listener = new Wire(incoming, 'listener', listenerSecret, crypto.randomBytes(20))
+  return { dialer, listener, close: () => { dialer.destroy('done'); listener.destroy('done'); server.close() } }
+}
+
+test('wires with the same secret meet and exchange messages; with another secret both ends close before anything moves', async () => {
+  const secret = crypto.randomBytes(32)
+  const good = await wirePair(secret, secret)
+  await Promise.all([once(good.dialer, 'ready'), once(good.listener, 'ready')])
+  const block = crypto.randomBytes(300 * KiB)
+  good.dialer.have(7)
+  good.dialer.block(3, MiB, [block.subarray(0, 5), block.subarray(5)])
+  assert.deepEqual(await once(good.listener, 'have'), [7])
+  const [index, offset, parts] = (await once(good.listener, 'block')) as [number, number, Buffer[]]
+  assert.deepEqual([index, offset, Buffer.concat(parts)], [3, MiB, block])
+  good.close()
+
+  const bad = await wirePair(secret, crypto.randomBytes(32))
+  let events = 0
+  for (const w of [bad.dialer, bad.listener]) for (const e of ['ready', 'request', 'block', 'have'] as const) w.on(e, () => events++)
+  const [[dialerWhy], [listenerWhy]] = await Promise.all([once(bad.dialer, 'close'), once(bad.listener, 'close')])
+  assert.match(dialerWhy, /wrong secret/)
+  assert.match(`${listenerWhy}`, /connection closed|wrong secret/)
+  assert.equal(events, 0, 'nothing was exchanged')
+  bad.close()
+})
+
+test('the store writes blocks out of order, serves recent ones from memory, and finds verified pieces of a partial file', async () => {
+  const content = crypto.randomBytes(5 * 64 * KiB + 1000)
+  const file = path.join(work, 'store.part')
+  fs.writeFileSync(file, '')
+  const store = new Store({ path: file, length: content.length, writable: true, recentBytes: 2 * 64 * KiB })
+  const at = (i: number) => content.subarray(i * 64 * KiB, Math.min(content.length, (i + 1) * 64 * KiB))
+  for (const i of [5, 1, 0, 3]) await store.write(i * 64 * KiB, [at(i).subarray(0, 100), at(i).subarray(100)])
+  await store.flushed()
+  // Recent: blocks 0 and 3; 1 and 5 come from the file.
+  for (const i of [0, 1, 3, 5]) assert.deepEqual(Buffer.concat(await store.read(i * 64 * KiB, at(i).length)), at(i), `block ${i}`)
+  assert.deepEqual(store.reads, { recent: 2, file: 2 })
+  await assert.rejects(store.read(content.length - 10, 20), /past the end/)
+  await store.close()
+  const pieceHashes = Buffer.concat(Array.from({ length: 6 }, (_, i) => crypto.createHash('sha1').update(at(i)).digest()))
+  const have = new Bitfield(6)
+  assert.equal(await piecesPresent(file, { length: content.length, pieceLength: 64 * KiB, pieceHashes }, have), 4, 'pieces 0, 1, 3 and 5; 2 and 4 are holes')
+  assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => have.get(i)), [true, true, false, true, false, true])
+})
+
+test('the picker: slices cover every piece once; the runner is asked for the own slice, never for what a peer offers, the rest only when starving', () => {
+  for (const [pieces, of] of [[10, 3], [7, 7], [1000, 32], [5, 8]] as const) {
+    const owned = Array.from({ length: of }, (_, i) => sliceOf(pieces, i, of)).flatMap(({ first, last }) => Array.from({ length: Math.max(0, last - first + 1) }, (_, k) => first + k))
+    assert.deepEqual(owned, Array.from({ length: pieces }, (_, i) => i), `${pieces} pieces over ${of} hosts`)
+  }
+  const picker = new Picker(new Bitfield(12), sliceOf(12, 1, 3))
+  const offered = new Set([4, 5])
+  assert.equal(picker.fromRunner((i) => offered.has(i)), 6)
+  picker.take(6)
+  assert.equal(picker.fromRunner((i) => offered.has(i)), 7)
+  for (const i of [4, 5, 6, 7]) picker.verified(i)
+  assert.equal(picker.sliceDone, true)
+  assert.equal(picker.fromRunner(() => false), undefined, 'past the slice only when starving')
+  picker.starving = true
+  assert.equal(picker.fromRunner((i) => i === 8), 9, 'the pieces after the slice first, skipping offered ones')
+  const offers = { queue: [4, 2, 2, 11], head: 0 }
+  const peerHas = new Bitfield(12)
+  peerHas.set(2)
+  assert.equal(picker.fromPeer(offers, peerHas), 2, 'a piece we have and one the peer lacks are skipped')
+  picker.take(2)
+  assert.equal(picker.fromPeer(offers, peerHas), undefined)
+})
+
+/** A downloading side on loopback, host `index` of `of`. */
+async function downloader(t: FileTorrent, secret: Buffer, runnerId: string, name: string, index: number, of: number): Promise<{ swarm: Swarm; port: number; file: string }> {
+  const file = path.join(work, name)
+  fs.writeFileSync(file, '')
+  const swarm = new Swarm({
+    meta: metaOf(t),
+    secret,
+    peerId: crypto.randomBytes(20),
+    store: new Store({ path: file, length: t.size, writable: true, recentBytes: 4 * MiB }),
+    have: new Bitfield(Math.ceil(t.size / t.pieceLength)),
+    slice: { index, of },
+    runnerId,
+  })
+  return { swarm, port: await swarm.listen([0], '127.0.0.1'), file }
+}
+
+const finished = (s: Swarm) => (s.done ? Promise.resolve() : (once(s, 'done') as Promise<unknown>))
+
+test('a seeder and three downloaders: every copy identical, the runner sends about one copy, the hosts trade the rest', { timeout: 60_000 }, async () => {
+  const source = randomFile('swarm-source.bin', 24 * MiB + 12345)
+  const t = await hashFile(source, { pieceLength: MiB })
+  const secret = crypto.randomBytes(32)
+  const seeder = await startSeeder(source, t, { ports: [0], secret })
+  const sides = await Promise.all([0, 1, 2].map((i) => downloader(t, secret, seeder.peerId, `swarm-${i}.bin`, i, 3)))
+  for (const s of sides) {
+    s.swarm.connect('127.0.0.1', seeder.port)
+    for (const o of sides) if (o !== s) s.swarm.connect('127.0.0.1', o.port)
+  }
+  await Promise.all(sides.map((s) => finished(s.swarm)))
+  for (const s of sides) assert.equal(sha256(s.file), t.sha256)
+  const fromRunner = sides.reduce((n, s) => n + s.swarm.stats.fromRunner, 0)
+  assert.ok(fromRunner <= t.size * 1.1, `the runner sent ${(fromRunner / t.size).toFixed(2)} copies`)
+  assert.equal(seeder.uploaded(), fromRunner)
+  for (const s of sides) assert.ok(s.swarm.stats.downloaded - s.swarm.stats.fromRunner >= t.size / 3, 'each host got a share from its peers')
+  await Promise.all(sides.map((s) => s.swarm.close()))
+  await seeder.close()
+})
+
+test('a side with the wrong secret gets nothing; a peer serving corrupt blocks is dropped and the download completes', { timeout: 60_000 }, async () => {
+  const source = randomFile('bad-source.bin', 12 * MiB)
+  const t = await hashFile(source, { pieceLength: MiB })
+  const secret = crypto.randomBytes(32)
+  const seeder = await startSeeder(source, t, { ports: [0], secret })
+
+  const outsider = await downloader(t, crypto.randomBytes(32), seeder.peerId, 'outsider.bin', 0, 1)
+  const refused = new Promise<string>((resolve) => outsider.swarm.once('log', resolve))
+  outsider.swarm.connect('127.0.0.1', seeder.port)
+  assert.match(await refused, /closed before the handshake: not a peer of this run \(wrong secret\)/)
+  assert.equal(outsider.swarm.stats.downloaded, 0)
+  assert.equal(fs.statSync(outsider.file).size, 0)
+  await outsider.swarm.close()
+
+  // A peer that has the secret and claims every piece, but whose file is junk.
+  const junk = randomFile('junk.bin', t.size)
+  const liar = new Swarm({ meta: metaOf(t), secret, peerId: crypto.randomBytes(20), store: new Store({ path: junk, length: t.size }), have: Bitfield.full(12) })
+  const liarPort = await liar.listen([0], '127.0.0.1')
+  const victim = await downloader(t, secret, seeder.peerId, 'victim.bin', 0, 2)
+  const dropped = new Promise<string>((resolve) => victim.swarm.on('log', (m) => /dropped peer/.test(m) && resolve(m)))
+  // The liar is a peer: the victim asks it for everything outside its own slice.
+  victim.swarm.connect('127.0.0.1', liarPort)
+  victim.swarm.connect('127.0.0.1', seeder.port)
+  assert.match(await dropped, /dropped peer 127\.0\.0\.1: 3 pieces from it failed verification/)
+  await finished(victim.swarm)
+  assert.equal(sha256(victim.file), t.sha256)
+  await Promise.all([victim.swarm.close(), liar.close(), seeder.close()])
+})
