@@ -6,10 +6,13 @@ export interface CaseSpec {
   /** One line for humans: what the case is for. */
   purpose: string
   hosts: number[]
-  rateMbit: number
+  /** tbf rate of every link; absent: links not shaped at all (the machine's CPU sets the pace). */
+  rateMbit?: number
   sizeMiB: number
   /** Run the scp baselines (sequential and parallel). */
   scp: boolean
+  /** With scp: false skips the sequential one (it needs about N times the parallel one's bytes through one ssh at a time). */
+  sequentialScp?: boolean
   /** Why scp is off, when it is. */
   scpNote?: string
 }
@@ -43,6 +46,17 @@ export interface HerdHostRow {
   agentCpuSeconds?: number
 }
 
+/**
+ * CPU time of one method, counted in cgroups: the runner's (every process the method started there) and
+ * the hosts' (each host's sshd and everything it started: sessions, scp, agents; the floor receivers).
+ */
+export interface CpuUse {
+  runnerSeconds: number
+  hostsSeconds: number
+  /** (runner + hosts) / GiB delivered (N × file size). */
+  secondsPerGiB: number
+}
+
 export interface HerdRun {
   exitCode: number | null
   timedOut: boolean
@@ -56,20 +70,24 @@ export interface HerdRun {
   /** bytesFromRunner in copies of the file. */
   runnerCopies?: number
   runnerPeakRssMiB?: number
+  /** user + system of the CLI from /usr/bin/time (also in `cpu`, which counts every process). */
   runnerCpuSeconds?: number
   /** Largest VmHWM of any agent, and the median over hosts. */
   agentPeakRssMiB?: number
   agentMedianPeakRssMiB?: number
+  /** Every agent's utime + stime, last /proc sample (also in `cpu`, which counts every process). */
   agentCpuSeconds?: number
   agentsSeen: number
-  /** (runner + agents CPU seconds) / GiB delivered (hosts × size). */
+  /** Every process of the push on the runner and the hosts (cgroups); absent when cgroups are unavailable. */
+  cpu?: CpuUse
+  /** Results files from before the cgroups only: (runner + agents) / GiB delivered, without sshd and the sessions. */
   cpuSecondsPerGiB?: number
   /** Share (0..1) of all the machine's cores busy while herd ran, and the kernel's part (system, irq, softirq). */
   machineBusy?: number
   machineKernel?: number
   /** herd's hashing time from its phase line (0.01 s resolution) and sha1sum's on the same file. */
   hashSeconds?: number
-  sha1sumSeconds: number
+  sha1sumSeconds?: number
   timeline: HerdTimeline
   hosts: HerdHostRow[]
   /** Last lines of herd's stderr when something went wrong. */
@@ -81,22 +99,35 @@ export interface ScpRun {
   verified: number
   failed: number
   timedOut: boolean
+  cpu?: CpuUse
+  error?: string
+}
+
+/** The ideal push over plain TCP (bench/floor.ts): the runner sends slice k to host k, which forwards it to every other host. */
+export interface FloorRun {
+  /** From starting the runner's sender to the last host having written and closed its file (no fsync); absent when it failed. */
+  seconds?: number
+  verified: number
+  timedOut: boolean
+  cpu?: CpuUse
   error?: string
 }
 
 export interface CaseRun {
   case: string
   hosts: number
-  rateMbit: number
+  /** Absent: unshaped links. */
+  rateMbit?: number
   sizeBytes: number
-  /** size × 8 / nominal tbf rate: one copy's time on one link. */
-  boundSeconds: number
+  /** size × 8 / nominal tbf rate: one copy's time on one link; absent on unshaped links (no rate to divide by). */
+  boundSeconds?: number
   /** N × bound: what any method that sends every copy from the runner needs at least. */
-  runnerLinkSeconds: number
+  runnerLinkSeconds?: number
   herd: HerdRun
+  floor?: FloorRun
   scpSequential?: ScpRun
   scpParallel?: ScpRun
-  ratios: { herdToBound: number; herdToParallelScp?: number; herdToSequentialScp?: number; hashToSha1sum?: number }
+  ratios: { herdToBound?: number; herdToFloor?: number; herdToParallelScp?: number; herdToSequentialScp?: number; hashToSha1sum?: number }
   /** 1-minute load average just before the case ran: other work on the machine shows here. */
   loadBefore: number
   startedAt: string
@@ -122,6 +153,8 @@ export interface BenchResults {
   machine: Machine
   /** How to read the figures (repeated in the JSON so it stands alone). */
   notes: string[]
+  /** How CPU was counted (cgroup v2 under which mount), or `n/a: why`. */
+  cpuAccounting?: string
   cases: CaseSpec[]
   runs: CaseRun[]
 }

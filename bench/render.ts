@@ -3,6 +3,8 @@ import type { BenchResults, CaseRun } from './model.js'
 
 const fmt = (n: number | undefined, digits = 1): string => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits))
 const pct = (share: number | undefined): string => (share === undefined || !Number.isFinite(share) ? '–' : `${Math.round(share * 100)} %`)
+/** A method's CPU per GiB delivered, or n/a when it was not counted (no cgroup2, or a results file from before cgroups). */
+const cpuFmt = (c: { secondsPerGiB: number } | undefined): string => (c ? fmt(c.secondsPerGiB, 1) : 'n/a')
 const sizeText = (bytes: number): string => (bytes >= 1024 ** 3 ? `${fmt(bytes / 1024 ** 3, bytes % 1024 ** 3 ? 1 : 0)} GiB` : `${fmt(bytes / 1024 ** 2, 0)} MiB`)
 
 export function machineLine(r: BenchResults): string {
@@ -16,21 +18,28 @@ export function markdownTable(r: BenchResults): string {
   lines.push(`Benchmark of ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC on ${machineLine(r)}.`)
   lines.push('')
   lines.push(
-    '| case | N | link | file | bound s | herd s | parallel scp s | sequential scp s | herd / bound | herd / par. scp | herd / seq. scp | runner sent (copies) | runner peak RSS MiB | agent peak RSS MiB | CPU s / GiB | machine CPU busy (kernel) | hashing herd / sha1sum s |',
+    '| case | N | link | file | bound s | floor s | herd s | parallel scp s | sequential scp s | herd / bound | herd / floor | herd / par. scp | herd / seq. scp | ' +
+      'herd CPU s / GiB | par. scp CPU s / GiB | floor CPU s / GiB | runner sent (copies) | runner peak RSS MiB | agent peak RSS MiB | machine CPU busy (kernel) | hashing herd / sha1sum s |',
   )
-  lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
+  lines.push(`|---|${'--:|'.repeat(20)}`)
   for (const run of r.runs) {
     const h = run.herd
     const ok = h.exitCode === 0 && h.verified === run.hosts
     const scp = (s: CaseRun['scpParallel']) => (s ? `${fmt(s.seconds)}${s.verified === run.hosts ? '' : ` (${s.verified}/${run.hosts} ok)`}` : 'not run')
+    const fl = run.floor
+    const floor = fl ? (fl.seconds !== undefined && !fl.error ? fmt(fl.seconds) : `FAILED (${fl.verified}/${run.hosts} ok)`) : 'not run'
+    // Parallel scp's CPU; sequential scp's when only that one ran (both in the JSON).
+    const scpCpu = (run.scpParallel ?? run.scpSequential)?.cpu
     lines.push(
-      `| ${run.case} | ${run.hosts} | ${run.rateMbit} Mbit/s | ${sizeText(run.sizeBytes)} | ${fmt(run.boundSeconds)} | ${fmt(h.seconds)}${ok ? '' : ` (FAILED: ${h.verified}/${run.hosts} ok)`} | ${scp(run.scpParallel)} | ${scp(run.scpSequential)} | ` +
-        `${fmt(run.ratios.herdToBound, 2)} | ${fmt(run.ratios.herdToParallelScp, 2)} | ${fmt(run.ratios.herdToSequentialScp, 2)} | ${fmt(h.runnerCopies, 2)} | ` +
-        `${fmt(h.runnerPeakRssMiB, 0)} | ${fmt(h.agentPeakRssMiB, 0)} | ${fmt(h.cpuSecondsPerGiB, 1)} | ${pct(h.machineBusy)} (${pct(h.machineKernel)}) | ${h.hashSeconds ? fmt(h.hashSeconds, 2) : '< 0.01'} / ${fmt(h.sha1sumSeconds, 2)} |`,
+      `| ${run.case} | ${run.hosts} | ${run.rateMbit ? `${run.rateMbit} Mbit/s` : 'unshaped'} | ${sizeText(run.sizeBytes)} | ${fmt(run.boundSeconds)} | ${floor} | ${fmt(h.seconds)}${ok ? '' : ` (FAILED: ${h.verified}/${run.hosts} ok)`} | ${scp(run.scpParallel)} | ${scp(run.scpSequential)} | ` +
+        `${fmt(run.ratios.herdToBound, 2)} | ${fmt(run.ratios.herdToFloor, 2)} | ${fmt(run.ratios.herdToParallelScp, 2)} | ${fmt(run.ratios.herdToSequentialScp, 2)} | ` +
+        `${h.cpu || h.cpuSecondsPerGiB === undefined ? cpuFmt(h.cpu) : `${fmt(h.cpuSecondsPerGiB, 1)} (runner + agents only)`} | ${run.scpParallel || run.scpSequential ? cpuFmt(scpCpu) : '–'} | ${fl ? cpuFmt(fl.cpu) : '–'} | ${fmt(h.runnerCopies, 2)} | ` +
+        `${fmt(h.runnerPeakRssMiB, 0)} | ${fmt(h.agentPeakRssMiB, 0)} | ${pct(h.machineBusy)} (${pct(h.machineKernel)}) | ${h.hashSeconds ? fmt(h.hashSeconds, 2) : '< 0.01'} / ${fmt(h.sha1sumSeconds, 2)} |`,
     )
   }
   lines.push('')
   for (const note of r.notes) lines.push(`- ${note}`)
+  if (r.cpuAccounting) lines.push(`- CPU counted by ${r.cpuAccounting}.`)
   return lines.join('\n') + '\n'
 }
 
@@ -86,18 +95,19 @@ function panel(title: string, series: Series[], x0: number, y0: number, w: numbe
   return out.join('\n')
 }
 
-/** Time against N for herd, the scp baselines and the bounds; one panel per case (cases with one N share a panel only if nothing else exists). */
+/** Time against N for herd, the floor, the scp baselines and the bounds; one panel per case (cases with one N share a panel only if nothing else exists). */
 export function svgChart(r: BenchResults): string {
   const byCase = new Map<string, CaseRun[]>()
   for (const run of r.runs) byCase.set(run.case, [...(byCase.get(run.case) ?? []), run])
   let groups = [...byCase.entries()].filter(([, runs]) => runs.length >= 2)
   if (groups.length === 0) groups = [...byCase.entries()]
-  const colors = { herd: '#d62728', par: '#1f77b4', seq: '#b0b0b0', bound: '#000000', link: '#2ca02c' }
+  const colors = { herd: '#d62728', floor: '#9467bd', par: '#1f77b4', seq: '#b0b0b0', bound: '#000000', link: '#2ca02c' }
   const pw = 460
   const ph = 330
   const width = pw * Math.max(1, groups.length)
   const columns = width > 700 ? 2 : 1
-  const legendH = columns === 2 ? 84 : 129
+  const legendRows = Math.ceil(6 / columns) // the six lines of the legend below
+  const legendH = 32 + legendRows * 18
   const height = ph + legendH
   const body: string[] = []
   groups.forEach(([name, runs], i) => {
@@ -114,15 +124,17 @@ export function svgChart(r: BenchResults): string {
       { label: 'N × bound', color: colors.link, dash: '2 3', points: pick((x) => x.runnerLinkSeconds) },
       { label: 'sequential scp', color: colors.seq, width: 6, points: pick((x) => x.scpSequential?.seconds) },
       { label: 'parallel scp', color: colors.par, points: pick((x) => x.scpParallel?.seconds) },
+      { label: 'floor', color: colors.floor, points: pick((x) => (x.floor?.error ? undefined : x.floor?.seconds)) },
       { label: 'herd', color: colors.herd, points: pick((x) => (x.herd.exitCode === 0 ? x.herd.seconds : undefined)) },
     ]
-    body.push(panel(`${name}: ${sizeText(first.sizeBytes)} at ${first.rateMbit} Mbit/s`, series, i * pw, 0, pw, ph))
+    body.push(panel(`${name}: ${sizeText(first.sizeBytes)} ${first.rateMbit ? `at ${first.rateMbit} Mbit/s` : 'on unshaped links'}`, series, i * pw, 0, pw, ph))
   })
   const legend: [string, string, string | undefined, number][] = [
     ['herd (wall time of the CLI)', colors.herd, undefined, 2],
+    ['floor (ideal schedule over plain TCP)', colors.floor, undefined, 2],
     ['parallel scp (all at once)', colors.par, undefined, 2],
     ['sequential scp (one after another)', colors.seq, undefined, 6],
-    ['bound = file size / nominal tbf link rate', colors.bound, '6 4', 2],
+    ['bound = file size / nominal tbf link rate (none when unshaped)', colors.bound, '6 4', 2],
     ['N × bound: least time for any push that sends every copy from the runner', colors.link, '2 3', 2],
   ]
   legend.forEach(([label, color, dash, strokeWidth], i) => {
