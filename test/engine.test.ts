@@ -12,7 +12,7 @@ import { makeHello, sessionKeys } from '../src/engine/seal.js'
 import { Wire } from '../src/engine/wire.js'
 import { Store, piecesPresent } from '../src/engine/store.js'
 import { Bitfield } from '../src/engine/bitfield.js'
-import { Picker, sliceOf } from '../src/engine/picker.js'
+import { Picker, owns } from '../src/engine/picker.js'
 import { Swarm, type Metainfo } from '../src/engine/swarm.js'
 import { hashFile, type FileTorrent } from '../src/core/swarm/torrent.js'
 import { startSeeder } from '../src/core/swarm/seeder.js'
@@ -109,25 +109,25 @@ test('the store writes blocks out of order, serves recent ones from memory, and 
   assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => have.get(i)), [true, true, false, true, false, true])
 })
 
-test('the picker: slices cover every piece once; the runner is asked for the own slice, never for what a peer offers, the rest only when starving', () => {
+test('the picker: stripes cover every piece once; the runner is asked for own pieces, never for what a peer offers, the rest only when starving', () => {
   for (const [pieces, of] of [[10, 3], [7, 7], [1000, 32], [5, 8]] as const) {
-    const owned = Array.from({ length: of }, (_, i) => sliceOf(pieces, i, of)).flatMap(({ first, last }) => Array.from({ length: Math.max(0, last - first + 1) }, (_, k) => first + k))
-    assert.deepEqual(owned, Array.from({ length: pieces }, (_, i) => i), `${pieces} pieces over ${of} hosts`)
+    const owners = Array.from({ length: pieces }, (_, i) => Array.from({ length: of }, (_, k) => k).filter((k) => owns({ index: k, of }, i)))
+    assert.ok(owners.every((o) => o.length === 1), `${pieces} pieces over ${of} hosts: one owner each`)
   }
-  const picker = new Picker(new Bitfield(12), sliceOf(12, 1, 3))
-  const offered = new Set([4, 5])
-  assert.equal(picker.fromRunner((i) => offered.has(i)), 6)
-  picker.take(6)
-  assert.equal(picker.fromRunner((i) => offered.has(i)), 7)
-  for (const i of [4, 5, 6, 7]) picker.verified(i)
-  assert.equal(picker.sliceDone, true)
-  assert.equal(picker.fromRunner(() => false), undefined, 'past the slice only when starving')
+  const picker = new Picker(new Bitfield(12), { index: 1, of: 3 })
+  const offered = new Set([1, 4])
+  assert.equal(picker.fromRunner((i) => offered.has(i)), 7, 'own pieces are 1, 4, 7, 10; 1 and 4 are offered by a peer')
+  picker.take(7)
+  assert.equal(picker.fromRunner((i) => offered.has(i)), 10)
+  for (const i of [1, 4, 7, 10]) picker.verified(i)
+  assert.equal(picker.ownDone, true)
+  assert.equal(picker.fromRunner(() => false), undefined, 'other pieces only when starving')
   picker.starving = true
-  assert.equal(picker.fromRunner((i) => i === 8), 9, 'the pieces after the slice first, skipping offered ones')
+  assert.equal(picker.fromRunner((i) => i === 0), 2, 'the lowest missing piece no peer offers')
   const offers = { queue: [4, 2, 2, 11], head: 0 }
   const peerHas = new Bitfield(12)
   peerHas.set(2)
-  assert.equal(picker.fromPeer(offers, peerHas), 2, 'a piece we have and one the peer lacks are skipped')
+  assert.equal(picker.fromPeer(offers, peerHas), 2, 'oldest offer first; a piece we have and one the peer lacks are skipped')
   picker.take(2)
   assert.equal(picker.fromPeer(offers, peerHas), undefined)
 })
@@ -142,7 +142,7 @@ async function downloader(t: FileTorrent, secret: Buffer, runnerId: string, name
     peerId: crypto.randomBytes(20),
     store: new Store({ path: file, length: t.size, writable: true, recentBytes: 4 * MiB }),
     have: new Bitfield(Math.ceil(t.size / t.pieceLength)),
-    slice: { index, of },
+    stripe: { index, of },
     runnerId,
   })
   return { swarm, port: await swarm.listen([0], '127.0.0.1'), file }
@@ -190,7 +190,7 @@ test('a side with the wrong secret gets nothing; a peer serving corrupt blocks i
   const liarPort = await liar.listen([0], '127.0.0.1')
   const victim = await downloader(t, secret, seeder.peerId, 'victim.bin', 0, 2)
   const dropped = new Promise<string>((resolve) => victim.swarm.on('log', (m) => /dropped peer/.test(m) && resolve(m)))
-  // The liar is a peer: the victim asks it for everything outside its own slice.
+  // The liar is a peer: the victim asks it for every piece outside its own stripe.
   victim.swarm.connect('127.0.0.1', liarPort)
   victim.swarm.connect('127.0.0.1', seeder.port)
   assert.match(await dropped, /dropped peer 127\.0\.0\.1: 3 pieces from it failed verification/)

@@ -59668,6 +59668,8 @@ class Bitfield {
 // The file a side serves from and writes into: blocks at their offsets, recent blocks kept in memory.
 
 
+/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
+const BLOCK = 1024 * 1024;
 /** Reads and writes one file by absolute offset; writes go to the thread pool, never the event loop. */
 class Store {
     length;
@@ -59679,6 +59681,12 @@ class Store {
     writing = new Map();
     /** Block reads served from memory and from the file: the agent logs them. */
     reads = { recent: 0, file: 0 };
+    /**
+     * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
+     * 256 pages to fault in and zero, which cost the runner more than the read itself.
+     */
+    spare = [];
+    lent = new WeakMap();
     constructor(opts) {
         this.length = opts.length;
         this.recentMax = opts.recentBytes ?? 0;
@@ -59717,7 +59725,10 @@ class Store {
             this.recentBytes -= byteLength(value);
         }
     }
-    /** The bytes [position, position + length): views of a recent block, or a fresh read. */
+    /**
+     * The bytes [position, position + length): views of a recent block, or a read into a reused buffer.
+     * The caller hands them back with `release` once it has used them (sealing copies them out).
+     */
     async read(position, length) {
         if (this.fd === undefined)
             throw new Error('store is closed');
@@ -59730,7 +59741,9 @@ class Store {
         }
         await this.writing.get(position);
         this.reads.file++;
-        const buf = Buffer.allocUnsafe(length);
+        const spare = this.spare.pop();
+        const whole = spare && spare.length >= length ? spare : Buffer.allocUnsafe(Math.max(length, BLOCK));
+        const buf = whole.subarray(0, length);
         let got = 0;
         while (got < length) {
             const n = await new Promise((resolve, reject) => external_node_fs_.read(this.fd, buf, got, length - got, position + got, (err, bytes) => (err ? reject(err) : resolve(bytes))));
@@ -59739,7 +59752,18 @@ class Store {
                 throw new Error(`short read at ${position + got}`);
             got += n;
         }
-        return [buf];
+        const parts = [buf];
+        this.lent.set(parts, whole);
+        return parts;
+    }
+    /** Takes back what `read` gave once it is no longer used; recent blocks stay where they are. */
+    release(parts) {
+        const buf = this.lent.get(parts);
+        if (!buf)
+            return;
+        this.lent.delete(parts);
+        if (this.spare.length < 4)
+            this.spare.push(buf);
     }
     /** Closes the file (it stays: the agent decides whether a temporary file is kept for a retry). */
     async close() {
@@ -59813,7 +59837,10 @@ class peer_Peer {
     wire;
     isRunner;
     has;
-    /** Pieces the peer told us of that we lacked then, in the order it told us; read by the picker. */
+    /**
+     * Pieces the peer told us of that we lacked then, in the order it told us: under the stripe policy
+     * that is about file order, and the oldest offer is about the lowest piece we lack.
+     */
     offers = { queue: [], head: 0 };
     /** Pieces asked of this peer, by index. */
     assigned = new Map();
@@ -59834,36 +59861,40 @@ class peer_Peer {
 }
 
 ;// CONCATENATED MODULE: ./build/src/engine/picker.js
-/** The pieces host `index` of `of` owns and takes from the runner first: the index-th 1/of of them. */
-function sliceOf(pieces, index, of) {
-    const n = Math.max(1, of);
-    return { first: Math.floor((pieces * index) / n), last: Math.floor((pieces * (index + 1)) / n) - 1 };
+/** Whether host `stripe.index` of `stripe.of` owns piece i (takes it from the runner first). */
+function owns(stripe, i) {
+    return i % Math.max(1, stripe.of) === stripe.index;
 }
 /**
- * Host i of N owns the i-th slice of the pieces and fetches it first, from the runner; every other piece
- * it takes from the hosts that own it. Only once its own slice is in, and while its peers leave it idle
- * (`starving`), does it ask the runner for other pieces, so a slow or failed owner never stalls the rest.
- * It never asks the runner for a piece a peer offers: a host that starts late finds its slice spread.
+ * Host k of N owns every N-th piece from piece k on and fetches those first, from the runner; every
+ * other piece it takes from the hosts that own it. Stripes rather than slices: every host moves through
+ * the file front to back, so a peer asks for what its neighbour just verified (still in memory) and the
+ * whole file's SHA-256 can follow the growing prefix. Only once its own pieces are in, and while its
+ * peers leave it idle (`starving`), does a host ask the runner for other pieces, so a slow or failed
+ * owner never stalls the rest. It never asks the runner for a piece a peer offers: a host that starts
+ * late finds its pieces already spread.
  */
 class Picker {
     have;
-    slice;
+    stripe;
     inFlight = new Set();
-    missingInSlice = 0;
-    /** Set by the swarm's clock: own slice in and nothing verified for a while. */
+    missingOwn = 0;
+    /** Set by the swarm's clock: own pieces in and nothing verified for a while. */
     starving = false;
     /** No piece below this one is missing: where scans start. */
     lowestMissing = 0;
-    constructor(have, slice) {
+    of;
+    constructor(have, stripe) {
         this.have = have;
-        this.slice = slice;
-        for (let i = slice.first; i <= slice.last; i++)
-            if (!have.get(i))
-                this.missingInSlice++;
+        this.stripe = stripe;
+        this.of = Math.max(1, stripe.of);
+        for (let i = 0; i < have.length; i++)
+            if (owns(stripe, i) && !have.get(i))
+                this.missingOwn++;
         this.advance();
     }
-    get sliceDone() {
-        return this.missingInSlice <= 0;
+    get ownDone() {
+        return this.missingOwn <= 0;
     }
     wanted(i) {
         return !this.have.get(i) && !this.inFlight.has(i);
@@ -59877,8 +59908,8 @@ class Picker {
     }
     verified(i) {
         this.inFlight.delete(i);
-        if (this.have.set(i) && i >= this.slice.first && i <= this.slice.last)
-            this.missingInSlice--;
+        if (this.have.set(i) && owns(this.stripe, i))
+            this.missingOwn--;
         this.advance();
     }
     advance() {
@@ -59886,31 +59917,29 @@ class Picker {
             this.lowestMissing++;
     }
     /**
-     * The next piece to ask the runner for, or undefined. `offeredByPeer` tells whether an open peer
-     * wire has the piece. The scan starts at the slice (or, starving, at the lowest missing piece).
+     * The next piece to ask the runner for, or undefined: the lowest own piece no peer offers; starving,
+     * the lowest piece of any stripe no peer offers. `offeredByPeer` tells whether an open peer wire has it.
      */
     fromRunner(offeredByPeer) {
-        const { first, last } = this.slice;
-        for (let i = Math.max(first, this.lowestMissing); i <= last; i++) {
-            if (this.wanted(i) && !offeredByPeer(i))
-                return i;
-        }
-        if (!this.starving || !this.sliceDone)
-            return undefined;
-        // Past the slice: the pieces after it first (their owners are most likely the ones behind), then the rest.
         const n = this.have.length;
-        for (let k = 0; k < n; k++) {
-            const i = (last + 1 + k) % n;
+        const from = this.lowestMissing;
+        for (let i = from + ((this.stripe.index - (from % this.of) + this.of) % this.of); i < n; i += this.of) {
             if (this.wanted(i) && !offeredByPeer(i))
                 return i;
         }
+        if (!this.starving || !this.ownDone)
+            return undefined;
+        for (let i = from; i < n; i++)
+            if (this.wanted(i) && !offeredByPeer(i))
+                return i;
         return undefined;
     }
-    /** The next piece to ask a peer for from its queue of offers (consumed as it goes), or undefined. */
+    /** The next piece to ask a peer for from its offers, oldest first (consumed as it goes), or undefined. */
     fromPeer(offers, peerHas) {
         while (offers.head < offers.queue.length) {
             const i = offers.queue[offers.head++];
             if (this.wanted(i) && peerHas.get(i)) {
+                // Drop what was read once it is most of the queue, so it does not grow with the file.
                 if (offers.head > 1024 && offers.head * 2 > offers.queue.length) {
                     offers.queue = offers.queue.slice(offers.head);
                     offers.head = 0;
@@ -60278,8 +60307,6 @@ class Wire extends external_node_events_.EventEmitter {
 
 
 
-/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
-const BLOCK = 1024 * 1024;
 /** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
 const OUTSTANDING_BYTES = 3 * BLOCK;
 /** Requests one peer may have waiting with us; more is a peer that does not follow the protocol. */
@@ -60288,7 +60315,7 @@ const MAX_QUEUED_REQUESTS = 64;
 const SEND_QUEUE_BYTES = BLOCK;
 /** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
 const STALL_MS = 30_000;
-/** Nothing verified for this long with the own slice in: ask the runner for other pieces. */
+/** Nothing verified for this long with the own pieces in: ask the runner for other pieces. */
 const STARVING_MS = 1000;
 /** Pieces that fail verification from one peer before it is dropped. */
 const STRIKES = 3;
@@ -60322,8 +60349,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         this.pieces = opts.have.length;
         this.have = opts.have;
         this.ourId = opts.peerId.toString('hex');
-        if (opts.slice)
-            this.picker = new Picker(opts.have, sliceOf(this.pieces, opts.slice.index, opts.slice.of));
+        if (opts.stripe)
+            this.picker = new Picker(opts.have, opts.stripe);
         this.timer = setInterval(() => this.tick(), 250);
         this.timer.unref();
     }
@@ -60453,13 +60480,9 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     onBitfield(peer, bits) {
         peer.has = new Bitfield(this.pieces, bits);
         if (!peer.isRunner && this.picker) {
-            // Offers in slice order from our own slice on: hosts that connect together ask for different pieces first.
-            const start = this.picker.slice.first;
-            for (let k = 0; k < this.pieces; k++) {
-                const i = (start + k) % this.pieces;
+            for (let i = 0; i < this.pieces; i++)
                 if (peer.has.get(i) && this.picker.wanted(i))
                     peer.offers.queue.push(i);
-            }
         }
         this.fill(peer);
     }
@@ -60488,7 +60511,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             const length = this.pieceLength(i);
             if (peer.outstanding === 0)
                 peer.lastBlockAt = Date.now();
-            peer.assigned.set(i, { index: i, length, next: 0, hash: external_node_crypto_namespaceObject.createHash('sha1') });
+            peer.assigned.set(i, { index: i, length, next: 0, hash: external_node_crypto_namespaceObject.createHash('sha1'), writes: [] });
             peer.outstanding += length;
             for (let offset = 0; offset < length; offset += BLOCK)
                 peer.wire.request(i, offset, Math.min(BLOCK, length - offset));
@@ -60518,11 +60541,14 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         a.next += length;
         const written = this.opts.store.write(i * this.opts.meta.pieceLength + offset, parts);
         written.catch((err) => this.emit('failed', err));
+        a.writes.push(written);
         if (a.next === a.length) {
             peer.assigned.delete(i);
             const digest = a.hash.digest();
-            if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20)))
+            if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20))) {
                 this.verified(i);
+                Promise.all(a.writes).then(() => this.emit('stored', i), () => { });
+            }
             else
                 this.badPiece(peer, i);
         }
@@ -60584,6 +60610,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         this.opts.store.read(i * this.opts.meta.pieceLength + offset, length).then((parts) => {
             peer.serving = false;
             peer.wire.block(i, offset, parts);
+            this.opts.store.release(parts);
             this.stats.uploaded += length;
             this.serve(peer);
         }, (err) => {
@@ -60596,7 +60623,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         if (this.closed || !this.picker || this.have.complete)
             return;
         const now = Date.now();
-        const starving = this.picker.sliceDone && now - this.lastVerifiedAt > STARVING_MS;
+        const starving = this.picker.ownDone && now - this.lastVerifiedAt > STARVING_MS;
         if (starving !== this.picker.starving)
             this.picker.starving = starving;
         for (const p of this.peers.values()) {
@@ -63333,7 +63360,7 @@ async function distribute(plan, opts = {}) {
     const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT');
     try {
         // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
-        // serves every host: which pieces each may ask it for is the agents' slice policy.
+        // serves every host: which pieces each may ask it for is the agents' stripe policy.
         const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535);
         seeder = await startSeeder(plan.file, torrent, { ports: seederPorts, secret });
         opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${torrent.infoHash}`);

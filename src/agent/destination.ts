@@ -139,8 +139,10 @@ export async function takeDestinationLock(destination: string, log: (message: st
 }
 
 /** Moves the verified temporary file into place: mode, fsync, rename, fsync of the folder. */
-export async function placeFile(partial: string, start: StartMessage): Promise<void> {
-  const actual = await sha256Of(partial)
+export async function placeFile(partial: string, start: StartMessage, wholeHash: () => Promise<string>, log: (message: string) => void): Promise<void> {
+  const began = Date.now()
+  const actual = await wholeHash()
+  const hashed = Date.now()
   if (actual !== start.sha256) throw new AgentError('checksum', `the downloaded file's SHA-256 ${actual} differs from the runner's ${start.sha256}; the local file may have changed during the run`)
   const fh = await fs.promises.open(partial, 'r+')
   try {
@@ -149,6 +151,7 @@ export async function placeFile(partial: string, start: StartMessage): Promise<v
   } finally {
     await fh.close()
   }
+  log(`whole file's SHA-256 checked ${((hashed - began) / 1000).toFixed(2)} s after the last piece, written to disk (fsync) in ${((Date.now() - hashed) / 1000).toFixed(2)} s`)
   await fs.promises.rename(partial, start.destination)
   const dirHandle = await fs.promises.open(path.dirname(start.destination), 'r')
   try {

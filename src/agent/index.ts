@@ -16,6 +16,7 @@ import { Bitfield } from '../engine/bitfield.js'
 import { readTorrent } from '../engine/metainfo.js'
 import { Store, piecesPresent } from '../engine/store.js'
 import { Swarm } from '../engine/swarm.js'
+import { RunningHash } from './running-hash.js'
 import { AgentError, checkFreeSpace, fsFailure, partialPathFor, placeFile, preflight, removeStalePartials, takeDestinationLock } from './destination.js'
 
 function send(event: AgentEvent): void {
@@ -48,6 +49,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
   const began = Date.now()
   let swarm: Swarm | undefined
   let announcer: Announcer | undefined
+  let stopHashing = () => {}
   let finished = false
   let lock: string | undefined
   let settle!: (code: number) => void
@@ -60,6 +62,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     clearInterval(idleTimer)
     await announcer?.stop()
     await swarm?.close()
+    stopHashing()
     if (removePartial) await fs.promises.rm(partial, { force: true }).catch(() => {})
     if (lock) await fs.promises.rm(lock, { force: true }).catch(() => {})
     settle(code)
@@ -119,11 +122,29 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       peerId,
       store,
       have,
-      slice: mode === 'fetch' ? start.spread : undefined,
+      stripe: mode === 'fetch' ? start.spread : undefined,
       runnerId: start.runnerId,
     })
     const active = swarm
     active.on('log', log)
+    // The whole file's SHA-256 follows the written, verified prefix in a worker thread.
+    let wholeHash: RunningHash | undefined
+    if (mode === 'fetch') {
+      const hasher = (wholeHash = new RunningHash(partial))
+      stopHashing = () => hasher.stop()
+      const stored = new Bitfield(pieces)
+      for (let i = 0; i < pieces; i++) if (have.get(i)) stored.set(i)
+      let prefix = 0
+      const advance = () => {
+        while (prefix < pieces && stored.get(prefix)) prefix++
+        hasher.advance(Math.min(start.size, prefix * meta.pieceLength))
+      }
+      active.on('stored', (i) => {
+        stored.set(i)
+        if (i === prefix) advance()
+      })
+      advance()
+    }
     active.on('failed', (err) => fail(/pieces failed verification/.test(err.message) ? new AgentError('bad-peers', err.message) : err))
     const port = await active.listen([0])
     send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: Math.min(start.size, have.count * meta.pieceLength) })
@@ -144,7 +165,10 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
         .join(', ')
     const onDone = async () => {
       try {
-        if (mode === 'fetch') await placeFile(partial, start)
+        if (mode === 'fetch') {
+          log(`every piece verified ${((Date.now() - began) / 1000).toFixed(2)} s after the start`)
+          await placeFile(partial, start, () => wholeHash!.digest(start.size), log)
+        }
         done = true
         announcer?.completed()
         if (mode === 'fetch') log(`received from: ${sources() || 'nobody'}`)

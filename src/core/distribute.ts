@@ -73,7 +73,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT')
   try {
     // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
-    // serves every host: which pieces each may ask it for is the agents' slice policy.
+    // serves every host: which pieces each may ask it for is the agents' stripe policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
     seeder = await startSeeder(plan.file, torrent, { ports: seederPorts, secret })
     opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${torrent.infoHash}`)

@@ -10,11 +10,16 @@ export interface Assembly {
   /** Offset of the next block expected. */
   next: number
   hash: crypto.Hash
+  /** Its blocks' writes: the piece is stored once all have settled. */
+  writes: Promise<void>[]
 }
 
 export class Peer {
   has: Bitfield
-  /** Pieces the peer told us of that we lacked then, in the order it told us; read by the picker. */
+  /**
+   * Pieces the peer told us of that we lacked then, in the order it told us: under the stripe policy
+   * that is about file order, and the oldest offer is about the lowest piece we lack.
+   */
   offers = { queue: [] as number[], head: 0 }
   /** Pieces asked of this peer, by index. */
   readonly assigned = new Map<number, Assembly>()

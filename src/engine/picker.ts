@@ -1,33 +1,43 @@
-// Which piece to ask which peer for: the slice policy that lets the runner send each piece about once.
+// Which piece to ask which peer for: the stripe policy that lets the runner send each piece about once.
 import type { Bitfield } from './bitfield.js'
 
-/** The pieces host `index` of `of` owns and takes from the runner first: the index-th 1/of of them. */
-export function sliceOf(pieces: number, index: number, of: number): { first: number; last: number } {
-  const n = Math.max(1, of)
-  return { first: Math.floor((pieces * index) / n), last: Math.floor((pieces * (index + 1)) / n) - 1 }
+/** This host's place among the hosts: it owns every piece i with i mod `of` = `index`. */
+export interface Stripe {
+  index: number
+  of: number
+}
+
+/** Whether host `stripe.index` of `stripe.of` owns piece i (takes it from the runner first). */
+export function owns(stripe: Stripe, i: number): boolean {
+  return i % Math.max(1, stripe.of) === stripe.index
 }
 
 /**
- * Host i of N owns the i-th slice of the pieces and fetches it first, from the runner; every other piece
- * it takes from the hosts that own it. Only once its own slice is in, and while its peers leave it idle
- * (`starving`), does it ask the runner for other pieces, so a slow or failed owner never stalls the rest.
- * It never asks the runner for a piece a peer offers: a host that starts late finds its slice spread.
+ * Host k of N owns every N-th piece from piece k on and fetches those first, from the runner; every
+ * other piece it takes from the hosts that own it. Stripes rather than slices: every host moves through
+ * the file front to back, so a peer asks for what its neighbour just verified (still in memory) and the
+ * whole file's SHA-256 can follow the growing prefix. Only once its own pieces are in, and while its
+ * peers leave it idle (`starving`), does a host ask the runner for other pieces, so a slow or failed
+ * owner never stalls the rest. It never asks the runner for a piece a peer offers: a host that starts
+ * late finds its pieces already spread.
  */
 export class Picker {
   private readonly inFlight = new Set<number>()
-  private missingInSlice = 0
-  /** Set by the swarm's clock: own slice in and nothing verified for a while. */
+  private missingOwn = 0
+  /** Set by the swarm's clock: own pieces in and nothing verified for a while. */
   starving = false
   /** No piece below this one is missing: where scans start. */
   private lowestMissing = 0
+  private readonly of: number
 
-  constructor(readonly have: Bitfield, readonly slice: { first: number; last: number }) {
-    for (let i = slice.first; i <= slice.last; i++) if (!have.get(i)) this.missingInSlice++
+  constructor(readonly have: Bitfield, readonly stripe: Stripe) {
+    this.of = Math.max(1, stripe.of)
+    for (let i = 0; i < have.length; i++) if (owns(stripe, i) && !have.get(i)) this.missingOwn++
     this.advance()
   }
 
-  get sliceDone(): boolean {
-    return this.missingInSlice <= 0
+  get ownDone(): boolean {
+    return this.missingOwn <= 0
   }
 
   wanted(i: number): boolean {
@@ -45,7 +55,7 @@ export class Picker {
 
   verified(i: number): void {
     this.inFlight.delete(i)
-    if (this.have.set(i) && i >= this.slice.first && i <= this.slice.last) this.missingInSlice--
+    if (this.have.set(i) && owns(this.stripe, i)) this.missingOwn--
     this.advance()
   }
 
@@ -54,29 +64,26 @@ export class Picker {
   }
 
   /**
-   * The next piece to ask the runner for, or undefined. `offeredByPeer` tells whether an open peer
-   * wire has the piece. The scan starts at the slice (or, starving, at the lowest missing piece).
+   * The next piece to ask the runner for, or undefined: the lowest own piece no peer offers; starving,
+   * the lowest piece of any stripe no peer offers. `offeredByPeer` tells whether an open peer wire has it.
    */
   fromRunner(offeredByPeer: (i: number) => boolean): number | undefined {
-    const { first, last } = this.slice
-    for (let i = Math.max(first, this.lowestMissing); i <= last; i++) {
-      if (this.wanted(i) && !offeredByPeer(i)) return i
-    }
-    if (!this.starving || !this.sliceDone) return undefined
-    // Past the slice: the pieces after it first (their owners are most likely the ones behind), then the rest.
     const n = this.have.length
-    for (let k = 0; k < n; k++) {
-      const i = (last + 1 + k) % n
+    const from = this.lowestMissing
+    for (let i = from + ((this.stripe.index - (from % this.of) + this.of) % this.of); i < n; i += this.of) {
       if (this.wanted(i) && !offeredByPeer(i)) return i
     }
+    if (!this.starving || !this.ownDone) return undefined
+    for (let i = from; i < n; i++) if (this.wanted(i) && !offeredByPeer(i)) return i
     return undefined
   }
 
-  /** The next piece to ask a peer for from its queue of offers (consumed as it goes), or undefined. */
+  /** The next piece to ask a peer for from its offers, oldest first (consumed as it goes), or undefined. */
   fromPeer(offers: { queue: number[]; head: number }, peerHas: Bitfield): number | undefined {
     while (offers.head < offers.queue.length) {
       const i = offers.queue[offers.head++]!
       if (this.wanted(i) && peerHas.get(i)) {
+        // Drop what was read once it is most of the queue, so it does not grow with the file.
         if (offers.head > 1024 && offers.head * 2 > offers.queue.length) {
           offers.queue = offers.queue.slice(offers.head)
           offers.head = 0

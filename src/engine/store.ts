@@ -14,6 +14,9 @@ export interface StoreOptions {
   recentBytes?: number
 }
 
+/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
+export const BLOCK = 1024 * 1024
+
 /** Reads and writes one file by absolute offset; writes go to the thread pool, never the event loop. */
 export class Store {
   readonly length: number
@@ -25,6 +28,12 @@ export class Store {
   private readonly writing = new Map<number, Promise<void>>()
   /** Block reads served from memory and from the file: the agent logs them. */
   readonly reads = { recent: 0, file: 0 }
+  /**
+   * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
+   * 256 pages to fault in and zero, which cost the runner more than the read itself.
+   */
+  private readonly spare: Buffer[] = []
+  private readonly lent = new WeakMap<Buffer[], Buffer>()
 
   constructor(opts: StoreOptions) {
     this.length = opts.length
@@ -65,7 +74,10 @@ export class Store {
     }
   }
 
-  /** The bytes [position, position + length): views of a recent block, or a fresh read. */
+  /**
+   * The bytes [position, position + length): views of a recent block, or a read into a reused buffer.
+   * The caller hands them back with `release` once it has used them (sealing copies them out).
+   */
   async read(position: number, length: number): Promise<Buffer[]> {
     if (this.fd === undefined) throw new Error('store is closed')
     if (position + length > this.length) throw new Error(`read past the end (${position} + ${length} > ${this.length})`)
@@ -76,7 +88,9 @@ export class Store {
     }
     await this.writing.get(position)
     this.reads.file++
-    const buf = Buffer.allocUnsafe(length)
+    const spare = this.spare.pop()
+    const whole = spare && spare.length >= length ? spare : Buffer.allocUnsafe(Math.max(length, BLOCK))
+    const buf = whole.subarray(0, length)
     let got = 0
     while (got < length) {
       const n = await new Promise<number>((resolve, reject) =>
@@ -86,7 +100,17 @@ export class Store {
       if (n === 0) throw new Error(`short read at ${position + got}`)
       got += n
     }
-    return [buf]
+    const parts = [buf]
+    this.lent.set(parts, whole)
+    return parts
+  }
+
+  /** Takes back what `read` gave once it is no longer used; recent blocks stay where they are. */
+  release(parts: Buffer[]): void {
+    const buf = this.lent.get(parts)
+    if (!buf) return
+    this.lent.delete(parts)
+    if (this.spare.length < 4) this.spare.push(buf)
   }
 
   /** Closes the file (it stays: the agent decides whether a temporary file is kept for a retry). */

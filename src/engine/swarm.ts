@@ -4,9 +4,9 @@ import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Bitfield } from './bitfield.js'
 import { Peer } from './peer.js'
-import { Picker, sliceOf } from './picker.js'
+import { Picker, type Stripe } from './picker.js'
 import { Wire } from './wire.js'
-import { byteLength, type Store } from './store.js'
+import { BLOCK, byteLength, type Store } from './store.js'
 
 /** What both sides know of the file: from the torrent the runner made. */
 export interface Metainfo {
@@ -17,8 +17,6 @@ export interface Metainfo {
   pieceHashes: Buffer
 }
 
-/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
-export const BLOCK = 1024 * 1024
 /** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
 const OUTSTANDING_BYTES = 3 * BLOCK
 /** Requests one peer may have waiting with us; more is a peer that does not follow the protocol. */
@@ -27,7 +25,7 @@ const MAX_QUEUED_REQUESTS = 64
 const SEND_QUEUE_BYTES = BLOCK
 /** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
 const STALL_MS = 30_000
-/** Nothing verified for this long with the own slice in: ask the runner for other pieces. */
+/** Nothing verified for this long with the own pieces in: ask the runner for other pieces. */
 const STARVING_MS = 1000
 /** Pieces that fail verification from one peer before it is dropped. */
 const STRIKES = 3
@@ -38,14 +36,16 @@ export interface SwarmOptions {
   peerId: Buffer
   store: Store
   have: Bitfield
-  /** This host's place among the hosts, for the slice policy; absent for a side that only serves. */
-  slice?: { index: number; of: number }
-  /** The runner's peer id (hex): asked only under the slice policy, never blamed for bad pieces. */
+  /** This host's place among the hosts, for the stripe policy; absent for a side that only serves. */
+  stripe?: Stripe
+  /** The runner's peer id (hex): asked only under the stripe policy, never blamed for bad pieces. */
   runnerId?: string
 }
 
 export interface SwarmEvents {
   verified: [index: number]
+  /** A verified piece is in the file (its writes settled): readers of the file may read it. */
+  stored: [index: number]
   /** Every piece verified and written. */
   done: []
   /** Too many pieces failed verification: the swarm keeps sending corrupt data. */
@@ -83,7 +83,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.pieces = opts.have.length
     this.have = opts.have
     this.ourId = opts.peerId.toString('hex')
-    if (opts.slice) this.picker = new Picker(opts.have, sliceOf(this.pieces, opts.slice.index, opts.slice.of))
+    if (opts.stripe) this.picker = new Picker(opts.have, opts.stripe)
     this.timer = setInterval(() => this.tick(), 250)
     this.timer.unref()
   }
@@ -203,12 +203,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private onBitfield(peer: Peer, bits: Uint8Array): void {
     peer.has = new Bitfield(this.pieces, bits)
     if (!peer.isRunner && this.picker) {
-      // Offers in slice order from our own slice on: hosts that connect together ask for different pieces first.
-      const start = this.picker.slice.first
-      for (let k = 0; k < this.pieces; k++) {
-        const i = (start + k) % this.pieces
-        if (peer.has.get(i) && this.picker.wanted(i)) peer.offers.queue.push(i)
-      }
+      for (let i = 0; i < this.pieces; i++) if (peer.has.get(i) && this.picker.wanted(i)) peer.offers.queue.push(i)
     }
     this.fill(peer)
   }
@@ -236,7 +231,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       picker.take(i)
       const length = this.pieceLength(i)
       if (peer.outstanding === 0) peer.lastBlockAt = Date.now()
-      peer.assigned.set(i, { index: i, length, next: 0, hash: crypto.createHash('sha1') })
+      peer.assigned.set(i, { index: i, length, next: 0, hash: crypto.createHash('sha1'), writes: [] })
       peer.outstanding += length
       for (let offset = 0; offset < length; offset += BLOCK) peer.wire.request(i, offset, Math.min(BLOCK, length - offset))
     }
@@ -263,11 +258,14 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     a.next += length
     const written = this.opts.store.write(i * this.opts.meta.pieceLength + offset, parts)
     written.catch((err) => this.emit('failed', err as Error))
+    a.writes.push(written)
     if (a.next === a.length) {
       peer.assigned.delete(i)
       const digest = a.hash.digest()
-      if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20))) this.verified(i)
-      else this.badPiece(peer, i)
+      if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20))) {
+        this.verified(i)
+        Promise.all(a.writes).then(() => this.emit('stored', i), () => {})
+      } else this.badPiece(peer, i)
     }
     this.fill(peer)
   }
@@ -328,6 +326,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       (parts) => {
         peer.serving = false
         peer.wire.block(i, offset, parts)
+        this.opts.store.release(parts)
         this.stats.uploaded += length
         this.serve(peer)
       },
@@ -342,7 +341,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private tick(): void {
     if (this.closed || !this.picker || this.have.complete) return
     const now = Date.now()
-    const starving = this.picker.sliceDone && now - this.lastVerifiedAt > STARVING_MS
+    const starving = this.picker.ownDone && now - this.lastVerifiedAt > STARVING_MS
     if (starving !== this.picker.starving) this.picker.starving = starving
     for (const p of this.peers.values()) {
       if (p.outstanding > 0 && now - p.lastBlockAt > STALL_MS) p.wire.destroy(`sent nothing of what we asked for ${STALL_MS / 1000} s`)
