@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { once } from 'node:events'
 import { after, test } from 'node:test'
-import { makeHello, sessionKeys } from '../src/engine/seal.js'
+import { makeHello, sessionKeys, type RunSeal } from '../src/engine/seal.js'
 import { Wire } from '../src/engine/wire.js'
 import { Store, piecesPresent } from '../src/engine/store.js'
 import { Bitfield } from '../src/engine/bitfield.js'
@@ -32,14 +32,14 @@ function randomFile(name: string, bytes: number): string {
 }
 
 test('sealed records survive any split of the byte stream; a flipped bit or another key is refused', () => {
-  const secret = crypto.randomBytes(32)
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
   const d = makeHello(crypto.randomBytes(20))
   const l = makeHello(crypto.randomBytes(20))
   const dialer = sessionKeys(secret, 'dialer', d, l)
   const listener = sessionKeys(secret, 'listener', d, l)
   const messages = [crypto.randomBytes(1), crypto.randomBytes(70_000), Buffer.alloc(0), crypto.randomBytes(MiB + 3)]
   const stream: Buffer[] = []
-  for (const m of messages) dialer.sealer.seal([m.subarray(0, 10), m.subarray(10)], (b) => stream.push(b))
+  for (const m of messages) dialer.sealer.seal([m.subarray(0, 10), m.subarray(10)], (b) => stream.push(Buffer.from(b.buffer, b.byteOffset, b.length)))
   const bytes = Buffer.concat(stream)
   assert.equal(bytes.includes(messages[1]!.subarray(0, 64)), false, 'plaintext is not on the wire')
   for (const split of [1, 7, 1447, 65536]) {
@@ -51,12 +51,12 @@ test('sealed records survive any split of the byte stream; a flipped bit or anot
   const flipped = Buffer.from(bytes)
   flipped[100]! ^= 1
   assert.throws(() => listener.opener.push(flipped, () => {}), /unable to authenticate|Unsupported state/)
-  const stranger = sessionKeys(crypto.randomBytes(32), 'listener', d, l).opener
+  const stranger = sessionKeys({ secret: crypto.randomBytes(32), encrypt: true }, 'listener', d, l).opener
   assert.throws(() => stranger.push(bytes, () => {}), /unable to authenticate|Unsupported state/)
 })
 
 /** Two wires over a real loopback connection, each side with its own secret. */
-async function wirePair(dialerSecret: Buffer, listenerSecret: Buffer): Promise<{ dialer: Wire; listener: Wire; close(): void }> {
+async function wirePair(dialerSecret: RunSeal, listenerSecret: RunSeal): Promise<{ dialer: Wire; listener: Wire; close(): void }> {
   const server = net.createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -69,7 +69,7 @@ async function wirePair(dialerSecret: Buffer, listenerSecret: Buffer): Promise<{
 }
 
 test('wires with the same secret meet and exchange messages; with another secret both ends close before anything moves', async () => {
-  const secret = crypto.randomBytes(32)
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
   const good = await wirePair(secret, secret)
   await Promise.all([once(good.dialer, 'ready'), once(good.listener, 'ready')])
   const block = crypto.randomBytes(300 * KiB)
@@ -80,7 +80,7 @@ test('wires with the same secret meet and exchange messages; with another secret
   assert.deepEqual([index, offset, Buffer.concat(parts)], [3, MiB, block])
   good.close()
 
-  const bad = await wirePair(secret, crypto.randomBytes(32))
+  const bad = await wirePair(secret, { secret: crypto.randomBytes(32), encrypt: true })
   let events = 0
   for (const w of [bad.dialer, bad.listener]) for (const e of ['ready', 'request', 'block', 'have'] as const) w.on(e, () => events++)
   const [[dialerWhy], [listenerWhy]] = await Promise.all([once(bad.dialer, 'close'), once(bad.listener, 'close')])
@@ -133,12 +133,12 @@ test('the picker: stripes cover every piece once; the runner is asked for own pi
 })
 
 /** A downloading side on loopback, host `index` of `of`. */
-async function downloader(t: FileTorrent, secret: Buffer, runnerId: string, name: string, index: number, of: number): Promise<{ swarm: Swarm; port: number; file: string }> {
+async function downloader(t: FileTorrent, seal: RunSeal, runnerId: string, name: string, index: number, of: number): Promise<{ swarm: Swarm; port: number; file: string }> {
   const file = path.join(work, name)
   fs.writeFileSync(file, '')
   const swarm = new Swarm({
     meta: metaOf(t),
-    secret,
+    seal,
     peerId: crypto.randomBytes(20),
     store: new Store({ path: file, length: t.size, writable: true, recentBytes: 4 * MiB }),
     have: new Bitfield(Math.ceil(t.size / t.pieceLength)),
@@ -153,8 +153,8 @@ const finished = (s: Swarm) => (s.done ? Promise.resolve() : (once(s, 'done') as
 test('a seeder and three downloaders: every copy identical, the runner sends about one copy, the hosts trade the rest', { timeout: 60_000 }, async () => {
   const source = randomFile('swarm-source.bin', 24 * MiB + 12345)
   const t = await hashFile(source, { pieceLength: MiB })
-  const secret = crypto.randomBytes(32)
-  const seeder = await startSeeder(source, t, { ports: [0], secret })
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
+  const seeder = await startSeeder(source, t, { ports: [0], seal: secret })
   const sides = await Promise.all([0, 1, 2].map((i) => downloader(t, secret, seeder.peerId, `swarm-${i}.bin`, i, 3)))
   for (const s of sides) {
     s.swarm.connect('127.0.0.1', seeder.port)
@@ -173,10 +173,10 @@ test('a seeder and three downloaders: every copy identical, the runner sends abo
 test('a side with the wrong secret gets nothing; a peer serving corrupt blocks is dropped and the download completes', { timeout: 60_000 }, async () => {
   const source = randomFile('bad-source.bin', 12 * MiB)
   const t = await hashFile(source, { pieceLength: MiB })
-  const secret = crypto.randomBytes(32)
-  const seeder = await startSeeder(source, t, { ports: [0], secret })
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
+  const seeder = await startSeeder(source, t, { ports: [0], seal: secret })
 
-  const outsider = await downloader(t, crypto.randomBytes(32), seeder.peerId, 'outsider.bin', 0, 1)
+  const outsider = await downloader(t, { secret: crypto.randomBytes(32), encrypt: true }, seeder.peerId, 'outsider.bin', 0, 1)
   const refused = new Promise<string>((resolve) => outsider.swarm.once('log', resolve))
   outsider.swarm.connect('127.0.0.1', seeder.port)
   assert.match(await refused, /closed before the handshake: not a peer of this run \(wrong secret\)/)
@@ -186,7 +186,7 @@ test('a side with the wrong secret gets nothing; a peer serving corrupt blocks i
 
   // A peer that has the secret and claims every piece, but whose file is junk.
   const junk = randomFile('junk.bin', t.size)
-  const liar = new Swarm({ meta: metaOf(t), secret, peerId: crypto.randomBytes(20), store: new Store({ path: junk, length: t.size }), have: Bitfield.full(12) })
+  const liar = new Swarm({ meta: metaOf(t), seal: secret, peerId: crypto.randomBytes(20), store: new Store({ path: junk, length: t.size }), have: Bitfield.full(12) })
   const liarPort = await liar.listen([0], '127.0.0.1')
   const victim = await downloader(t, secret, seeder.peerId, 'victim.bin', 0, 2)
   const dropped = new Promise<string>((resolve) => victim.swarm.on('log', (m) => /dropped peer/.test(m) && resolve(m)))

@@ -99,6 +99,7 @@ export function getInputs(): ActionSettings {
   if (ARTIFACT_NAME_FORBIDDEN.test(artifactName)) throw new InputError('artifact-name', `'${artifactName}' contains one of " : < > | * ? \\ / or a line break; choose a name without them`)
   const artifactRetentionDays = wholeNumber('artifact-retention-days', 1, 90)
   const hostKeyPolicy = booleanInput('ssh-strict', true) ? 'strict' : 'accept-new'
+  const encrypt = booleanInput('encryption', true)
 
   // Everything this run writes lives in one private folder under the runner's temp folder.
   const tempRoot = process.env.RUNNER_TEMP || os.tmpdir()
@@ -135,6 +136,7 @@ export function getInputs(): ActionSettings {
     sshKeyPassphrase: passphrase,
     knownHostsPath,
     hostKeyPolicy,
+    encrypt,
     username: core.getInput('username') || undefined,
     uploadLogs,
     artifactName,
@@ -159,6 +161,7 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     identityFiles: s.sshKeyPath ? [s.sshKeyPath] : undefined,
     knownHostsFiles: s.knownHostsPath ? [s.knownHostsPath] : undefined,
     hostKeyPolicy: s.hostKeyPolicy,
+    encrypt: s.encrypt,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
   }

@@ -55,6 +55,9 @@ export interface ActionSettings {
   /** strict: unknown or changed host keys fail; accept-new (ssh-strict false): unknown keys are trusted, changed keys still fail. */
   hostKeyPolicy: 'strict' | 'accept-new'
 
+  /** The `encryption` input: false sends the file between peers in the clear (trusted networks only). */
+  encrypt: boolean
+
   /** Remote user for hosts that name none (else ~/.ssh/config's, else the runner's user). */
   username?: string
 

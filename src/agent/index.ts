@@ -28,10 +28,11 @@ function log(message: string): void {
 }
 
 /**
- * Recently written blocks kept in memory to serve peers' requests: peers ask for a piece soon after its
- * `have`, so most uploads need no file read.
+ * Recently written blocks kept in memory to serve peers' requests that come right after their `have`.
+ * Measured on 4 hosts, unshaped: 8 MiB served only 1-20 % of uploads (the rest came from the page cache),
+ * so it is kept small for the agent's memory.
  */
-const RECENT_BYTES = 8 * 1024 * 1024
+const RECENT_BYTES = 4 * 1024 * 1024
 
 /** `addr:port` (IPv6 in brackets) as host and port. */
 function hostPort(peer: string): { host: string; port: number } {
@@ -118,7 +119,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     const peerId = crypto.randomBytes(20)
     swarm = new Swarm({
       meta,
-      secret: Buffer.from(start.secret, 'base64'),
+      seal: { secret: Buffer.from(start.secret, 'base64'), encrypt: start.encrypt },
       peerId,
       store,
       have,

@@ -54,6 +54,7 @@ export function buildCommand(version: string): Command {
     .option('-i, --identity <file>', 'identity (private key) file, tried first; repeatable', collect, [])
     .option('--known-hosts <file>', 'known_hosts file to use instead of the ssh config one; repeatable', collect, [])
     .option('--accept-new-host-keys', 'add unknown host keys to known_hosts (changed keys still fail)')
+    .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
     .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
     .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
     .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
@@ -90,6 +91,7 @@ export function parseCli(argv: string[], version: string, stdinIsTTY: boolean): 
       identityFiles: o.identity as string[],
       knownHostsFiles: o.knownHosts as string[],
       hostKeyPolicy: o.acceptNewHostKeys ? 'accept-new' : 'strict',
+      encrypt: o.encryption !== false,
       user: o.user as string | undefined,
       node: o.node as string,
       sshConfig: o.sshConfig as string | undefined,

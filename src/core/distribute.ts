@@ -67,7 +67,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   }
   let seeder: Seeder | undefined
   // The run's secret: only agents that got it over their SSH session can join the swarm or read its bytes.
-  const secret = crypto.randomBytes(32)
+  const seal = { secret: crypto.randomBytes(32), encrypt: plan.encrypt }
   const runAbort = new AbortController()
   let timeoutTimer: NodeJS.Timeout | undefined
   const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT')
@@ -75,8 +75,8 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
     // serves every host: which pieces each may ask it for is the agents' stripe policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
-    seeder = await startSeeder(plan.file, torrent, { ports: seederPorts, secret })
-    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${torrent.infoHash}`)
+    seeder = await startSeeder(plan.file, torrent, { ports: seederPorts, seal })
+    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${torrent.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`)
     if (opts.signal) {
       if (opts.signal.aborted) onOuterAbort()
       else opts.signal.addEventListener('abort', onOuterAbort, { once: true })
@@ -87,7 +87,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     const connectLimit = new Limit(plan.concurrency)
     const ssh = sshSettingsFor(plan)
     opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
-    const swarm = { torrent, tracker, seederPort: seeder.port, runnerId: seeder.peerId, secret, agent }
+    const swarm = { torrent, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, agent }
     const runs: HostRun[] = await Promise.all(
       plan.hosts.map((spec, index) =>
         hostRun({

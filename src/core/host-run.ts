@@ -5,6 +5,7 @@ import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, ty
 import { AGENT_NODE_FLAGS, BOOTSTRAP, type AgentBundle } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
+import type { RunSeal } from '../engine/seal.js'
 import type { HostSpec } from './hosts.js'
 import type { Plan } from './plan.js'
 import type { HostReport } from './report.js'
@@ -18,8 +19,8 @@ export interface SwarmInfo {
   seederPort: number
   /** The seeder's peer id (hex), for the agents to tell the runner's wire by. */
   runnerId: string
-  /** The run's secret: sent to each agent over its SSH session only, never logged. */
-  secret: Buffer
+  /** The run's secret (sent to each agent over its SSH session only, never logged) and encryption choice. */
+  seal: RunSeal
   agent: AgentBundle
 }
 
@@ -269,7 +270,8 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     mode: plan.mode,
     seedPeer: formatPeer(conn.localAddress, swarm.seederPort),
     runnerId: swarm.runnerId,
-    secret: swarm.secret.toString('base64'),
+    secret: swarm.seal.secret.toString('base64'),
+    encrypt: swarm.seal.encrypt,
     idleTimeoutSeconds: AGENT_IDLE_TIMEOUT_S,
     progressMs: 1000,
     host: ctx.spec.label,

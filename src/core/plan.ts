@@ -37,6 +37,11 @@ export interface HerdOptions {
   knownHostsFiles?: string[]
   /** strict (default): unknown or changed host keys fail; accept-new: unknown keys are added, changed still fail. */
   hostKeyPolicy?: string
+  /**
+   * Encrypt the file between peers (default true). false sends it in the clear, for trusted networks
+   * only: peers still prove the run's secret and every piece is still verified.
+   */
+  encrypt?: boolean
   /** Remote user when neither the host nor ssh config names one. */
   user?: string
   /** Passphrase of encrypted identity files. */
@@ -64,6 +69,8 @@ export interface Plan {
   identityFiles: string[]
   knownHostsFiles: string[]
   hostKeyPolicy: 'strict' | 'accept-new'
+  /** Peer records encrypted (AES-256-GCM); false only when the user opted out. */
+  encrypt: boolean
   user?: string
   passphrase?: string
   node: string
@@ -197,6 +204,7 @@ export function makePlan(opts: HerdOptions): Plan {
     identityFiles,
     knownHostsFiles,
     hostKeyPolicy,
+    encrypt: opts.encrypt ?? true,
     user: opts.user,
     passphrase: opts.passphrase,
     node,

@@ -26,6 +26,8 @@ export interface StartMessage {
    * it knows it both ways before anything moves, and keys its encryption from it. Never logged.
    */
   secret: string
+  /** Whether peer records are encrypted (the default); false only where the user opted out. */
+  encrypt: boolean
   /** Seconds without a line from the runner after which the agent gives up (heartbeat). */
   idleTimeoutSeconds: number
   /** Progress line interval in milliseconds. */

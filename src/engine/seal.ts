@@ -39,14 +39,24 @@ export function readHello(bytes: Buffer): Hello | undefined {
 
 export type Role = 'dialer' | 'listener'
 
-/** What `role` sends to prove it knows the secret; bound to both hellos, so it can't be replayed. */
-export function proofOf(secret: Buffer, role: Role, dialer: Hello, listener: Hello): Buffer {
-  return crypto.createHmac('sha256', secret).update(role).update(dialer.bytes).update(listener.bytes).digest()
+/** What a run's peers share: its secret, and whether records are encrypted (a run-wide choice). */
+export interface RunSeal {
+  secret: Buffer
+  /** False only where the user opted out for a trusted network: records then travel in the clear. */
+  encrypt: boolean
+}
+
+/**
+ * What `role` sends to prove it knows the secret; bound to both hellos (so it can't be replayed) and to
+ * the run's encryption choice (so no one can talk a peer into plaintext).
+ */
+export function proofOf(seal: RunSeal, role: Role, dialer: Hello, listener: Hello): Buffer {
+  return crypto.createHmac('sha256', seal.secret).update(`${role} ${seal.encrypt ? 'sealed' : 'plain'}`).update(dialer.bytes).update(listener.bytes).digest()
 }
 
 /** Compares a received proof in constant time. */
-export function proofHolds(secret: Buffer, role: Role, dialer: Hello, listener: Hello, received: Buffer): boolean {
-  const expected = proofOf(secret, role, dialer, listener)
+export function proofHolds(seal: RunSeal, role: Role, dialer: Hello, listener: Hello, received: Buffer): boolean {
+  const expected = proofOf(seal, role, dialer, listener)
   return received.length === expected.length && crypto.timingSafeEqual(received, expected)
 }
 
@@ -69,26 +79,36 @@ function nonceFor(base: Buffer, counter: bigint): Buffer {
   return iv
 }
 
-/** Both directions' ciphers for one side of a connection. */
-export function sessionKeys(secret: Buffer, role: Role, dialer: Hello, listener: Hello): { sealer: Sealer; opener: Opener } {
+/** Both directions' record writer and reader for one side of a connection. */
+export function sessionKeys(seal: RunSeal, role: Role, dialer: Hello, listener: Hello): { sealer: Sealer; opener: Opener } {
   const other: Role = role === 'dialer' ? 'listener' : 'dialer'
   return {
-    sealer: new Sealer(directionKey(secret, dialer, listener, role)),
-    opener: new Opener(directionKey(secret, dialer, listener, other)),
+    sealer: new Sealer(seal.encrypt ? directionKey(seal.secret, dialer, listener, role) : undefined),
+    opener: new Opener(seal.encrypt ? directionKey(seal.secret, dialer, listener, other) : undefined),
   }
 }
 
-/** Writes records: 4-byte length (authenticated), ciphertext, tag. */
+/** Writes records: 4-byte length (authenticated), ciphertext, tag; or, without a key, length and plaintext. */
 export class Sealer {
   private counter = 0n
-  constructor(private readonly k: DirectionKey) {}
+  constructor(private readonly k: DirectionKey | undefined) {}
+
+  /** True when `seal` hands out copies: the caller may reuse `parts` at once. */
+  get copies(): boolean {
+    return this.k !== undefined
+  }
 
   /** Seals the concatenation of `parts` as one record and hands out its bytes in order. */
-  seal(parts: readonly Uint8Array[], out: (bytes: Buffer) => void): number {
+  seal(parts: readonly Uint8Array[], out: (bytes: Uint8Array) => void): number {
     let length = 0
     for (const p of parts) length += p.length
     const header = Buffer.allocUnsafe(LENGTH_BYTES)
     header.writeUInt32BE(length, 0)
+    if (!this.k) {
+      out(header)
+      for (const p of parts) out(p)
+      return length + LENGTH_BYTES
+    }
     const cipher = crypto.createCipheriv('aes-256-gcm', this.k.key, nonceFor(this.k.iv, this.counter++))
     cipher.setAAD(header)
     out(header)
@@ -110,18 +130,19 @@ export class Opener {
   private header = Buffer.alloc(LENGTH_BYTES)
   private headerHave = 0
   private decipher: crypto.DecipherGCM | undefined
+  private inRecord = false
   private remaining = 0
   private parts: Buffer[] = []
   private tag = Buffer.alloc(TAG_BYTES)
   private tagHave = 0
 
-  constructor(private readonly k: DirectionKey, private readonly maxRecord = 17 * 1024 * 1024) {}
+  constructor(private readonly k: DirectionKey | undefined, private readonly maxRecord = 17 * 1024 * 1024) {}
 
   /** Feeds bytes; calls `onRecord` per verified record. Throws on a forged, damaged or oversized record. */
   push(chunk: Buffer, onRecord: (parts: Buffer[]) => void): void {
     let at = 0
     while (at < chunk.length) {
-      if (!this.decipher) {
+      if (!this.inRecord) {
         const n = Math.min(LENGTH_BYTES - this.headerHave, chunk.length - at)
         chunk.copy(this.header, this.headerHave, at, at + n)
         this.headerHave += n
@@ -129,17 +150,29 @@ export class Opener {
         if (this.headerHave < LENGTH_BYTES) return
         this.remaining = this.header.readUInt32BE(0)
         if (this.remaining > this.maxRecord) throw new Error(`record of ${this.remaining} bytes is over the limit`)
-        this.decipher = crypto.createDecipheriv('aes-256-gcm', this.k.key, nonceFor(this.k.iv, this.counter++))
-        this.decipher.setAAD(this.header)
+        this.inRecord = true
+        if (this.k) {
+          this.decipher = crypto.createDecipheriv('aes-256-gcm', this.k.key, nonceFor(this.k.iv, this.counter++))
+          this.decipher.setAAD(this.header)
+        }
         this.headerHave = 0
         this.tagHave = 0
-        continue
+        if (this.remaining > 0 || this.decipher) continue
       }
       if (this.remaining > 0) {
         const n = Math.min(this.remaining, chunk.length - at, SLICE)
-        this.parts.push(this.decipher.update(chunk.subarray(at, at + n)))
+        const bytes = chunk.subarray(at, at + n)
+        this.parts.push(this.decipher ? this.decipher.update(bytes) : bytes)
         this.remaining -= n
         at += n
+        if (this.remaining > 0 || this.decipher) continue
+      }
+      if (!this.decipher) {
+        // A plaintext record is complete with its last byte.
+        this.inRecord = false
+        const parts = this.parts
+        this.parts = []
+        onRecord(parts)
         continue
       }
       const n = Math.min(TAG_BYTES - this.tagHave, chunk.length - at)
@@ -149,6 +182,7 @@ export class Opener {
       if (this.tagHave < TAG_BYTES) return
       const decipher = this.decipher
       this.decipher = undefined
+      this.inRecord = false
       decipher.setAuthTag(this.tag)
       decipher.final() // throws when the record was not sealed with this connection's key
       const parts = this.parts

@@ -26,6 +26,10 @@ export class Store {
   /** Insertion order is age. Keyed by absolute offset. */
   private readonly recent = new Map<number, Buffer[]>()
   private readonly writing = new Map<number, Promise<void>>()
+  /** Bytes handed to `write` and not yet in the file: received blocks wait in memory meanwhile. */
+  pendingBytes = 0
+  /** Called as each write settles: a reader of `pendingBytes` may go on. */
+  onWritten: () => void = () => {}
   /** Block reads served from memory and from the file: the agent logs them. */
   readonly reads = { recent: 0, file: 0 }
   /**
@@ -46,8 +50,12 @@ export class Store {
     const fd = this.fd
     if (fd === undefined) return Promise.reject(new Error('store is closed'))
     this.remember(position, parts)
+    const bytes = byteLength(parts)
+    this.pendingBytes += bytes
     const done = writeAll(fd, parts, position).finally(() => {
       if (this.writing.get(position) === done) this.writing.delete(position)
+      this.pendingBytes -= bytes
+      this.onWritten()
     })
     this.writing.set(position, done)
     return done

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events'
 import { Bitfield } from './bitfield.js'
 import { Peer } from './peer.js'
 import { Picker, type Stripe } from './picker.js'
+import type { RunSeal } from './seal.js'
 import { Wire } from './wire.js'
 import { BLOCK, byteLength, type Store } from './store.js'
 
@@ -19,6 +20,12 @@ export interface Metainfo {
 
 /** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
 const OUTSTANDING_BYTES = 3 * BLOCK
+/**
+ * Received bytes allowed to wait for their write: past this no more is asked for until the file catches
+ * up. Where the file is slower than the network (fresh pages on a loaded machine) they would pile up in
+ * memory without bound (84 MiB in an agent before this bound).
+ */
+const WRITE_BACKLOG_BYTES = 8 * BLOCK
 /** Requests one peer may have waiting with us; more is a peer that does not follow the protocol. */
 const MAX_QUEUED_REQUESTS = 64
 /** Serve the next block once the socket's own queue is below this. */
@@ -27,12 +34,15 @@ const SEND_QUEUE_BYTES = BLOCK
 const STALL_MS = 30_000
 /** Nothing verified for this long with the own pieces in: ask the runner for other pieces. */
 const STARVING_MS = 1000
+/** Incoming connections allowed in their handshake at once. */
+const MAX_HANDSHAKING = 64
 /** Pieces that fail verification from one peer before it is dropped. */
 const STRIKES = 3
 
 export interface SwarmOptions {
   meta: Metainfo
-  secret: Buffer
+  /** The run's secret and encryption choice: peers without them are refused. */
+  seal: RunSeal
   peerId: Buffer
   store: Store
   have: Bitfield
@@ -84,6 +94,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.have = opts.have
     this.ourId = opts.peerId.toString('hex')
     if (opts.stripe) this.picker = new Picker(opts.have, opts.stripe)
+    let writesBehind = false
+    opts.store.onWritten = () => {
+      const behind = opts.store.pendingBytes >= WRITE_BACKLOG_BYTES
+      if (writesBehind && !behind) for (const p of this.peers.values()) this.fill(p)
+      writesBehind = behind
+    }
     this.timer = setInterval(() => this.tick(), 250)
     this.timer.unref()
   }
@@ -98,7 +114,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   /** Listens for peers on the first of `ports` that is free (0: any); resolves the port. */
   async listen(ports: number[], host?: string): Promise<number> {
-    const server = net.createServer((socket) => this.attach(new Wire(socket, 'listener', this.opts.secret, this.opts.peerId)))
+    const server = net.createServer((socket) => {
+      // Connections still in their handshake are bounded: a stranger can't hold this side's sockets open.
+      let handshaking = 0
+      for (const w of this.wires) if (!w.ready) handshaking++
+      if (handshaking >= MAX_HANDSHAKING) return socket.destroy()
+      this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId))
+    })
     let lastError: Error | undefined
     for (const port of ports) {
       try {
@@ -127,7 +149,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     for (const p of this.peers.values()) if (p.wire.remoteAddress === host && !p.isRunner) return
     this.dialled.add(key)
     const socket = net.connect({ host, port })
-    const wire = new Wire(socket, 'dialer', this.opts.secret, this.opts.peerId)
+    const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId)
     wire.once('close', (reason) => {
       // Our own address (the tracker names us too) is never dialled again.
       if (reason === 'ourselves') return
@@ -225,7 +247,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private fill(peer: Peer): void {
     const picker = this.picker
     if (!picker || this.closed || peer.wire.closed || this.have.complete) return
-    while (peer.outstanding < OUTSTANDING_BYTES) {
+    while (peer.outstanding < OUTSTANDING_BYTES && this.opts.store.pendingBytes < WRITE_BACKLOG_BYTES) {
       const i = peer.isRunner ? picker.fromRunner((j) => this.offeredByPeer(j)) : picker.fromPeer(peer.offers, peer.has)
       if (i === undefined) return
       picker.take(i)
@@ -325,8 +347,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.opts.store.read(i * this.opts.meta.pieceLength + offset, length).then(
       (parts) => {
         peer.serving = false
-        peer.wire.block(i, offset, parts)
-        this.opts.store.release(parts)
+        // Sealing copies the bytes out; in the clear the socket holds them until it has sent them.
+        if (peer.wire.block(i, offset, parts)) this.opts.store.release(parts)
         this.stats.uploaded += length
         this.serve(peer)
       },

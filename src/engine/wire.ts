@@ -12,6 +12,7 @@ import {
   type Hello,
   type Opener,
   type Role,
+  type RunSeal,
   type Sealer,
 } from './seal.js'
 
@@ -71,7 +72,7 @@ export class Wire extends EventEmitter<WireEvents> {
    * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
    * its hello and proof; the dialer's proof closes the handshake. Nothing else is read or sent before.
    */
-  constructor(readonly socket: net.Socket, readonly role: Role, private readonly secret: Buffer, peerId: Buffer) {
+  constructor(readonly socket: net.Socket, readonly role: Role, seal: RunSeal, peerId: Buffer) {
     super()
     // A dialling socket knows its peer's address once connected; it is kept for the logs after the close.
     if (role === 'dialer') socket.once('connect', () => this.remoteAddress)
@@ -96,7 +97,7 @@ export class Wire extends EventEmitter<WireEvents> {
         if (!theirs) return this.destroy('not a peer of this run (unknown handshake)')
         this.peerId = theirs.peerId.toString('hex')
         if (role === 'listener') {
-          socket.write(Buffer.concat([ours.bytes, proofOf(secret, 'listener', theirs, ours)]))
+          socket.write(Buffer.concat([ours.bytes, proofOf(seal, 'listener', theirs, ours)]))
           const rest = bytes.subarray(HELLO_BYTES)
           if (rest.length) onData(rest)
           return
@@ -106,11 +107,11 @@ export class Wire extends EventEmitter<WireEvents> {
       const proof = bytes.subarray(proofAt, proofAt + PROOF_BYTES)
       const dialer = role === 'dialer' ? ours : theirs
       const listener = role === 'dialer' ? theirs : ours
-      if (!proofHolds(secret, role === 'dialer' ? 'listener' : 'dialer', dialer, listener, proof)) {
+      if (!proofHolds(seal, role === 'dialer' ? 'listener' : 'dialer', dialer, listener, proof)) {
         return this.destroy('not a peer of this run (wrong secret)')
       }
-      if (role === 'dialer') socket.write(proofOf(secret, 'dialer', dialer, listener))
-      const keys = sessionKeys(secret, role, dialer, listener)
+      if (role === 'dialer') socket.write(proofOf(seal, 'dialer', dialer, listener))
+      const keys = sessionKeys(seal, role, dialer, listener)
       this.sealer = keys.sealer
       this.opener = keys.opener
       clearTimeout(this.timer)
@@ -201,13 +202,15 @@ export class Wire extends EventEmitter<WireEvents> {
     this.small(Type.Cancel, index, offset, length)
   }
 
-  block(index: number, offset: number, parts: readonly Uint8Array[]): void {
+  /** Sends a block; true when its bytes were copied out (sealed), so `parts` may be reused at once. */
+  block(index: number, offset: number, parts: readonly Uint8Array[]): boolean {
     const head = Buffer.allocUnsafe(BLOCK_HEAD)
     head[0] = Type.Block
     head.writeUInt32BE(index, 1)
     head.writeUInt32BE(offset, 5)
     for (const p of parts) this.uploaded += p.length
     this.send([head, ...parts])
+    return this.sealer?.copies ?? false
   }
 
   /** Bytes queued in the socket: senders wait for `drain` past a bound. */

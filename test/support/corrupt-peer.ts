@@ -42,7 +42,7 @@ process.stdin.on(
       const peerId = crypto.randomBytes(20)
       const s = (swarm = new Swarm({
         meta,
-        secret: Buffer.from(start.secret, 'base64'),
+        seal: { secret: Buffer.from(start.secret, 'base64'), encrypt: start.encrypt },
         peerId,
         store: new Store({ path: JUNK_FILE, length: start.size }),
         have: Bitfield.full(Math.ceil(start.size / meta.pieceLength)),

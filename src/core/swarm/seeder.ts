@@ -1,6 +1,7 @@
 // The runner's seeder: serves the local file in place, read-only, to the run's hosts and to no one else.
 import crypto from 'node:crypto'
 import { Bitfield } from '../../engine/bitfield.js'
+import type { RunSeal } from '../../engine/seal.js'
 import { Store } from '../../engine/store.js'
 import { Swarm } from '../../engine/swarm.js'
 import type { FileTorrent } from './torrent.js'
@@ -16,12 +17,12 @@ export interface Seeder {
 }
 
 /** Seeds on the first free port of `ports` (a firewall can then name it), else on any free port. */
-export async function startSeeder(file: string, t: FileTorrent, opts: { ports: number[]; secret: Buffer }): Promise<Seeder> {
+export async function startSeeder(file: string, t: FileTorrent, opts: { ports: number[]; seal: RunSeal }): Promise<Seeder> {
   const pieces = Math.max(1, Math.ceil(t.size / t.pieceLength))
   const peerId = crypto.randomBytes(20)
   const swarm = new Swarm({
     meta: { infoHash: Buffer.from(t.infoHash, 'hex'), pieceLength: t.pieceLength, length: t.size, pieceHashes: t.pieceHashes },
-    secret: opts.secret,
+    seal: opts.seal,
     peerId,
     store: new Store({ path: file, length: t.size }),
     have: Bitfield.full(pieces),
