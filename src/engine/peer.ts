@@ -12,6 +12,8 @@ export interface Assembly {
   hash: crypto.Hash
   /** Its blocks' writes: the piece is stored once all have settled. */
   writes: Promise<void>[]
+  /** When it was asked for: how long pieces take sets how long an idle spell must last to be starving. */
+  askedAt: number
 }
 
 export class Peer {
