@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { once } from 'node:events'
 import { after, test } from 'node:test'
-import { makeHello, sessionKeys, type RunSeal } from '../src/engine/seal.js'
+import { makeHello, proofOf, sessionKeys, type RunSeal } from '../src/engine/seal.js'
 import { Wire } from '../src/engine/wire.js'
 import { Store, piecesPresent } from '../src/engine/store.js'
 import { Bitfield } from '../src/engine/bitfield.js'
@@ -53,6 +53,27 @@ test('sealed records survive any split of the byte stream; a flipped bit or anot
   assert.throws(() => listener.opener.push(flipped, () => {}), /unable to authenticate|Unsupported state/)
   const stranger = sessionKeys({ secret: crypto.randomBytes(32), encrypt: true }, 'listener', d, l).opener
   assert.throws(() => stranger.push(bytes, () => {}), /unable to authenticate|Unsupported state/)
+})
+
+test('with encryption off, records travel in the clear and still survive any split; the proofs differ from the sealed ones', () => {
+  const plain = { secret: crypto.randomBytes(32), encrypt: false }
+  const d = makeHello(crypto.randomBytes(20))
+  const l = makeHello(crypto.randomBytes(20))
+  const messages = [crypto.randomBytes(1), Buffer.alloc(0), crypto.randomBytes(70_000), crypto.randomBytes(5)]
+  const stream: Buffer[] = []
+  const { sealer } = sessionKeys(plain, 'dialer', d, l)
+  assert.equal(sealer.copies, false, 'in the clear the parts themselves go to the socket')
+  for (const m of messages) sealer.seal([m], (b) => stream.push(Buffer.from(b.buffer, b.byteOffset, b.length)))
+  const bytes = Buffer.concat(stream)
+  assert.ok(bytes.includes(messages[2]!), 'the bytes are on the wire as they are')
+  for (const split of [1, 3, 4, 5, 1447]) {
+    const opener = sessionKeys(plain, 'listener', d, l).opener
+    const got: Buffer[] = []
+    for (let at = 0; at < bytes.length; at += split) opener.push(bytes.subarray(at, at + split), (parts) => got.push(Buffer.concat(parts)))
+    assert.deepEqual(got, messages, `split every ${split} bytes`)
+  }
+  // A peer can't be talked into the clear: the run's choice is part of what each side proves.
+  assert.notDeepEqual(proofOf(plain, 'dialer', d, l), proofOf({ ...plain, encrypt: true }, 'dialer', d, l))
 })
 
 /** Two wires over a real loopback connection, each side with its own secret. */

@@ -59548,6 +59548,9 @@ const JOINING_WINDOW_MS = 6000;
  * within seconds), and every `intervalSeconds` once no host has joined for a few seconds.
  */
 async function startTracker(opts) {
+    // The runner starts its tracker before the file is hashed (a busy port is an input error): until then
+    // the info hash is unknown and every announce is refused, though no agent announces before it is known.
+    const expected = typeof opts.infoHash === 'function' ? opts.infoHash : () => opts.infoHash;
     const joiningWindowMs = opts.joiningWindowMs ?? JOINING_WINDOW_MS;
     const secret = external_node_crypto_namespaceObject.randomBytes(16).toString('hex');
     const tracker = new bittorrent_tracker_server({
@@ -59557,7 +59560,7 @@ async function startTracker(opts) {
         stats: false,
         interval: opts.intervalSeconds * 1000,
         filter: (infoHash, _params, cb) => {
-            cb(infoHash === opts.infoHash ? null : new Error('unknown torrent'));
+            cb(infoHash === expected() ? null : new Error('unknown torrent'));
         },
     });
     tracker.on('warning', () => { });
@@ -60392,6 +60395,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     server;
     timer;
     lastVerifiedAt = Date.now();
+    /** A fill stopped at the write backlog: the next settled write asks again. */
+    heldForWrites = false;
     /** How long a piece takes from request to verification (moving average). */
     pieceMs = 0;
     closed = false;
@@ -60408,13 +60413,12 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         this.ourId = opts.peerId.toString('hex');
         if (opts.stripe)
             this.picker = new Picker(opts.have, opts.stripe);
-        let writesBehind = false;
         opts.store.onWritten = () => {
-            const behind = opts.store.pendingBytes >= WRITE_BACKLOG_BYTES;
-            if (writesBehind && !behind)
-                for (const p of this.peers.values())
-                    this.fill(p);
-            writesBehind = behind;
+            if (!this.heldForWrites || opts.store.pendingBytes >= WRITE_BACKLOG_BYTES)
+                return;
+            this.heldForWrites = false;
+            for (const p of this.peers.values())
+                this.fill(p);
         };
         this.timer = setInterval(() => this.tick(), 250);
         this.timer.unref();
@@ -60577,7 +60581,11 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         const picker = this.picker;
         if (!picker || this.closed || peer.wire.closed || this.have.complete)
             return;
-        while (peer.outstanding < OUTSTANDING_BYTES && this.opts.store.pendingBytes < WRITE_BACKLOG_BYTES) {
+        while (peer.outstanding < OUTSTANDING_BYTES) {
+            if (this.opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) {
+                this.heldForWrites = true;
+                return;
+            }
             const i = peer.isRunner ? picker.fromRunner((j) => this.offeredByPeer(j)) : picker.fromPeer(peer.offers, peer.has);
             if (i === undefined)
                 return;
@@ -63108,14 +63116,22 @@ class AgentSession {
 }
 /** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
 async function startAgent(ctx, conn, log) {
-    const { plan, swarm } = ctx;
+    const { plan, agent } = ctx;
+    let swarm;
+    try {
+        swarm = await ctx.swarm;
+    }
+    catch (err) {
+        conn.close();
+        throw new AttemptError('swarm', `the run could not start its swarm: ${err.message}`, false);
+    }
     if (ctx.signal.aborted) {
         conn.close();
         throw endedError(ctx.signal);
     }
     // For profiling: HERD_AGENT_NODE_FLAGS adds node flags to the agents (e.g. --cpu-prof).
     const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-    const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`;
+    const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
     const channel = await conn.exec(command);
     const session = new AgentSession(conn, channel);
     const start = {
@@ -63136,7 +63152,7 @@ async function startAgent(ctx, conn, log) {
         spread: ctx.spread,
     };
     session.send(start);
-    log.write(`agent started; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`);
+    log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`);
     let agentError;
     let stderrTail = '';
     channel.stderr.on('data', (d) => {
@@ -63217,7 +63233,7 @@ async function startAgent(ctx, conn, log) {
 }
 /** Connects (within the connect limit, given up when the run ends), checks the host, and puts the agent there. */
 async function connectAndPrepare(ctx, log, forceUpload) {
-    const { plan, spec, swarm } = ctx;
+    const { plan, spec } = ctx;
     return ctx.connectLimit.run(async () => {
         throwIfEnded(ctx.signal);
         ctx.onState(spec.label, 'connecting');
@@ -63229,7 +63245,7 @@ async function connectAndPrepare(ctx, log, forceUpload) {
             const sftp = await c.sftp();
             try {
                 await prepareWorkDir(sftp, plan, uid, log);
-                await uploadAgent(sftp, plan, swarm.agent, log, forceUpload);
+                await uploadAgent(sftp, plan, ctx.agent, log, forceUpload);
             }
             finally {
                 sftp.end();
@@ -63269,7 +63285,7 @@ async function hostRun(ctx) {
     const maxAttempts = plan.retry < 0 ? Infinity : plan.retry + 1;
     let attempts = 0;
     let last;
-    log.write(`host ${spec.label}: push ${plan.file} (${plan.size} bytes, sha256 ${ctx.swarm.torrent.sha256}) to ${plan.destination}`);
+    log.write(`host ${spec.label}: push ${plan.file} (${plan.size} bytes) to ${plan.destination}`);
     while (attempts < maxAttempts && !ctx.signal.aborted) {
         attempts++;
         log.write(`attempt ${attempts}${Number.isFinite(maxAttempts) ? ` of ${maxAttempts}` : ''}`);
@@ -63409,20 +63425,19 @@ function sshSettingsFor(plan) {
         keepaliveIntervalMs: 5_000,
     };
 }
-/** Pushes plan.file to every host; returns the report. Throws only PlanError (before any host is touched). */
+/**
+ * Pushes plan.file to every host; returns the report. Throws only PlanError, before any destination is
+ * touched: a busy port before any host is, a file that changes size while it is hashed once the hosts
+ * that were being prepared meanwhile have stopped.
+ */
 async function distribute(plan, opts = {}) {
     const began = Date.now();
     const startedAt = new Date(began).toISOString();
     const agent = loadAgentBundle();
-    opts.onPhase?.('hashing');
-    const hashBegan = Date.now();
-    const torrent = await hashFile(plan.file, { nonce: external_node_crypto_namespaceObject.randomBytes(16) });
-    opts.onPhase?.('hashing', `${torrent.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(torrent.size / torrent.pieceLength)} pieces of ${torrent.pieceLength} bytes`);
-    if (torrent.size !== plan.size)
-        throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`);
+    let torrent;
     let tracker;
     try {
-        tracker = await startTracker({ infoHash: torrent.infoHash, ports: plan.ports, intervalSeconds: announceIntervalFor(plan.hosts.length) });
+        tracker = await startTracker({ infoHash: () => torrent?.infoHash, ports: plan.ports, intervalSeconds: announceIntervalFor(plan.hosts.length) });
     }
     catch (err) {
         const code = err.code;
@@ -63435,12 +63450,25 @@ async function distribute(plan, opts = {}) {
     const runAbort = new AbortController();
     let timeoutTimer;
     const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT');
-    try {
+    // Hashing runs while the hosts connect and get the agent: only the agents' start waits for the swarm.
+    const swarm = (async () => {
+        opts.onPhase?.('hashing');
+        const hashBegan = Date.now();
+        const hashed = await hashFile(plan.file, { nonce: external_node_crypto_namespaceObject.randomBytes(16) });
+        opts.onPhase?.('hashing', `${hashed.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`);
+        if (hashed.size !== plan.size)
+            throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`);
+        torrent = hashed;
         // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
         // serves every host: which pieces each may ask it for is the agents' stripe policy.
         const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535);
-        seeder = await startSeeder(plan.file, torrent, { ports: seederPorts, seal });
-        opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${torrent.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`);
+        seeder = await startSeeder(plan.file, hashed, { ports: seederPorts, seal });
+        opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`);
+        return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal };
+    })();
+    // A swarm that can't start ends the run: hosts stop where they are.
+    swarm.catch(() => runAbort.abort('swarm'));
+    try {
         if (opts.signal) {
             if (opts.signal.aborted)
                 onOuterAbort();
@@ -63453,31 +63481,35 @@ async function distribute(plan, opts = {}) {
         const connectLimit = new Limit(plan.concurrency);
         const ssh = sshSettingsFor(plan);
         opts.onPhase?.('hosts', `${plan.hosts.length} hosts`);
-        const swarm = { torrent, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, agent };
         const runs = await Promise.all(plan.hosts.map((spec, index) => hostRun({
             plan,
             spec,
             spread: { index, of: plan.hosts.length },
             swarm,
+            agent,
             ssh,
             connectLimit,
             signal: runAbort.signal,
             onState: (h, s, d) => opts.onHostState?.(h, s, d),
             onProgress: (h, p) => opts.onProgress?.(h, p),
         })));
-        // Every host has settled: let the seeding agents go.
-        opts.onPhase?.('releasing');
-        await Promise.all(runs.map((r) => r.release().catch(() => { })));
+        // The swarm's own failure (the file changed while it was hashed) is the run's answer.
+        const ready = await swarm;
+        // Every host has settled: what happened is known now. A timeout that would fire while the agents
+        // are being released must not turn a finished run into an interrupted one.
+        clearTimeout(timeoutTimer);
         const hosts = runs.map((r) => r.report);
         const interrupted = runAbort.signal.aborted ? String(runAbort.signal.reason) : undefined;
+        opts.onPhase?.('releasing');
+        await Promise.all(runs.map((r) => r.release().catch(() => { })));
         return {
             file: plan.file,
             destination: plan.destination,
-            size: torrent.size,
-            sha256: torrent.sha256,
+            size: ready.torrent.size,
+            sha256: ready.torrent.sha256,
             startedAt,
             seconds: (Date.now() - began) / 1000,
-            bytesFromRunner: seeder.uploaded(),
+            bytesFromRunner: seeder?.uploaded() ?? 0,
             hosts,
             succeeded: hosts.filter((h) => h.status === 'ok').map((h) => h.host),
             failed: hosts.filter((h) => h.status !== 'ok').map((h) => h.host),
@@ -63488,6 +63520,7 @@ async function distribute(plan, opts = {}) {
     finally {
         clearTimeout(timeoutTimer);
         opts.signal?.removeEventListener('abort', onOuterAbort);
+        await swarm.catch(() => { });
         await seeder?.close();
         await tracker.close();
     }

@@ -1,10 +1,10 @@
 // The orchestrator: hash, swarm up, one host run per host, release every agent, report.
 import crypto from 'node:crypto'
-import { hashFile } from './swarm/torrent.js'
+import { hashFile, type FileTorrent } from './swarm/torrent.js'
 import { startTracker, type PrivateTracker } from './swarm/tracker.js'
 import { startSeeder, type Seeder } from './swarm/seeder.js'
 import { loadAgentBundle } from './agent-bundle.js'
-import { hostRun, type HostRun, type HostState } from './host-run.js'
+import { hostRun, type HostRun, type HostState, type SwarmInfo } from './host-run.js'
 import { PlanError, type Plan } from './plan.js'
 import { exitCodeFor, type Report } from './report.js'
 import { Limit } from './limit.js'
@@ -46,20 +46,19 @@ export function sshSettingsFor(plan: Plan): SshSettings {
   }
 }
 
-/** Pushes plan.file to every host; returns the report. Throws only PlanError (before any host is touched). */
+/**
+ * Pushes plan.file to every host; returns the report. Throws only PlanError, before any destination is
+ * touched: a busy port before any host is, a file that changes size while it is hashed once the hosts
+ * that were being prepared meanwhile have stopped.
+ */
 export async function distribute(plan: Plan, opts: DistributeOptions = {}): Promise<Report> {
   const began = Date.now()
   const startedAt = new Date(began).toISOString()
   const agent = loadAgentBundle()
-  opts.onPhase?.('hashing')
-  const hashBegan = Date.now()
-  const torrent = await hashFile(plan.file, { nonce: crypto.randomBytes(16) })
-  opts.onPhase?.('hashing', `${torrent.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(torrent.size / torrent.pieceLength)} pieces of ${torrent.pieceLength} bytes`)
-  if (torrent.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
-
+  let torrent: FileTorrent | undefined
   let tracker: PrivateTracker
   try {
-    tracker = await startTracker({ infoHash: torrent.infoHash, ports: plan.ports, intervalSeconds: announceIntervalFor(plan.hosts.length) })
+    tracker = await startTracker({ infoHash: () => torrent?.infoHash, ports: plan.ports, intervalSeconds: announceIntervalFor(plan.hosts.length) })
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const range = plan.ports[0] === plan.ports[1] ? `port ${plan.ports[0]}` : `ports ${plan.ports[0]}-${plan.ports[1]}`
@@ -71,12 +70,24 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   const runAbort = new AbortController()
   let timeoutTimer: NodeJS.Timeout | undefined
   const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT')
-  try {
+  // Hashing runs while the hosts connect and get the agent: only the agents' start waits for the swarm.
+  const swarm = (async (): Promise<SwarmInfo> => {
+    opts.onPhase?.('hashing')
+    const hashBegan = Date.now()
+    const hashed = await hashFile(plan.file, { nonce: crypto.randomBytes(16) })
+    opts.onPhase?.('hashing', `${hashed.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`)
+    if (hashed.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
+    torrent = hashed
     // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
     // serves every host: which pieces each may ask it for is the agents' stripe policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
-    seeder = await startSeeder(plan.file, torrent, { ports: seederPorts, seal })
-    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${torrent.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`)
+    seeder = await startSeeder(plan.file, hashed, { ports: seederPorts, seal })
+    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`)
+    return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal }
+  })()
+  // A swarm that can't start ends the run: hosts stop where they are.
+  swarm.catch(() => runAbort.abort('swarm'))
+  try {
     if (opts.signal) {
       if (opts.signal.aborted) onOuterAbort()
       else opts.signal.addEventListener('abort', onOuterAbort, { once: true })
@@ -87,7 +98,6 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     const connectLimit = new Limit(plan.concurrency)
     const ssh = sshSettingsFor(plan)
     opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
-    const swarm = { torrent, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, agent }
     const runs: HostRun[] = await Promise.all(
       plan.hosts.map((spec, index) =>
         hostRun({
@@ -95,6 +105,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
           spec,
           spread: { index, of: plan.hosts.length },
           swarm,
+          agent,
           ssh,
           connectLimit,
           signal: runAbort.signal,
@@ -103,19 +114,23 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
         }),
       ),
     )
-    // Every host has settled: let the seeding agents go.
-    opts.onPhase?.('releasing')
-    await Promise.all(runs.map((r) => r.release().catch(() => {})))
+    // The swarm's own failure (the file changed while it was hashed) is the run's answer.
+    const ready = await swarm
+    // Every host has settled: what happened is known now. A timeout that would fire while the agents
+    // are being released must not turn a finished run into an interrupted one.
+    clearTimeout(timeoutTimer)
     const hosts = runs.map((r) => r.report)
     const interrupted = runAbort.signal.aborted ? (String(runAbort.signal.reason) as Report['interrupted']) : undefined
+    opts.onPhase?.('releasing')
+    await Promise.all(runs.map((r) => r.release().catch(() => {})))
     return {
       file: plan.file,
       destination: plan.destination,
-      size: torrent.size,
-      sha256: torrent.sha256,
+      size: ready.torrent.size,
+      sha256: ready.torrent.sha256,
       startedAt,
       seconds: (Date.now() - began) / 1000,
-      bytesFromRunner: seeder.uploaded(),
+      bytesFromRunner: seeder?.uploaded() ?? 0,
       hosts,
       succeeded: hosts.filter((h) => h.status === 'ok').map((h) => h.host),
       failed: hosts.filter((h) => h.status !== 'ok').map((h) => h.host),
@@ -125,6 +140,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   } finally {
     clearTimeout(timeoutTimer)
     opts.signal?.removeEventListener('abort', onOuterAbort)
+    await swarm.catch(() => {})
     await seeder?.close()
     await tracker.close()
   }

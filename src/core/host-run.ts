@@ -21,7 +21,6 @@ export interface SwarmInfo {
   runnerId: string
   /** The run's secret (sent to each agent over its SSH session only, never logged) and encryption choice. */
   seal: RunSeal
-  agent: AgentBundle
 }
 
 export type HostState = 'connecting' | 'starting' | 'fetching' | 'done' | 'retrying' | 'failed'
@@ -29,7 +28,13 @@ export type HostState = 'connecting' | 'starting' | 'fetching' | 'done' | 'retry
 export interface HostRunContext {
   plan: Plan
   spec: HostSpec
-  swarm: SwarmInfo
+  /**
+   * The swarm, once the file is hashed and the seeder is up. Hosts connect and get the agent meanwhile:
+   * only the agent's start waits for it (a rejection ends this host's attempts).
+   */
+  swarm: Promise<SwarmInfo>
+  /** The agent bundle every host gets. */
+  agent: AgentBundle
   ssh: SshSettings
   connectLimit: Limit
   /** This host's place among all hosts, for the agent's piece order. */
@@ -250,14 +255,21 @@ class AgentSession {
 
 /** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
 async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
-  const { plan, swarm } = ctx
+  const { plan, agent } = ctx
+  let swarm: SwarmInfo
+  try {
+    swarm = await ctx.swarm
+  } catch (err) {
+    conn.close()
+    throw new AttemptError('swarm', `the run could not start its swarm: ${(err as Error).message}`, false)
+  }
   if (ctx.signal.aborted) {
     conn.close()
     throw endedError(ctx.signal)
   }
   // For profiling: HERD_AGENT_NODE_FLAGS adds node flags to the agents (e.g. --cpu-prof).
   const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
-  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, swarm.agent.remoteName, swarm.agent.sha256])}`
+  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
   const channel = await conn.exec(command)
   const session = new AgentSession(conn, channel)
   const start: StartMessage = {
@@ -278,7 +290,7 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     spread: ctx.spread,
   }
   session.send(start)
-  log.write(`agent started; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)
+  log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)
   let agentError: AttemptError | undefined
   let stderrTail = ''
   channel.stderr.on('data', (d: Buffer) => {
@@ -357,7 +369,7 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
 
 /** Connects (within the connect limit, given up when the run ends), checks the host, and puts the agent there. */
 async function connectAndPrepare(ctx: HostRunContext, log: HostLog, forceUpload: boolean): Promise<SshConnection> {
-  const { plan, spec, swarm } = ctx
+  const { plan, spec } = ctx
   return ctx.connectLimit.run(async () => {
     throwIfEnded(ctx.signal)
     ctx.onState(spec.label, 'connecting')
@@ -369,7 +381,7 @@ async function connectAndPrepare(ctx: HostRunContext, log: HostLog, forceUpload:
       const sftp = await c.sftp()
       try {
         await prepareWorkDir(sftp, plan, uid, log)
-        await uploadAgent(sftp, plan, swarm.agent, log, forceUpload)
+        await uploadAgent(sftp, plan, ctx.agent, log, forceUpload)
       } finally {
         sftp.end()
       }
@@ -408,7 +420,7 @@ export async function hostRun(ctx: HostRunContext): Promise<HostRun> {
   const maxAttempts = plan.retry < 0 ? Infinity : plan.retry + 1
   let attempts = 0
   let last: AttemptError | undefined
-  log.write(`host ${spec.label}: push ${plan.file} (${plan.size} bytes, sha256 ${ctx.swarm.torrent.sha256}) to ${plan.destination}`)
+  log.write(`host ${spec.label}: push ${plan.file} (${plan.size} bytes) to ${plan.destination}`)
   while (attempts < maxAttempts && !ctx.signal.aborted) {
     attempts++
     log.write(`attempt ${attempts}${Number.isFinite(maxAttempts) ? ` of ${maxAttempts}` : ''}`)

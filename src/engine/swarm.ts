@@ -86,6 +86,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private server: net.Server | undefined
   private readonly timer: NodeJS.Timeout
   private lastVerifiedAt = Date.now()
+  /** A fill stopped at the write backlog: the next settled write asks again. */
+  private heldForWrites = false
   /** How long a piece takes from request to verification (moving average). */
   private pieceMs = 0
   private closed = false
@@ -101,11 +103,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.have = opts.have
     this.ourId = opts.peerId.toString('hex')
     if (opts.stripe) this.picker = new Picker(opts.have, opts.stripe)
-    let writesBehind = false
     opts.store.onWritten = () => {
-      const behind = opts.store.pendingBytes >= WRITE_BACKLOG_BYTES
-      if (writesBehind && !behind) for (const p of this.peers.values()) this.fill(p)
-      writesBehind = behind
+      if (!this.heldForWrites || opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) return
+      this.heldForWrites = false
+      for (const p of this.peers.values()) this.fill(p)
     }
     this.timer = setInterval(() => this.tick(), 250)
     this.timer.unref()
@@ -254,7 +255,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private fill(peer: Peer): void {
     const picker = this.picker
     if (!picker || this.closed || peer.wire.closed || this.have.complete) return
-    while (peer.outstanding < OUTSTANDING_BYTES && this.opts.store.pendingBytes < WRITE_BACKLOG_BYTES) {
+    while (peer.outstanding < OUTSTANDING_BYTES) {
+      if (this.opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) {
+        this.heldForWrites = true
+        return
+      }
       const i = peer.isRunner ? picker.fromRunner((j) => this.offeredByPeer(j)) : picker.fromPeer(peer.offers, peer.has)
       if (i === undefined) return
       picker.take(i)

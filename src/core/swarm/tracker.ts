@@ -23,7 +23,10 @@ const JOINING_WINDOW_MS = 6000
  * announce every 2 s while others are still joining (two hosts that start together learn of each other
  * within seconds), and every `intervalSeconds` once no host has joined for a few seconds.
  */
-export async function startTracker(opts: { infoHash: string; ports: [number, number]; intervalSeconds: number; host?: string; joiningWindowMs?: number }): Promise<PrivateTracker> {
+export async function startTracker(opts: { infoHash: string | (() => string | undefined); ports: [number, number]; intervalSeconds: number; host?: string; joiningWindowMs?: number }): Promise<PrivateTracker> {
+  // The runner starts its tracker before the file is hashed (a busy port is an input error): until then
+  // the info hash is unknown and every announce is refused, though no agent announces before it is known.
+  const expected = typeof opts.infoHash === 'function' ? opts.infoHash : () => opts.infoHash as string
   const joiningWindowMs = opts.joiningWindowMs ?? JOINING_WINDOW_MS
   const secret = crypto.randomBytes(16).toString('hex')
   const tracker = new TrackerServer({
@@ -33,7 +36,7 @@ export async function startTracker(opts: { infoHash: string; ports: [number, num
     stats: false,
     interval: opts.intervalSeconds * 1000,
     filter: (infoHash: string, _params: unknown, cb: (err: Error | null) => void) => {
-      cb(infoHash === opts.infoHash ? null : new Error('unknown torrent'))
+      cb(infoHash === expected() ? null : new Error('unknown torrent'))
     },
   })
   tracker.on('warning', () => {})
