@@ -60177,9 +60177,6 @@ class Wire extends external_node_events_.EventEmitter {
     pending = [];
     pendingBytes = 0;
     timer;
-    /** Bytes of block payload sent and received on this wire. */
-    uploaded = 0;
-    downloaded = 0;
     /**
      * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
      * its hello and proof; the dialer's proof closes the handshake. Nothing else is read or sent before.
@@ -60272,10 +60269,6 @@ class Wire extends external_node_events_.EventEmitter {
         const type = parts[0]?.[0];
         if (type === 4 /* Type.Block */) {
             const { head, rest } = splitHead(parts, BLOCK_HEAD);
-            let length = 0;
-            for (const p of rest)
-                length += p.length;
-            this.downloaded += length;
             return void this.emit('block', head.readUInt32BE(1), head.readUInt32BE(5), rest);
         }
         const msg = parts.length === 1 ? parts[0] : Buffer.concat(parts);
@@ -60323,8 +60316,6 @@ class Wire extends external_node_events_.EventEmitter {
         head[0] = 4 /* Type.Block */;
         head.writeUInt32BE(index, 1);
         head.writeUInt32BE(offset, 5);
-        for (const p of parts)
-            this.uploaded += p.length;
         this.send([head, ...parts]);
         return this.sealer?.copies ?? false;
     }

@@ -64,9 +64,6 @@ export class Wire extends EventEmitter<WireEvents> {
   private pending: Buffer[] = []
   private pendingBytes = 0
   private readonly timer: NodeJS.Timeout
-  /** Bytes of block payload sent and received on this wire. */
-  uploaded = 0
-  downloaded = 0
 
   /**
    * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
@@ -152,9 +149,6 @@ export class Wire extends EventEmitter<WireEvents> {
     const type = parts[0]?.[0]
     if (type === Type.Block) {
       const { head, rest } = splitHead(parts, BLOCK_HEAD)
-      let length = 0
-      for (const p of rest) length += p.length
-      this.downloaded += length
       return void this.emit('block', head.readUInt32BE(1), head.readUInt32BE(5), rest)
     }
     const msg = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
@@ -208,7 +202,6 @@ export class Wire extends EventEmitter<WireEvents> {
     head[0] = Type.Block
     head.writeUInt32BE(index, 1)
     head.writeUInt32BE(offset, 5)
-    for (const p of parts) this.uploaded += p.length
     this.send([head, ...parts])
     return this.sealer?.copies ?? false
   }
