@@ -130,7 +130,7 @@ test('the store writes blocks out of order, serves recent ones from memory, and 
   assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => have.get(i)), [true, true, false, true, false, true])
 })
 
-test('the picker: stripes cover every piece once; the runner is asked for own pieces, never for what a peer offers, the rest only when starving', () => {
+test('the picker: stripes cover every piece once; the runner is asked for own pieces, never for what a peer offers, the rest only when starving, hosts apart', () => {
   for (const [pieces, of] of [[10, 3], [7, 7], [1000, 32], [5, 8]] as const) {
     const owners = Array.from({ length: pieces }, (_, i) => Array.from({ length: of }, (_, k) => k).filter((k) => owns({ index: k, of }, i)))
     assert.ok(owners.every((o) => o.length === 1), `${pieces} pieces over ${of} hosts: one owner each`)
@@ -144,7 +144,10 @@ test('the picker: stripes cover every piece once; the runner is asked for own pi
   assert.equal(picker.ownDone, true)
   assert.equal(picker.fromRunner(() => false), undefined, 'other pieces only when starving')
   picker.starving = true
-  assert.equal(picker.fromRunner((i) => i === 0), 2, 'the lowest missing piece no peer offers')
+  assert.equal(picker.fromRunner((i) => i === 5), 6, 'host 1 of 3 starts a third of the way into what is missing (0..11: from 4), skipping what it has and what a peer offers')
+  for (const i of [6, 8, 9, 11]) picker.verified(i)
+  picker.take(5)
+  assert.equal(picker.fromRunner((i) => i === 0), 2, 'past the end it wraps to the lowest missing piece no peer offers')
   const offers = { queue: [4, 2, 2, 11], head: 0 }
   const peerHas = new Bitfield(12)
   peerHas.set(2)

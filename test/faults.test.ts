@@ -329,3 +329,24 @@ test('--timeout reached: the hosts still running are reported timed out, nothing
   }
   await assertNothingLeftRunning()
 })
+
+test('finished hosts are let go while a dead host is still retried (--retry -1): their agents exit long before the run ends', { skip, timeout: 120_000 }, async () => {
+  const dead = cluster.hosts[3]!
+  const alive = cluster.hosts.slice(0, 3)
+  const dest = '/srv/early-release.bin'
+  await cluster.stopSshd(dead)
+  try {
+    const run = startHerd([big.path, dest, '--hostlist', aliases(cluster.hosts), '--retry', '-1', '--timeout', '90'])
+    await waitUntil('the live hosts to hold the file', async () => (await Promise.all(alive.map((h) => cluster.sha256On(h, dest)))).every((s) => s === big.sha256), 60_000)
+    // Their agents are released while herd still retries the dead host: nothing of herd's runs on them.
+    await assertNothingLeftRunning(alive)
+    assert.equal(run.pid > 0 && (await Promise.race([run.done.then(() => 'ended'), new Promise((r) => setTimeout(() => r('running'), 100))])), 'running', 'herd is still retrying the dead host')
+    process.kill(-run.pid, 'SIGINT')
+    const r = await run.done
+    assert.equal(r.code, 130, r.stderr)
+    assert.deepEqual(r.report!.succeeded, alive.map((h) => h.alias))
+  } finally {
+    await cluster.startSshd(dead)
+  }
+  await assertNothingLeftRunning()
+})

@@ -51694,6 +51694,8 @@ const DEFAULTS = {
     remotePath: '.cache/herd-action',
     concurrency: 32,
     node: 'node',
+    runnerVia: 'auto',
+    stallTimeout: 60,
 };
 function wholeNumber(input, value, fallback, min, max = Number.MAX_SAFE_INTEGER) {
     if (value === undefined || value === '')
@@ -51805,6 +51807,9 @@ function makePlan(opts) {
     const node = opts.node ?? DEFAULTS.node;
     if (node === '' || node.includes('\0') || node.includes('\n'))
         throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them');
+    const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim());
+    if (!['auto', 'direct', 'ssh'].includes(runnerVia))
+        throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`);
     const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
     return {
         file: external_node_path_.resolve(opts.file),
@@ -51826,6 +51831,8 @@ function makePlan(opts) {
         passphrase: opts.passphrase,
         node,
         sshConfig: opts.sshConfig,
+        runnerVia,
+        stallSeconds: wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5),
     };
 }
 
@@ -51872,6 +51879,8 @@ function buildCommand(version) {
         .option('--known-hosts <file>', 'known_hosts file to use instead of the ssh config one; repeatable', collect, [])
         .option('--accept-new-host-keys', 'add unknown host keys to known_hosts (changed keys still fail)')
         .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
+        .option('--runner-via <way>', "how hosts reach the runner's tracker and seeder: auto (directly, else through their SSH connection), direct, ssh", DEFAULTS.runnerVia)
+        .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
         .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
         .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
         .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
@@ -51911,6 +51920,8 @@ function parseCli(argv, version, stdinIsTTY) {
             user: o.user,
             node: o.node,
             sshConfig: o.sshConfig,
+            runnerVia: o.runnerVia,
+            stallTimeout: o.stallTimeout,
             passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
         },
         json: !!o.json,
@@ -52020,10 +52031,15 @@ function summaryLines(report) {
     const ok = report.succeeded.length;
     const unchanged = report.hosts.filter((h) => h.status === 'ok' && !h.transferred).length;
     const copies = report.size > 0 ? report.bytesFromRunner / report.size : 0;
+    const tunnelled = report.hosts.filter((h) => h.runnerVia === 'ssh').length;
+    // Hosts that got every byte from the runner reached no other host: they cost what scp would.
+    const alone = report.hosts.length > 1 ? report.hosts.filter((h) => h.status === 'ok' && h.downloaded > 0 && h.fromRunner >= h.downloaded).map((h) => h.host) : [];
     lines.push(`${ok}/${report.hosts.length} hosts have ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
-        `${unchanged ? `, ${unchanged} already had it` : ''}; ${report.failed.length} failed; ` +
+        `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
         `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
         (report.interrupted ? `; interrupted by ${report.interrupted}` : ''));
+    if (alone.length > 0)
+        lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`);
     return lines;
 }
 
@@ -59559,6 +59575,8 @@ async function startTracker(opts) {
         ws: false,
         stats: false,
         interval: opts.intervalSeconds * 1000,
+        // The peer's address is set below (its own `ip` behind a tunnel, else the socket's), never a client's header.
+        trustProxy: true,
         filter: (infoHash, _params, cb) => {
             cb(infoHash === expected() ? null : new Error('unknown torrent'));
         },
@@ -59584,6 +59602,12 @@ async function startTracker(opts) {
             lastJoin = now;
         // Read by the tracker as it writes this answer's interval.
         tracked.intervalMs = now - lastJoin < joiningWindowMs ? Math.min(JOINING_INTERVAL_MS, opts.intervalSeconds * 1000) : opts.intervalSeconds * 1000;
+        // A host that reaches us through its SSH connection shows up from our loopback: it names the
+        // address its peers dial. Only holders of the run's announce URL get here, and every peer
+        // connection is sealed, so a wrong address costs a failed dial, nothing more.
+        const named = /(?:^|&)ip=([^&]*)/.exec(query)?.[1];
+        const ip = named ? decodeURIComponent(named) : (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+        req.headers['x-forwarded-for'] = ip;
         req.url = `/announce?${query}`;
         tracker.onHttpRequest(req, res, { action: 'announce' });
     });
@@ -59611,7 +59635,7 @@ async function startTracker(opts) {
     return {
         port,
         secret,
-        urlFor: (address) => `http://${address.includes(':') ? `[${address}]` : address}:${port}${prefix}`,
+        urlFor: (address, at = port) => `http://${address.includes(':') ? `[${address}]` : address}:${at}${prefix}`,
         stats: () => ({ announces, refused }),
         close: () => new Promise((resolve) => {
             server.closeAllConnections?.();
@@ -59945,9 +59969,14 @@ class Picker {
         }
         if (!this.starving || !this.ownDone)
             return undefined;
-        for (let i = from; i < n; i++)
+        // Hosts that starve together start apart, so each asks the runner for other pieces and they trade.
+        const span = n - from;
+        const start = from + Math.floor((span * this.stripe.index) / this.of);
+        for (let k = 0; k < span; k++) {
+            const i = start + k < n ? start + k : start + k - span;
             if (this.wanted(i) && !offeredByPeer(i))
                 return i;
+        }
         return undefined;
     }
     /** The next piece to ask a peer for from its offers, oldest first (consumed as it goes), or undefined. */
@@ -60181,10 +60210,15 @@ class Wire extends external_node_events_.EventEmitter {
      * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
      * its hello and proof; the dialer's proof closes the handshake. Nothing else is read or sent before.
      */
-    constructor(socket, role, seal, peerId) {
+    /** `dialled`: the address we dial, known before (or without) a connection. */
+    constructor(socket, role, seal, peerId, dialled) {
         super();
         this.socket = socket;
         this.role = role;
+        if (dialled) {
+            this.address = dialled.host;
+            this.port = dialled.port;
+        }
         // A dialling socket knows its peer's address once connected; it is kept for the logs after the close.
         if (role === 'dialer')
             socket.once('connect', () => this.remoteAddress);
@@ -60463,7 +60497,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 return;
         this.dialled.add(key);
         const socket = external_node_net_namespaceObject.connect({ host, port });
-        const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId);
+        const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { host, port });
         wire.once('close', (reason) => {
             // Our own address (the tracker names us too) is never dialled again.
             if (reason === 'ourselves')
@@ -60620,7 +60654,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             const digest = a.hash.digest();
             if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20))) {
                 this.pieceMs += ((Date.now() - a.askedAt) - this.pieceMs) / 8;
-                this.verified(i);
+                this.verified(i, peer.isRunner);
                 Promise.all(a.writes).then(() => this.emit('stored', i), () => { });
             }
             else
@@ -60628,10 +60662,12 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         }
         this.fill(peer);
     }
-    verified(i) {
+    verified(i, fromRunner) {
         this.picker?.verified(i);
         this.lastVerifiedAt = Date.now();
-        if (this.picker)
+        // Only a peer's piece ends starving: the runner's would stop the very flow that feeds a host no peer
+        // serves (one that reaches no other host got 96 MiB in 51 s instead of 8).
+        if (this.picker && !fromRunner)
             this.picker.starving = false;
         for (const p of this.peers.values())
             if (!p.isRunner)
@@ -60698,9 +60734,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         if (this.closed || !this.picker || this.have.complete)
             return;
         const now = Date.now();
-        const starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs);
-        if (starving !== this.picker.starving)
-            this.picker.starving = starving;
+        if (!this.picker.starving)
+            this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs);
         for (const p of this.peers.values()) {
             if (p.outstanding > 0 && now - p.lastBlockAt > STALL_MS)
                 p.wire.destroy(`sent nothing of what we asked for ${STALL_MS / 1000} s`);
@@ -62370,8 +62405,68 @@ function shellCommand(argv) {
     return argv.map(shellQuote).join(' ');
 }
 
+;// CONCATENATED MODULE: ./build/src/core/ssh/jumps.js
+// Jump hosts shared by every host behind them: one SSH connection per bastion, one channel per host over it.
+
+const jumps_open = new Map();
+/** Which jumps are the same connection: user, address, port and the way there. */
+function jumpKey(r) {
+    const via = r.jump ? ` via ${jumpKey(r.jump)}` : r.proxyCommand ? ` via ProxyCommand ${r.proxyCommand}` : '';
+    return `${r.user}@${r.hostname}:${r.port}${via}`;
+}
+/**
+ * The open connection to jump host `r`, or a new one from `connect` when there is none: hosts that
+ * start together wait for the same handshake, so a bastion sees one session from the runner whatever
+ * the number of hosts behind it (its MaxStartups is never the limit). It closes with its last user.
+ */
+async function leaseJump(r, label, connect) {
+    const key = jumpKey(r);
+    let entry = jumps_open.get(key);
+    const shared = entry !== undefined;
+    if (!entry) {
+        const fresh = { opening: connect(), users: 0, openedFor: label };
+        jumps_open.set(key, fresh);
+        const forget = () => {
+            if (jumps_open.get(key) === fresh)
+                jumps_open.delete(key);
+        };
+        fresh.opening.then((c) => c.onClose(forget), forget);
+        entry = fresh;
+    }
+    const held = entry;
+    held.users++;
+    let conn;
+    try {
+        conn = await held.opening;
+    }
+    catch (err) {
+        held.users--;
+        // The failure of another host's attempt, told in this host's name.
+        if (err instanceof SshError && held.openedFor !== label && err.message.startsWith(`${held.openedFor}: `)) {
+            throw new SshError(err.kind, `${label}: ${err.message.slice(held.openedFor.length + 2)}`, err.hint);
+        }
+        throw err;
+    }
+    let released = false;
+    return {
+        conn,
+        shared,
+        release() {
+            if (released)
+                return;
+            released = true;
+            if (--held.users > 0)
+                return;
+            if (jumps_open.get(key) === held)
+                jumps_open.delete(key);
+            conn.close();
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/ssh/connect.js
 // One SSH connection per host with OpenSSH semantics: config, ProxyJump, known_hosts, agent and keys.
+
 
 
 
@@ -62445,16 +62540,20 @@ async function openHop(label, r, settings, baseLog, isJump) {
         (r.jump ? ` via ${r.jump.alias}` : '') +
         (r.proxyCommand ? ' via ProxyCommand' : ''));
     // Transport: a TCP socket we own (so localAddress is known), a channel through the jump host, or a ProxyCommand.
-    let jumpConn;
+    let jump;
     let sock;
     let localAddress;
     if (r.jump) {
-        jumpConn = await openHop(label, r.jump, settings, baseLog, true);
+        const via = r.jump;
+        jump = await leaseJump(via, label, () => openHop(label, via, settings, baseLog, true));
+        const jumpConn = jump.conn;
+        if (jump.shared)
+            log(`sharing the connection to jump host ${via.alias} with other hosts`);
         try {
             sock = await forwardOut(jumpConn.client, r.hostname, r.port, timeoutMs);
         }
         catch (err) {
-            jumpConn.close();
+            jump.release();
             const reason = err.message.replace(/^\(SSH\) /, '');
             throw fail('jump', `${who}: jump host ${r.jump.alias} cannot open a connection to ${addr} (${reason})`, 'check the address and port as seen from the jump host, and that it allows TCP forwarding');
         }
@@ -62599,7 +62698,7 @@ async function openHop(label, r, settings, baseLog, isJump) {
     catch (err) {
         client.destroy();
         sock.destroy();
-        jumpConn?.close();
+        jump?.release();
         throw err;
     }
     log(`authenticated as ${r.user} with ${auth.succeeded()} in ${Date.now() - started} ms`);
@@ -62643,12 +62742,12 @@ async function openHop(label, r, settings, baseLog, isJump) {
         if (!closing && !closeErr) {
             closeErr = fail('connect', `${who}: connection closed by ${addr}`, 'the host closed the SSH connection (sshd restart or reboot?)');
         }
-        jumpConn?.close();
+        jump?.release();
         const err = closing ? undefined : closeErr;
         for (const cb of closeCbs.splice(0))
             cb(err);
     });
-    jumpConn?.onClose((err) => {
+    jump?.conn.onClose((err) => {
         if (err && !closeErr && !closing)
             closeErr = err;
         if (!closed)
@@ -62825,7 +62924,7 @@ function unmapV4(address) {
 ;// CONCATENATED MODULE: ./build/src/core/protocol.js
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 /** Version of this message set; the runner refuses an agent that speaks another. */
-const PROTOCOL_VERSION = 2;
+const PROTOCOL_VERSION = 3;
 /** Seconds between the agent's `alive` lines; the runner gives up on an agent silent for 12 of them. */
 const ALIVE_SECONDS = 5;
 /** Agent exit codes the runner tells apart. */
@@ -62901,7 +63000,84 @@ class HostLog {
     }
 }
 
+;// CONCATENATED MODULE: ./build/src/core/tunnel.js
+// The runner's tracker and seeder on a host's own loopback, forwarded over that host's SSH connection.
+
+/** sshd said no to a remote forward: the reason as the server gave it. */
+class ForwardRefused extends Error {
+}
+const LOOPBACK = '127.0.0.1';
+function forwardIn(conn, timeoutMs) {
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new ForwardRefused(`no answer to the forward request in ${timeoutMs / 1000} s`)), timeoutMs);
+        try {
+            conn.client.forwardIn(LOOPBACK, 0, (err, port) => {
+                clearTimeout(timer);
+                if (err)
+                    reject(new ForwardRefused(err.message));
+                else
+                    resolve(port);
+            });
+        }
+        catch (err) {
+            clearTimeout(timer);
+            reject(new ForwardRefused(err.message));
+        }
+    });
+}
+/**
+ * Asks the host's sshd for two ports on its loopback (like `ssh -R 0:…`) and joins every connection to
+ * them with the runner's tracker or seeder on this machine's loopback. Rejects with ForwardRefused when
+ * sshd does not allow it (AllowTcpForwarding no or local, DisableForwarding, a restricted key).
+ */
+async function openTunnel(conn, to, timeoutMs = 10_000) {
+    const seederPort = await forwardIn(conn, timeoutMs);
+    const trackerPort = await forwardIn(conn, timeoutMs);
+    const target = new Map([[seederPort, to.seederPort], [trackerPort, to.trackerPort]]);
+    let carried = 0;
+    let closed = false;
+    const onConnection = (details, accept, reject) => {
+        const port = target.get(details.destPort);
+        if (port === undefined || closed)
+            return reject();
+        const channel = accept();
+        const socket = external_node_net_namespaceObject.connect({ host: LOOPBACK, port });
+        carried++;
+        // Either side ending or failing ends the other: a half-open pair would hold a wire forever.
+        const end = () => {
+            socket.destroy();
+            channel.destroy();
+        };
+        socket.once('error', end);
+        channel.once('error', end);
+        socket.once('close', end);
+        channel.once('close', end);
+        channel.pipe(socket).pipe(channel);
+    };
+    conn.client.on('tcp connection', onConnection);
+    return {
+        seederPort,
+        trackerPort,
+        connections: () => carried,
+        close: () => {
+            if (closed)
+                return;
+            closed = true;
+            conn.client.off('tcp connection', onConnection);
+            for (const port of target.keys()) {
+                try {
+                    conn.client.unforwardIn(LOOPBACK, port);
+                }
+                catch {
+                    // the connection is gone already: so are its forwards
+                }
+            }
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/host-run.js
+
 
 
 
@@ -62918,6 +63094,8 @@ class AttemptError extends Error {
     }
 }
 const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node']);
+/** The direct way's head start before the agent tries the SSH one too (a connect in a datacenter takes ms). */
+const PROBE_MS = 1000;
 const RETRYABLE_SSH = new Set(['connect', 'timeout', 'jump', 'channel']);
 const PING_MS = 5000;
 const AGENT_IDLE_TIMEOUT_S = 30;
@@ -63065,6 +63243,39 @@ async function uploadAgent(sftp, plan, agent, log, force) {
 function formatPeer(address, port) {
     return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
+/**
+ * Direct first (the runner's address as this connection shows it), then the host's own SSH connection.
+ * Behind ProxyJump or ProxyCommand that address is the jump's or none, so only the SSH way is offered
+ * unless the user forces direct.
+ */
+async function routesTo(ctx, conn, swarm, log) {
+    const way = ctx.plan.runnerVia;
+    const address = conn.localAddress !== '' && (way === 'direct' || !conn.viaJump) ? conn.localAddress : undefined;
+    const routes = [];
+    if (address)
+        routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) });
+    if (way === 'direct') {
+        if (!address)
+            throw new AttemptError('unreachable', 'this host is reached through ProxyCommand, so the runner has no address it can dial; use runner-via auto or ssh', false);
+        return { routes };
+    }
+    try {
+        const tunnel = await openTunnel(conn, { seederPort: swarm.seederPort, trackerPort: swarm.tracker.port });
+        routes.push({ via: 'ssh', seedPeer: formatPeer('127.0.0.1', tunnel.seederPort), announce: swarm.tracker.urlFor('127.0.0.1', tunnel.trackerPort) });
+        log.write(`runner's seeder and tracker forwarded to the host's 127.0.0.1:${tunnel.seederPort} and :${tunnel.trackerPort} over SSH`);
+        return { routes, tunnel };
+    }
+    catch (err) {
+        if (!(err instanceof ForwardRefused))
+            throw err;
+        const why = `sshd refused to forward a port to the runner (${err.message})`;
+        if (way === 'ssh' || routes.length === 0) {
+            throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ' or use runner-via direct' : ''}`, false);
+        }
+        log.write(`${why}: only the direct way (${address}) is left`);
+        return { routes, noTunnel: why };
+    }
+}
 /** A running agent on one host, from start message to exit. */
 class AgentSession {
     conn;
@@ -63105,7 +63316,6 @@ class AgentSession {
         this.conn.close();
     }
 }
-/** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
 async function startAgent(ctx, conn, log) {
     const { plan, agent } = ctx;
     let swarm;
@@ -63120,6 +63330,14 @@ async function startAgent(ctx, conn, log) {
         conn.close();
         throw endedError(ctx.signal);
     }
+    let ways;
+    try {
+        ways = await routesTo(ctx, conn, swarm, log);
+    }
+    catch (err) {
+        conn.close();
+        throw err;
+    }
     // For profiling: HERD_AGENT_NODE_FLAGS adds node flags to the agents (e.g. --cpu-prof).
     const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
@@ -63128,12 +63346,13 @@ async function startAgent(ctx, conn, log) {
     const start = {
         t: 'start',
         protocol: PROTOCOL_VERSION,
-        torrent: torrentFileFor(swarm.torrent, swarm.tracker.urlFor(conn.localAddress)).toString('base64'),
+        torrent: torrentFileFor(swarm.torrent, ways.routes[0].announce).toString('base64'),
         destination: plan.destination,
         sha256: swarm.torrent.sha256,
         size: swarm.torrent.size,
         mode: plan.mode,
-        seedPeer: formatPeer(conn.localAddress, swarm.seederPort),
+        routes: ways.routes,
+        probeMs: PROBE_MS,
         runnerId: swarm.runnerId,
         secret: swarm.seal.secret.toString('base64'),
         encrypt: swarm.seal.encrypt,
@@ -63143,7 +63362,7 @@ async function startAgent(ctx, conn, log) {
         spread: ctx.spread,
     };
     session.send(start);
-    log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`);
+    log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; the runner's ways: ${ways.routes.map((r) => `${r.via} ${r.seedPeer}`).join(', ')} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`);
     let agentError;
     let stderrTail = '';
     channel.stderr.on('data', (d) => {
@@ -63169,7 +63388,29 @@ async function startAgent(ctx, conn, log) {
         // An agent that hangs while its connection stays up would otherwise hold the run until --timeout.
         let lastHeard = Date.now();
         channel.on('data', () => (lastHeard = Date.now()));
+        // A host that gets nothing (no way to the runner or to the peers) fails after stall-timeout, from
+        // its ready line on: hashing a resumed file before it is not a stall.
+        let via;
+        let movedAt;
+        let moved = { have: -1, downloaded: -1 };
+        const stallMs = ctx.plan.stallSeconds * 1000;
+        const noteProgress = (have, downloaded) => {
+            if (have > moved.have || downloaded > moved.downloaded)
+                movedAt = Date.now();
+            moved = { have, downloaded };
+        };
         const watchdog = setInterval(() => {
+            if (!settled && movedAt !== undefined && moved.have < swarm.torrent.size && Date.now() - movedAt > stallMs) {
+                settled = true;
+                clearInterval(watchdog);
+                ctx.signal.removeEventListener('abort', onAbort);
+                const p = session.lastProgress;
+                const where = via === 'ssh' ? 'through its SSH connection' : `directly at ${ways.routes[0]?.seedPeer}`;
+                const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise stall-timeout`;
+                log.write(`stalled: ${cause}`);
+                void session.finish('abort', 'stalled').then(() => reject(new AttemptError('stalled', cause, true)));
+                return;
+            }
             if (settled || Date.now() - lastHeard < ALIVE_SECONDS * 12 * 1000)
                 return;
             settled = true;
@@ -63183,11 +63424,14 @@ async function startAgent(ctx, conn, log) {
             const event = msg;
             switch (event.t) {
                 case 'ready':
-                    log.write(`agent ready (pid ${event.pid}, node ${event.node}); ${event.have} bytes already verified`);
+                    via = event.via;
+                    noteProgress(event.have, 0);
+                    log.write(`agent ready (pid ${event.pid}, node ${event.node}); ${event.have} bytes already verified${via ? `; runner reached ${via === 'ssh' ? 'through SSH' : 'directly'}` : ''}`);
                     ctx.onState(ctx.spec.label, 'fetching');
                     break;
                 case 'progress':
                     session.lastProgress = event;
+                    noteProgress(event.have, event.downloaded);
                     ctx.onProgress(ctx.spec.label, event);
                     break;
                 case 'log':
@@ -63195,14 +63439,17 @@ async function startAgent(ctx, conn, log) {
                     break;
                 case 'error':
                     log.write(`agent error (${event.code}): ${event.message}`);
-                    agentError = new AttemptError(event.code, event.message, !PERMANENT_AGENT_ERRORS.has(event.code));
+                    agentError = new AttemptError(event.code, event.code === 'unreachable' ? `${event.message}${ways.noTunnel ? `, and ${ways.noTunnel}` : ''}; ${ways.noTunnel ? "open the runner's ports to this host or allow TCP forwarding in its sshd (AllowTcpForwarding)" : "open the runner's ports to this host"}` : event.message, !PERMANENT_AGENT_ERRORS.has(event.code));
                     break;
                 case 'done':
                     log.write(`done: ${event.transferred ? `fetched ${event.downloaded} bytes (${event.fromRunner} from the runner)` : 'the identical file was already in place; nothing transferred'} in ${event.seconds.toFixed(1)} s`);
+                    if (event.transferred && event.downloaded > 0 && event.fromRunner >= event.downloaded && ctx.spread.of > 1) {
+                        log.write('every byte came from the runner: this host reached no other host (check the firewall between the hosts)');
+                    }
                     if (!settled) {
                         settled = true;
                         ctx.signal.removeEventListener('abort', onAbort);
-                        resolve({ session, done: { transferred: event.transferred, downloaded: event.downloaded, fromRunner: event.fromRunner } });
+                        resolve({ session, done: { transferred: event.transferred, downloaded: event.downloaded, fromRunner: event.fromRunner, via } });
                     }
                     break;
             }
@@ -63291,6 +63538,7 @@ async function hostRun(ctx) {
                 seconds: (Date.now() - began) / 1000,
                 downloaded: done.downloaded,
                 fromRunner: done.fromRunner,
+                ...(done.via ? { runnerVia: done.via } : {}),
                 logFile: log.file,
             };
             return {
@@ -63472,6 +63720,7 @@ async function distribute(plan, opts = {}) {
         const connectLimit = new Limit(plan.concurrency);
         const ssh = sshSettingsFor(plan);
         opts.onPhase?.('hosts', `${plan.hosts.length} hosts`);
+        const seeds = new SeedRelease(plan.hosts.map((h) => h.label));
         const runs = await Promise.all(plan.hosts.map((spec, index) => hostRun({
             plan,
             spec,
@@ -63481,9 +63730,12 @@ async function distribute(plan, opts = {}) {
             ssh,
             connectLimit,
             signal: runAbort.signal,
-            onState: (h, s, d) => opts.onHostState?.(h, s, d),
+            onState: (h, s, d) => {
+                seeds.onState(h, s);
+                opts.onHostState?.(h, s, d);
+            },
             onProgress: (h, p) => opts.onProgress?.(h, p),
-        })));
+        }).then((run) => seeds.settled(spec.label, run))));
         // The swarm's own failure (the file changed while it was hashed) is the run's answer.
         const ready = await swarm;
         // Every host has settled: what happened is known now. A timeout that would fire while the agents
@@ -63492,7 +63744,7 @@ async function distribute(plan, opts = {}) {
         const hosts = runs.map((r) => r.report);
         const interrupted = runAbort.signal.aborted ? String(runAbort.signal.reason) : undefined;
         opts.onPhase?.('releasing');
-        await Promise.all(runs.map((r) => r.release().catch(() => { })));
+        await seeds.releaseAll();
         return {
             file: plan.file,
             destination: plan.destination,
@@ -63514,6 +63766,53 @@ async function distribute(plan, opts = {}) {
         await swarm.catch(() => { });
         await seeder?.close();
         await tracker.close();
+    }
+}
+/**
+ * Lets finished agents go as soon as no host needs them as seeds: a host on its first attempt, or one
+ * whose agent is starting or fetching, may still download from them; hosts that failed and wait for
+ * a retry (a dead host under --retry -1) don't hold the rest, and fetch from the runner if they return.
+ */
+class SeedRelease {
+    state = new Map();
+    retried = new Set();
+    unsettled;
+    finished = [];
+    releasing = [];
+    constructor(hosts) {
+        this.unsettled = new Set(hosts);
+    }
+    onState(host, state) {
+        this.state.set(host, state);
+        if (state === 'retrying')
+            this.retried.add(host);
+        this.check();
+    }
+    settled(host, run) {
+        this.unsettled.delete(host);
+        if (run.report.status === 'ok')
+            this.finished.push(run);
+        this.check();
+        return run;
+    }
+    /** Releases what is left and waits for every release, early ones included. */
+    async releaseAll() {
+        this.releaseFinished();
+        await Promise.all(this.releasing);
+    }
+    check() {
+        if (this.finished.length === 0)
+            return;
+        for (const host of this.unsettled) {
+            const s = this.state.get(host);
+            if (!this.retried.has(host) || s === 'starting' || s === 'fetching')
+                return;
+        }
+        this.releaseFinished();
+    }
+    releaseFinished() {
+        for (const run of this.finished.splice(0))
+            this.releasing.push(run.release().catch(() => { }));
     }
 }
 

@@ -137,6 +137,8 @@ export function getInputs(): ActionSettings {
     knownHostsPath,
     hostKeyPolicy,
     encrypt,
+    runnerVia: core.getInput('runner-via'),
+    stallTimeout: core.getInput('stall-timeout'),
     username: core.getInput('username') || undefined,
     uploadLogs,
     artifactName,
@@ -162,6 +164,8 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     knownHostsFiles: s.knownHostsPath ? [s.knownHostsPath] : undefined,
     hostKeyPolicy: s.hostKeyPolicy,
     encrypt: s.encrypt,
+    runnerVia: s.runnerVia || undefined,
+    stallTimeout: s.stallTimeout || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
   }
@@ -181,6 +185,8 @@ const INPUT_FOR_OPTION: Record<string, string> = {
   '--identity': 'ssh-key',
   '--known-hosts': 'ssh-known-hosts',
   'host key policy': 'ssh-strict',
+  '--runner-via': 'runner-via',
+  '--stall-timeout': 'stall-timeout',
 }
 
 /** A plan error worded with the Action's input names. */

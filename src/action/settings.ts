@@ -57,6 +57,10 @@ export interface ActionSettings {
 
   /** The `encryption` input: false sends the file between peers in the clear (trusted networks only). */
   encrypt: boolean
+  /** The `runner-via` input: how hosts reach the runner (auto, direct, ssh); empty for the default. */
+  runnerVia: string
+  /** The `stall-timeout` input: seconds a host may go without progress; empty for the default. */
+  stallTimeout: string
 
   /** Remote user for hosts that name none (else ~/.ssh/config's, else the runner's user). */
   username?: string

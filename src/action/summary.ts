@@ -42,7 +42,7 @@ function hostRow(h: HostReport): string[] {
     String(h.attempts),
     seconds(h.seconds),
     rateCell(h),
-    h.fromRunner > 0 ? formatBytes(h.fromRunner) : '–',
+    (h.fromRunner > 0 ? formatBytes(h.fromRunner) : '–') + (h.runnerVia === 'ssh' ? ' (through SSH)' : ''),
     h.cause ? escapeHtml(h.cause) : ' ',
   ]
 }

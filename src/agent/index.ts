@@ -9,6 +9,7 @@ import {
   encodeLine,
   lineReader,
   type AgentEvent,
+  type RunnerRoute,
   type StartMessage,
 } from '../core/protocol.js'
 import { Announcer } from '../engine/announce.js'
@@ -17,6 +18,7 @@ import { readTorrent } from '../engine/metainfo.js'
 import { Store, piecesPresent } from '../engine/store.js'
 import { Swarm } from '../engine/swarm.js'
 import { RunningHash } from './running-hash.js'
+import { hostPort, pickRoute, sshServerAddress } from './route.js'
 import { AgentError, checkFreeSpace, fsFailure, partialPathFor, placeFile, preflight, removeStalePartials, takeDestinationLock } from './destination.js'
 
 function send(event: AgentEvent): void {
@@ -33,13 +35,6 @@ function log(message: string): void {
  * so it is kept small for the agent's memory.
  */
 const RECENT_BYTES = 4 * 1024 * 1024
-
-/** `addr:port` (IPv6 in brackets) as host and port. */
-function hostPort(peer: string): { host: string; port: number } {
-  const m = /^\[?(.*?)\]?:(\d+)$/.exec(peer)
-  if (!m) throw new AgentError('protocol', `the runner's seeder address ${peer} is not addr:port`)
-  return { host: m[1]!, port: Number(m[2]) }
-}
 
 async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t: string }) => void) => void }): Promise<number> {
   if (start.protocol !== PROTOCOL_VERSION) {
@@ -148,9 +143,21 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     }
     active.on('failed', (err) => fail(/pieces failed verification/.test(err.message) ? new AgentError('bad-peers', err.message) : err))
     const port = await active.listen([0])
-    send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: Math.min(start.size, have.count * meta.pieceLength) })
+    // A host that already holds the file seeds if it can reach the tracker, and needs nothing else.
+    let route: RunnerRoute | undefined
+    try {
+      route = await pickRoute(start.routes, start.probeMs, log)
+    } catch (err) {
+      if (!active.done) throw err
+      log(`${(err as Error).message}; the file is in place, so this host only waits to be released`)
+    }
+    if (finished) return ended
+    send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: Math.min(start.size, have.count * meta.pieceLength), via: route?.via })
+    // Through a tunnel the tracker sees the runner's own loopback: name the address the others dial.
+    const advertised = route?.via === 'ssh' ? sshServerAddress() : undefined
     announcer = new Announcer({
-      url: meta.announce ?? '',
+      url: route?.announce ?? '',
+      ip: advertised,
       infoHash: meta.infoHash,
       peerId,
       port,
@@ -158,11 +165,11 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       onPeers: (peers) => { for (const p of peers) active.connect(p.host, p.port) },
       onError: log,
     })
-    announcer.start()
+    if (route) announcer.start()
     // Where the bytes came from, for the host's log: tells a working swarm from a star.
     const sources = () =>
       [...active.receivedFrom]
-        .map(([addr, bytes]) => `${addr}${addr === hostPort(start.seedPeer).host ? ' (runner)' : ''} ${(bytes / 1048576).toFixed(1)} MiB`)
+        .map(([addr, bytes]) => `${addr}${route && addr === hostPort(route.seedPeer).host ? ' (runner)' : ''} ${(bytes / 1048576).toFixed(1)} MiB`)
         .join(', ')
     const onDone = async () => {
       try {
@@ -187,7 +194,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     else {
       active.once('done', () => void onDone())
       // The runner is dialled directly (it never announces); again whenever its wire drops.
-      const seed = hostPort(start.seedPeer)
+      const seed = hostPort(route!.seedPeer)
       const dialRunner = () => { if (!finished && !active.done) active.connect(seed.host, seed.port) }
       active.on('wire', (w) => { if (w.peerId === start.runnerId) w.once('close', () => setTimeout(dialRunner, 500).unref()) })
       dialRunner()

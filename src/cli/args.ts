@@ -55,6 +55,8 @@ export function buildCommand(version: string): Command {
     .option('--known-hosts <file>', 'known_hosts file to use instead of the ssh config one; repeatable', collect, [])
     .option('--accept-new-host-keys', 'add unknown host keys to known_hosts (changed keys still fail)')
     .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
+    .option('--runner-via <way>', "how hosts reach the runner's tracker and seeder: auto (directly, else through their SSH connection), direct, ssh", DEFAULTS.runnerVia)
+    .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
     .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
     .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
     .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
@@ -95,6 +97,8 @@ export function parseCli(argv: string[], version: string, stdinIsTTY: boolean): 
       user: o.user as string | undefined,
       node: o.node as string,
       sshConfig: o.sshConfig as string | undefined,
+      runnerVia: o.runnerVia as string,
+      stallTimeout: o.stallTimeout as string,
       passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
     },
     json: !!o.json,

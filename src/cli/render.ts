@@ -97,11 +97,15 @@ export function summaryLines(report: Report): string[] {
   const ok = report.succeeded.length
   const unchanged = report.hosts.filter((h) => h.status === 'ok' && !h.transferred).length
   const copies = report.size > 0 ? report.bytesFromRunner / report.size : 0
+  const tunnelled = report.hosts.filter((h) => h.runnerVia === 'ssh').length
+  // Hosts that got every byte from the runner reached no other host: they cost what scp would.
+  const alone = report.hosts.length > 1 ? report.hosts.filter((h) => h.status === 'ok' && h.downloaded > 0 && h.fromRunner >= h.downloaded).map((h) => h.host) : []
   lines.push(
     `${ok}/${report.hosts.length} hosts have ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
-      `${unchanged ? `, ${unchanged} already had it` : ''}; ${report.failed.length} failed; ` +
+      `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
       `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
       (report.interrupted ? `; interrupted by ${report.interrupted}` : ''),
   )
+  if (alone.length > 0) lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`)
   return lines
 }

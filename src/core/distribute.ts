@@ -98,6 +98,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     const connectLimit = new Limit(plan.concurrency)
     const ssh = sshSettingsFor(plan)
     opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
+    const seeds = new SeedRelease(plan.hosts.map((h) => h.label))
     const runs: HostRun[] = await Promise.all(
       plan.hosts.map((spec, index) =>
         hostRun({
@@ -109,9 +110,12 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
           ssh,
           connectLimit,
           signal: runAbort.signal,
-          onState: (h, s, d) => opts.onHostState?.(h, s, d),
+          onState: (h, s, d) => {
+            seeds.onState(h, s)
+            opts.onHostState?.(h, s, d)
+          },
           onProgress: (h, p) => opts.onProgress?.(h, p),
-        }),
+        }).then((run) => seeds.settled(spec.label, run)),
       ),
     )
     // The swarm's own failure (the file changed while it was hashed) is the run's answer.
@@ -122,7 +126,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     const hosts = runs.map((r) => r.report)
     const interrupted = runAbort.signal.aborted ? (String(runAbort.signal.reason) as Report['interrupted']) : undefined
     opts.onPhase?.('releasing')
-    await Promise.all(runs.map((r) => r.release().catch(() => {})))
+    await seeds.releaseAll()
     return {
       file: plan.file,
       destination: plan.destination,
@@ -143,5 +147,54 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     await swarm.catch(() => {})
     await seeder?.close()
     await tracker.close()
+  }
+}
+
+/**
+ * Lets finished agents go as soon as no host needs them as seeds: a host on its first attempt, or one
+ * whose agent is starting or fetching, may still download from them; hosts that failed and wait for
+ * a retry (a dead host under --retry -1) don't hold the rest, and fetch from the runner if they return.
+ */
+class SeedRelease {
+  private readonly state = new Map<string, HostState>()
+  private readonly retried = new Set<string>()
+  private readonly unsettled: Set<string>
+  private readonly finished: HostRun[] = []
+  private readonly releasing: Promise<void>[] = []
+
+  constructor(hosts: string[]) {
+    this.unsettled = new Set(hosts)
+  }
+
+  onState(host: string, state: HostState): void {
+    this.state.set(host, state)
+    if (state === 'retrying') this.retried.add(host)
+    this.check()
+  }
+
+  settled(host: string, run: HostRun): HostRun {
+    this.unsettled.delete(host)
+    if (run.report.status === 'ok') this.finished.push(run)
+    this.check()
+    return run
+  }
+
+  /** Releases what is left and waits for every release, early ones included. */
+  async releaseAll(): Promise<void> {
+    this.releaseFinished()
+    await Promise.all(this.releasing)
+  }
+
+  private check(): void {
+    if (this.finished.length === 0) return
+    for (const host of this.unsettled) {
+      const s = this.state.get(host)
+      if (!this.retried.has(host) || s === 'starting' || s === 'fetching') return
+    }
+    this.releaseFinished()
+  }
+
+  private releaseFinished(): void {
+    for (const run of this.finished.splice(0)) this.releasing.push(run.release().catch(() => {}))
   }
 }

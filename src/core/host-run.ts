@@ -1,7 +1,7 @@
 // One host's life: connect → preflight → agent → events → retry; every step goes to the host's log.
 import type { ClientChannel, SFTPWrapper } from 'ssh2'
 import { connectHost, shellCommand, SshError, type SshConnection, type SshSettings } from './ssh/index.js'
-import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type StartMessage } from './protocol.js'
+import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage } from './protocol.js'
 import { AGENT_NODE_FLAGS, BOOTSTRAP, type AgentBundle } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
@@ -11,6 +11,7 @@ import type { Plan } from './plan.js'
 import type { HostReport } from './report.js'
 import { HostLog } from './host-log.js'
 import type { Limit } from './limit.js'
+import { ForwardRefused, openTunnel, type Tunnel } from './tunnel.js'
 
 /** The swarm every host joins. */
 export interface SwarmInfo {
@@ -60,6 +61,8 @@ class AttemptError extends Error {
 }
 
 const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node'])
+/** The direct way's head start before the agent tries the SSH one too (a connect in a datacenter takes ms). */
+const PROBE_MS = 1000
 const RETRYABLE_SSH = new Set(['connect', 'timeout', 'jump', 'channel'])
 const PING_MS = 5000
 const AGENT_IDLE_TIMEOUT_S = 30
@@ -213,6 +216,44 @@ function formatPeer(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
 }
 
+/** The ways this host may take to the runner, and the tunnel behind the SSH one. */
+interface Routes {
+  routes: RunnerRoute[]
+  tunnel?: Tunnel
+  /** Why there is no SSH route (sshd refused the forward), for the message if the direct one fails too. */
+  noTunnel?: string
+}
+
+/**
+ * Direct first (the runner's address as this connection shows it), then the host's own SSH connection.
+ * Behind ProxyJump or ProxyCommand that address is the jump's or none, so only the SSH way is offered
+ * unless the user forces direct.
+ */
+async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmInfo, log: HostLog): Promise<Routes> {
+  const way = ctx.plan.runnerVia
+  const address = conn.localAddress !== '' && (way === 'direct' || !conn.viaJump) ? conn.localAddress : undefined
+  const routes: RunnerRoute[] = []
+  if (address) routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) })
+  if (way === 'direct') {
+    if (!address) throw new AttemptError('unreachable', 'this host is reached through ProxyCommand, so the runner has no address it can dial; use runner-via auto or ssh', false)
+    return { routes }
+  }
+  try {
+    const tunnel = await openTunnel(conn, { seederPort: swarm.seederPort, trackerPort: swarm.tracker.port })
+    routes.push({ via: 'ssh', seedPeer: formatPeer('127.0.0.1', tunnel.seederPort), announce: swarm.tracker.urlFor('127.0.0.1', tunnel.trackerPort) })
+    log.write(`runner's seeder and tracker forwarded to the host's 127.0.0.1:${tunnel.seederPort} and :${tunnel.trackerPort} over SSH`)
+    return { routes, tunnel }
+  } catch (err) {
+    if (!(err instanceof ForwardRefused)) throw err
+    const why = `sshd refused to forward a port to the runner (${err.message})`
+    if (way === 'ssh' || routes.length === 0) {
+      throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ' or use runner-via direct' : ''}`, false)
+    }
+    log.write(`${why}: only the direct way (${address}) is left`)
+    return { routes, noTunnel: why }
+  }
+}
+
 /** A running agent on one host, from start message to exit. */
 class AgentSession {
   private pinger?: NodeJS.Timeout
@@ -254,7 +295,15 @@ class AgentSession {
 }
 
 /** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
-async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
+/** What a finished agent reported. */
+interface AgentDone {
+  transferred: boolean
+  downloaded: number
+  fromRunner: number
+  via?: RunnerRoute['via']
+}
+
+async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog): Promise<{ session: AgentSession; done: AgentDone }> {
   const { plan, agent } = ctx
   let swarm: SwarmInfo
   try {
@@ -267,6 +316,13 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     conn.close()
     throw endedError(ctx.signal)
   }
+  let ways: Routes
+  try {
+    ways = await routesTo(ctx, conn, swarm, log)
+  } catch (err) {
+    conn.close()
+    throw err
+  }
   // For profiling: HERD_AGENT_NODE_FLAGS adds node flags to the agents (e.g. --cpu-prof).
   const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
   const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
@@ -275,12 +331,13 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
   const start: StartMessage = {
     t: 'start',
     protocol: PROTOCOL_VERSION,
-    torrent: torrentFileFor(swarm.torrent, swarm.tracker.urlFor(conn.localAddress)).toString('base64'),
+    torrent: torrentFileFor(swarm.torrent, ways.routes[0]!.announce).toString('base64'),
     destination: plan.destination,
     sha256: swarm.torrent.sha256,
     size: swarm.torrent.size,
     mode: plan.mode,
-    seedPeer: formatPeer(conn.localAddress, swarm.seederPort),
+    routes: ways.routes,
+    probeMs: PROBE_MS,
     runnerId: swarm.runnerId,
     secret: swarm.seal.secret.toString('base64'),
     encrypt: swarm.seal.encrypt,
@@ -290,7 +347,7 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     spread: ctx.spread,
   }
   session.send(start)
-  log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; runner reachable at ${conn.localAddress} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)
+  log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; the runner's ways: ${ways.routes.map((r) => `${r.via} ${r.seedPeer}`).join(', ')} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)
   let agentError: AttemptError | undefined
   let stderrTail = ''
   channel.stderr.on('data', (d: Buffer) => {
@@ -311,7 +368,28 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
     // An agent that hangs while its connection stays up would otherwise hold the run until --timeout.
     let lastHeard = Date.now()
     channel.on('data', () => (lastHeard = Date.now()))
+    // A host that gets nothing (no way to the runner or to the peers) fails after stall-timeout, from
+    // its ready line on: hashing a resumed file before it is not a stall.
+    let via: RunnerRoute['via'] | undefined
+    let movedAt: number | undefined
+    let moved = { have: -1, downloaded: -1 }
+    const stallMs = ctx.plan.stallSeconds * 1000
+    const noteProgress = (have: number, downloaded: number) => {
+      if (have > moved.have || downloaded > moved.downloaded) movedAt = Date.now()
+      moved = { have, downloaded }
+    }
     const watchdog = setInterval(() => {
+      if (!settled && movedAt !== undefined && moved.have < swarm.torrent.size && Date.now() - movedAt > stallMs) {
+        settled = true
+        clearInterval(watchdog)
+        ctx.signal.removeEventListener('abort', onAbort)
+        const p = session.lastProgress
+        const where = via === 'ssh' ? 'through its SSH connection' : `directly at ${ways.routes[0]?.seedPeer}`
+        const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise stall-timeout`
+        log.write(`stalled: ${cause}`)
+        void session.finish('abort', 'stalled').then(() => reject(new AttemptError('stalled', cause, true)))
+        return
+      }
       if (settled || Date.now() - lastHeard < ALIVE_SECONDS * 12 * 1000) return
       settled = true
       clearInterval(watchdog)
@@ -327,11 +405,14 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
           const event = msg as AgentEvent
           switch (event.t) {
             case 'ready':
-              log.write(`agent ready (pid ${event.pid}, node ${event.node}); ${event.have} bytes already verified`)
+              via = event.via
+              noteProgress(event.have, 0)
+              log.write(`agent ready (pid ${event.pid}, node ${event.node}); ${event.have} bytes already verified${via ? `; runner reached ${via === 'ssh' ? 'through SSH' : 'directly'}` : ''}`)
               ctx.onState(ctx.spec.label, 'fetching')
               break
             case 'progress':
               session.lastProgress = event
+              noteProgress(event.have, event.downloaded)
               ctx.onProgress(ctx.spec.label, event)
               break
             case 'log':
@@ -339,14 +420,21 @@ async function startAgent(ctx: HostRunContext, conn: SshConnection, log: HostLog
               break
             case 'error':
               log.write(`agent error (${event.code}): ${event.message}`)
-              agentError = new AttemptError(event.code, event.message, !PERMANENT_AGENT_ERRORS.has(event.code))
+              agentError = new AttemptError(
+                event.code,
+                event.code === 'unreachable' ? `${event.message}${ways.noTunnel ? `, and ${ways.noTunnel}` : ''}; ${ways.noTunnel ? "open the runner's ports to this host or allow TCP forwarding in its sshd (AllowTcpForwarding)" : "open the runner's ports to this host"}` : event.message,
+                !PERMANENT_AGENT_ERRORS.has(event.code),
+              )
               break
             case 'done':
               log.write(`done: ${event.transferred ? `fetched ${event.downloaded} bytes (${event.fromRunner} from the runner)` : 'the identical file was already in place; nothing transferred'} in ${event.seconds.toFixed(1)} s`)
+              if (event.transferred && event.downloaded > 0 && event.fromRunner >= event.downloaded && ctx.spread.of > 1) {
+                log.write('every byte came from the runner: this host reached no other host (check the firewall between the hosts)')
+              }
               if (!settled) {
                 settled = true
                 ctx.signal.removeEventListener('abort', onAbort)
-                resolve({ session, done: { transferred: event.transferred, downloaded: event.downloaded, fromRunner: event.fromRunner } })
+                resolve({ session, done: { transferred: event.transferred, downloaded: event.downloaded, fromRunner: event.fromRunner, via } })
               }
               break
           }
@@ -393,7 +481,7 @@ async function connectAndPrepare(ctx: HostRunContext, log: HostLog, forceUpload:
   })
 }
 
-async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: AgentSession; done: { transferred: boolean; downloaded: number; fromRunner: number } }> {
+async function attempt(ctx: HostRunContext, log: HostLog): Promise<{ session: AgentSession; done: AgentDone }> {
   const conn = await connectAndPrepare(ctx, log, false)
   try {
     return await startAgent(ctx, conn, log)
@@ -435,6 +523,7 @@ export async function hostRun(ctx: HostRunContext): Promise<HostRun> {
         seconds: (Date.now() - began) / 1000,
         downloaded: done.downloaded,
         fromRunner: done.fromRunner,
+        ...(done.via ? { runnerVia: done.via } : {}),
         logFile: log.file,
       }
       return {

@@ -50,6 +50,13 @@ export interface HerdOptions {
   node?: string
   /** OpenSSH client config file (default ~/.ssh/config). */
   sshConfig?: string
+  /**
+   * How hosts reach the runner's tracker and seeder: `direct` (TCP to the runner's address), `ssh`
+   * (through each host's own SSH connection), `auto` (default: direct, else through SSH).
+   */
+  runnerVia?: string
+  /** Seconds a host may go without a verified byte before it fails (default 60). */
+  stallTimeout?: number | string
 }
 
 /** A validated run: types are exact, files exist, hosts parsed. */
@@ -75,7 +82,14 @@ export interface Plan {
   passphrase?: string
   node: string
   sshConfig?: string
+  /** How hosts reach the runner's tracker and seeder. */
+  runnerVia: RunnerVia
+  /** Seconds without a verified byte after which a host's attempt fails (and is retried under --retry). */
+  stallSeconds: number
 }
+
+/** direct: hosts dial the runner; ssh: through each host's SSH connection; auto: direct, else SSH. */
+export type RunnerVia = 'auto' | 'direct' | 'ssh'
 
 /** A mistake in the input: `input` names the option, the message says the fix. Exit code 2. */
 export class PlanError extends Error {
@@ -90,6 +104,8 @@ export const DEFAULTS = {
   remotePath: '.cache/herd-action',
   concurrency: 32,
   node: 'node',
+  runnerVia: 'auto',
+  stallTimeout: 60,
 } as const
 
 function wholeNumber(input: string, value: number | string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -188,6 +204,8 @@ export function makePlan(opts: HerdOptions): Plan {
   if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them')
   const node = opts.node ?? DEFAULTS.node
   if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them')
+  const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim()) as RunnerVia
+  if (!['auto', 'direct', 'ssh'].includes(runnerVia)) throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`)
   const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
   return {
     file: path.resolve(opts.file),
@@ -209,5 +227,7 @@ export function makePlan(opts: HerdOptions): Plan {
     passphrase: opts.passphrase,
     node,
     sshConfig: opts.sshConfig,
+    runnerVia,
+    stallSeconds: wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5),
   }
 }

@@ -1,7 +1,7 @@
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 
 /** Version of this message set; the runner refuses an agent that speaks another. */
-export const PROTOCOL_VERSION = 2
+export const PROTOCOL_VERSION = 3
 
 /** Runner → agent: everything the agent needs for one run, sent once as the first line. */
 export interface StartMessage {
@@ -17,8 +17,13 @@ export interface StartMessage {
   size: number
   /** Permission bits to give the delivered file (e.g. 0o644). */
   mode: number
-  /** The runner's seeder as this host reaches it, `addr:port`. */
-  seedPeer: string
+  /**
+   * Ways to the runner's seeder and tracker, in order of preference: each gets `probeMs` of head start
+   * over the next, and the first whose seeder accepts a TCP connection is used for the whole run.
+   */
+  routes: RunnerRoute[]
+  /** Head start of each route over the next, in milliseconds. */
+  probeMs: number
   /** The runner seeder's peer id (hex): how the agent tells the runner's wire from a host's. */
   runnerId: string
   /**
@@ -38,6 +43,16 @@ export interface StartMessage {
   spread: { index: number; of: number }
 }
 
+/** One way from a host to the runner's services. */
+export interface RunnerRoute {
+  /** direct: the runner's address as this host reaches it; ssh: a port on the host's loopback forwarded over its SSH connection. */
+  via: 'direct' | 'ssh'
+  /** The seeder, `addr:port` (IPv6 in brackets). */
+  seedPeer: string
+  /** The tracker's announce URL on this route. */
+  announce: string
+}
+
 /** Runner → agent: still here (sent every few seconds). */
 export interface PingMessage { t: 'ping' }
 /** Runner → agent: every host has settled; stop seeding and exit. */
@@ -55,6 +70,8 @@ export interface ReadyEvent {
   pid: number
   /** Bytes already present and verified (resumed or identical file). */
   have: number
+  /** The route the agent took to the runner (absent when the file was already in place). */
+  via?: RunnerRoute['via']
 }
 /** Agent → runner: periodic download/upload figures. */
 export interface ProgressEvent {
@@ -88,6 +105,7 @@ export type AgentErrorCode =
   | 'checksum'
   | 'bad-peers'
   | 'idle-timeout'
+  | 'unreachable'
   | 'protocol'
   | 'io'
   | 'internal'

@@ -14,6 +14,8 @@ export interface HostReport {
   downloaded: number
   /** Of those, bytes from the runner. */
   fromRunner: number
+  /** How the host reached the runner's seeder and tracker: directly, or through its SSH connection. */
+  runnerVia?: 'direct' | 'ssh'
   /** Why it failed, with the fix; absent when ok. */
   cause?: string
   /** Stable failure kind (connect, host-key-unknown, auth, no-space, ...). */

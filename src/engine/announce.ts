@@ -9,6 +9,8 @@ export interface AnnounceOptions {
   peerId: Buffer
   /** The port this side listens on for peers. */
   port: number
+  /** The address the other peers should dial, where the tracker can't see it (behind a tunnel). */
+  ip?: string
   /** Bytes still missing (0 once done: the tracker then counts this side as a seeder). */
   left(): number
   onPeers(peers: { host: string; port: number }[]): void
@@ -22,6 +24,11 @@ function escapeBytes(bytes: Buffer): string {
   return out
 }
 
+/** An IPv6 address as sockets show it (`fd00::a`, not `fd00:0:0:0:0:0:0:a`), so one peer has one name. */
+function canonicalV6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1)
+}
+
 /** Compact peer lists: 6 bytes (IPv4 + port) or 18 bytes (IPv6 + port) per peer. */
 function compactPeers(bytes: Uint8Array | undefined, v6: boolean): { host: string; port: number }[] {
   if (!(bytes instanceof Uint8Array)) return []
@@ -29,9 +36,7 @@ function compactPeers(bytes: Uint8Array | undefined, v6: boolean): { host: strin
   const out: { host: string; port: number }[] = []
   for (let at = 0; at + size <= bytes.length; at += size) {
     const ip = bytes.subarray(at, at + size - 2)
-    const host = v6
-      ? Array.from({ length: 8 }, (_, k) => ((ip[2 * k]! << 8) | ip[2 * k + 1]!).toString(16)).join(':')
-      : Array.from(ip).join('.')
+    const host = v6 ? canonicalV6(Array.from({ length: 8 }, (_, k) => ((ip[2 * k]! << 8) | ip[2 * k + 1]!).toString(16)).join(':')) : Array.from(ip).join('.')
     out.push({ host, port: (bytes[at + size - 2]! << 8) | bytes[at + size - 1]! })
   }
   return out
@@ -64,7 +69,7 @@ export class Announcer {
   private async announce(event?: 'started' | 'completed' | 'stopped'): Promise<void> {
     if (this.stopped) return
     const { url, infoHash, peerId, port } = this.opts
-    const query = `info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(peerId)}&port=${port}&uploaded=0&downloaded=0&left=${this.opts.left()}&compact=1&numwant=200${event ? `&event=${event}` : ''}`
+    const query = `info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(peerId)}&port=${port}&uploaded=0&downloaded=0&left=${this.opts.left()}&compact=1&numwant=200${this.opts.ip ? `&ip=${encodeURIComponent(this.opts.ip)}` : ''}${event ? `&event=${event}` : ''}`
     let interval = 10
     try {
       const body = await get(`${url}${url.includes('?') ? '&' : '?'}${query}`)

@@ -74,7 +74,13 @@ export class Picker {
       if (this.wanted(i) && !offeredByPeer(i)) return i
     }
     if (!this.starving || !this.ownDone) return undefined
-    for (let i = from; i < n; i++) if (this.wanted(i) && !offeredByPeer(i)) return i
+    // Hosts that starve together start apart, so each asks the runner for other pieces and they trade.
+    const span = n - from
+    const start = from + Math.floor((span * this.stripe.index) / this.of)
+    for (let k = 0; k < span; k++) {
+      const i = start + k < n ? start + k : start + k - span
+      if (this.wanted(i) && !offeredByPeer(i)) return i
+    }
     return undefined
   }
 

@@ -157,7 +157,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     for (const p of this.peers.values()) if (p.wire.remoteAddress === host && !p.isRunner) return
     this.dialled.add(key)
     const socket = net.connect({ host, port })
-    const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId)
+    const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { host, port })
     wire.once('close', (reason) => {
       // Our own address (the tracker names us too) is never dialled again.
       if (reason === 'ourselves') return
@@ -298,17 +298,19 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       const digest = a.hash.digest()
       if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20))) {
         this.pieceMs += ((Date.now() - a.askedAt) - this.pieceMs) / 8
-        this.verified(i)
+        this.verified(i, peer.isRunner)
         Promise.all(a.writes).then(() => this.emit('stored', i), () => {})
       } else this.badPiece(peer, i)
     }
     this.fill(peer)
   }
 
-  private verified(i: number): void {
+  private verified(i: number, fromRunner: boolean): void {
     this.picker?.verified(i)
     this.lastVerifiedAt = Date.now()
-    if (this.picker) this.picker.starving = false
+    // Only a peer's piece ends starving: the runner's would stop the very flow that feeds a host no peer
+    // serves (one that reaches no other host got 96 MiB in 51 s instead of 8).
+    if (this.picker && !fromRunner) this.picker.starving = false
     for (const p of this.peers.values()) if (!p.isRunner) p.wire.have(i)
     this.emit('verified', i)
     if (this.have.complete && !this.doneEmitted) {
@@ -376,8 +378,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private tick(): void {
     if (this.closed || !this.picker || this.have.complete) return
     const now = Date.now()
-    const starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs)
-    if (starving !== this.picker.starving) this.picker.starving = starving
+    if (!this.picker.starving) this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs)
     for (const p of this.peers.values()) {
       if (p.outstanding > 0 && now - p.lastBlockAt > STALL_MS) p.wire.destroy(`sent nothing of what we asked for ${STALL_MS / 1000} s`)
       // Idle wires raise no events: look for work for the runner's and for any peer with offers left.

@@ -69,8 +69,13 @@ export class Wire extends EventEmitter<WireEvents> {
    * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
    * its hello and proof; the dialer's proof closes the handshake. Nothing else is read or sent before.
    */
-  constructor(readonly socket: net.Socket, readonly role: Role, seal: RunSeal, peerId: Buffer) {
+  /** `dialled`: the address we dial, known before (or without) a connection. */
+  constructor(readonly socket: net.Socket, readonly role: Role, seal: RunSeal, peerId: Buffer, dialled?: { host: string; port: number }) {
     super()
+    if (dialled) {
+      this.address = dialled.host
+      this.port = dialled.port
+    }
     // A dialling socket knows its peer's address once connected; it is kept for the logs after the close.
     if (role === 'dialer') socket.once('connect', () => this.remoteAddress)
     socket.setNoDelay(true)

@@ -37,7 +37,7 @@ export interface ClusterHost {
   index: number;
   /** ssh config alias, `herd-h<i>`. */
   alias: string;
-  /** IPv4 address inside the cluster subnet, 10.213.K.(10+i). */
+  /** Address inside the cluster subnet: 10.213.K.(10+i), or fd00:213:K::(10+i) in an IPv6 cluster. */
   address: string;
   /** sshd port (always 22). */
   port: number;
@@ -63,6 +63,8 @@ export interface ClusterOptions {
   rateMbit?: number;
   /** how the runner's known_hosts holds the host keys (by address); 'none' writes no file. Default 'hashed'. */
   knownHosts?: 'hashed' | 'plain' | 'none';
+  /** IPv6 only: every address in fd00:213:K::/64, no IPv4 on the cluster's links. */
+  ipv6?: boolean;
 }
 
 /** Result of a bounded child process. */
@@ -112,6 +114,10 @@ export interface Cluster {
   startSshd(host: ClusterHost): Promise<void>;
   /** link down/up for fault tests: ip link set <veth> down/up on the host side */
   setLink(host: ClusterHost, up: boolean): Promise<void>;
+  /** replace the nftables rules of a namespace of this cluster (the runner's or a host's) with `ruleset`; '' removes them */
+  firewall(netns: string, ruleset: string): Promise<void>;
+  /** restart a host's sshd with these lines added to its config (none: the cluster's own config) */
+  configureSshd(host: ClusterHost, extraLines: string[]): Promise<void>;
   /** every process in the host's netns other than its sshd listener (sessions, agents, anything left behind) */
   strayProcesses(host: ClusterHost): Promise<{ pid: number; cmdline: string }[]>;
   /** poll strayProcesses until empty or timeoutMs; returns what is still there */
@@ -221,12 +227,12 @@ class ClusterImpl implements Cluster {
     this.id = `${process.pid.toString(36)}x${n.toString(36)}`;
     // Addresses are per bridge namespace so clusters cannot clash; K still varies to keep logs readable.
     const k = 1 + ((process.pid * 7 + n) % 250);
-    this.subnet = `10.213.${k}`;
+    this.subnet = opts.ipv6 ? `fd00:213:${k.toString(16)}:` : `10.213.${k}`;
     this.dir = path.join(BASE_DIR, this.id);
     this.home = path.join(this.dir, 'home');
     this.runnerNetns = `herdr-${this.id}`;
     this.bridgeNetns = `herdb-${this.id}`;
-    this.runnerAddress = `${this.subnet}.1`;
+    this.runnerAddress = this.addressOf(1);
     this.identityPath = path.join(this.home, '.ssh', 'id_ed25519');
     this.sshConfigPath = path.join(this.home, '.ssh', 'config');
     this.knownHostsPath = path.join(this.home, '.ssh', 'known_hosts');
@@ -236,7 +242,7 @@ class ClusterImpl implements Cluster {
       return {
         index: i,
         alias: `herd-h${i}`,
-        address: `${this.subnet}.${10 + i}`,
+        address: this.addressOf(10 + i),
         port: 22,
         netns: `herdh${i}-${this.id}`,
         srv: path.join(dir, 'srv'),
@@ -246,6 +252,11 @@ class ClusterImpl implements Cluster {
         logPath: path.join(dir, 'sshd.log'),
       };
     });
+  }
+
+  /** The cluster's address with this last part: 10.213.K.n or fd00:213:K::n (hex). */
+  private addressOf(n: number): string {
+    return this.opts.ipv6 ? `${this.subnet}:${n.toString(16)}` : `${this.subnet}.${n}`;
   }
 
   async build(): Promise<void> {
@@ -296,7 +307,8 @@ class ClusterImpl implements Cluster {
 
     const bridge = ['link set lo up', 'link add br0 type bridge', 'link set br0 up', 'link set r master br0 up'];
     for (const h of this.hosts) bridge.push(`link set h${h.index} master br0 up`);
-    const node = (address: string) => ['link set lo up', `addr add ${address}/24 dev eth0`, 'link set eth0 up'];
+    // IPv6 without duplicate address detection: the addresses are ours, and DAD would delay them by seconds.
+    const node = (address: string) => ['link set lo up', this.opts.ipv6 ? `addr add ${address}/64 dev eth0 nodad` : `addr add ${address}/24 dev eth0`, 'link set eth0 up'];
     const steps: Promise<unknown>[] = [
       mustRun('ip', ['-n', B, '-batch', '-'], { input: bridge.join('\n') + '\n' }),
       mustRun('ip', ['-n', R, '-batch', '-'], { input: node(this.runnerAddress).join('\n') + '\n' }),
@@ -322,7 +334,7 @@ class ClusterImpl implements Cluster {
   private sshdConfig(h: ClusterHost): string {
     const lines = [
       `# herd test cluster ${this.id}, ${h.alias}`,
-      `ListenAddress ${h.address}:${h.port}`,
+      `ListenAddress ${this.opts.ipv6 ? `[${h.address}]` : h.address}:${h.port}`,
       `HostKey ${path.join(h.dir, 'ssh_host_ed25519_key')}`,
       `PidFile ${path.join(h.dir, 'sshd.pid')}`,
       'PermitRootLogin prohibit-password',
@@ -529,6 +541,19 @@ class ClusterImpl implements Cluster {
   async setLink(host: ClusterHost, up: boolean): Promise<void> {
     this.assertLive();
     await mustRun('ip', ['-n', host.netns, 'link', 'set', 'eth0', up ? 'up' : 'down']);
+  }
+
+  async firewall(netns: string, ruleset: string): Promise<void> {
+    this.assertLive();
+    if (!this.allNetns().includes(netns)) throw new Error(`${netns} is not a namespace of cluster ${this.id}`);
+    await mustRun('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], { input: `flush ruleset\n${ruleset}\n` });
+  }
+
+  async configureSshd(host: ClusterHost, extraLines: string[]): Promise<void> {
+    this.assertLive();
+    writeFileSync(path.join(host.dir, 'sshd_config'), this.sshdConfig(host) + extraLines.map((l) => `${l}\n`).join(''));
+    await this.stopSshd(host);
+    await this.startSshd(host);
   }
 
   async strayProcesses(host: ClusterHost): Promise<{ pid: number; cmdline: string }[]> {

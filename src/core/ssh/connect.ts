@@ -17,6 +17,7 @@ import {
   keyTypeOf,
 } from './known-hosts.js';
 import { shellQuote } from './quote.js';
+import { leaseJump, type JumpLease } from './jumps.js';
 
 const { Client } = ssh2;
 
@@ -147,15 +148,18 @@ async function openHop(
   );
 
   // Transport: a TCP socket we own (so localAddress is known), a channel through the jump host, or a ProxyCommand.
-  let jumpConn: SshConnection | undefined;
+  let jump: JumpLease | undefined;
   let sock: Duplex;
   let localAddress: string;
   if (r.jump) {
-    jumpConn = await openHop(label, r.jump, settings, baseLog, true);
+    const via = r.jump;
+    jump = await leaseJump(via, label, () => openHop(label, via, settings, baseLog, true));
+    const jumpConn = jump.conn;
+    if (jump.shared) log(`sharing the connection to jump host ${via.alias} with other hosts`);
     try {
       sock = await forwardOut(jumpConn.client, r.hostname, r.port, timeoutMs);
     } catch (err) {
-      jumpConn.close();
+      jump.release();
       const reason = (err as Error).message.replace(/^\(SSH\) /, '');
       throw fail('jump', `${who}: jump host ${r.jump.alias} cannot open a connection to ${addr} (${reason})`,
         'check the address and port as seen from the jump host, and that it allows TCP forwarding');
@@ -299,7 +303,7 @@ async function openHop(
   } catch (err) {
     client.destroy();
     sock.destroy();
-    jumpConn?.close();
+    jump?.release();
     throw err;
   }
   log(`authenticated as ${r.user} with ${auth.succeeded()} in ${Date.now() - started} ms`);
@@ -340,11 +344,11 @@ async function openHop(
     if (!closing && !closeErr) {
       closeErr = fail('connect', `${who}: connection closed by ${addr}`, 'the host closed the SSH connection (sshd restart or reboot?)');
     }
-    jumpConn?.close();
+    jump?.release();
     const err = closing ? undefined : closeErr;
     for (const cb of closeCbs.splice(0)) cb(err);
   });
-  jumpConn?.onClose((err) => {
+  jump?.conn.onClose((err) => {
     if (err && !closeErr && !closing) closeErr = err;
     if (!closed) client.destroy();
   });

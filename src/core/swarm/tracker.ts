@@ -8,7 +8,8 @@ import { Server as TrackerServer } from 'bittorrent-tracker'
 export interface PrivateTracker {
   port: number
   secret: string
-  urlFor(address: string): string
+  /** The announce URL at `address` (and `port`, where a forward puts the tracker on another one). */
+  urlFor(address: string, port?: number): string
   /** Announces seen, refused requests, for the log. */
   stats(): { announces: number; refused: number }
   close(): Promise<void>
@@ -35,6 +36,8 @@ export async function startTracker(opts: { infoHash: string | (() => string | un
     ws: false,
     stats: false,
     interval: opts.intervalSeconds * 1000,
+    // The peer's address is set below (its own `ip` behind a tunnel, else the socket's), never a client's header.
+    trustProxy: true,
     filter: (infoHash: string, _params: unknown, cb: (err: Error | null) => void) => {
       cb(infoHash === expected() ? null : new Error('unknown torrent'))
     },
@@ -59,6 +62,12 @@ export async function startTracker(opts: { infoHash: string | (() => string | un
     if (/(^|&)event=started(&|$)/.test(query)) lastJoin = now
     // Read by the tracker as it writes this answer's interval.
     tracked.intervalMs = now - lastJoin < joiningWindowMs ? Math.min(JOINING_INTERVAL_MS, opts.intervalSeconds * 1000) : opts.intervalSeconds * 1000
+    // A host that reaches us through its SSH connection shows up from our loopback: it names the
+    // address its peers dial. Only holders of the run's announce URL get here, and every peer
+    // connection is sealed, so a wrong address costs a failed dial, nothing more.
+    const named = /(?:^|&)ip=([^&]*)/.exec(query)?.[1]
+    const ip = named ? decodeURIComponent(named) : (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '')
+    req.headers['x-forwarded-for'] = ip
     req.url = `/announce?${query}`
     tracker.onHttpRequest(req, res, { action: 'announce' })
   })
@@ -85,7 +94,7 @@ export async function startTracker(opts: { infoHash: string | (() => string | un
   return {
     port,
     secret,
-    urlFor: (address) => `http://${address.includes(':') ? `[${address}]` : address}:${port}${prefix}`,
+    urlFor: (address, at = port) => `http://${address.includes(':') ? `[${address}]` : address}:${at}${prefix}`,
     stats: () => ({ announces, refused }),
     close: () =>
       new Promise<void>((resolve) => {
