@@ -116,6 +116,20 @@ Host jump-to-closed
   Port 1
   ProxyJump web1
 
+Host lax-new lax-changed
+  HostName 127.0.0.1
+  Port ${port}
+  User ${user}
+  IdentityFile ${P('client')}
+  StrictHostKeyChecking no
+  GlobalKnownHostsFile none
+
+Host lax-new
+  UserKnownHostsFile ${P('known_hosts_lax')}
+
+Host lax-changed
+  UserKnownHostsFile ${P('known_hosts_changed')}
+
 Host via-command
   HostName 127.0.0.1
   Port ${port}
@@ -232,7 +246,7 @@ test('changed host key is refused naming the file and line, even with accept-new
   assert.equal(readFileSync(P('known_hosts_changed'), 'utf8').split('\n').length, 3, 'accept-new wrote nothing');
 });
 
-test('accept-new records the key, then strict works; off needs no file', async () => {
+test('accept-new records the key, then strict works', async () => {
   const kh = P('known_hosts_new');
   const lines: string[] = [];
   const conn = await connectHost({ host: 'web1', label: 'web-1' }, settings({ hostKeyPolicy: 'accept-new', knownHostsFiles: [kh] }), (l) => lines.push(l));
@@ -241,8 +255,21 @@ test('accept-new records the key, then strict works; off needs no file', async (
   assert.match(execFileSync('ssh-keygen', ['-F', `[127.0.0.1]:${port}`, '-f', kh]).toString(), /found: line 1/);
   const again = await connectHost({ host: 'web1', label: 'web-1' }, settings({ knownHostsFiles: [kh] }), () => {});
   again.close();
-  const off = await connectHost({ host: 'web1', label: 'web-1' }, settings({ hostKeyPolicy: 'off', knownHostsFiles: [P('absent')] }), () => {});
-  off.close();
+});
+
+test('StrictHostKeyChecking no in the ssh config records a new key but never accepts a changed one, nor beats --known-hosts', async () => {
+  const lines: string[] = [];
+  const conn = await connectHost({ host: 'lax-new', label: 'lax' }, settings(), (l) => lines.push(l));
+  conn.close();
+  assert.match(lines.join('\n'), /host key policy accept-new \(StrictHostKeyChecking no in ssh config; a changed key still fails\)/);
+  assert.match(readFileSync(P('known_hosts_lax'), 'utf8'), /ssh-ed25519|ecdsa/);
+  await rejectsKind(connectHost({ host: 'lax-changed', label: 'lax' }, settings(), () => {}), 'host-key-changed', /HOST KEY CHANGED/);
+  // The user's own known_hosts given to herd: the config's StrictHostKeyChecking is not read at all.
+  await rejectsKind(
+    connectHost({ host: 'lax-new', label: 'lax' }, settings({ knownHostsFiles: [P('absent')] }), () => {}),
+    'host-key-unknown',
+    /host key for .* is not known/,
+  );
   assert.ok(!existsSync(P('absent')));
 });
 
@@ -348,7 +375,7 @@ test('StrictHostKeyChecking accept-new in the ssh config is honoured, with HashK
   const lines: string[] = [];
   const conn = await connectHost({ host: 'lenient', label: 'lenient' }, settings(), (l) => lines.push(l));
   conn.close();
-  assert.match(lines.join('\n'), /host key policy accept-new \(StrictHostKeyChecking accept-new in ssh config\)/);
+  assert.match(lines.join('\n'), /host key policy accept-new \(StrictHostKeyChecking accept-new in ssh config; a changed key still fails\)/);
   assert.match(readFileSync(P('known_hosts_lenient'), 'utf8'), /^\|1\|/);
   assert.match(execFileSync('ssh-keygen', ['-F', `[127.0.0.1]:${port}`, '-f', P('known_hosts_lenient')]).toString(), /found: line 1/);
 });

@@ -62133,7 +62133,7 @@ function tildePath(p) {
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/auth.js
-// Authentication like `ssh -o BatchMode=yes`: ssh-agent first, then identity files (explicit, then config/default).
+// Authentication like `ssh -o BatchMode=yes`: the keys the user named first, then ssh-agent, then the default files.
 
 
 
@@ -62283,6 +62283,11 @@ function makeAuth(who, r, passphrase, log) {
     let serverMethods;
     let partial = false;
     let started = false;
+    // As OpenSSH: keys named by -i or IdentityFile before the agent's others, so an agent holding many
+    // keys does not use up the server's MaxAuthTries before the one the user meant.
+    for (const file of r.identityFiles)
+        if (!file.isDefault)
+            steps.push({ kind: 'key', file });
     if (r.identityAgent) {
         let isSocket = false;
         try {
@@ -62297,7 +62302,8 @@ function makeAuth(who, r, passphrase, log) {
             log(`auth: ssh-agent socket ${r.identityAgent} not found; skipping the agent`);
     }
     for (const file of r.identityFiles)
-        steps.push({ kind: 'key', file });
+        if (file.isDefault)
+            steps.push({ kind: 'key', file });
     const handler = (methodsLeft, partialSuccess, next) => {
         started = true;
         if (methodsLeft) {
@@ -62516,11 +62522,16 @@ function checkExplicitIdentities(label, r) {
         }
     }
 }
+/**
+ * What the user told herd beats the ssh config: with known_hosts files or accept-new given to herd,
+ * StrictHostKeyChecking is not read. Otherwise the config's `no` or `accept-new` lets herd record an
+ * unknown key (as `ssh` would); a changed key fails whatever the config says.
+ */
 function effectivePolicy(settings, r) {
-    // The more permissive of ours and the host's StrictHostKeyChecking: `ssh HOST` would behave that way.
-    const rank = { strict: 0, 'accept-new': 1, off: 2 };
-    const fromCfg = r.strictHostKeyChecking === 'no' ? 'off' : r.strictHostKeyChecking === 'accept-new' ? 'accept-new' : 'strict';
-    return rank[fromCfg] > rank[settings] ? { policy: fromCfg, fromConfig: true } : { policy: settings, fromConfig: false };
+    if (settings.knownHostsFiles.length > 0 || settings.hostKeyPolicy !== 'strict')
+        return { policy: settings.hostKeyPolicy, fromConfig: false };
+    const relaxed = r.strictHostKeyChecking === 'no' || r.strictHostKeyChecking === 'accept-new';
+    return relaxed ? { policy: 'accept-new', fromConfig: true } : { policy: 'strict', fromConfig: false };
 }
 const ALGOS_FOR_KEY_TYPE = {
     'ssh-ed25519': ['ssh-ed25519'],
@@ -62571,9 +62582,9 @@ async function openHop(label, r, settings, baseLog, isJump) {
         log(`tcp connected to ${unmapV4(tcp.remoteAddress ?? r.hostname)}:${r.port} from ${localAddress}:${tcp.localPort}`);
         sock = tcp;
     }
-    const { policy, fromConfig } = effectivePolicy(settings.hostKeyPolicy, r);
+    const { policy, fromConfig } = effectivePolicy(settings, r);
     if (fromConfig)
-        log(`host key policy ${policy} (StrictHostKeyChecking ${r.strictHostKeyChecking} in ssh config)`);
+        log(`host key policy ${policy} (StrictHostKeyChecking ${r.strictHostKeyChecking} in ssh config; a changed key still fails)`);
     const keyName = r.hostKeyAlias ?? r.hostname.toLowerCase();
     const knownFiles = [...r.userKnownHostsFiles, ...r.globalKnownHostsFiles];
     const preferredTypes = knownKeyTypes(knownFiles, [keyName], r.port).filter((t) => ALGOS_FOR_KEY_TYPE[t]);
@@ -62596,18 +62607,10 @@ async function openHop(label, r, settings, baseLog, isJump) {
                     return false;
                 case 'changed': {
                     const other = res.knownKeyType !== type ? ` (on record: ${res.knownKeyType})` : '';
-                    if (policy === 'off') {
-                        log(`WARNING host key ${type} ${fp} for ${lookup} differs from ${tildePath(res.file)}:${res.line}${other}; accepted because host key checking is off`);
-                        return true;
-                    }
                     hostKeyError = fail('host-key-changed', `${who}: HOST KEY CHANGED for ${lookup}: the server offers ${type} ${fp}, which does not match ${tildePath(res.file)}:${res.line}${other}`, `if the change is expected, remove the old key with: ssh-keygen -R ${shellQuote(lookup)} -f ${shellQuote(res.file)}`);
                     return false;
                 }
                 case 'unknown': {
-                    if (policy === 'off') {
-                        log(`host key ${type} ${fp} for ${lookup} is not in known_hosts; accepted because host key checking is off`);
-                        return true;
-                    }
                     if (policy === 'accept-new') {
                         const file = r.userKnownHostsFiles[0];
                         if (file) {

@@ -1,4 +1,4 @@
-// Authentication like `ssh -o BatchMode=yes`: ssh-agent first, then identity files (explicit, then config/default).
+// Authentication like `ssh -o BatchMode=yes`: the keys the user named first, then ssh-agent, then the default files.
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import ssh2 from 'ssh2';
@@ -162,6 +162,9 @@ export function makeAuth(who: string, r: ResolvedHost, passphrase: string | unde
   let partial = false;
   let started = false;
 
+  // As OpenSSH: keys named by -i or IdentityFile before the agent's others, so an agent holding many
+  // keys does not use up the server's MaxAuthTries before the one the user meant.
+  for (const file of r.identityFiles) if (!file.isDefault) steps.push({ kind: 'key', file });
   if (r.identityAgent) {
     let isSocket = false;
     try {
@@ -172,7 +175,7 @@ export function makeAuth(who: string, r: ResolvedHost, passphrase: string | unde
     if (isSocket) steps.push({ kind: 'agent', socket: r.identityAgent });
     else log(`auth: ssh-agent socket ${r.identityAgent} not found; skipping the agent`);
   }
-  for (const file of r.identityFiles) steps.push({ kind: 'key', file });
+  for (const file of r.identityFiles) if (file.isDefault) steps.push({ kind: 'key', file });
 
   const handler: AuthHandlerMiddleware = (methodsLeft, partialSuccess, next) => {
     started = true;

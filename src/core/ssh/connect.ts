@@ -30,8 +30,8 @@ export interface SshSettings {
   identityFiles: string[];
   /** --known-hosts files; when non-empty they replace UserKnownHostsFile (global files still count). */
   knownHostsFiles: string[];
-  /** strict (default) refuses unknown keys; accept-new records unknown keys, never changed ones; off checks nothing. */
-  hostKeyPolicy: 'strict' | 'accept-new' | 'off';
+  /** strict (default) refuses unknown keys; accept-new records unknown keys. A changed key always fails. */
+  hostKeyPolicy: 'strict' | 'accept-new';
   /** --user: beats config User, loses to user@ in the host entry. */
   defaultUser?: string;
   /** Passphrase for encrypted identity files (never logged). */
@@ -112,12 +112,15 @@ function checkExplicitIdentities(label: string, r: ResolvedHost): void {
 
 type HostKeyPolicy = SshSettings['hostKeyPolicy'];
 
-function effectivePolicy(settings: HostKeyPolicy, r: ResolvedHost): { policy: HostKeyPolicy; fromConfig: boolean } {
-  // The more permissive of ours and the host's StrictHostKeyChecking: `ssh HOST` would behave that way.
-  const rank: Record<HostKeyPolicy, number> = { strict: 0, 'accept-new': 1, off: 2 };
-  const fromCfg: HostKeyPolicy =
-    r.strictHostKeyChecking === 'no' ? 'off' : r.strictHostKeyChecking === 'accept-new' ? 'accept-new' : 'strict';
-  return rank[fromCfg] > rank[settings] ? { policy: fromCfg, fromConfig: true } : { policy: settings, fromConfig: false };
+/**
+ * What the user told herd beats the ssh config: with known_hosts files or accept-new given to herd,
+ * StrictHostKeyChecking is not read. Otherwise the config's `no` or `accept-new` lets herd record an
+ * unknown key (as `ssh` would); a changed key fails whatever the config says.
+ */
+function effectivePolicy(settings: SshSettings, r: ResolvedHost): { policy: HostKeyPolicy; fromConfig: boolean } {
+  if (settings.knownHostsFiles.length > 0 || settings.hostKeyPolicy !== 'strict') return { policy: settings.hostKeyPolicy, fromConfig: false };
+  const relaxed = r.strictHostKeyChecking === 'no' || r.strictHostKeyChecking === 'accept-new';
+  return relaxed ? { policy: 'accept-new', fromConfig: true } : { policy: 'strict', fromConfig: false };
 }
 
 const ALGOS_FOR_KEY_TYPE: Record<string, ServerHostKeyAlgorithm[]> = {
@@ -177,8 +180,8 @@ async function openHop(
     sock = tcp;
   }
 
-  const { policy, fromConfig } = effectivePolicy(settings.hostKeyPolicy, r);
-  if (fromConfig) log(`host key policy ${policy} (StrictHostKeyChecking ${r.strictHostKeyChecking} in ssh config)`);
+  const { policy, fromConfig } = effectivePolicy(settings, r);
+  if (fromConfig) log(`host key policy ${policy} (StrictHostKeyChecking ${r.strictHostKeyChecking} in ssh config; a changed key still fails)`);
   const keyName = r.hostKeyAlias ?? r.hostname.toLowerCase();
   const knownFiles = [...r.userKnownHostsFiles, ...r.globalKnownHostsFiles];
   const preferredTypes = knownKeyTypes(knownFiles, [keyName], r.port).filter((t) => ALGOS_FOR_KEY_TYPE[t]);
@@ -203,20 +206,12 @@ async function openHop(
           return false;
         case 'changed': {
           const other = res.knownKeyType !== type ? ` (on record: ${res.knownKeyType})` : '';
-          if (policy === 'off') {
-            log(`WARNING host key ${type} ${fp} for ${lookup} differs from ${tildePath(res.file!)}:${res.line}${other}; accepted because host key checking is off`);
-            return true;
-          }
           hostKeyError = fail('host-key-changed',
             `${who}: HOST KEY CHANGED for ${lookup}: the server offers ${type} ${fp}, which does not match ${tildePath(res.file!)}:${res.line}${other}`,
             `if the change is expected, remove the old key with: ssh-keygen -R ${shellQuote(lookup)} -f ${shellQuote(res.file!)}`);
           return false;
         }
         case 'unknown': {
-          if (policy === 'off') {
-            log(`host key ${type} ${fp} for ${lookup} is not in known_hosts; accepted because host key checking is off`);
-            return true;
-          }
           if (policy === 'accept-new') {
             const file = r.userKnownHostsFiles[0];
             if (file) {
