@@ -244,3 +244,35 @@ Host *
     else assert.equal(jumps.length, 0);
   }
 });
+
+test('the system config is read after the user one (the user wins), and not at all with an explicit config', () => {
+  const system = path.join(home, 'system_config');
+  writeFileSync(system, 'Port 2222\nUser sysuser\nHost special\n  HostName special.example\n');
+  const userFile = path.join(home, '.ssh', 'config');
+  writeFileSync(userFile, 'Host web1\n  User alice-web\n');
+  const base = { homeDir: home, localUser: 'alice', env: {}, systemConfigPath: system };
+  const web = resolveHost({ host: 'web1' }, base);
+  assert.equal(web.user, 'alice-web', 'the user file first');
+  assert.equal(web.port, 2222, 'the system file fills what the user left');
+  assert.equal(resolveHost({ host: 'special' }, base).hostname, 'special.example');
+  // `ssh -F FILE` reads no system file: neither does --ssh-config.
+  const explicit = resolveHost({ host: 'web1' }, { ...withConfig('Host web1\n  User x\n'), systemConfigPath: undefined });
+  assert.equal(explicit.port, 22);
+  rmSync(userFile);
+});
+
+test('an Include of Host sections inside a Host block sends only the hosts of that block to OpenSSH, and leaks to no other host', () => {
+  const inc = path.join(home, '.ssh', 'inner.conf');
+  writeFileSync(inc, 'Port 2200\nHost *\n  User leaked\n');
+  const opts = withConfig(`Host inner*\n  Include ${inc}\n\nHost *\n  User everyone\n  SendEnv LANG\n`);
+  const inner = resolveHost({ host: 'inner1' }, opts);
+  assert.equal(inner.port, 2200, 'the leading directives of the file apply to the block');
+  assert.ok(inner.openSshOnly.includes('an Include of Host sections inside a Host block'), inner.openSshOnly.join(', '));
+  const other = resolveHost({ host: 'other' }, opts);
+  assert.equal(other.user, 'everyone', 'the included Host * section does not apply outside the block');
+  assert.deepEqual(other.openSshOnly, []);
+  assert.deepEqual(other.ignored, ['sendenv'], 'settings the built-in client does not use are named');
+  const certs = resolveHost({ host: 'c' }, withConfig('Host c\n  CertificateFile ~/.ssh/id-cert.pub\n  GSSAPIAuthentication yes\n'));
+  assert.deepEqual(certs.openSshOnly, ['certificatefile'])
+  assert.deepEqual(certs.ignored, ['gssapiauthentication'])
+});

@@ -199,7 +199,7 @@ async function rejectsKind(p: Promise<unknown>, kind: SshError['kind'], re?: Reg
   assert.fail(`expected ${kind}`);
 }
 
-test('config alias + hashed known_hosts: exec, sftp, localAddress, log has no secrets', async () => {
+test('config alias + hashed known_hosts: exec, localAddress, log has no secrets', async () => {
   const lines: string[] = [];
   const conn = await connectHost({ host: 'web1', label: 'web-1' }, settings(), (l) => lines.push(l));
   try {
@@ -207,10 +207,7 @@ test('config alias + hashed known_hosts: exec, sftp, localAddress, log has no se
     assert.equal(conn.viaJump, false);
     assert.equal(conn.resolved.port, port);
     assert.deepEqual(await run(conn, 'echo ok'), { out: 'ok\n', code: 0 });
-    const sftp = await conn.sftp();
-    const names = await new Promise<string[]>((resolve, reject) =>
-      sftp.readdir(dir, (err, list) => (err ? reject(err) : resolve(list.map((e) => e.filename)))));
-    assert.ok(names.includes('sshd_config'));
+    assert.match((await run(conn, `ls ${dir}`)).out, /sshd_config/);
   } finally {
     conn.close();
   }

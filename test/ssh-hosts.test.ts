@@ -72,3 +72,58 @@ test('StrictHostKeyChecking no in ~/.ssh/config does not beat --known-hosts: a w
   await assertEveryHostHas('/srv/policy.bin', right)
   assert.equal(await cluster.sha256On(wrong, '/srv/policy.bin'), null)
 })
+
+test("--ssh openssh: every host through the system's ssh (ControlMaster), the runner's services forwarded by it too", { skip, timeout: 120_000 }, async () => {
+  const config = configWith('openssh-config', () => [`IdentityFile ${cluster.identityPath}`, `UserKnownHostsFile ${cluster.knownHostsPath}`])
+  const logs = path.join(work, 'logs-openssh')
+  const r = await herd(cluster, [file.path, '/srv/openssh.bin', hostsFile(work, cluster.hosts), '--ssh-config', config, '--ssh', 'openssh', '--runner-via', 'ssh', '--log-dir', logs])
+  assert.equal(r.code, 0, r.stderr)
+  await assertEveryHostHas('/srv/openssh.bin')
+  for (const h of cluster.hosts) {
+    const log = fs.readFileSync(path.join(logs, `${h.alias}.log`), 'utf8')
+    assert.match(log, /using OpenSSH's ssh for this host \(--ssh openssh\)/)
+    assert.match(log, /agent ready .*; runner reached through SSH/)
+  }
+  for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], `${h.alias}: processes left running`)
+})
+
+test('a host that takes only a user certificate and one known only by its host certificate: --ssh auto picks OpenSSH for them, strict checking on', { skip, timeout: 180_000 }, async () => {
+  const [userCertHost, hostCertHost, plain] = cluster.hosts as [ClusterHost, ClusterHost, ClusterHost]
+  const keygen = (...args: string[]) => execFileSync('ssh-keygen', ['-q', ...args], { stdio: 'ignore' })
+  const userCa = path.join(work, 'user_ca')
+  const hostCa = path.join(work, 'host_ca')
+  const userKey = path.join(work, 'cert_user')
+  keygen('-t', 'ed25519', '-N', '', '-f', userCa)
+  keygen('-t', 'ed25519', '-N', '', '-f', hostCa)
+  keygen('-t', 'ed25519', '-N', '', '-f', userKey)
+  keygen('-s', userCa, '-I', 'herd-test-user', '-n', 'root', '-V', '+1h', `${userKey}.pub`)
+  const hostPub = path.join(hostCertHost.dir, 'ssh_host_ed25519_key.pub')
+  keygen('-s', hostCa, '-I', 'herd-test-host', '-h', '-n', hostCertHost.address, '-V', '+1h', hostPub)
+  // In the host's own folder: its sshd sees a private /tmp, not this test's.
+  const trusted = path.join(userCertHost.dir, 'user_ca.pub')
+  fs.copyFileSync(`${userCa}.pub`, trusted)
+  await cluster.configureSshd(userCertHost, [`TrustedUserCAKeys ${trusted}`, 'AuthorizedKeysFile none'])
+  await cluster.configureSshd(hostCertHost, [`HostCertificate ${path.join(hostCertHost.dir, 'ssh_host_ed25519_key-cert.pub')}`])
+  const caKnownHosts = path.join(work, 'known_hosts_ca')
+  fs.writeFileSync(caKnownHosts, `@cert-authority ${hostCertHost.address} ${fs.readFileSync(`${hostCa}.pub`, 'utf8').trim()}\n`)
+  const config = configWith('cert-config', (h) =>
+    h === userCertHost
+      ? [`IdentityFile ${userKey}`, `CertificateFile ${userKey}-cert.pub`, `UserKnownHostsFile ${cluster.knownHostsPath}`]
+      : h === hostCertHost
+        ? [`IdentityFile ${cluster.identityPath}`, `UserKnownHostsFile ${caKnownHosts}`]
+        : [`IdentityFile ${cluster.identityPath}`, `UserKnownHostsFile ${cluster.knownHostsPath}`],
+  )
+  try {
+    const logs = path.join(work, 'logs-certs')
+    const r = await herd(cluster, [file.path, '/srv/certs.bin', hostsFile(work, cluster.hosts), '--ssh-config', config, '--log-dir', logs])
+    assert.equal(r.code, 0, r.stderr)
+    await assertEveryHostHas('/srv/certs.bin')
+    const log = (h: ClusterHost) => fs.readFileSync(path.join(logs, `${h.alias}.log`), 'utf8')
+    assert.match(log(userCertHost), /using OpenSSH's ssh for this host \(the ssh config has certificatefile, which only OpenSSH does\)/)
+    assert.match(log(hostCertHost), /using OpenSSH's ssh for this host \(known_hosts vouches for it with @cert-authority only/)
+    assert.doesNotMatch(log(plain), /OpenSSH's ssh/)
+  } finally {
+    await cluster.configureSshd(userCertHost, [])
+    await cluster.configureSshd(hostCertHost, [])
+  }
+})

@@ -51695,6 +51695,7 @@ const DEFAULTS = {
     concurrency: 32,
     node: 'node',
     runnerVia: 'auto',
+    sshClient: 'auto',
     stallTimeout: 60,
 };
 function wholeNumber(input, value, fallback, min, max = Number.MAX_SAFE_INTEGER) {
@@ -51810,6 +51811,15 @@ function makePlan(opts) {
     const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim());
     if (!['auto', 'direct', 'ssh'].includes(runnerVia))
         throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`);
+    const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim());
+    if (!['auto', 'builtin', 'openssh'].includes(sshClient))
+        throw new PlanError('--ssh', `'${sshClient}' is not known; use auto, builtin or openssh`);
+    const postCommand = opts.postCommand === undefined || opts.postCommand.trim() === '' ? undefined : opts.postCommand;
+    if (postCommand?.includes('\0'))
+        throw new PlanError('--post-command', 'contains a NUL byte; give a shell command without it');
+    const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1);
+    if (postBatch !== undefined && postCommand === undefined)
+        throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches');
     const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
     return {
         file: external_node_path_.resolve(opts.file),
@@ -51833,6 +51843,9 @@ function makePlan(opts) {
         sshConfig: opts.sshConfig,
         runnerVia,
         stallSeconds: wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5),
+        sshClient,
+        postCommand,
+        postBatch,
     };
 }
 
@@ -51881,6 +51894,9 @@ function buildCommand(version) {
         .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
         .option('--runner-via <way>', "how hosts reach the runner's tracker and seeder: auto (directly, else through their SSH connection), direct, ssh", DEFAULTS.runnerVia)
         .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
+        .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
+        .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
+        .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
         .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
         .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
         .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
@@ -51922,6 +51938,9 @@ function parseCli(argv, version, stdinIsTTY) {
             sshConfig: o.sshConfig,
             runnerVia: o.runnerVia,
             stallTimeout: o.stallTimeout,
+            sshClient: o.ssh,
+            postCommand: o.postCommand,
+            postBatch: o.postBatch,
             passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
         },
         json: !!o.json,
@@ -52038,6 +52057,9 @@ function summaryLines(report) {
         `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
         `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
         (report.interrupted ? `; interrupted by ${report.interrupted}` : ''));
+    const given = report.hosts.filter((h) => h.runtimeBytes).length;
+    if (given > 0)
+        lines.push(`Node runtime uploaded to ${given} host${given === 1 ? '' : 's'} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`);
     if (alone.length > 0)
         lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`);
     return lines;
@@ -59726,7 +59748,8 @@ class Store {
     constructor(opts) {
         this.length = opts.length;
         this.recentMax = opts.recentBytes ?? 0;
-        this.fd = external_node_fs_.openSync(opts.path, opts.writable ? 'r+' : 'r');
+        // The temporary file is written only where it is one: never through a link put in its place.
+        this.fd = external_node_fs_.openSync(opts.path, opts.writable ? external_node_fs_.constants.O_RDWR | external_node_fs_.constants.O_NOFOLLOW : external_node_fs_.constants.O_RDONLY);
     }
     /** Writes `parts` at `position` (with every retry a short write needs); they may be read meanwhile. */
     write(position, parts) {
@@ -61515,8 +61538,17 @@ function resolveHost(spec, opts = {}) {
     const env = opts.env ?? process.env;
     const localUser = opts.localUser ?? localUserName(env);
     const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
-    const { config, found } = loadConfig(configPath, home, env);
-    const ctx = { home, localUser, env, config, configFile: found ? configPath : undefined, opts };
+    const gated = new Set();
+    const { config, found } = loadConfig(configPath, external_node_path_.join(home, '.ssh'), home, env, gated);
+    const systemPath = opts.systemConfigPath === undefined ? (opts.configPath === undefined ? '/etc/ssh/ssh_config' : null) : opts.systemConfigPath;
+    if (systemPath) {
+        const system = loadConfig(systemPath, external_node_path_.dirname(systemPath), home, env, gated);
+        // After the user's, like ssh: the first value obtained wins. `Host *` first, so the system file's
+        // leading lines are not taken into the user file's last block.
+        if (system.found)
+            config.push(...SSHConfig.parse('Host *\n'), ...system.config);
+    }
+    const ctx = { home, localUser, env, config, configFile: found ? configPath : undefined, opts, hasMatchExec: /^\s*Match\b.*\bexec\b/im.test(config.toString()), gated };
     return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
 }
 function resolveHop(ctx, spec, hop) {
@@ -61620,6 +61652,8 @@ function resolveHop(ctx, spec, hop) {
         hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
         hostKeyAlias,
         configFile: ctx.configFile,
+        openSshOnly: openSshOnly(cfg, ctx, alias),
+        ignored: Object.keys(cfg).filter((k) => !HANDLED.has(k.toLowerCase())),
     };
     const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
     if (connectTimeout !== undefined && connectTimeout > 0)
@@ -61706,12 +61740,43 @@ function parseUserHostPort(text, what = 'host') {
         throw new ResolveError(`empty host in ${what} "${text}"`);
     return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
 }
+/** Keywords the built-in client can't honour; each sends the host to OpenSSH under `--ssh auto`. */
+const OPENSSH_ONLY = ['certificatefile', 'pkcs11provider', 'securitykeyprovider', 'knownhostscommand', 'controlmaster', 'hostbasedauthentication'];
+function openSshOnly(cfg, ctx, alias) {
+    const found = OPENSSH_ONLY.filter((k) => cfg[k] !== undefined && !/^(no|none)$/i.test(String(cfg[k])));
+    // `Match exec` is never run here (it would run the config's commands for every host): OpenSSH can.
+    if (ctx.hasMatchExec)
+        found.push('match exec');
+    for (const block of ctx.gated) {
+        // Whether this host matches the block: its header alone, with a marker, computed for the alias.
+        const alone = SSHConfig.parse('');
+        alone.push(block);
+        const header = SSHConfig.stringify(alone).split('\n').find((l) => l.trim() !== '') ?? '';
+        const probe = SSHConfig.parse(`${header.trim()}\n  HostKeyAlias herd-gated\n`);
+        if (computeFor(probe, alias).hostkeyalias === 'herd-gated') {
+            found.push('an Include of Host sections inside a Host block');
+            break;
+        }
+    }
+    return found;
+}
+/**
+ * Settings of the host's config that the built-in client does not act on (the rest it does, or sends
+ * the host to OpenSSH for): named once in the host's log.
+ */
+const HANDLED = new Set([
+    'host', 'match', 'include', 'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'userknownhostsfile',
+    'globalknownhostsfile', 'stricthostkeychecking', 'hashknownhosts', 'hostkeyalias', 'connecttimeout', 'serveraliveinterval',
+    'serveralivecountmax', 'proxyjump', 'proxycommand', 'batchmode', 'passwordauthentication', 'kbdinteractiveauthentication',
+    'pubkeyauthentication', 'preferredauthentications', 'checkhostip',
+    ...OPENSSH_ONLY,
+]);
 // ---------------------------------------------------------------------------------------------
 function computeFor(config, host) {
     // matchExec false: `Match exec` would run shell commands from the config for every host.
     return config.compute(host, { ignoreCase: true, matchExec: false });
 }
-function loadConfig(file, home, env) {
+function loadConfig(file, includeDir, home, env, gated) {
     let text;
     try {
         text = (0,external_node_fs_.readFileSync)(file, 'utf8');
@@ -61729,15 +61794,16 @@ function loadConfig(file, home, env) {
     catch (err) {
         throw new ResolveError(`cannot parse ssh config ${file}: ${err.message}`);
     }
-    expandIncludes(config, external_node_path_.join(home, '.ssh'), home, env, 0);
+    expandIncludes(config, includeDir, home, env, 0, gated);
     return { config, found: true };
 }
 /**
  * Inline `Include` files (ssh-config's compute ignores them). Top-level includes are spliced in place;
- * an Include inside a Host/Match block contributes its leading directives to that block and its own
- * sections right after it (OpenSSH would additionally gate those sections on the outer block).
+ * an Include inside a Host/Match block contributes its leading directives to that block. Host or Match
+ * sections it brings apply only where the outer block matched, which ssh-config can't express: they
+ * are left out and the block goes into `gated`, so hosts it matches are sent to OpenSSH.
  */
-function expandIncludes(config, baseDir, home, env, depth) {
+function expandIncludes(config, baseDir, home, env, depth, gated) {
     if (depth > MAX_INCLUDE_DEPTH)
         throw new ResolveError('ssh config Include nested too deeply (a loop?)');
     for (let i = 0; i < config.length; i++) {
@@ -61747,12 +61813,11 @@ function expandIncludes(config, baseDir, home, env, depth) {
         if ('config' in line) {
             const inner = line.config;
             const before = inner.length;
-            expandIncludes(inner, baseDir, home, env, depth);
-            // Sections that came from an included file cannot nest: move them after this block.
+            expandIncludes(inner, baseDir, home, env, depth, gated);
             const firstSection = inner.findIndex((l) => l.type === SSHConfig.DIRECTIVE && 'config' in l);
             if (firstSection >= 0 && inner.length !== before) {
-                const moved = inner.splice(firstSection);
-                config.splice(i + 1, 0, ...moved);
+                inner.splice(firstSection);
+                gated.add(line);
             }
             continue;
         }
@@ -61773,7 +61838,7 @@ function expandIncludes(config, baseDir, home, env, depth) {
                     continue; // OpenSSH ignores unreadable include matches
                 }
                 const sub = SSHConfig.parse(text);
-                expandIncludes(sub, baseDir, home, env, depth + 1);
+                expandIncludes(sub, baseDir, home, env, depth + 1, gated);
                 included.push(...sub);
             }
         }
@@ -62003,6 +62068,11 @@ function checkHostKey(files, hostNames, port, keyBlob) {
         }
     }
     return match ?? sameType ?? otherType ?? { status: 'unknown', lookupName };
+}
+/** Whether an `@cert-authority` line vouches for the host: it presents a host certificate. */
+function hasCertAuthority(files, hostNames, port) {
+    const names = uniqueNames(hostNames, port);
+    return files.some((file) => readEntries(file).some((e) => e.marker === 'cert-authority' && names.some((n) => hostFieldMatches(e.hosts, n))));
 }
 /** Key types on record for the host (not revoked, not CA), in file order: used to prefer those algorithms. */
 function knownKeyTypes(files, hostNames, port) {
@@ -62443,7 +62513,7 @@ async function leaseJump(r, label, connect) {
     held.users++;
     let conn;
     try {
-        conn = await held.opening;
+        conn = (await held.opening);
     }
     catch (err) {
         held.users--;
@@ -62470,8 +62540,294 @@ async function leaseJump(r, label, connect) {
     };
 }
 
+;// CONCATENATED MODULE: ./build/src/core/ssh/forward.js
+// The runner's tracker and seeder on a host's own loopback, forwarded over the built-in client's connection.
+
+/** sshd said no to a remote forward: the reason as the server gave it. */
+class ForwardRefused extends Error {
+}
+const LOOPBACK = '127.0.0.1';
+function forwardIn(client, timeoutMs) {
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new ForwardRefused(`no answer to the forward request in ${timeoutMs / 1000} s`)), timeoutMs);
+        try {
+            client.forwardIn(LOOPBACK, 0, (err, port) => {
+                clearTimeout(timer);
+                if (err)
+                    reject(new ForwardRefused(err.message));
+                else
+                    resolve(port);
+            });
+        }
+        catch (err) {
+            clearTimeout(timer);
+            reject(new ForwardRefused(err.message));
+        }
+    });
+}
+/**
+ * Asks the host's sshd for two ports on its loopback (like `ssh -R 0:…`) and joins every connection to
+ * them with the runner's tracker or seeder on this machine's loopback. Rejects with ForwardRefused when
+ * sshd does not allow it (AllowTcpForwarding no or local, DisableForwarding, a restricted key).
+ */
+async function openTunnel(client, to, timeoutMs = 10_000) {
+    const seederPort = await forwardIn(client, timeoutMs);
+    const trackerPort = await forwardIn(client, timeoutMs);
+    const target = new Map([[seederPort, to.seederPort], [trackerPort, to.trackerPort]]);
+    let carried = 0;
+    let closed = false;
+    const onConnection = (details, accept, reject) => {
+        const port = target.get(details.destPort);
+        if (port === undefined || closed)
+            return reject();
+        const channel = accept();
+        const socket = external_node_net_namespaceObject.connect({ host: LOOPBACK, port });
+        carried++;
+        // Either side ending or failing ends the other: a half-open pair would hold a wire forever.
+        const end = () => {
+            socket.destroy();
+            channel.destroy();
+        };
+        socket.once('error', end);
+        channel.once('error', end);
+        socket.once('close', end);
+        channel.once('close', end);
+        channel.pipe(socket).pipe(channel);
+    };
+    client.on('tcp connection', onConnection);
+    return {
+        seederPort,
+        trackerPort,
+        connections: () => carried,
+        close: () => {
+            if (closed)
+                return;
+            closed = true;
+            client.off('tcp connection', onConnection);
+            for (const port of target.keys()) {
+                try {
+                    client.unforwardIn(LOOPBACK, port);
+                }
+                catch {
+                    // the connection is gone already: so are its forwards
+                }
+            }
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./build/src/core/ssh/openssh.js
+// One host's session through the system's OpenSSH client: certificates, FIDO and PKCS#11 keys, GSSAPI,
+// Match exec and the system config work exactly as `ssh HOST` does for the user. A ControlMaster
+// connection per host carries every command, and remote forwards are asked of it (`-O forward`).
+
+
+
+
+
+
+
+/** Variables a child ssh must never see: the Action's inputs (the key among them) and herd's passphrase. */
+function scrubbedEnv(env = process.env) {
+    const out = {};
+    for (const [k, v] of Object.entries(env))
+        if (!/^INPUT_/i.test(k) && k !== 'HERD_SSH_PASSPHRASE')
+            out[k] = v;
+    return out;
+}
+/** A child process's stdio as a remote command's channel: 'exit' (code, signal) then 'close'. */
+class ProcessChannel extends external_node_stream_namespaceObject.Duplex {
+    child;
+    stderr = new external_node_stream_namespaceObject.PassThrough();
+    constructor(child) {
+        // 'close' is the child's, with its exit: the stream's own would come first and without it.
+        super({ autoDestroy: false, emitClose: false, allowHalfOpen: true });
+        this.child = child;
+        child.stdout.on('data', (d) => {
+            if (!this.push(d))
+                child.stdout.pause();
+        });
+        child.stdout.on('end', () => this.push(null));
+        child.stderr.pipe(this.stderr);
+        child.stdin.on('error', () => { }); // EPIPE once the command is gone: its exit tells the story
+        child.on('exit', (code, signal) => this.emit('exit', code, signal ?? undefined));
+        child.on('close', (code, signal) => {
+            this.push(null);
+            this.emit('close', code, signal ?? undefined);
+        });
+        child.on('error', (err) => this.destroy(err));
+    }
+    _read() {
+        this.child.stdout.resume();
+    }
+    _write(chunk, _enc, cb) {
+        this.child.stdin.write(chunk, (err) => cb(err ?? null));
+    }
+    _final(cb) {
+        this.child.stdin.end();
+        cb();
+    }
+    close() {
+        if (this.child.exitCode === null && this.child.signalCode === null)
+            this.child.kill('SIGTERM');
+    }
+}
+/** Runs `ssh ARGS` to its end and collects what it printed. */
+function sshOnce(args, timeoutMs) {
+    return new Promise((resolve) => {
+        const child = (0,external_node_child_process_.spawn)('ssh', args, { stdio: ['ignore', 'pipe', 'pipe'], env: scrubbedEnv() });
+        let stdout = '';
+        let stderr = '';
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        child.stdout.on('data', (d) => (stdout += d.toString()));
+        child.stderr.on('data', (d) => (stderr += d.toString()));
+        child.on('error', (err) => {
+            clearTimeout(timer);
+            resolve({ code: null, stdout, stderr: err.message });
+        });
+        child.on('close', (code) => {
+            clearTimeout(timer);
+            resolve({ code, stdout, stderr });
+        });
+    });
+}
+/** OpenSSH's last words as an SshError with the kind herd's retry policy and messages use. */
+function classify(who, r, stderr) {
+    const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Warning: Permanently added|Control socket)/.test(l));
+    const last = lines.at(-1) ?? 'ssh exited without a message';
+    const addr = `${r.user}@${r.hostname}:${r.port}`;
+    if (/IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(stderr)) {
+        return fail('host-key-changed', `${who}: HOST KEY CHANGED for ${r.hostname} (OpenSSH: ${last})`, `if the change is expected, remove the old key with: ssh-keygen -R ${r.hostname}`);
+    }
+    if (/Host key verification failed|No .* host key is known/i.test(stderr)) {
+        return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then add it to known_hosts (ssh-keyscan), or use the accept-new host key option`);
+    }
+    if (/REVOKED/i.test(stderr))
+        return fail('host-key-revoked', `${who}: the host key of ${r.hostname} is revoked (OpenSSH: ${last})`, 'the host must get a new host key');
+    if (/Permission denied|Too many authentication failures/i.test(stderr)) {
+        return fail('auth', `${who}: permission denied for ${addr} (OpenSSH: ${last})`, 'check that `ssh -o BatchMode=yes HOST true` works for you with the same config, keys and agent');
+    }
+    if (/Could not resolve hostname/i.test(stderr))
+        return fail('connect', `${who}: cannot resolve host name ${r.hostname} (OpenSSH: ${last})`, 'check the name, or the HostName in ~/.ssh/config');
+    if (/timed out/i.test(stderr))
+        return fail('timeout', `${who}: timed out connecting to ${addr} (OpenSSH: ${last})`, 'check the address, the port and any firewall between here and the host');
+    return fail('connect', `${who}: OpenSSH could not connect to ${addr}: ${last}`, 'check that `ssh -o BatchMode=yes HOST true` works for you');
+}
+/**
+ * Opens a ControlMaster to `target` with the system's ssh and resolves once it is authenticated. The
+ * user's choices in herd are passed as options (they beat the config, as in the built-in client): -i
+ * keys, known_hosts files, the host-key policy (a changed key always fails), the connect timeout.
+ */
+async function connectOpenSsh(target, r, settings, policy, log) {
+    const who = target.label;
+    const dir = (0,external_node_fs_.mkdtempSync)(external_node_path_.join(external_node_os_namespaceObject.tmpdir(), 'herd-ssh-'));
+    const control = external_node_path_.join(dir, 'c');
+    const options = [
+        ...(settings.configPath ? ['-F', settings.configPath] : []),
+        '-o', 'BatchMode=yes',
+        '-o', `StrictHostKeyChecking=${policy === 'strict' ? 'yes' : 'accept-new'}`,
+        '-o', `ConnectTimeout=${Math.ceil((r.connectTimeoutMs ?? settings.connectTimeoutMs) / 1000)}`,
+        ...(r.serverAliveIntervalMs === undefined ? ['-o', `ServerAliveInterval=${Math.ceil(settings.keepaliveIntervalMs / 1000)}`, '-o', 'ServerAliveCountMax=3'] : []),
+        ...(settings.knownHostsFiles.length ? ['-o', `UserKnownHostsFile=${settings.knownHostsFiles.map((f) => f.replace(/ /g, '\\ ')).join(' ')}`] : []),
+        ...settings.identityFiles.flatMap((f) => ['-i', f]),
+        '-l', r.user,
+        '-p', String(r.port),
+        '-o', `ControlPath=${control}`,
+    ];
+    const master = (0,external_node_child_process_.spawn)('ssh', [...options, '-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', '-N', '-T', '--', target.host], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: scrubbedEnv(),
+    });
+    let masterErr = '';
+    master.stderr.on('data', (d) => (masterErr = (masterErr + d.toString()).slice(-4000)));
+    const masterExit = new Promise((resolve) => {
+        master.on('error', (err) => {
+            masterErr += err.message;
+            resolve(null);
+        });
+        master.on('exit', (code) => resolve(code));
+    });
+    let exited = false;
+    void masterExit.then(() => (exited = true));
+    const cleanup = () => (0,external_node_fs_.rmSync)(dir, { recursive: true, force: true });
+    log(`connecting with OpenSSH (ssh ${options.slice(0, -2).join(' ')} ${target.host})`);
+    const began = Date.now();
+    const deadline = began + (r.connectTimeoutMs ?? settings.connectTimeoutMs) * 2 + 5000;
+    // Ready once the master answers on its socket; gone if it exits first.
+    for (;;) {
+        if (exited) {
+            cleanup();
+            throw classify(who, r, masterErr);
+        }
+        const check = await sshOnce(['-o', `ControlPath=${control}`, '-O', 'check', '--', target.host], 5000);
+        if (check.code === 0)
+            break;
+        if (Date.now() > deadline) {
+            master.kill('SIGKILL');
+            cleanup();
+            throw fail('timeout', `${who}: OpenSSH did not connect to ${r.user}@${r.hostname}:${r.port} in ${Math.round((Date.now() - began) / 1000)} s`, 'check that `ssh -o BatchMode=yes HOST true` works for you');
+        }
+        await new Promise((res) => setTimeout(res, exited ? 0 : 50));
+    }
+    log(`authenticated with OpenSSH in ${Date.now() - began} ms`);
+    const mux = ['-o', `ControlPath=${control}`, '-o', 'ControlMaster=no', '-T'];
+    // The runner as the host sees it (sshd's SSH_CONNECTION): right through NAT too.
+    const seen = await sshOnce([...mux, '--', target.host, 'echo "$SSH_CONNECTION"'], 15_000);
+    const viaJump = r.jump !== undefined || r.proxyCommand !== undefined;
+    const localAddress = seen.stdout.trim().split(/\s+/)[0] ?? '';
+    let closing = false;
+    const closeCbs = [];
+    let closeErr;
+    void masterExit.then(() => {
+        cleanup();
+        if (!closing)
+            closeErr = fail('connect', `${who}: the OpenSSH connection to ${r.hostname} ended (${masterErr.trim().split('\n').pop() || 'no message'})`, 'check the network path to the host');
+        for (const cb of closeCbs.splice(0))
+            cb(closing ? undefined : closeErr);
+    });
+    return {
+        label: who,
+        resolved: r,
+        transport: 'openssh',
+        localAddress,
+        viaJump,
+        async exec(command) {
+            if (exited)
+                throw fail('channel', `${who}: cannot start a remote command (the OpenSSH connection has ended)`, 'the connection dropped; it is retried');
+            const child = (0,external_node_child_process_.spawn)('ssh', [...mux, '--', target.host, command], { stdio: ['pipe', 'pipe', 'pipe'], env: scrubbedEnv() });
+            return new ProcessChannel(child);
+        },
+        async forwardToRunner(to) {
+            const ports = [];
+            for (const port of [to.seederPort, to.trackerPort]) {
+                const r2 = await sshOnce(['-o', `ControlPath=${control}`, '-O', 'forward', '-R', `0:127.0.0.1:${port}`, '--', target.host], 15_000);
+                const allocated = Number(/^(\d+)\s*$/m.exec(r2.stdout)?.[1]);
+                if (r2.code !== 0 || !(allocated > 0))
+                    throw new ForwardRefused(r2.stderr.trim().split('\n').pop() || `ssh -O forward exited ${r2.code}`);
+                ports.push(allocated);
+            }
+            return { seederPort: ports[0], trackerPort: ports[1], connections: () => 0, close: () => { } };
+        },
+        close() {
+            if (closing)
+                return;
+            closing = true;
+            if (!exited)
+                master.kill('SIGTERM');
+        },
+        onClose(cb) {
+            if (exited)
+                queueMicrotask(() => cb(closing ? undefined : closeErr));
+            else
+                closeCbs.push(cb);
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/ssh/connect.js
 // One SSH connection per host with OpenSSH semantics: config, ProxyJump, known_hosts, agent and keys.
+
+
 
 
 
@@ -62503,7 +62859,33 @@ async function connectHost(target, settings, log) {
         throw err;
     }
     checkExplicitIdentities(target.label, resolved);
+    const client = settings.client ?? 'auto';
+    const why = client === 'auto' ? openSshReason(resolved) : undefined;
+    if (client === 'openssh' || (why && hasOpenSsh())) {
+        log(`using OpenSSH's ssh for this host${why ? ` (${why})` : ' (--ssh openssh)'}`);
+        return connectOpenSsh(target, resolved, settings, effectivePolicy(settings, resolved).policy, log);
+    }
+    if (why)
+        log(`${why}, but OpenSSH's ssh is not installed: the built-in client tries without it`);
+    if (resolved.ignored.length > 0)
+        log(`the built-in client does not use these ssh config settings: ${resolved.ignored.join(', ')} (--ssh openssh would)`);
     return openHop(target.label, resolved, settings, log, false);
+}
+/** Why the built-in client can't do what this host's config and known_hosts ask, or undefined. */
+function openSshReason(r) {
+    if (r.openSshOnly.length > 0)
+        return `the ssh config has ${r.openSshOnly.join(', ')}, which only OpenSSH does`;
+    const names = [r.hostKeyAlias ?? r.hostname.toLowerCase()];
+    const files = [...r.userKnownHostsFiles, ...r.globalKnownHostsFiles];
+    if (hasCertAuthority(files, names, r.port) && knownKeyTypes(files, names, r.port).length === 0) {
+        return 'known_hosts vouches for it with @cert-authority only (a host certificate)';
+    }
+    return undefined;
+}
+let openSshInstalled;
+function hasOpenSsh() {
+    openSshInstalled ??= (0,external_node_child_process_.spawnSync)('ssh', ['-V'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+    return openSshInstalled;
 }
 // ---------------------------------------------------------------------------------------------
 /** -i files are the user's explicit choice: a missing or unreadable one stops before any network. */
@@ -62644,9 +63026,10 @@ async function openHop(label, r, settings, baseLog, isJump) {
     const client = new connect_Client();
     // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
     client.on('error', () => { });
-    const keepalive = settings.keepaliveIntervalMs > 0
-        ? { interval: settings.keepaliveIntervalMs, count: 3 }
-        : { interval: r.serverAliveIntervalMs ?? 0, count: r.serverAliveCountMax ?? 3 };
+    // The config's ServerAliveInterval is the user's choice; herd's own interval only where it has none.
+    const keepalive = r.serverAliveIntervalMs !== undefined
+        ? { interval: r.serverAliveIntervalMs, count: r.serverAliveCountMax ?? 3 }
+        : { interval: settings.keepaliveIntervalMs, count: 3 };
     const config = {
         sock,
         username: r.user,
@@ -62759,6 +63142,7 @@ async function openHop(label, r, settings, baseLog, isJump) {
     const conn = {
         label,
         resolved: r,
+        transport: 'builtin',
         localAddress,
         viaJump: r.jump !== undefined || r.proxyCommand !== undefined,
         client,
@@ -62773,17 +63157,7 @@ async function openHop(label, r, settings, baseLog, isJump) {
                 }
             });
         },
-        sftp() {
-            return new Promise((resolve, reject) => {
-                const onErr = (err) => reject(fail('channel', `${who}: cannot open SFTP (${err.message})`, 'check that sshd has an sftp Subsystem enabled'));
-                try {
-                    client.sftp((err, sftp) => (err ? onErr(err) : resolve(sftp)));
-                }
-                catch (err) {
-                    onErr(err);
-                }
-            });
-        },
+        forwardToRunner: (to) => openTunnel(client, to),
         close() {
             if (closed || closing)
                 return;
@@ -62874,7 +63248,8 @@ function forwardOut(client, host, port, timeoutMs) {
 }
 /** ProxyCommand's stdin/stdout as a stream for ssh2, run like OpenSSH does (`exec` in /bin/sh). */
 function proxyCommandStream(command, log) {
-    const child = (0,external_node_child_process_.spawn)('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Never the Action's inputs (its key among them) or herd's passphrase: the command is the config's.
+    const child = (0,external_node_child_process_.spawn)('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'], env: scrubbedEnv() });
     const stream = new external_node_stream_namespaceObject.Duplex({
         read() {
             child.stdout.resume();
@@ -62924,6 +63299,273 @@ function unmapV4(address) {
 
 
 
+
+;// CONCATENATED MODULE: ./build/src/core/host-log.js
+// One host's log: every step of every attempt, in memory and (with --log-dir) in its own file.
+
+
+/** File-name-safe form of a host label. */
+function logFileName(label) {
+    return label.replace(/[^A-Za-z0-9_.@-]+/g, '_').replace(/^\.+/, '_') + '.log';
+}
+class HostLog {
+    host;
+    lines = [];
+    file;
+    fd;
+    constructor(host, logDir) {
+        this.host = host;
+        if (logDir) {
+            external_node_fs_.mkdirSync(logDir, { recursive: true });
+            this.file = external_node_path_.join(logDir, logFileName(host));
+            this.fd = external_node_fs_.openSync(this.file, 'w', 0o600);
+        }
+    }
+    write(line) {
+        const stamped = `${new Date().toISOString()} ${line}`;
+        this.lines.push(stamped);
+        if (this.fd !== undefined)
+            external_node_fs_.writeSync(this.fd, stamped + '\n');
+    }
+    close() {
+        if (this.fd !== undefined)
+            external_node_fs_.closeSync(this.fd);
+        this.fd = undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./build/src/core/attempt.js
+// Why a host's attempt failed, and whether another attempt can help: shared by every step of a host's run.
+/** Why an attempt failed: `retryable` false means another attempt can't help. */
+class AttemptError extends Error {
+    kind;
+    retryable;
+    constructor(kind, message, retryable) {
+        super(message);
+        this.kind = kind;
+        this.retryable = retryable;
+    }
+}
+/** The failure of a host the run ended for (timeout or signal) before it finished. */
+function endedError(signal) {
+    const reason = String(signal.reason ?? 'interrupted');
+    return reason === 'timeout'
+        ? new AttemptError('timed-out', 'the overall --timeout ended before this host finished', false)
+        : new AttemptError('interrupted', `the run was interrupted (${reason})`, false);
+}
+/** Stops an attempt between steps once the run has ended, so no agent starts after an interrupt. */
+function throwIfEnded(signal) {
+    if (signal.aborted)
+        throw endedError(signal);
+}
+
+;// CONCATENATED MODULE: ./build/src/core/remote-folder.js
+// The host before the agent runs: node, the private working folder and the agent file in it, through
+// plain shell commands that any SSH transport runs the same way (no SFTP subsystem needed).
+
+
+/** Runs a short command (with `input` on its standard input) and collects its output. */
+async function execCollect(conn, command, opts = {}) {
+    const timeoutMs = opts.timeoutMs ?? 20_000;
+    const channel = await conn.exec(command);
+    return new Promise((resolve, reject) => {
+        let stdout = '';
+        let stderr = '';
+        let code = null;
+        let signal;
+        const timer = setTimeout(() => {
+            channel.close();
+            reject(new AttemptError('timeout', `'${command.slice(0, 60)}' did not finish in ${timeoutMs / 1000} s`, true));
+        }, timeoutMs);
+        channel.on('data', (d) => (stdout += d.toString()));
+        channel.stderr.on('data', (d) => (stderr += d.toString()));
+        channel.on('exit', (c, s) => {
+            code = c;
+            signal = s;
+        });
+        channel.on('close', (c, s) => {
+            clearTimeout(timer);
+            if (code === null && typeof c === 'number')
+                code = c;
+            signal ??= s;
+            resolve({ code, signal, stdout, stderr });
+        });
+        channel.end(opts.input);
+    });
+}
+/** The login's uid on the host (-1 when `id` says nothing usable). */
+async function loginUid(conn) {
+    const r = await execCollect(conn, 'id -u');
+    const uid = Number(/^(\d+)\s*$/m.exec(r.stdout)?.[1] ?? -1);
+    return Number.isInteger(uid) ? uid : -1;
+}
+/**
+ * Checks that `node` runs on the host and is 20 or newer; AttemptError 'no-node' otherwise. Decided by
+ * the exit code and a marker line, not by words: start-up files may print anything.
+ */
+async function checkNode(conn, node, log) {
+    const probe = "process.stdout.write('\\nHERD-NODE '+process.version+'\\n')";
+    const r = await execCollect(conn, shellCommand([node, '-e', probe]));
+    const version = /^HERD-NODE (v\d+\S*)$/m.exec(r.stdout)?.[1];
+    if (!version) {
+        const why = r.code === 127 ? 'was not found' : r.code === 126 ? 'is not executable' : `did not run (exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop().slice(0, 200)}` : ''})`;
+        throw new AttemptError('no-node', `'${node}' ${why} on the host`, false);
+    }
+    const major = Number(/^v(\d+)/.exec(version)?.[1] ?? 0);
+    if (major < 20)
+        throw new AttemptError('no-node', `node on the host is ${version}; herd's agent needs Node.js 20 or newer`, false);
+    log.write(`node ${version} on the host (${node})`);
+    return version;
+}
+/**
+ * Creates the working folder (0700, parents too) when missing and lists it as it is: `ls -ldn` shows a
+ * symbolic link as one, with the numeric owner. One line, no `!`: csh and tcsh login shells run it too.
+ */
+const INSPECT_FOLDER = 'umask 077; d=$1; if test -e "$d" || test -h "$d"; then :; else mkdir -p -- "$d" || exit 3; echo created; fi; ' +
+    'ls -ldn -- "$d"; if test -f "$d/$2"; then echo agent $(wc -c < "$d/$2"); fi';
+/** Mode bits of an `ls -l` permission string (`drwxrwxrwt` → 0o777 plus sticky). */
+function modeOf(perm) {
+    let mode = 0;
+    for (let i = 1; i <= 9; i++)
+        if (perm[i] !== '-' && perm[i] !== 'S' && perm[i] !== 'T')
+            mode |= 1 << (9 - i);
+    return mode;
+}
+/**
+ * Creates the working folder 0700 if needed, refuses one that others could tamper with (a symbolic
+ * link, another owner, writable by group or others), and uploads the agent under its hash name unless
+ * that exact build is there (`force`: upload anyway). The bootstrap checks the agent's hash before it runs.
+ */
+async function prepareRemote(conn, plan, uid, agent, log, force) {
+    const where = `working folder ${plan.remotePath}`;
+    const r = await execCollect(conn, shellCommand(['sh', '-c', INSPECT_FOLDER, 'sh', plan.remotePath, agent.remoteName]));
+    const lines = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    const listing = lines.find((l) => /^[-dlcbps][-rwxsStT]{9}/.test(l));
+    if (r.code !== 0 || !listing) {
+        if (r.code !== 3)
+            throw new AttemptError('channel', `could not inspect ${where}: ${r.signal ? `killed by ${r.signal}` : `exit ${r.code}`}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''} (output: ${JSON.stringify(r.stdout.slice(0, 200))})`, true);
+        throw new AttemptError('unsafe-folder', `cannot create ${where} (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}); choose --remote-path in a folder you can write`, false);
+    }
+    if (lines.includes('created'))
+        log.write(`created ${plan.remotePath} (0700)`);
+    const [perm = '', , owner = ''] = listing.split(/\s+/);
+    if (perm.startsWith('l'))
+        throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder or choose another --remote-path)`, false);
+    if (!perm.startsWith('d'))
+        throw new AttemptError('unsafe-folder', `${where} is not a folder; choose another --remote-path`, false);
+    if (uid >= 0 && Number(owner) !== uid)
+        throw new AttemptError('unsafe-folder', `${where} is owned by uid ${owner}, not by the login user (uid ${uid}); herd refuses it (choose another --remote-path)`, false);
+    const mode = modeOf(perm);
+    if ((mode & 0o022) !== 0)
+        throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 700 on it or choose another --remote-path`, false);
+    const present = Number(/^agent (\d+)$/m.exec(r.stdout)?.[1] ?? -1);
+    if (!force && present === agent.bytes.length) {
+        log.write(`agent ${agent.remoteName} already on the host`);
+        return;
+    }
+    // Gzipped under a temporary name, then renamed: the bootstrap unpacks it and checks its hash.
+    const began = Date.now();
+    const put = await execCollect(conn, shellCommand(['sh', '-c', 'umask 077; cd -- "$1" && t="$2.gz.$$.tmp" && cat > "$t" && mv -f -- "$t" "$2.gz"', 'sh', plan.remotePath, agent.remoteName]), { input: agent.gzipped });
+    if (put.code !== 0)
+        throw new AttemptError('upload', `could not upload the agent into ${where} (${put.stderr.trim().split('\n').pop() || `exit ${put.code}`})`, true);
+    log.write(`uploaded agent ${agent.remoteName} (${agent.gzipped.length} bytes gzipped) in ${Date.now() - began} ms`);
+}
+
+;// CONCATENATED MODULE: ./build/src/core/runtime.js
+// A Node runtime for hosts without a usable one: the runner's own node where the platform matches,
+// gzipped once per run, verified by hash on the host and kept in the private working folder for later runs.
+
+
+
+
+
+
+
+const gzip = (0,external_node_util_namespaceObject.promisify)(external_node_zlib_namespaceObject.gzip);
+let prepared;
+/** The runner's node as a runtime (once per run), or undefined where it can't serve a Linux glibc host. */
+function runnersRuntime() {
+    prepared ??= (async () => {
+        const glibc = process.report?.getReport()?.header?.glibcVersionRuntime;
+        if (process.platform !== 'linux' || !glibc)
+            return undefined;
+        const bytes = await external_node_fs_.promises.readFile(process.execPath);
+        const sha256 = external_node_crypto_namespaceObject.createHash('sha256').update(bytes).digest('hex');
+        // Level 1: most of the gain (about 40 %) in a fraction of level 9's time; done once, off the loop.
+        const gzipped = await gzip(bytes, { level: 1 });
+        return { version: process.version, platform: `linux-${process.arch}`, sha256, remoteName: `node-${process.version}-linux-${process.arch}-${sha256.slice(0, 12)}`, gzipped };
+    })();
+    return prepared;
+}
+/** `uname -m` as Node names architectures. */
+const ARCH = { x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', arm64: 'arm64' };
+/**
+ * Puts a runtime for this host's platform into its working folder unless it is there already, and
+ * returns its path (relative to the login's home, like --remote-path) and the bytes it cost the runner.
+ * `why` is what was wrong with the host's own node, for the message when no runtime fits.
+ */
+async function provideRuntime(conn, plan, why, log) {
+    const probe = await execCollect(conn, shellCommand(['sh', '-c', 'uname -sm; getconf GNU_LIBC_VERSION 2>/dev/null || echo no-glibc']));
+    const [kernel = '', machine = ''] = probe.stdout.split('\n')[0].trim().split(/\s+/);
+    const glibc = !/no-glibc/.test(probe.stdout);
+    const platform = `${kernel.toLowerCase()}-${ARCH[machine] ?? machine}`;
+    const runtime = await runnersRuntime();
+    if (!runtime || platform !== runtime.platform || !glibc) {
+        const have = runtime ? `${runtime.platform} (glibc)` : `none (the runner is ${process.platform}-${process.arch})`;
+        throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); install Node.js 20 or newer there, or pass --node with its path`, false);
+    }
+    const node = `${plan.remotePath}/${runtime.remoteName}`;
+    const present = await execCollect(conn, shellCommand(['test', '-x', node]));
+    if (present.code === 0) {
+        log.write(`Node runtime ${runtime.remoteName} already on the host`);
+        return { node, uploaded: 0 };
+    }
+    const began = Date.now();
+    // Unpacked under a temporary name, its hash checked on the host, then renamed: a damaged copy never runs.
+    const install = 'umask 077; cd -- "$1" || exit 4; t="$2.$$.tmp"; ' +
+        'if gzip -dc > "$t" && test "$(sha256sum "$t" | cut -d " " -f 1)" = "$3" && chmod 700 "$t" && mv -f -- "$t" "$2"; then exit 0; fi; rm -f -- "$t"; exit 5';
+    const put = await execCollect(conn, shellCommand(['sh', '-c', install, 'sh', plan.remotePath, runtime.remoteName, runtime.sha256]), { input: runtime.gzipped, timeoutMs: 600_000 });
+    if (put.code !== 0) {
+        throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); install Node.js 20 or newer there, or pass --node`, true);
+    }
+    log.write(`uploaded Node runtime ${runtime.remoteName} (${runtime.gzipped.length} bytes gzipped, hash checked on the host) in ${Date.now() - began} ms`);
+    return { node, uploaded: runtime.gzipped.length };
+}
+
+;// CONCATENATED MODULE: ./build/src/core/post-command.js
+// The command a deploy runs on each host once its copy is in place (`--post-command`): output to the host's log.
+
+
+/** How long a post-command may run: a service restart or a cache warm-up, not a second deploy. */
+const POST_COMMAND_TIMEOUT_MS = 30 * 60_000;
+/**
+ * Runs the plan's post-command on the host with the destination in $HERD_DEST, writes its output to the
+ * host's log, and turns a non-zero exit into a failed report with the code and the command's last lines.
+ */
+async function runPostCommand(conn, plan, report, log) {
+    const command = plan.postCommand;
+    const began = Date.now();
+    log.write(`post-command: ${command}`);
+    const r = await execCollect(conn, shellCommand(['env', `HERD_DEST=${plan.destination}`, 'sh', '-c', command]), { timeoutMs: POST_COMMAND_TIMEOUT_MS }).catch((err) => ({ code: null, signal: undefined, stdout: '', stderr: err.message }));
+    const lines = `${r.stdout}\n${r.stderr}`.split('\n').map((l) => l.trimEnd()).filter(Boolean);
+    for (const line of lines)
+        log.write(`post-command says: ${line}`);
+    const seconds = ((Date.now() - began) / 1000).toFixed(1);
+    if (r.code === 0) {
+        log.write(`post-command exited 0 in ${seconds} s`);
+        return;
+    }
+    const how = r.signal ? `was killed by ${r.signal}` : r.code === null ? 'did not finish' : `exited with ${r.code}`;
+    const tail = lines.slice(-3).join(' | ');
+    log.write(`post-command ${how} after ${seconds} s`);
+    Object.assign(report, {
+        status: 'failed',
+        kind: 'post-command',
+        postCommandExit: r.code ?? undefined,
+        cause: `the file is in place, but --post-command ${how}${tail ? `: ${tail}` : ''}; see the host's log`,
+    });
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/protocol.js
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 /** Version of this message set; the runner refuses an agent that speaks another. */
@@ -62969,280 +63611,18 @@ function lineReader(onMessage, onText) {
     };
 }
 
-;// CONCATENATED MODULE: ./build/src/core/host-log.js
-// One host's log: every step of every attempt, in memory and (with --log-dir) in its own file.
-
-
-/** File-name-safe form of a host label. */
-function logFileName(label) {
-    return label.replace(/[^A-Za-z0-9_.@-]+/g, '_').replace(/^\.+/, '_') + '.log';
-}
-class HostLog {
-    host;
-    lines = [];
-    file;
-    fd;
-    constructor(host, logDir) {
-        this.host = host;
-        if (logDir) {
-            external_node_fs_.mkdirSync(logDir, { recursive: true });
-            this.file = external_node_path_.join(logDir, logFileName(host));
-            this.fd = external_node_fs_.openSync(this.file, 'w', 0o600);
-        }
-    }
-    write(line) {
-        const stamped = `${new Date().toISOString()} ${line}`;
-        this.lines.push(stamped);
-        if (this.fd !== undefined)
-            external_node_fs_.writeSync(this.fd, stamped + '\n');
-    }
-    close() {
-        if (this.fd !== undefined)
-            external_node_fs_.closeSync(this.fd);
-        this.fd = undefined;
-    }
-}
-
-;// CONCATENATED MODULE: ./build/src/core/tunnel.js
-// The runner's tracker and seeder on a host's own loopback, forwarded over that host's SSH connection.
-
-/** sshd said no to a remote forward: the reason as the server gave it. */
-class ForwardRefused extends Error {
-}
-const LOOPBACK = '127.0.0.1';
-function forwardIn(conn, timeoutMs) {
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new ForwardRefused(`no answer to the forward request in ${timeoutMs / 1000} s`)), timeoutMs);
-        try {
-            conn.client.forwardIn(LOOPBACK, 0, (err, port) => {
-                clearTimeout(timer);
-                if (err)
-                    reject(new ForwardRefused(err.message));
-                else
-                    resolve(port);
-            });
-        }
-        catch (err) {
-            clearTimeout(timer);
-            reject(new ForwardRefused(err.message));
-        }
-    });
-}
-/**
- * Asks the host's sshd for two ports on its loopback (like `ssh -R 0:…`) and joins every connection to
- * them with the runner's tracker or seeder on this machine's loopback. Rejects with ForwardRefused when
- * sshd does not allow it (AllowTcpForwarding no or local, DisableForwarding, a restricted key).
- */
-async function openTunnel(conn, to, timeoutMs = 10_000) {
-    const seederPort = await forwardIn(conn, timeoutMs);
-    const trackerPort = await forwardIn(conn, timeoutMs);
-    const target = new Map([[seederPort, to.seederPort], [trackerPort, to.trackerPort]]);
-    let carried = 0;
-    let closed = false;
-    const onConnection = (details, accept, reject) => {
-        const port = target.get(details.destPort);
-        if (port === undefined || closed)
-            return reject();
-        const channel = accept();
-        const socket = external_node_net_namespaceObject.connect({ host: LOOPBACK, port });
-        carried++;
-        // Either side ending or failing ends the other: a half-open pair would hold a wire forever.
-        const end = () => {
-            socket.destroy();
-            channel.destroy();
-        };
-        socket.once('error', end);
-        channel.once('error', end);
-        socket.once('close', end);
-        channel.once('close', end);
-        channel.pipe(socket).pipe(channel);
-    };
-    conn.client.on('tcp connection', onConnection);
-    return {
-        seederPort,
-        trackerPort,
-        connections: () => carried,
-        close: () => {
-            if (closed)
-                return;
-            closed = true;
-            conn.client.off('tcp connection', onConnection);
-            for (const port of target.keys()) {
-                try {
-                    conn.client.unforwardIn(LOOPBACK, port);
-                }
-                catch {
-                    // the connection is gone already: so are its forwards
-                }
-            }
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./build/src/core/host-run.js
+;// CONCATENATED MODULE: ./build/src/core/agent-session.js
+// The agent on one host: the ways to the runner, the start message, its events, and its end.
 
 
 
 
 
-
-/** Why an attempt failed: `retryable` false means another attempt can't help. */
-class AttemptError extends Error {
-    kind;
-    retryable;
-    constructor(kind, message, retryable) {
-        super(message);
-        this.kind = kind;
-        this.retryable = retryable;
-    }
-}
-const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node']);
+const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy']);
 /** The direct way's head start before the agent tries the SSH one too (a connect in a datacenter takes ms). */
 const PROBE_MS = 1000;
-const RETRYABLE_SSH = new Set(['connect', 'timeout', 'jump', 'channel']);
 const PING_MS = 5000;
 const AGENT_IDLE_TIMEOUT_S = 30;
-const CONNECT_KINDS = new Set(['connect', 'timeout', 'resolve', 'jump']);
-function toAttemptError(err, label) {
-    if (err instanceof AttemptError)
-        return err;
-    if (err instanceof SshError) {
-        // The report names the host already; say plainly when we never got in.
-        const what = err.message.startsWith(`${label}: `) ? err.message.slice(label.length + 2) : err.message;
-        return new AttemptError(err.kind, CONNECT_KINDS.has(err.kind) ? `could not connect: ${what}` : what, RETRYABLE_SSH.has(err.kind));
-    }
-    return new AttemptError('internal', err?.message ?? String(err), true);
-}
-/** The failure of a host the run ended for (timeout or signal) before it finished. */
-function endedError(signal) {
-    const reason = String(signal.reason ?? 'interrupted');
-    return reason === 'timeout'
-        ? new AttemptError('timed-out', 'the overall --timeout ended before this host finished', false)
-        : new AttemptError('interrupted', `the run was interrupted (${reason})`, false);
-}
-/** Stops an attempt between steps once the run has ended, so no agent starts after an interrupt. */
-function throwIfEnded(signal) {
-    if (signal.aborted)
-        throw endedError(signal);
-}
-/** Waits for a connection, but gives up at once when the run ends; one that completes later is closed. */
-function untilEnded(connecting, signal) {
-    if (signal.aborted) {
-        void connecting.then((c) => c.close(), () => { });
-        return Promise.reject(endedError(signal));
-    }
-    return new Promise((resolve, reject) => {
-        const onAbort = () => {
-            void connecting.then((c) => c.close(), () => { });
-            reject(endedError(signal));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        connecting.then((c) => {
-            signal.removeEventListener('abort', onAbort);
-            if (signal.aborted) {
-                c.close();
-                return reject(endedError(signal));
-            }
-            resolve(c);
-        }, (err) => {
-            signal.removeEventListener('abort', onAbort);
-            reject(err);
-        });
-    });
-}
-function sftpCall(fn) {
-    return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
-}
-/** Runs a short command and collects its output. */
-async function execCollect(conn, command, timeoutMs = 20_000) {
-    const channel = await conn.exec(command);
-    return new Promise((resolve, reject) => {
-        let stdout = '';
-        let stderr = '';
-        let code = null;
-        const timer = setTimeout(() => {
-            channel.close();
-            reject(new AttemptError('timeout', `'${command.slice(0, 60)}' did not finish in ${timeoutMs / 1000} s`, true));
-        }, timeoutMs);
-        channel.on('data', (d) => (stdout += d.toString()));
-        channel.stderr.on('data', (d) => (stderr += d.toString()));
-        channel.on('exit', (c) => (code = c));
-        channel.on('close', () => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-        });
-        channel.end();
-    });
-}
-/** Checks node on the host and learns our uid there. */
-async function preflight(conn, plan, log) {
-    const probe = "process.stdout.write(JSON.stringify({v:process.version,uid:process.getuid?process.getuid():-1}))";
-    const r = await execCollect(conn, shellCommand([plan.node, '-e', probe]));
-    if (r.code === 127 || /not found/.test(r.stderr)) {
-        throw new AttemptError('no-node', `'${plan.node}' was not found on the host; install Node.js 20 or newer there, or pass --node with its path`, false);
-    }
-    let info;
-    try {
-        info = JSON.parse(r.stdout);
-    }
-    catch {
-        throw new AttemptError('no-node', `'${plan.node} -e' did not run (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}; check --node`, false);
-    }
-    const major = Number(/^v(\d+)/.exec(info.v)?.[1] ?? 0);
-    if (major < 20)
-        throw new AttemptError('no-node', `node on the host is ${info.v}; herd's agent needs Node.js 20 or newer (pass --node with a newer one)`, false);
-    log.write(`node ${info.v} on the host, uid ${info.uid}`);
-    return { uid: info.uid, node: info.v };
-}
-/** Creates the working folder 0700 if needed and refuses one that others could tamper with. */
-async function prepareWorkDir(sftp, plan, uid, log) {
-    const parts = plan.remotePath.split('/').filter((p) => p !== '' && p !== '.');
-    let current = plan.remotePath.startsWith('/') ? '' : '.';
-    for (const part of parts) {
-        current = current === '' ? `/${part}` : `${current}/${part}`;
-        const exists = await sftpCall((cb) => sftp.stat(current, cb)).then(() => true, () => false);
-        if (!exists) {
-            await sftpCall((cb) => sftp.mkdir(current, { mode: 0o700 }, cb)).catch((err) => {
-                throw new AttemptError('unsafe-folder', `cannot create working folder ${current} (${err.message}); choose --remote-path in a folder you can write`, false);
-            });
-            log.write(`created ${current} (0700)`);
-        }
-    }
-    const st = await sftpCall((cb) => sftp.lstat(current, cb));
-    const where = `working folder ${plan.remotePath}`;
-    if (st.isSymbolicLink())
-        throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder or choose another --remote-path)`, false);
-    if (!st.isDirectory())
-        throw new AttemptError('unsafe-folder', `${where} is not a folder; choose another --remote-path`, false);
-    if (uid >= 0 && st.uid !== uid)
-        throw new AttemptError('unsafe-folder', `${where} is owned by uid ${st.uid}, not by the login user (uid ${uid}); herd refuses it (choose another --remote-path)`, false);
-    if ((st.mode & 0o022) !== 0)
-        throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 700 on it or choose another --remote-path`, false);
-}
-/** Uploads the agent under its hash name unless that exact build is already there. */
-async function uploadAgent(sftp, plan, agent, log, force) {
-    const unpacked = `${plan.remotePath}/${agent.remoteName}`;
-    if (!force) {
-        const st = await sftpCall((cb) => sftp.stat(unpacked, cb)).catch(() => undefined);
-        if (st && st.size === agent.bytes.length) {
-            log.write(`agent ${agent.remoteName} already on the host`);
-            return;
-        }
-    }
-    // Upload gzipped under a temporary name, then rename: the bootstrap unpacks and hash-checks it.
-    const target = `${unpacked}.gz`;
-    const temp = `${target}.${process.pid}.${Date.now()}.tmp`;
-    const began = Date.now();
-    await sftpCall((cb) => sftp.writeFile(temp, agent.gzipped, { mode: 0o600 }, cb));
-    try {
-        await sftpCall((cb) => sftp.ext_openssh_rename(temp, target, cb));
-    }
-    catch {
-        await sftpCall((cb) => sftp.unlink(target, cb)).catch(() => { });
-        await sftpCall((cb) => sftp.rename(temp, target, cb));
-    }
-    log.write(`uploaded agent ${agent.remoteName} (${agent.gzipped.length} bytes gzipped) in ${Date.now() - began} ms`);
-}
 function formatPeer(address, port) {
     return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
@@ -63255,7 +63635,7 @@ async function routesTo(ctx, conn, swarm, log) {
     const way = ctx.plan.runnerVia;
     const address = conn.localAddress !== '' && (way === 'direct' || !conn.viaJump) ? conn.localAddress : undefined;
     const routes = [];
-    if (address)
+    if (address && way !== 'ssh')
         routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) });
     if (way === 'direct') {
         if (!address)
@@ -63263,7 +63643,7 @@ async function routesTo(ctx, conn, swarm, log) {
         return { routes };
     }
     try {
-        const tunnel = await openTunnel(conn, { seederPort: swarm.seederPort, trackerPort: swarm.tracker.port });
+        const tunnel = await conn.forwardToRunner({ seederPort: swarm.seederPort, trackerPort: swarm.tracker.port });
         routes.push({ via: 'ssh', seedPeer: formatPeer('127.0.0.1', tunnel.seederPort), announce: swarm.tracker.urlFor('127.0.0.1', tunnel.trackerPort) });
         log.write(`runner's seeder and tracker forwarded to the host's 127.0.0.1:${tunnel.seederPort} and :${tunnel.trackerPort} over SSH`);
         return { routes, tunnel };
@@ -63296,8 +63676,11 @@ class AgentSession {
                 code = c;
                 signal = s ?? null;
             });
-            channel.on('close', () => {
+            channel.on('close', (c, s) => {
                 clearInterval(this.pinger);
+                if (code === null && typeof c === 'number')
+                    code = c;
+                signal ??= s ?? null;
                 resolve({ code, signal });
             });
         });
@@ -63319,7 +63702,8 @@ class AgentSession {
         this.conn.close();
     }
 }
-async function startAgent(ctx, conn, log) {
+/** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
+async function startAgent(ctx, conn, node, log) {
     const { plan, agent } = ctx;
     let swarm;
     try {
@@ -63343,7 +63727,9 @@ async function startAgent(ctx, conn, log) {
     }
     // For profiling: HERD_AGENT_NODE_FLAGS adds node flags to the agents (e.g. --cpu-prof).
     const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-    const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([plan.node, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
+    // A runtime herd provided lives in the working folder: named from there after the cd.
+    const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node;
+    const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
     const channel = await conn.exec(command);
     const session = new AgentSession(conn, channel);
     const start = {
@@ -63472,7 +63858,54 @@ async function startAgent(ctx, conn, log) {
         });
     });
 }
-/** Connects (within the connect limit, given up when the run ends), checks the host, and puts the agent there. */
+
+;// CONCATENATED MODULE: ./build/src/core/host-run.js
+// One host's life: connect → check the host → agent → events → retry; every step goes to the host's log.
+
+
+
+
+
+
+
+const RETRYABLE_SSH = new Set(['connect', 'timeout', 'jump', 'channel']);
+const CONNECT_KINDS = new Set(['connect', 'timeout', 'resolve', 'jump']);
+function toAttemptError(err, label) {
+    if (err instanceof AttemptError)
+        return err;
+    if (err instanceof SshError) {
+        // The report names the host already; say plainly when we never got in.
+        const what = err.message.startsWith(`${label}: `) ? err.message.slice(label.length + 2) : err.message;
+        return new AttemptError(err.kind, CONNECT_KINDS.has(err.kind) ? `could not connect: ${what}` : what, RETRYABLE_SSH.has(err.kind));
+    }
+    // Not retried: a bug would repeat on every attempt (and forever under --retry -1).
+    return new AttemptError('internal', `${err?.message ?? String(err)} (an internal error: please report it with the host's log)`, false);
+}
+/** Waits for a connection, but gives up at once when the run ends; one that completes later is closed. */
+function untilEnded(connecting, signal) {
+    if (signal.aborted) {
+        void connecting.then((c) => c.close(), () => { });
+        return Promise.reject(endedError(signal));
+    }
+    return new Promise((resolve, reject) => {
+        const onAbort = () => {
+            void connecting.then((c) => c.close(), () => { });
+            reject(endedError(signal));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        connecting.then((c) => {
+            signal.removeEventListener('abort', onAbort);
+            if (signal.aborted) {
+                c.close();
+                return reject(endedError(signal));
+            }
+            resolve(c);
+        }, (err) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(err);
+        });
+    });
+}
 async function connectAndPrepare(ctx, log, forceUpload) {
     const { plan, spec } = ctx;
     return ctx.connectLimit.run(async () => {
@@ -63482,16 +63915,21 @@ async function connectAndPrepare(ctx, log, forceUpload) {
         try {
             throwIfEnded(ctx.signal);
             ctx.onState(spec.label, 'starting');
-            const { uid } = await preflight(c, plan, log);
-            const sftp = await c.sftp();
+            await prepareRemote(c, plan, await loginUid(c), ctx.agent, log, forceUpload);
+            let node = plan.node;
+            let runtimeBytes = 0;
             try {
-                await prepareWorkDir(sftp, plan, uid, log);
-                await uploadAgent(sftp, plan, ctx.agent, log, forceUpload);
+                await checkNode(c, node, log);
             }
-            finally {
-                sftp.end();
+            catch (err) {
+                if (!(err instanceof AttemptError && err.kind === 'no-node'))
+                    throw err;
+                // No usable node there: bring one (cached in the working folder for later runs).
+                log.write(`${err.message}: providing a Node runtime`);
+                ({ node, uploaded: runtimeBytes } = await provideRuntime(c, plan, err.message, log));
+                await checkNode(c, node, log);
             }
-            return c;
+            return { conn: c, node, runtimeBytes };
         }
         catch (err) {
             c.close();
@@ -63499,17 +63937,20 @@ async function connectAndPrepare(ctx, log, forceUpload) {
         }
     });
 }
-async function attempt(ctx, log) {
-    const conn = await connectAndPrepare(ctx, log, false);
+async function attempt(ctx, log, spent) {
+    const first = await connectAndPrepare(ctx, log, false);
+    spent.runtimeBytes += first.runtimeBytes;
     try {
-        return await startAgent(ctx, conn, log);
+        return await startAgent(ctx, first.conn, first.node, log);
     }
     catch (err) {
         if (!(err instanceof AttemptError && err.kind === 'agent-missing'))
             throw err;
         // Removed or damaged between the upload and the start (another run, a cleaner): upload it once more.
         log.write('agent file failed its hash check on the host; uploading it again');
-        return startAgent(ctx, await connectAndPrepare(ctx, log, true), log);
+        const again = await connectAndPrepare(ctx, log, true);
+        spent.runtimeBytes += again.runtimeBytes;
+        return startAgent(ctx, again.conn, again.node, log);
     }
 }
 function sleep(ms, signal) {
@@ -63526,12 +63967,14 @@ async function hostRun(ctx) {
     const maxAttempts = plan.retry < 0 ? Infinity : plan.retry + 1;
     let attempts = 0;
     let last;
+    // Bytes of Node runtime this host cost the runner's link, over every attempt.
+    const spent = { runtimeBytes: 0 };
     log.write(`host ${spec.label}: push ${plan.file} (${plan.size} bytes) to ${plan.destination}`);
     while (attempts < maxAttempts && !ctx.signal.aborted) {
         attempts++;
         log.write(`attempt ${attempts}${Number.isFinite(maxAttempts) ? ` of ${maxAttempts}` : ''}`);
         try {
-            const { session, done } = await attempt(ctx, log);
+            const { session, done } = await attempt(ctx, log, spent);
             ctx.onState(spec.label, 'done');
             const report = {
                 host: spec.label,
@@ -63542,10 +63985,17 @@ async function hostRun(ctx) {
                 downloaded: done.downloaded,
                 fromRunner: done.fromRunner,
                 ...(done.via ? { runnerVia: done.via } : {}),
+                ...(spent.runtimeBytes ? { runtimeBytes: spent.runtimeBytes } : {}),
                 logFile: log.file,
             };
+            // The post-command: now, or in the run's batches once the file is everywhere.
+            const post = plan.postCommand ? () => runPostCommand(session.conn, plan, report, log).then(() => { if (report.status !== 'ok')
+                ctx.onState(spec.label, 'failed', report.cause); }) : undefined;
+            if (post && plan.postBatch === undefined)
+                await post();
             return {
                 report,
+                ...(post && plan.postBatch !== undefined ? { post } : {}),
                 release: async () => {
                     await session.finish('release');
                     const exit = await session.waitExit();
@@ -63584,6 +64034,7 @@ async function hostRun(ctx) {
             fromRunner: 0,
             cause,
             kind: last?.kind ?? status,
+            ...(spent.runtimeBytes ? { runtimeBytes: spent.runtimeBytes } : {}),
             logFile: log.file,
         },
         release: async () => { },
@@ -63665,6 +64116,7 @@ function sshSettingsFor(plan) {
         passphrase: plan.passphrase,
         connectTimeoutMs: 15_000,
         keepaliveIntervalMs: 5_000,
+        client: plan.sshClient,
     };
 }
 /**
@@ -63723,7 +64175,8 @@ async function distribute(plan, opts = {}) {
         const connectLimit = new Limit(plan.concurrency);
         const ssh = sshSettingsFor(plan);
         opts.onPhase?.('hosts', `${plan.hosts.length} hosts`);
-        const seeds = new SeedRelease(plan.hosts.map((h) => h.label));
+        // With batched post-commands every agent stays until they have run: their connections carry them.
+        const seeds = new SeedRelease(plan.hosts.map((h) => h.label), plan.postBatch === undefined);
         const runs = await Promise.all(plan.hosts.map((spec, index) => hostRun({
             plan,
             spec,
@@ -63741,6 +64194,11 @@ async function distribute(plan, opts = {}) {
         }).then((run) => seeds.settled(spec.label, run))));
         // The swarm's own failure (the file changed while it was hashed) is the run's answer.
         const ready = await swarm;
+        // Rolling post-commands: at most postBatch hosts at a time, now that the file is everywhere.
+        if (plan.postBatch !== undefined && !runAbort.signal.aborted) {
+            const batch = new Limit(plan.postBatch);
+            await Promise.all(runs.filter((r) => r.post).map((r) => batch.run(() => r.post())));
+        }
         // Every host has settled: what happened is known now. A timeout that would fire while the agents
         // are being released must not turn a finished run into an interrupted one.
         clearTimeout(timeoutTimer);
@@ -63756,6 +64214,7 @@ async function distribute(plan, opts = {}) {
             startedAt,
             seconds: (Date.now() - began) / 1000,
             bytesFromRunner: seeder?.uploaded() ?? 0,
+            runtimeBytes: hosts.reduce((sum, h) => sum + (h.runtimeBytes ?? 0), 0),
             hosts,
             succeeded: hosts.filter((h) => h.status === 'ok').map((h) => h.host),
             failed: hosts.filter((h) => h.status !== 'ok').map((h) => h.host),
@@ -63777,12 +64236,14 @@ async function distribute(plan, opts = {}) {
  * a retry (a dead host under --retry -1) don't hold the rest, and fetch from the runner if they return.
  */
 class SeedRelease {
+    early;
     state = new Map();
     retried = new Set();
     unsettled;
     finished = [];
     releasing = [];
-    constructor(hosts) {
+    constructor(hosts, early) {
+        this.early = early;
         this.unsettled = new Set(hosts);
     }
     onState(host, state) {
@@ -63804,7 +64265,7 @@ class SeedRelease {
         await Promise.all(this.releasing);
     }
     check() {
-        if (this.finished.length === 0)
+        if (!this.early || this.finished.length === 0)
             return;
         for (const host of this.unsettled) {
             const s = this.state.get(host);

@@ -139,6 +139,9 @@ export function getInputs(): ActionSettings {
     encrypt,
     runnerVia: core.getInput('runner-via'),
     stallTimeout: core.getInput('stall-timeout'),
+    sshClient: core.getInput('ssh-client'),
+    postCommand: core.getInput('post-command'),
+    postBatch: core.getInput('post-batch'),
     username: core.getInput('username') || undefined,
     uploadLogs,
     artifactName,
@@ -166,6 +169,9 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     encrypt: s.encrypt,
     runnerVia: s.runnerVia || undefined,
     stallTimeout: s.stallTimeout || undefined,
+    sshClient: s.sshClient || undefined,
+    postCommand: s.postCommand || undefined,
+    postBatch: s.postBatch || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
   }
@@ -187,6 +193,9 @@ const INPUT_FOR_OPTION: Record<string, string> = {
   'host key policy': 'ssh-strict',
   '--runner-via': 'runner-via',
   '--stall-timeout': 'stall-timeout',
+  '--ssh': 'ssh-client',
+  '--post-command': 'post-command',
+  '--post-batch': 'post-batch',
 }
 
 /** A plan error worded with the Action's input names. */

@@ -61,6 +61,12 @@ export interface ActionSettings {
   runnerVia: string
   /** The `stall-timeout` input: seconds a host may go without progress; empty for the default. */
   stallTimeout: string
+  /** The `ssh-client` input: auto, builtin or openssh; empty for the default. */
+  sshClient: string
+  /** The `post-command` input: run on each host once its copy is in place; empty for none. */
+  postCommand: string
+  /** The `post-batch` input: at most this many hosts run the post-command at once; empty: each when done. */
+  postBatch: string
 
   /** Remote user for hosts that name none (else ~/.ssh/config's, else the runner's user). */
   username?: string

@@ -28,6 +28,8 @@ export function fsFailure(err: NodeJS.ErrnoException, what: string): AgentError 
     case 'EPERM':
       return new AgentError('not-writable', `${what} is not writable by this user (${err.code}); fix its permissions or connect as a user who may write it`)
     case 'ENOENT':
+      // The temporary file removed under us (a cleaner, another tool) is worth another attempt.
+      if (what.endsWith('.part')) return new AgentError('io', `${what} disappeared during the run (ENOENT); it is retried`)
       return new AgentError('no-folder', `${what} does not exist (ENOENT); create the folder first (herd does not create folders)`)
     case 'EISDIR':
       return new AgentError('not-a-file', `${what} is a directory (EISDIR); give the full path of the file`)
@@ -75,11 +77,46 @@ export async function preflight(start: StartMessage): Promise<'identical' | 'fet
   } catch (err) {
     throw fsFailure(err as NodeJS.ErrnoException, `folder ${dir}`)
   }
-  if (destStat && destStat.size === start.size && (await sha256Of(start.destination)) === start.sha256) {
-    if ((destStat.mode & 0o7777) !== start.mode) await fs.promises.chmod(start.destination, start.mode)
-    return 'identical'
-  }
+  // The identical file stays as it is, mode and owner included: a re-run changes nothing.
+  if (destStat && destStat.size === start.size && (await sha256Of(start.destination)) === start.sha256) return 'identical'
   return 'fetch'
+}
+
+/**
+ * The temporary file, created exclusively and never through a symbolic link (O_EXCL, O_NOFOLLOW). A
+ * leftover is resumed only when it is a regular file of this login with one link; anything else at
+ * that name (a link planted in a folder others may write, another user's file) is removed first.
+ */
+export async function createPartial(partial: string, log: (message: string) => void): Promise<void> {
+  const st = await fs.promises.lstat(partial).catch(() => undefined)
+  if (st) {
+    const uid = process.getuid?.()
+    if (st.isFile() && st.nlink === 1 && (uid === undefined || st.uid === uid)) return
+    const what = st.isSymbolicLink() ? 'a symbolic link' : st.isFile() ? `a file of uid ${st.uid} with ${st.nlink} link(s)` : 'something other than a file'
+    try {
+      await fs.promises.unlink(partial)
+    } catch (err) {
+      throw new AgentError('not-writable', `${partial} is ${what}, not herd's temporary file, and cannot be removed (${(err as NodeJS.ErrnoException).code}); remove it or choose another destination`)
+    }
+    log(`removed ${what} found where the temporary file goes (${partial}); never written through`)
+  }
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants
+  const fh = await fs.promises.open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EEXIST' || err.code === 'ELOOP') throw new AgentError('io', `${partial} appeared while herd created it (${err.code}); another process writes there, retrying`)
+    throw err
+  })
+  await fh.close()
+}
+
+/**
+ * Mode and owner the new file takes: an existing destination's own (owner and group only where this
+ * login may set them); for a new one the local file's mode without setuid, setgid, or write for group
+ * and others (a 0666 file from a umask-0000 CI job lands 0644).
+ */
+export async function targetAttributes(start: StartMessage): Promise<{ mode: number; uid?: number; gid?: number }> {
+  const st = await fs.promises.stat(start.destination).catch(() => undefined)
+  if (st?.isFile()) return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid }
+  return { mode: start.mode & 0o755 }
 }
 
 /** Refuses to start a download that can't fit, rather than fill the filesystem and fail at the end. */
@@ -118,24 +155,49 @@ export async function removeStalePartials(destination: string, keep: string, log
   }
 }
 
-/** One agent per destination: a leftover agent from a dropped connection is stopped before we start. */
-export async function takeDestinationLock(destination: string, log: (message: string) => void): Promise<string> {
-  const lock = path.resolve(`lock-${crypto.createHash('sha1').update(destination).digest('hex').slice(0, 16)}.pid`)
-  try {
-    const pid = Number((await fs.promises.readFile(lock, 'utf8')).trim())
-    if (pid > 0 && pid !== process.pid) {
-      const cmdline = await fs.promises.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
-      // An agent's command line is its title (main sets it), or the bootstrap naming agent-<hash>.mjs.
-      if (cmdline.split('\0')[0] === 'herd-agent' || cmdline.includes('agent-')) {
-        log(`stopping an earlier agent (pid ${pid}) still running for ${destination}`)
-        try { process.kill(pid, 'SIGTERM') } catch {}
-        for (let i = 0; i < 50 && fs.existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100))
-        try { process.kill(pid, 'SIGKILL') } catch {}
-      }
+/** What a destination's lock file says: which agent holds it, for which run, since when. */
+interface LockHolder {
+  pid: number
+  run: string
+  since: string
+}
+
+/** Whether `pid` is a live herd agent (its title, or the bootstrap naming agent-<hash>.mjs). */
+async function isAgent(pid: number): Promise<boolean> {
+  const cmdline = await fs.promises.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+  return cmdline.split('\0')[0] === 'herd-agent' || cmdline.includes('agent-')
+}
+
+/**
+ * One agent per destination, by a lock file created exclusively in the private working folder. A live
+ * agent of the same run (an attempt whose connection dropped) is stopped; one of another run is never
+ * touched: this run is refused, naming it. A lock whose agent is gone is taken over.
+ */
+export async function takeDestinationLock(destination: string, run: string, log: (message: string) => void): Promise<string> {
+  const lock = path.resolve(`lock-${crypto.createHash('sha1').update(destination).digest('hex').slice(0, 16)}.json`)
+  const mine: LockHolder = { pid: process.pid, run, since: new Date().toISOString() }
+  for (let tries = 0; ; tries++) {
+    try {
+      await fs.promises.writeFile(lock, JSON.stringify(mine), { mode: 0o600, flag: 'wx' })
+      return lock
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 3) throw err
     }
-  } catch {}
-  await fs.promises.writeFile(lock, String(process.pid), { mode: 0o600 })
-  return lock
+    let holder: LockHolder | undefined
+    try {
+      holder = JSON.parse(await fs.promises.readFile(lock, 'utf8')) as LockHolder
+    } catch {}
+    if (holder && holder.pid > 0 && holder.pid !== process.pid && (await isAgent(holder.pid))) {
+      if (holder.run !== run) {
+        throw new AgentError('busy', `another herd run is pushing to ${destination} (agent pid ${holder.pid} on this host, since ${holder.since}); wait for it to finish, or stop it and run again`)
+      }
+      log(`stopping an earlier agent (pid ${holder.pid}) still running for ${destination} (an earlier attempt of this run)`)
+      try { process.kill(holder.pid, 'SIGTERM') } catch {}
+      for (let i = 0; i < 50 && fs.existsSync(`/proc/${holder.pid}`); i++) await new Promise((r) => setTimeout(r, 100))
+      try { process.kill(holder.pid, 'SIGKILL') } catch {}
+    }
+    await fs.promises.rm(lock, { force: true })
+  }
 }
 
 /** Moves the verified temporary file into place: mode, fsync, rename, fsync of the folder. */
@@ -144,9 +206,14 @@ export async function placeFile(partial: string, start: StartMessage, wholeHash:
   const actual = await wholeHash()
   const hashed = Date.now()
   if (actual !== start.sha256) throw new AgentError('checksum', `the downloaded file's SHA-256 ${actual} differs from the runner's ${start.sha256}; the local file may have changed during the run`)
-  const fh = await fs.promises.open(partial, 'r+')
+  const target = await targetAttributes(start)
+  const fh = await fs.promises.open(partial, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW)
   try {
-    await fh.chmod(start.mode)
+    if (target.uid !== undefined && target.gid !== undefined && (target.uid !== process.getuid?.() || target.gid !== process.getgid?.())) {
+      await fh.chown(target.uid, target.gid).catch((err: NodeJS.ErrnoException) => log(`kept this login's owner: the previous file's ${target.uid}:${target.gid} may not be set here (${err.code})`))
+    }
+    // After chown, which clears setuid and setgid.
+    await fh.chmod(target.mode)
     await fh.sync()
   } finally {
     await fh.close()

@@ -19,7 +19,7 @@ import { Store, piecesPresent } from '../engine/store.js'
 import { Swarm } from '../engine/swarm.js'
 import { RunningHash } from './running-hash.js'
 import { hostPort, pickRoute, sshServerAddress } from './route.js'
-import { AgentError, checkFreeSpace, fsFailure, partialPathFor, placeFile, preflight, removeStalePartials, takeDestinationLock } from './destination.js'
+import { AgentError, checkFreeSpace, createPartial, fsFailure, partialPathFor, placeFile, preflight, removeStalePartials, takeDestinationLock } from './destination.js'
 
 function send(event: AgentEvent): void {
   process.stdout.write(encodeLine(event))
@@ -59,7 +59,8 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     await announcer?.stop()
     await swarm?.close()
     stopHashing()
-    if (removePartial) await fs.promises.rm(partial, { force: true }).catch(() => {})
+    // Only the holder of the destination's lock touches its temporary file: a refused agent leaves it be.
+    if (removePartial && lock) await fs.promises.rm(partial, { force: true }).catch(() => {})
     if (lock) await fs.promises.rm(lock, { force: true }).catch(() => {})
     settle(code)
   }
@@ -89,7 +90,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => void stop(AGENT_EXIT.failed, false))
 
   try {
-    lock = await takeDestinationLock(start.destination, log)
+    lock = await takeDestinationLock(start.destination, start.runnerId, log)
     if (finished) {
       await fs.promises.rm(lock, { force: true }).catch(() => {})
       return ended
@@ -105,7 +106,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     if (mode === 'identical') have = Bitfield.full(pieces)
     else {
       // Private to us from the start; a leftover one is resumed from the pieces it holds.
-      await fs.promises.appendFile(partial, '', { mode: 0o600 })
+      await createPartial(partial, log)
       have = new Bitfield(pieces)
       await piecesPresent(partial, meta, have)
     }

@@ -57,6 +57,9 @@ export function buildCommand(version: string): Command {
     .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
     .option('--runner-via <way>', "how hosts reach the runner's tracker and seeder: auto (directly, else through their SSH connection), direct, ssh", DEFAULTS.runnerVia)
     .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
+    .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
+    .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
+    .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
     .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
     .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
     .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
@@ -99,6 +102,9 @@ export function parseCli(argv: string[], version: string, stdinIsTTY: boolean): 
       sshConfig: o.sshConfig as string | undefined,
       runnerVia: o.runnerVia as string,
       stallTimeout: o.stallTimeout as string,
+      sshClient: o.ssh as string,
+      postCommand: o.postCommand as string | undefined,
+      postBatch: o.postBatch as string | undefined,
       passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
     },
     json: !!o.json,

@@ -106,6 +106,8 @@ export function summaryLines(report: Report): string[] {
       `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
       (report.interrupted ? `; interrupted by ${report.interrupted}` : ''),
   )
+  const given = report.hosts.filter((h) => h.runtimeBytes).length
+  if (given > 0) lines.push(`Node runtime uploaded to ${given} host${given === 1 ? '' : 's'} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`)
   if (alone.length > 0) lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`)
   return lines
 }

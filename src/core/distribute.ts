@@ -43,6 +43,7 @@ export function sshSettingsFor(plan: Plan): SshSettings {
     passphrase: plan.passphrase,
     connectTimeoutMs: 15_000,
     keepaliveIntervalMs: 5_000,
+    client: plan.sshClient,
   }
 }
 
@@ -98,7 +99,8 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     const connectLimit = new Limit(plan.concurrency)
     const ssh = sshSettingsFor(plan)
     opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
-    const seeds = new SeedRelease(plan.hosts.map((h) => h.label))
+    // With batched post-commands every agent stays until they have run: their connections carry them.
+    const seeds = new SeedRelease(plan.hosts.map((h) => h.label), plan.postBatch === undefined)
     const runs: HostRun[] = await Promise.all(
       plan.hosts.map((spec, index) =>
         hostRun({
@@ -120,6 +122,11 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     )
     // The swarm's own failure (the file changed while it was hashed) is the run's answer.
     const ready = await swarm
+    // Rolling post-commands: at most postBatch hosts at a time, now that the file is everywhere.
+    if (plan.postBatch !== undefined && !runAbort.signal.aborted) {
+      const batch = new Limit(plan.postBatch)
+      await Promise.all(runs.filter((r) => r.post).map((r) => batch.run(() => r.post!())))
+    }
     // Every host has settled: what happened is known now. A timeout that would fire while the agents
     // are being released must not turn a finished run into an interrupted one.
     clearTimeout(timeoutTimer)
@@ -135,6 +142,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
       startedAt,
       seconds: (Date.now() - began) / 1000,
       bytesFromRunner: seeder?.uploaded() ?? 0,
+      runtimeBytes: hosts.reduce((sum, h) => sum + (h.runtimeBytes ?? 0), 0),
       hosts,
       succeeded: hosts.filter((h) => h.status === 'ok').map((h) => h.host),
       failed: hosts.filter((h) => h.status !== 'ok').map((h) => h.host),
@@ -162,7 +170,7 @@ class SeedRelease {
   private readonly finished: HostRun[] = []
   private readonly releasing: Promise<void>[] = []
 
-  constructor(hosts: string[]) {
+  constructor(hosts: string[], private readonly early: boolean) {
     this.unsettled = new Set(hosts)
   }
 
@@ -186,7 +194,7 @@ class SeedRelease {
   }
 
   private check(): void {
-    if (this.finished.length === 0) return
+    if (!this.early || this.finished.length === 0) return
     for (const host of this.unsettled) {
       const s = this.state.get(host)
       if (!this.retried.has(host) || s === 'starting' || s === 'fetching') return

@@ -57,6 +57,12 @@ export interface HerdOptions {
   runnerVia?: string
   /** Seconds a host may go without a verified byte before it fails (default 60). */
   stallTimeout?: number | string
+  /** SSH client: auto (default: built-in, OpenSSH where the host's config needs it), builtin, openssh. */
+  sshClient?: string
+  /** Shell command run on each host once its copy is in place, with the destination in $HERD_DEST. */
+  postCommand?: string
+  /** Run the post-command on at most this many hosts at a time, once the file is everywhere. */
+  postBatch?: number | string
 }
 
 /** A validated run: types are exact, files exist, hosts parsed. */
@@ -86,6 +92,12 @@ export interface Plan {
   runnerVia: RunnerVia
   /** Seconds without a verified byte after which a host's attempt fails (and is retried under --retry). */
   stallSeconds: number
+  /** Which SSH client carries each host's session. */
+  sshClient: 'auto' | 'builtin' | 'openssh'
+  /** Run on each host once its copy is in place (absent: none). */
+  postCommand?: string
+  /** With a post-command: at most this many hosts run it at once, after every host settled (absent: each as soon as it is done). */
+  postBatch?: number
 }
 
 /** direct: hosts dial the runner; ssh: through each host's SSH connection; auto: direct, else SSH. */
@@ -105,6 +117,7 @@ export const DEFAULTS = {
   concurrency: 32,
   node: 'node',
   runnerVia: 'auto',
+  sshClient: 'auto',
   stallTimeout: 60,
 } as const
 
@@ -206,6 +219,12 @@ export function makePlan(opts: HerdOptions): Plan {
   if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them')
   const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim()) as RunnerVia
   if (!['auto', 'direct', 'ssh'].includes(runnerVia)) throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`)
+  const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim()) as Plan['sshClient']
+  if (!['auto', 'builtin', 'openssh'].includes(sshClient)) throw new PlanError('--ssh', `'${sshClient}' is not known; use auto, builtin or openssh`)
+  const postCommand = opts.postCommand === undefined || opts.postCommand.trim() === '' ? undefined : opts.postCommand
+  if (postCommand?.includes('\0')) throw new PlanError('--post-command', 'contains a NUL byte; give a shell command without it')
+  const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1)
+  if (postBatch !== undefined && postCommand === undefined) throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches')
   const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
   return {
     file: path.resolve(opts.file),
@@ -229,5 +248,8 @@ export function makePlan(opts: HerdOptions): Plan {
     sshConfig: opts.sshConfig,
     runnerVia,
     stallSeconds: wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5),
+    sshClient,
+    postCommand,
+    postBatch,
   }
 }

@@ -106,6 +106,7 @@ export type AgentErrorCode =
   | 'bad-peers'
   | 'idle-timeout'
   | 'unreachable'
+  | 'busy'
   | 'protocol'
   | 'io'
   | 'internal'

@@ -16,6 +16,10 @@ export interface HostReport {
   fromRunner: number
   /** How the host reached the runner's seeder and tracker: directly, or through its SSH connection. */
   runnerVia?: 'direct' | 'ssh'
+  /** Bytes of the Node runtime herd uploaded to this host (it had no usable node), when any. */
+  runtimeBytes?: number
+  /** The post-command's exit code, when it ran and failed. */
+  postCommandExit?: number
   /** Why it failed, with the fix; absent when ok. */
   cause?: string
   /** Stable failure kind (connect, host-key-unknown, auth, no-space, ...). */
@@ -34,6 +38,8 @@ export interface Report {
   seconds: number
   /** Bytes the runner's seeder uploaded. */
   bytesFromRunner: number
+  /** Bytes of Node runtime uploaded to hosts that had no usable node (0 when none needed it). */
+  runtimeBytes: number
   hosts: HostReport[]
   succeeded: string[]
   failed: string[]

@@ -42,7 +42,8 @@ export class Store {
   constructor(opts: StoreOptions) {
     this.length = opts.length
     this.recentMax = opts.recentBytes ?? 0
-    this.fd = fs.openSync(opts.path, opts.writable ? 'r+' : 'r')
+    // The temporary file is written only where it is one: never through a link put in its place.
+    this.fd = fs.openSync(opts.path, opts.writable ? fs.constants.O_RDWR | fs.constants.O_NOFOLLOW : fs.constants.O_RDONLY)
   }
 
   /** Writes `parts` at `position` (with every retry a short write needs); they may be read meanwhile. */

@@ -116,7 +116,7 @@ export interface Cluster {
   setLink(host: ClusterHost, up: boolean): Promise<void>;
   /** replace the nftables rules of a namespace of this cluster (the runner's or a host's) with `ruleset`; '' removes them */
   firewall(netns: string, ruleset: string): Promise<void>;
-  /** restart a host's sshd with these lines added to its config (none: the cluster's own config) */
+  /** restart a host's sshd with these lines before its config, so they win (none: the cluster's own config) */
   configureSshd(host: ClusterHost, extraLines: string[]): Promise<void>;
   /** every process in the host's netns other than its sshd listener (sessions, agents, anything left behind) */
   strayProcesses(host: ClusterHost): Promise<{ pid: number; cmdline: string }[]>;
@@ -551,7 +551,8 @@ class ClusterImpl implements Cluster {
 
   async configureSshd(host: ClusterHost, extraLines: string[]): Promise<void> {
     this.assertLive();
-    writeFileSync(path.join(host.dir, 'sshd_config'), this.sshdConfig(host) + extraLines.map((l) => `${l}\n`).join(''));
+    // First: sshd takes the first value it reads for most keywords, so these override the cluster's own.
+    writeFileSync(path.join(host.dir, 'sshd_config'), extraLines.map((l) => `${l}\n`).join('') + this.sshdConfig(host));
     await this.stopSshd(host);
     await this.startSshd(host);
   }

@@ -15,6 +15,11 @@ export interface HostSpec {
 export interface ResolveOptions {
   /** ssh config file; default `<home>/.ssh/config`; a missing file counts as empty. */
   configPath?: string;
+  /**
+   * The system-wide config read after the user's, as ssh does: default /etc/ssh/ssh_config, but none
+   * when `configPath` is given (like `ssh -F`); null reads none.
+   */
+  systemConfigPath?: string | null;
   /** --user: beats config `User`, loses to `user@` in the spec; not applied to jump hosts (like `ssh -l`). */
   defaultUser?: string;
   /** -i files: tried first, applied to jump hosts too; suppress the default identities like `ssh -i`. */
@@ -73,6 +78,10 @@ export interface ResolvedHost {
   proxyCommand?: string;
   /** The config file that was read, if it existed. */
   configFile?: string;
+  /** What this host's config asks that only OpenSSH's own client does (CertificateFile, Match exec...). */
+  openSshOnly: string[];
+  /** Keywords of this host's config the built-in client does not act on (for the log). */
+  ignored: string[];
 }
 
 /** A mistake in the ssh config or the host spec; connect.ts turns it into SshError 'resolve'. */
@@ -95,6 +104,10 @@ interface Context {
   config: SSHConfig;
   configFile?: string;
   opts: ResolveOptions;
+  /** The config has a `Match exec` line (whether it would match is OpenSSH's to say). */
+  hasMatchExec: boolean;
+  /** Host/Match blocks whose Include brought sections of their own (see expandIncludes). */
+  gated: Set<Line>;
 }
 
 /** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
@@ -103,8 +116,16 @@ export function resolveHost(spec: HostSpec, opts: ResolveOptions = {}): Resolved
   const env = opts.env ?? process.env;
   const localUser = opts.localUser ?? localUserName(env);
   const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
-  const { config, found } = loadConfig(configPath, home, env);
-  const ctx: Context = { home, localUser, env, config, configFile: found ? configPath : undefined, opts };
+  const gated = new Set<Line>();
+  const { config, found } = loadConfig(configPath, path.join(home, '.ssh'), home, env, gated);
+  const systemPath = opts.systemConfigPath === undefined ? (opts.configPath === undefined ? '/etc/ssh/ssh_config' : null) : opts.systemConfigPath;
+  if (systemPath) {
+    const system = loadConfig(systemPath, path.dirname(systemPath), home, env, gated);
+    // After the user's, like ssh: the first value obtained wins. `Host *` first, so the system file's
+    // leading lines are not taken into the user file's last block.
+    if (system.found) config.push(...SSHConfig.parse('Host *\n'), ...system.config);
+  }
+  const ctx: Context = { home, localUser, env, config, configFile: found ? configPath : undefined, opts, hasMatchExec: /^\s*Match\b.*\bexec\b/im.test(config.toString()), gated };
   return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
 }
 
@@ -210,6 +231,8 @@ function resolveHop(ctx: Context, spec: HostSpec, hop: HopOptions): ResolvedHost
     hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
     hostKeyAlias,
     configFile: ctx.configFile,
+    openSshOnly: openSshOnly(cfg, ctx, alias),
+    ignored: Object.keys(cfg).filter((k) => !HANDLED.has(k.toLowerCase())),
   };
   const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
   if (connectTimeout !== undefined && connectTimeout > 0) resolved.connectTimeoutMs = connectTimeout * 1000;
@@ -285,6 +308,39 @@ export function parseUserHostPort(text: string, what = 'host'): HostSpec {
   return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
 }
 
+/** Keywords the built-in client can't honour; each sends the host to OpenSSH under `--ssh auto`. */
+const OPENSSH_ONLY = ['certificatefile', 'pkcs11provider', 'securitykeyprovider', 'knownhostscommand', 'controlmaster', 'hostbasedauthentication'];
+
+function openSshOnly(cfg: Record<string, string | string[]>, ctx: Context, alias: string): string[] {
+  const found = OPENSSH_ONLY.filter((k) => cfg[k] !== undefined && !/^(no|none)$/i.test(String(cfg[k])));
+  // `Match exec` is never run here (it would run the config's commands for every host): OpenSSH can.
+  if (ctx.hasMatchExec) found.push('match exec');
+  for (const block of ctx.gated) {
+    // Whether this host matches the block: its header alone, with a marker, computed for the alias.
+    const alone = SSHConfig.parse('');
+    alone.push(block);
+    const header = SSHConfig.stringify(alone).split('\n').find((l) => l.trim() !== '') ?? '';
+    const probe = SSHConfig.parse(`${header.trim()}\n  HostKeyAlias herd-gated\n`);
+    if (computeFor(probe, alias).hostkeyalias === 'herd-gated') {
+      found.push('an Include of Host sections inside a Host block');
+      break;
+    }
+  }
+  return found;
+}
+
+/**
+ * Settings of the host's config that the built-in client does not act on (the rest it does, or sends
+ * the host to OpenSSH for): named once in the host's log.
+ */
+const HANDLED = new Set([
+  'host', 'match', 'include', 'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'userknownhostsfile',
+  'globalknownhostsfile', 'stricthostkeychecking', 'hashknownhosts', 'hostkeyalias', 'connecttimeout', 'serveraliveinterval',
+  'serveralivecountmax', 'proxyjump', 'proxycommand', 'batchmode', 'passwordauthentication', 'kbdinteractiveauthentication',
+  'pubkeyauthentication', 'preferredauthentications', 'checkhostip',
+  ...OPENSSH_ONLY,
+]);
+
 // ---------------------------------------------------------------------------------------------
 
 function computeFor(config: SSHConfig, host: string): Record<string, string | string[]> {
@@ -292,7 +348,7 @@ function computeFor(config: SSHConfig, host: string): Record<string, string | st
   return config.compute(host, { ignoreCase: true, matchExec: false });
 }
 
-function loadConfig(file: string, home: string, env: NodeJS.ProcessEnv): { config: SSHConfig; found: boolean } {
+function loadConfig(file: string, includeDir: string, home: string, env: NodeJS.ProcessEnv, gated: Set<Line>): { config: SSHConfig; found: boolean } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -307,16 +363,17 @@ function loadConfig(file: string, home: string, env: NodeJS.ProcessEnv): { confi
   } catch (err) {
     throw new ResolveError(`cannot parse ssh config ${file}: ${(err as Error).message}`);
   }
-  expandIncludes(config, path.join(home, '.ssh'), home, env, 0);
+  expandIncludes(config, includeDir, home, env, 0, gated);
   return { config, found: true };
 }
 
 /**
  * Inline `Include` files (ssh-config's compute ignores them). Top-level includes are spliced in place;
- * an Include inside a Host/Match block contributes its leading directives to that block and its own
- * sections right after it (OpenSSH would additionally gate those sections on the outer block).
+ * an Include inside a Host/Match block contributes its leading directives to that block. Host or Match
+ * sections it brings apply only where the outer block matched, which ssh-config can't express: they
+ * are left out and the block goes into `gated`, so hosts it matches are sent to OpenSSH.
  */
-function expandIncludes(config: Line[], baseDir: string, home: string, env: NodeJS.ProcessEnv, depth: number): void {
+function expandIncludes(config: Line[], baseDir: string, home: string, env: NodeJS.ProcessEnv, depth: number, gated: Set<Line>): void {
   if (depth > MAX_INCLUDE_DEPTH) throw new ResolveError('ssh config Include nested too deeply (a loop?)');
   for (let i = 0; i < config.length; i++) {
     const line = config[i]!;
@@ -324,12 +381,11 @@ function expandIncludes(config: Line[], baseDir: string, home: string, env: Node
     if ('config' in line) {
       const inner = line.config as unknown as Line[];
       const before = inner.length;
-      expandIncludes(inner, baseDir, home, env, depth);
-      // Sections that came from an included file cannot nest: move them after this block.
+      expandIncludes(inner, baseDir, home, env, depth, gated);
       const firstSection = inner.findIndex((l) => l.type === SSHConfig.DIRECTIVE && 'config' in l);
       if (firstSection >= 0 && inner.length !== before) {
-        const moved = inner.splice(firstSection);
-        config.splice(i + 1, 0, ...moved);
+        inner.splice(firstSection);
+        gated.add(line);
       }
       continue;
     }
@@ -347,7 +403,7 @@ function expandIncludes(config: Line[], baseDir: string, home: string, env: Node
           continue; // OpenSSH ignores unreadable include matches
         }
         const sub = SSHConfig.parse(text);
-        expandIncludes(sub, baseDir, home, env, depth + 1);
+        expandIncludes(sub, baseDir, home, env, depth + 1, gated);
         included.push(...sub);
       }
     }

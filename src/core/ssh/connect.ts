@@ -1,10 +1,10 @@
 // One SSH connection per host with OpenSSH semantics: config, ProxyJump, known_hosts, agent and keys.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { Duplex } from 'node:stream';
+import { Duplex, type Readable } from 'node:stream';
 import ssh2 from 'ssh2';
-import type { Client as SshClient, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
+import type { Client as SshClient, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
 import { makeAuth } from './auth.js';
 import { resolveHost, ResolveError, type ResolvedHost } from './config.js';
 import { fail, SshError, tildePath, type SshErrorKind } from './errors.js';
@@ -13,11 +13,14 @@ import {
   checkHostKey,
   fingerprint,
   formatKnownHostsLine,
+  hasCertAuthority,
   knownKeyTypes,
   keyTypeOf,
 } from './known-hosts.js';
 import { shellQuote } from './quote.js';
 import { leaseJump, type JumpLease } from './jumps.js';
+import { openTunnel, type Tunnel } from './forward.js';
+import { connectOpenSsh, scrubbedEnv } from './openssh.js';
 
 const { Client } = ssh2;
 
@@ -42,6 +45,12 @@ export interface SshSettings {
   keepaliveIntervalMs: number;
   /** Agent socket; undefined = like ssh (IdentityAgent, else SSH_AUTH_SOCK); '' = no agent. */
   agentSocket?: string;
+  /**
+   * Which client: builtin (ssh2), openssh (the system's ssh), or auto (default): the built-in one unless
+   * the host's config asks for what only OpenSSH does (a CertificateFile, Match exec, a host
+   * certificate in known_hosts...) and OpenSSH is installed.
+   */
+  client?: 'auto' | 'builtin' | 'openssh';
 }
 
 export interface SshTarget {
@@ -52,17 +61,26 @@ export interface SshTarget {
   label: string;
 }
 
+/**
+ * A remote command's standard streams: stdin/stdout as the stream, `stderr` beside it. 'close' carries
+ * (code, signal) as a child process's does: read the exit there, since a quick command's 'exit' can be
+ * emitted before anyone awaiting the channel could listen.
+ */
+export type RemoteChannel = Duplex & { stderr: Readable; close(): void };
+
 export interface SshConnection {
   label: string;
   resolved: ResolvedHost;
-  /** Local address of the TCP socket to the host (or to the first jump host): where the host can reach the runner. '' with ProxyCommand. */
+  /** Which client carries it: the built-in one (ssh2) or the system's OpenSSH. */
+  transport: 'builtin' | 'openssh';
+  /** The runner's address as the host sees it (or as the first jump host does); '' when unknown (ProxyCommand). */
   localAddress: string;
   /** True when the connection goes through ProxyJump or ProxyCommand. */
   viaJump: boolean;
-  client: SshClient;
   /** Run a command (build it with shellCommand); no pty. */
-  exec(command: string): Promise<ClientChannel>;
-  sftp(): Promise<SFTPWrapper>;
+  exec(command: string): Promise<RemoteChannel>;
+  /** Ports on the host's loopback leading to these ports on the runner's; ForwardRefused when sshd says no. */
+  forwardToRunner(to: { seederPort: number; trackerPort: number }): Promise<Tunnel>;
   /** Ends the connection (and the jump hosts behind it); onClose then fires without an error. */
   close(): void;
   /** Fires once when the connection ends: no error after close(), an SshError for anything else. */
@@ -70,6 +88,11 @@ export interface SshConnection {
 }
 
 export type SshLog = (line: string) => void;
+
+/** The built-in client's connection: its ssh2 client carries the channels of the hosts behind a jump. */
+interface BuiltinConnection extends SshConnection {
+  client: SshClient;
+}
 
 /** Connect to `target` like `ssh -o BatchMode=yes target` would; rejects with SshError. */
 export async function connectHost(target: SshTarget, settings: SshSettings, log: SshLog): Promise<SshConnection> {
@@ -90,7 +113,32 @@ export async function connectHost(target: SshTarget, settings: SshSettings, log:
     throw err;
   }
   checkExplicitIdentities(target.label, resolved);
+  const client = settings.client ?? 'auto';
+  const why = client === 'auto' ? openSshReason(resolved) : undefined;
+  if (client === 'openssh' || (why && hasOpenSsh())) {
+    log(`using OpenSSH's ssh for this host${why ? ` (${why})` : ' (--ssh openssh)'}`);
+    return connectOpenSsh(target, resolved, settings, effectivePolicy(settings, resolved).policy, log);
+  }
+  if (why) log(`${why}, but OpenSSH's ssh is not installed: the built-in client tries without it`);
+  if (resolved.ignored.length > 0) log(`the built-in client does not use these ssh config settings: ${resolved.ignored.join(', ')} (--ssh openssh would)`);
   return openHop(target.label, resolved, settings, log, false);
+}
+
+/** Why the built-in client can't do what this host's config and known_hosts ask, or undefined. */
+function openSshReason(r: ResolvedHost): string | undefined {
+  if (r.openSshOnly.length > 0) return `the ssh config has ${r.openSshOnly.join(', ')}, which only OpenSSH does`;
+  const names = [r.hostKeyAlias ?? r.hostname.toLowerCase()];
+  const files = [...r.userKnownHostsFiles, ...r.globalKnownHostsFiles];
+  if (hasCertAuthority(files, names, r.port) && knownKeyTypes(files, names, r.port).length === 0) {
+    return 'known_hosts vouches for it with @cert-authority only (a host certificate)';
+  }
+  return undefined;
+}
+
+let openSshInstalled: boolean | undefined;
+function hasOpenSsh(): boolean {
+  openSshInstalled ??= spawnSync('ssh', ['-V'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+  return openSshInstalled;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,7 +185,7 @@ async function openHop(
   settings: SshSettings,
   baseLog: SshLog,
   isJump: boolean,
-): Promise<SshConnection> {
+): Promise<BuiltinConnection> {
   const who = isJump ? `${label}: jump host ${r.alias}` : label;
   const log: SshLog = isJump ? (line) => baseLog(`[jump ${r.alias}] ${line}`) : baseLog;
   const addr = `${r.hostname}:${r.port}`;
@@ -151,7 +199,7 @@ async function openHop(
   );
 
   // Transport: a TCP socket we own (so localAddress is known), a channel through the jump host, or a ProxyCommand.
-  let jump: JumpLease | undefined;
+  let jump: JumpLease<BuiltinConnection> | undefined;
   let sock: Duplex;
   let localAddress: string;
   if (r.jump) {
@@ -245,9 +293,10 @@ async function openHop(
   const client = new Client();
   // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
   client.on('error', () => {});
-  const keepalive = settings.keepaliveIntervalMs > 0
-    ? { interval: settings.keepaliveIntervalMs, count: 3 }
-    : { interval: r.serverAliveIntervalMs ?? 0, count: r.serverAliveCountMax ?? 3 };
+  // The config's ServerAliveInterval is the user's choice; herd's own interval only where it has none.
+  const keepalive = r.serverAliveIntervalMs !== undefined
+    ? { interval: r.serverAliveIntervalMs, count: r.serverAliveCountMax ?? 3 }
+    : { interval: settings.keepaliveIntervalMs, count: 3 };
   const config: ConnectConfig = {
     sock,
     username: r.user,
@@ -348,9 +397,10 @@ async function openHop(
     if (!closed) client.destroy();
   });
 
-  const conn: SshConnection = {
+  const conn: BuiltinConnection = {
     label,
     resolved: r,
+    transport: 'builtin',
     localAddress,
     viaJump: r.jump !== undefined || r.proxyCommand !== undefined,
     client,
@@ -365,17 +415,7 @@ async function openHop(
         }
       });
     },
-    sftp(): Promise<SFTPWrapper> {
-      return new Promise((resolve, reject) => {
-        const onErr = (err: Error): void =>
-          reject(fail('channel', `${who}: cannot open SFTP (${err.message})`, 'check that sshd has an sftp Subsystem enabled'));
-        try {
-          client.sftp((err, sftp) => (err ? onErr(err) : resolve(sftp)));
-        } catch (err) {
-          onErr(err as Error);
-        }
-      });
-    },
+    forwardToRunner: (to) => openTunnel(client, to),
     close(): void {
       if (closed || closing) return;
       closing = true;
@@ -466,7 +506,8 @@ function forwardOut(client: SshClient, host: string, port: number, timeoutMs: nu
 
 /** ProxyCommand's stdin/stdout as a stream for ssh2, run like OpenSSH does (`exec` in /bin/sh). */
 function proxyCommandStream(command: string, log: SshLog): Duplex {
-  const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Never the Action's inputs (its key among them) or herd's passphrase: the command is the config's.
+  const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'], env: scrubbedEnv() });
   const stream = new Duplex({
     read() {
       child.stdout.resume();

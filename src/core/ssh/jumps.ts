@@ -19,8 +19,8 @@ export function jumpKey(r: ResolvedHost): string {
 }
 
 /** A jump connection for one host's use; release() when that host's connection ends. */
-export interface JumpLease {
-  conn: SshConnection;
+export interface JumpLease<C extends SshConnection> {
+  conn: C;
   /** True when another host had opened it already. */
   shared: boolean;
   release(): void;
@@ -31,7 +31,7 @@ export interface JumpLease {
  * start together wait for the same handshake, so a bastion sees one session from the runner whatever
  * the number of hosts behind it (its MaxStartups is never the limit). It closes with its last user.
  */
-export async function leaseJump(r: ResolvedHost, label: string, connect: () => Promise<SshConnection>): Promise<JumpLease> {
+export async function leaseJump<C extends SshConnection>(r: ResolvedHost, label: string, connect: () => Promise<C>): Promise<JumpLease<C>> {
   const key = jumpKey(r);
   let entry = open.get(key);
   const shared = entry !== undefined;
@@ -46,9 +46,9 @@ export async function leaseJump(r: ResolvedHost, label: string, connect: () => P
   }
   const held = entry;
   held.users++;
-  let conn: SshConnection;
+  let conn: C;
   try {
-    conn = await held.opening;
+    conn = (await held.opening) as C;
   } catch (err) {
     held.users--;
     // The failure of another host's attempt, told in this host's name.

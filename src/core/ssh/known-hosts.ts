@@ -111,6 +111,12 @@ export function checkHostKey(files: string[], hostNames: string[], port: number,
   return match ?? sameType ?? otherType ?? { status: 'unknown', lookupName };
 }
 
+/** Whether an `@cert-authority` line vouches for the host: it presents a host certificate. */
+export function hasCertAuthority(files: string[], hostNames: string[], port: number): boolean {
+  const names = uniqueNames(hostNames, port);
+  return files.some((file) => readEntries(file).some((e) => e.marker === 'cert-authority' && names.some((n) => hostFieldMatches(e.hosts, n))));
+}
+
 /** Key types on record for the host (not revoked, not CA), in file order: used to prefer those algorithms. */
 export function knownKeyTypes(files: string[], hostNames: string[], port: number): string[] {
   const names = uniqueNames(hostNames, port);

@@ -1,6 +1,6 @@
-// The runner's tracker and seeder on a host's own loopback, forwarded over that host's SSH connection.
+// The runner's tracker and seeder on a host's own loopback, forwarded over the built-in client's connection.
 import net from 'node:net'
-import type { SshConnection } from './ssh/index.js'
+import type { Client as SshClient, ClientChannel } from 'ssh2'
 
 /** Ports on the host's 127.0.0.1 that lead to the runner's services. */
 export interface Tunnel {
@@ -17,11 +17,11 @@ export class ForwardRefused extends Error {}
 
 const LOOPBACK = '127.0.0.1'
 
-function forwardIn(conn: SshConnection, timeoutMs: number): Promise<number> {
+function forwardIn(client: SshClient, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new ForwardRefused(`no answer to the forward request in ${timeoutMs / 1000} s`)), timeoutMs)
     try {
-      conn.client.forwardIn(LOOPBACK, 0, (err, port) => {
+      client.forwardIn(LOOPBACK, 0, (err, port) => {
         clearTimeout(timer)
         if (err) reject(new ForwardRefused(err.message))
         else resolve(port)
@@ -38,13 +38,13 @@ function forwardIn(conn: SshConnection, timeoutMs: number): Promise<number> {
  * them with the runner's tracker or seeder on this machine's loopback. Rejects with ForwardRefused when
  * sshd does not allow it (AllowTcpForwarding no or local, DisableForwarding, a restricted key).
  */
-export async function openTunnel(conn: SshConnection, to: { seederPort: number; trackerPort: number }, timeoutMs = 10_000): Promise<Tunnel> {
-  const seederPort = await forwardIn(conn, timeoutMs)
-  const trackerPort = await forwardIn(conn, timeoutMs)
+export async function openTunnel(client: SshClient, to: { seederPort: number; trackerPort: number }, timeoutMs = 10_000): Promise<Tunnel> {
+  const seederPort = await forwardIn(client, timeoutMs)
+  const trackerPort = await forwardIn(client, timeoutMs)
   const target = new Map([[seederPort, to.seederPort], [trackerPort, to.trackerPort]])
   let carried = 0
   let closed = false
-  const onConnection = (details: { destPort: number }, accept: () => import('ssh2').ClientChannel, reject: () => void) => {
+  const onConnection = (details: { destPort: number }, accept: () => ClientChannel, reject: () => void) => {
     const port = target.get(details.destPort)
     if (port === undefined || closed) return reject()
     const channel = accept()
@@ -61,7 +61,7 @@ export async function openTunnel(conn: SshConnection, to: { seederPort: number; 
     channel.once('close', end)
     channel.pipe(socket).pipe(channel)
   }
-  conn.client.on('tcp connection', onConnection)
+  client.on('tcp connection', onConnection)
   return {
     seederPort,
     trackerPort,
@@ -69,10 +69,10 @@ export async function openTunnel(conn: SshConnection, to: { seederPort: number; 
     close: () => {
       if (closed) return
       closed = true
-      conn.client.off('tcp connection', onConnection)
+      client.off('tcp connection', onConnection)
       for (const port of target.keys()) {
         try {
-          conn.client.unforwardIn(LOOPBACK, port)
+          client.unforwardIn(LOOPBACK, port)
         } catch {
           // the connection is gone already: so are its forwards
         }

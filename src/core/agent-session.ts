@@ -1,0 +1,274 @@
+// The agent on one host: the ways to the runner, the start message, its events, and its end.
+import { ForwardRefused, shellCommand, type RemoteChannel, type SshConnection, type Tunnel } from './ssh/index.js'
+import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage } from './protocol.js'
+import { AGENT_NODE_FLAGS, BOOTSTRAP } from './agent-bundle.js'
+import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
+import type { PrivateTracker } from './swarm/tracker.js'
+import type { RunSeal } from '../engine/seal.js'
+import type { HostLog } from './host-log.js'
+import type { HostRunContext } from './host-run.js'
+import { AttemptError, endedError } from './attempt.js'
+
+/** The swarm every host joins. */
+export interface SwarmInfo {
+  torrent: FileTorrent
+  tracker: PrivateTracker
+  seederPort: number
+  /** The seeder's peer id (hex), for the agents to tell the runner's wire by. */
+  runnerId: string
+  /** The run's secret (sent to each agent over its SSH session only, never logged) and encryption choice. */
+  seal: RunSeal
+}
+
+const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy'])
+/** The direct way's head start before the agent tries the SSH one too (a connect in a datacenter takes ms). */
+const PROBE_MS = 1000
+const PING_MS = 5000
+const AGENT_IDLE_TIMEOUT_S = 30
+
+function formatPeer(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+}
+
+/** The ways this host may take to the runner, and the tunnel behind the SSH one. */
+interface Routes {
+  routes: RunnerRoute[]
+  tunnel?: Tunnel
+  /** Why there is no SSH route (sshd refused the forward), for the message if the direct one fails too. */
+  noTunnel?: string
+}
+
+/**
+ * Direct first (the runner's address as this connection shows it), then the host's own SSH connection.
+ * Behind ProxyJump or ProxyCommand that address is the jump's or none, so only the SSH way is offered
+ * unless the user forces direct.
+ */
+async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmInfo, log: HostLog): Promise<Routes> {
+  const way = ctx.plan.runnerVia
+  const address = conn.localAddress !== '' && (way === 'direct' || !conn.viaJump) ? conn.localAddress : undefined
+  const routes: RunnerRoute[] = []
+  if (address && way !== 'ssh') routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) })
+  if (way === 'direct') {
+    if (!address) throw new AttemptError('unreachable', 'this host is reached through ProxyCommand, so the runner has no address it can dial; use runner-via auto or ssh', false)
+    return { routes }
+  }
+  try {
+    const tunnel = await conn.forwardToRunner({ seederPort: swarm.seederPort, trackerPort: swarm.tracker.port })
+    routes.push({ via: 'ssh', seedPeer: formatPeer('127.0.0.1', tunnel.seederPort), announce: swarm.tracker.urlFor('127.0.0.1', tunnel.trackerPort) })
+    log.write(`runner's seeder and tracker forwarded to the host's 127.0.0.1:${tunnel.seederPort} and :${tunnel.trackerPort} over SSH`)
+    return { routes, tunnel }
+  } catch (err) {
+    if (!(err instanceof ForwardRefused)) throw err
+    const why = `sshd refused to forward a port to the runner (${err.message})`
+    if (way === 'ssh' || routes.length === 0) {
+      throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ' or use runner-via direct' : ''}`, false)
+    }
+    log.write(`${why}: only the direct way (${address}) is left`)
+    return { routes, noTunnel: why }
+  }
+}
+
+/** A running agent on one host, from start message to exit. */
+export class AgentSession {
+  private pinger?: NodeJS.Timeout
+  private exited: Promise<{ code: number | null; signal: string | null }>
+  lastProgress?: ProgressEvent
+
+  constructor(readonly conn: SshConnection, readonly channel: RemoteChannel) {
+    this.exited = new Promise((resolve) => {
+      let code: number | null = null
+      let signal: string | null = null
+      channel.on('exit', (c: number | null, s?: string) => {
+        code = c
+        signal = s ?? null
+      })
+      channel.on('close', (c?: number | null, s?: string) => {
+        clearInterval(this.pinger)
+        if (code === null && typeof c === 'number') code = c
+        signal ??= s ?? null
+        resolve({ code, signal })
+      })
+    })
+    this.pinger = setInterval(() => this.send({ t: 'ping' }), PING_MS)
+  }
+
+  send(msg: Parameters<typeof encodeLine>[0]): void {
+    if (this.channel.writable) this.channel.write(encodeLine(msg))
+  }
+
+  waitExit(): Promise<{ code: number | null; signal: string | null }> {
+    return this.exited
+  }
+
+  /** Sends `release` or `abort`, waits a bounded time for the agent to exit, then closes the connection. */
+  async finish(message: 'release' | 'abort', reason = ''): Promise<void> {
+    this.send(message === 'release' ? { t: 'release' } : { t: 'abort', reason })
+    this.channel.end()
+    await Promise.race([this.exited, new Promise((r) => setTimeout(r, 10_000).unref())])
+    clearInterval(this.pinger)
+    this.conn.close()
+  }
+}
+
+/** What a finished agent reported. */
+export interface AgentDone {
+  transferred: boolean
+  downloaded: number
+  fromRunner: number
+  via?: RunnerRoute['via']
+}
+
+/** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
+export async function startAgent(ctx: HostRunContext, conn: SshConnection, node: string, log: HostLog): Promise<{ session: AgentSession; done: AgentDone }> {
+  const { plan, agent } = ctx
+  let swarm: SwarmInfo
+  try {
+    swarm = await ctx.swarm
+  } catch (err) {
+    conn.close()
+    throw new AttemptError('swarm', `the run could not start its swarm: ${(err as Error).message}`, false)
+  }
+  if (ctx.signal.aborted) {
+    conn.close()
+    throw endedError(ctx.signal)
+  }
+  let ways: Routes
+  try {
+    ways = await routesTo(ctx, conn, swarm, log)
+  } catch (err) {
+    conn.close()
+    throw err
+  }
+  // For profiling: HERD_AGENT_NODE_FLAGS adds node flags to the agents (e.g. --cpu-prof).
+  const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+  // A runtime herd provided lives in the working folder: named from there after the cd.
+  const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node
+  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
+  const channel = await conn.exec(command)
+  const session = new AgentSession(conn, channel)
+  const start: StartMessage = {
+    t: 'start',
+    protocol: PROTOCOL_VERSION,
+    torrent: torrentFileFor(swarm.torrent, ways.routes[0]!.announce).toString('base64'),
+    destination: plan.destination,
+    sha256: swarm.torrent.sha256,
+    size: swarm.torrent.size,
+    mode: plan.mode,
+    routes: ways.routes,
+    probeMs: PROBE_MS,
+    runnerId: swarm.runnerId,
+    secret: swarm.seal.secret.toString('base64'),
+    encrypt: swarm.seal.encrypt,
+    idleTimeoutSeconds: AGENT_IDLE_TIMEOUT_S,
+    progressMs: 1000,
+    host: ctx.spec.label,
+    spread: ctx.spread,
+  }
+  session.send(start)
+  log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; the runner's ways: ${ways.routes.map((r) => `${r.via} ${r.seedPeer}`).join(', ')} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)
+  let agentError: AttemptError | undefined
+  let stderrTail = ''
+  channel.stderr.on('data', (d: Buffer) => {
+    const text = d.toString()
+    stderrTail = (stderrTail + text).slice(-2000)
+    for (const line of text.split('\n')) if (line.trim()) log.write(`agent stderr: ${line}`)
+  })
+  return new Promise((resolve, reject) => {
+    let settled = false
+    const onAbort = () => {
+      if (settled) return
+      settled = true
+      // Settle only once the agent has removed its temporary file and exited (bounded by finish).
+      void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal)))
+    }
+    if (ctx.signal.aborted) onAbort()
+    else ctx.signal.addEventListener('abort', onAbort, { once: true })
+    // An agent that hangs while its connection stays up would otherwise hold the run until --timeout.
+    let lastHeard = Date.now()
+    channel.on('data', () => (lastHeard = Date.now()))
+    // A host that gets nothing (no way to the runner or to the peers) fails after stall-timeout, from
+    // its ready line on: hashing a resumed file before it is not a stall.
+    let via: RunnerRoute['via'] | undefined
+    let movedAt: number | undefined
+    let moved = { have: -1, downloaded: -1 }
+    const stallMs = ctx.plan.stallSeconds * 1000
+    const noteProgress = (have: number, downloaded: number) => {
+      if (have > moved.have || downloaded > moved.downloaded) movedAt = Date.now()
+      moved = { have, downloaded }
+    }
+    const watchdog = setInterval(() => {
+      if (!settled && movedAt !== undefined && moved.have < swarm.torrent.size && Date.now() - movedAt > stallMs) {
+        settled = true
+        clearInterval(watchdog)
+        ctx.signal.removeEventListener('abort', onAbort)
+        const p = session.lastProgress
+        const where = via === 'ssh' ? 'through its SSH connection' : `directly at ${ways.routes[0]?.seedPeer}`
+        const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise stall-timeout`
+        log.write(`stalled: ${cause}`)
+        void session.finish('abort', 'stalled').then(() => reject(new AttemptError('stalled', cause, true)))
+        return
+      }
+      if (settled || Date.now() - lastHeard < ALIVE_SECONDS * 12 * 1000) return
+      settled = true
+      clearInterval(watchdog)
+      ctx.signal.removeEventListener('abort', onAbort)
+      log.write(`the agent sent nothing for ${ALIVE_SECONDS * 12} s; stopping it`)
+      void session.finish('abort', 'silent').then(() => reject(new AttemptError('agent-silent', `the agent stopped answering for ${ALIVE_SECONDS * 12} s (is the host overloaded?); it was stopped`, true)))
+    }, 1000)
+    void session.waitExit().then(() => clearInterval(watchdog))
+    channel.on(
+      'data',
+      lineReader(
+        (msg) => {
+          const event = msg as AgentEvent
+          switch (event.t) {
+            case 'ready':
+              via = event.via
+              noteProgress(event.have, 0)
+              log.write(`agent ready (pid ${event.pid}, node ${event.node}); ${event.have} bytes already verified${via ? `; runner reached ${via === 'ssh' ? 'through SSH' : 'directly'}` : ''}`)
+              ctx.onState(ctx.spec.label, 'fetching')
+              break
+            case 'progress':
+              session.lastProgress = event
+              noteProgress(event.have, event.downloaded)
+              ctx.onProgress(ctx.spec.label, event)
+              break
+            case 'log':
+              log.write(`agent: ${event.message}`)
+              break
+            case 'error':
+              log.write(`agent error (${event.code}): ${event.message}`)
+              agentError = new AttemptError(
+                event.code,
+                event.code === 'unreachable' ? `${event.message}${ways.noTunnel ? `, and ${ways.noTunnel}` : ''}; ${ways.noTunnel ? "open the runner's ports to this host or allow TCP forwarding in its sshd (AllowTcpForwarding)" : "open the runner's ports to this host"}` : event.message,
+                !PERMANENT_AGENT_ERRORS.has(event.code),
+              )
+              break
+            case 'done':
+              log.write(`done: ${event.transferred ? `fetched ${event.downloaded} bytes (${event.fromRunner} from the runner)` : 'the identical file was already in place; nothing transferred'} in ${event.seconds.toFixed(1)} s`)
+              if (event.transferred && event.downloaded > 0 && event.fromRunner >= event.downloaded && ctx.spread.of > 1) {
+                log.write('every byte came from the runner: this host reached no other host (check the firewall between the hosts)')
+              }
+              if (!settled) {
+                settled = true
+                ctx.signal.removeEventListener('abort', onAbort)
+                resolve({ session, done: { transferred: event.transferred, downloaded: event.downloaded, fromRunner: event.fromRunner, via } })
+              }
+              break
+          }
+        },
+        (text) => log.write(`agent says: ${text}`),
+      ),
+    )
+    void session.waitExit().then(({ code, signal }) => {
+      ctx.signal.removeEventListener('abort', onAbort)
+      conn.close()
+      if (settled) return
+      settled = true
+      if (agentError) return reject(agentError)
+      if (code === AGENT_EXIT.missingAgent) return reject(new AttemptError('agent-missing', 'the agent file on the host is missing or does not match its hash', true))
+      const how = signal ? `was killed by ${signal}` : code === null ? 'lost its connection' : `exited with code ${code}`
+      reject(new AttemptError('agent-exit', `the agent ${how} before the file was in place${stderrTail.trim() ? `: ${stderrTail.trim().split('\n').pop()}` : ''}`, true))
+    })
+  })
+}
