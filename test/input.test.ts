@@ -51,15 +51,19 @@ async function refused(args: string[], input: string, message: RegExp, opts: { e
 
 const hostlist = () => ['--hostlist', cluster.hosts.map((h) => h.alias).join(',')]
 
-test('the local file: missing, empty, a directory, not a regular file', { skip, timeout: 60_000 }, async () => {
+test('the local file: missing, empty, a folder holding a pipe, not a regular file', { skip, timeout: 60_000 }, async () => {
   await refused([path.join(work, 'nope.bin'), '/srv/x.bin', ...hostlist()], 'local file', /nope\.bin does not exist; check the path/)
   const empty = path.join(work, 'empty.bin')
   fs.writeFileSync(empty, '')
   await refused([empty, '/srv/x.bin', ...hostlist()], 'local file', /empty\.bin is empty; give a file with content/)
-  await refused([work, '/srv/x.bin', ...hostlist()], 'local file', /is a directory; give a file/)
   const fifo = path.join(work, 'fifo')
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
   await refused([fifo, '/srv/x.bin', ...hostlist()], 'local file', /fifo is not a regular file; give a file/)
+  // A folder is pushed whole, but not with a pipe in it.
+  const folder = path.join(work, 'with-pipe')
+  fs.mkdirSync(path.join(folder, 'sub'), { recursive: true })
+  assert.equal(spawnSync('mkfifo', [path.join(folder, 'sub', 'pipe')]).status, 0)
+  await refused([folder, '/srv/app', ...hostlist()], 'local file', /with-pipe\/sub\/pipe is a socket, pipe or device; herd carries files, folders and symbolic links: remove it/)
 })
 
 test('an unreadable local file, hosts file or identity (herd run as an unprivileged user; root reads anything)', { skip, timeout: 60_000 }, async () => {
@@ -110,9 +114,17 @@ test('ports: not a port, a reversed range, a busy port', { skip, timeout: 60_000
   }
 })
 
-test('the destination: relative, a folder', { skip, timeout: 60_000 }, async () => {
+test('the destination: relative, a folder; deploy options that do not fit what is pushed', { skip, timeout: 60_000 }, async () => {
   await refused([file.path, 'srv/x.bin', ...hostlist()], 'remote file', /'srv\/x\.bin' is not an absolute path; write it from \//)
   await refused([file.path, '/srv/', ...hostlist()], 'remote file', /names a folder; give the full path of the file, e.g\. \/srv\/app\.bin/)
+  const folder = path.join(work, 'site')
+  fs.mkdirSync(folder, { recursive: true })
+  await refused([folder, '/', ...hostlist()], 'remote file', /'\/' is not a folder herd can replace; give the folder's own path, e\.g\. \/srv\/site/)
+  await refused([file.path, '/srv/x.bin', '--releases', '3', ...hostlist()], '--releases', /keeps releases of a folder, and .*app\.bin is a file; push a folder or leave --releases out/)
+  await refused([folder, '/srv/site', '--releases', '0', ...hostlist()], '--releases', /'0' is not a whole number from 1 to 1000; give one/)
+  await refused([folder, '/srv/site', '--mode', '0640', ...hostlist()], '--mode', /sets a file's mode, and a folder's entries keep their own; leave --mode out/)
+  await refused([file.path, '/srv/x.bin', '--mode', 'rw-r--r--', ...hostlist()], '--mode', /'rw-r--r--' is not an octal mode; give one like 0644/)
+  await refused([file.path, '/srv/x.bin', '--owner', 'a b', ...hostlist()], '--owner', /'a b' is not a user name or uid; give one like www-data or 33/)
 })
 
 test('identities: missing, a directory, not a key, encrypted without or with a wrong passphrase', { skip, timeout: 60_000 }, async () => {

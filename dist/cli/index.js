@@ -32562,6 +32562,1084 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 
 /***/ }),
 
+/***/ 775:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const constants = { // just for envs without fs
+  S_IFMT: 61440,
+  S_IFDIR: 16384,
+  S_IFCHR: 8192,
+  S_IFBLK: 24576,
+  S_IFIFO: 4096,
+  S_IFLNK: 40960
+}
+
+try {
+  module.exports = (__nccwpck_require__(9896).constants) || constants
+} catch {
+  module.exports = constants
+}
+
+
+/***/ }),
+
+/***/ 5763:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const { Writable, Readable, getStreamError } = __nccwpck_require__(6204)
+const FIFO = __nccwpck_require__(3867)
+const b4a = __nccwpck_require__(3057)
+const headers = __nccwpck_require__(8428)
+
+const EMPTY = b4a.alloc(0)
+const MAX_HEADER_SIZE = 4 * 1024 * 1024 // arbitrary big number
+
+class BufferList {
+  constructor () {
+    this.buffered = 0
+    this.shifted = 0
+    this.queue = new FIFO()
+
+    this._offset = 0
+  }
+
+  push (buffer) {
+    this.buffered += buffer.byteLength
+    this.queue.push(buffer)
+  }
+
+  shiftFirst (size) {
+    return this.buffered === 0 ? null : this._next(size)
+  }
+
+  shift (size) {
+    if (size > this.buffered) return null
+    if (size === 0) return EMPTY
+
+    let chunk = this._next(size)
+
+    if (size === chunk.byteLength) return chunk // likely case
+
+    const chunks = [chunk]
+
+    while ((size -= chunk.byteLength) > 0) {
+      chunk = this._next(size)
+      chunks.push(chunk)
+    }
+
+    return b4a.concat(chunks)
+  }
+
+  _next (size) {
+    const buf = this.queue.peek()
+    const rem = buf.byteLength - this._offset
+
+    if (size >= rem) {
+      const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf
+      this.queue.shift()
+      this._offset = 0
+      this.buffered -= rem
+      this.shifted += rem
+      return sub
+    }
+
+    this.buffered -= size
+    this.shifted += size
+
+    return buf.subarray(this._offset, (this._offset += size))
+  }
+}
+
+class Source extends Readable {
+  constructor (self, header, offset) {
+    super()
+
+    this.header = header
+    this.offset = offset
+
+    this._parent = self
+  }
+
+  _read (cb) {
+    if (this.header.size === 0) {
+      this.push(null)
+    }
+    if (this._parent._stream === this) {
+      this._parent._update()
+    }
+    cb(null)
+  }
+
+  _predestroy () {
+    this._parent.destroy(getStreamError(this))
+  }
+
+  _detach () {
+    if (this._parent._stream === this) {
+      this._parent._stream = null
+      this._parent._missing = overflow(this.header.size)
+      this._parent._update()
+    }
+  }
+
+  _destroy (cb) {
+    this._detach()
+    cb(null)
+  }
+}
+
+class Extract extends Writable {
+  constructor (opts) {
+    super(opts)
+
+    if (!opts) opts = {}
+
+    this._buffer = new BufferList()
+    this._offset = 0
+    this._header = null
+    this._stream = null
+    this._missing = 0
+    this._longHeader = false
+    this._callback = noop
+    this._locked = false
+    this._finished = false
+    this._pax = null
+    this._paxGlobal = null
+    this._gnuLongPath = null
+    this._gnuLongLinkPath = null
+    this._filenameEncoding = opts.filenameEncoding || 'utf-8'
+    this._allowUnknownFormat = !!opts.allowUnknownFormat
+    this._unlockBound = this._unlock.bind(this)
+  }
+
+  _unlock (err) {
+    this._locked = false
+
+    if (err) {
+      this.destroy(err)
+      this._continueWrite(err)
+      return
+    }
+
+    this._update()
+  }
+
+  _consumeHeader () {
+    if (this._locked) return false
+
+    this._offset = this._buffer.shifted
+
+    try {
+      this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat)
+    } catch (err) {
+      this._continueWrite(err)
+      return false
+    }
+
+    if (!this._header) return true
+
+    this._header.byteOffset = this._buffer.shifted
+
+    switch (this._header.type) {
+      case 'gnu-long-path':
+      case 'gnu-long-link-path':
+      case 'pax-global-header':
+      case 'pax-header':
+        this._longHeader = true
+        this._missing = this._header.size
+        if (this._missing > MAX_HEADER_SIZE) {
+          this._continueWrite(new Error('Header exceeds max size'))
+          return false
+        }
+        return true
+    }
+
+    this._locked = true
+    this._applyLongHeaders()
+
+    if (!(this._header.size >= 0)) {
+      this._continueWrite(new Error('Invalid header'))
+      return false
+    }
+
+    if (this._header.size === 0 || this._header.type === 'directory') {
+      this.emit('entry', this._header, this._createStream(), this._unlockBound)
+      return true
+    }
+
+    this._stream = this._createStream()
+    this._missing = this._header.size
+
+    this.emit('entry', this._header, this._stream, this._unlockBound)
+    return true
+  }
+
+  _applyLongHeaders () {
+    if (this._gnuLongPath) {
+      this._header.name = this._gnuLongPath
+      this._gnuLongPath = null
+    }
+
+    if (this._gnuLongLinkPath) {
+      this._header.linkname = this._gnuLongLinkPath
+      this._gnuLongLinkPath = null
+    }
+
+    if (this._pax) {
+      if (this._pax.path) this._header.name = this._pax.path
+      if (this._pax.linkpath) this._header.linkname = this._pax.linkpath
+      if (this._pax.size) this._header.size = parseInt(this._pax.size, 10)
+      this._header.pax = this._pax
+      this._pax = null
+    }
+  }
+
+  _decodeLongHeader (buf) {
+    switch (this._header.type) {
+      case 'gnu-long-path':
+        this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding)
+        break
+      case 'gnu-long-link-path':
+        this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding)
+        break
+      case 'pax-global-header':
+        this._paxGlobal = headers.decodePax(buf)
+        break
+      case 'pax-header':
+        this._pax = this._paxGlobal === null
+          ? headers.decodePax(buf)
+          : Object.assign({}, this._paxGlobal, headers.decodePax(buf))
+        break
+    }
+  }
+
+  _consumeLongHeader () {
+    this._longHeader = false
+    this._missing = overflow(this._header.size)
+
+    const buf = this._buffer.shift(this._header.size)
+
+    try {
+      this._decodeLongHeader(buf)
+    } catch (err) {
+      this._continueWrite(err)
+      return false
+    }
+
+    return true
+  }
+
+  _consumeStream () {
+    const buf = this._buffer.shiftFirst(this._missing)
+    if (buf === null) return false
+
+    this._missing -= buf.byteLength
+    const drained = this._stream.push(buf)
+
+    if (this._missing === 0) {
+      this._stream.push(null)
+      if (drained) this._stream._detach()
+      return drained && this._locked === false
+    }
+
+    return drained
+  }
+
+  _createStream () {
+    return new Source(this, this._header, this._offset)
+  }
+
+  _update () {
+    while (this._buffer.buffered > 0 && !this.destroying) {
+      if (this._missing > 0) {
+        if (this._stream !== null) {
+          if (this._consumeStream() === false) return
+          continue
+        }
+
+        if (this._longHeader === true) {
+          if (this._missing > this._buffer.buffered) break
+          if (this._consumeLongHeader() === false) return false
+          continue
+        }
+
+        const ignore = this._buffer.shiftFirst(this._missing)
+        if (ignore !== null) this._missing -= ignore.byteLength
+        continue
+      }
+
+      if (this._buffer.buffered < 512) break
+      if (this._stream !== null || this._consumeHeader() === false) return
+    }
+
+    this._continueWrite(null)
+  }
+
+  _continueWrite (err) {
+    const cb = this._callback
+    this._callback = noop
+    cb(err)
+  }
+
+  _write (data, cb) {
+    this._callback = cb
+    this._buffer.push(data)
+    this._update()
+  }
+
+  _final (cb) {
+    this._finished = this._missing === 0 && this._buffer.buffered === 0
+    cb(this._finished ? null : new Error('Unexpected end of data'))
+  }
+
+  _predestroy () {
+    this._continueWrite(null)
+  }
+
+  _destroy (cb) {
+    if (this._stream) this._stream.destroy(getStreamError(this))
+    cb(null)
+  }
+
+  [Symbol.asyncIterator] () {
+    let error = null
+
+    let promiseResolve = null
+    let promiseReject = null
+
+    let entryStream = null
+    let entryCallback = null
+
+    const extract = this
+
+    this.on('entry', onentry)
+    this.on('error', (err) => { error = err })
+    this.on('close', onclose)
+
+    return {
+      [Symbol.asyncIterator] () {
+        return this
+      },
+      next () {
+        return new Promise(onnext)
+      },
+      return () {
+        return destroy(null)
+      },
+      throw (err) {
+        return destroy(err)
+      }
+    }
+
+    function consumeCallback (err) {
+      if (!entryCallback) return
+      const cb = entryCallback
+      entryCallback = null
+      cb(err)
+    }
+
+    function onnext (resolve, reject) {
+      if (error) {
+        return reject(error)
+      }
+
+      if (entryStream) {
+        resolve({ value: entryStream, done: false })
+        entryStream = null
+        return
+      }
+
+      promiseResolve = resolve
+      promiseReject = reject
+
+      consumeCallback(null)
+
+      if (extract._finished && promiseResolve) {
+        promiseResolve({ value: undefined, done: true })
+        promiseResolve = promiseReject = null
+      }
+    }
+
+    function onentry (header, stream, callback) {
+      entryCallback = callback
+      stream.on('error', noop) // no way around this due to tick sillyness
+
+      if (promiseResolve) {
+        promiseResolve({ value: stream, done: false })
+        promiseResolve = promiseReject = null
+      } else {
+        entryStream = stream
+      }
+    }
+
+    function onclose () {
+      consumeCallback(error)
+      if (!promiseResolve) return
+      if (error) promiseReject(error)
+      else promiseResolve({ value: undefined, done: true })
+      promiseResolve = promiseReject = null
+    }
+
+    function destroy (err) {
+      extract.destroy(err)
+      consumeCallback(err)
+      return new Promise((resolve, reject) => {
+        if (extract.destroyed) return resolve({ value: undefined, done: true })
+        extract.once('close', function () {
+          if (err) reject(err)
+          else resolve({ value: undefined, done: true })
+        })
+      })
+    }
+  }
+}
+
+module.exports = function extract (opts) {
+  return new Extract(opts)
+}
+
+function noop () {}
+
+function overflow (size) {
+  size &= 511
+  return size && 512 - size
+}
+
+
+/***/ }),
+
+/***/ 8428:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+const b4a = __nccwpck_require__(3057)
+
+const ZEROS = '0000000000000000000'
+const SEVENS = '7777777777777777777'
+const ZERO_OFFSET = '0'.charCodeAt(0)
+const USTAR_MAGIC = b4a.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x00]) // ustar\x00
+const USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET])
+const GNU_MAGIC = b4a.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x20]) // ustar\x20
+const GNU_VER = b4a.from([0x20, 0x00])
+const MASK = 0o7777
+const MAGIC_OFFSET = 257
+const VERSION_OFFSET = 263
+
+exports.decodeLongPath = function decodeLongPath (buf, encoding) {
+  return decodeStr(buf, 0, buf.length, encoding)
+}
+
+exports.encodePax = function encodePax (opts) { // TODO: encode more stuff in pax
+  let result = ''
+  if (opts.name) result += addLength(' path=' + opts.name + '\n')
+  if (opts.linkname) result += addLength(' linkpath=' + opts.linkname + '\n')
+  const pax = opts.pax
+  if (pax) {
+    for (const key in pax) {
+      result += addLength(' ' + key + '=' + pax[key] + '\n')
+    }
+  }
+  return b4a.from(result)
+}
+
+exports.decodePax = function decodePax (buf) {
+  const result = {}
+
+  while (buf.length) {
+    let i = 0
+    while (i < buf.length && buf[i] !== 32) i++
+    const len = parseInt(b4a.toString(buf.subarray(0, i)), 10)
+    if (!len) return result
+
+    const b = b4a.toString(buf.subarray(i + 1, len - 1))
+    const keyIndex = b.indexOf('=')
+    if (keyIndex === -1) return result
+    result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1)
+
+    buf = buf.subarray(len)
+  }
+
+  return result
+}
+
+exports.encode = function encode (opts) {
+  const buf = b4a.alloc(512)
+  let name = opts.name
+  let prefix = ''
+
+  if (opts.typeflag === 5 && name[name.length - 1] !== '/') name += '/'
+  if (b4a.byteLength(name) !== name.length) return null // utf-8
+
+  while (b4a.byteLength(name) > 100) {
+    const i = name.indexOf('/')
+    if (i === -1) return null
+    prefix += prefix ? '/' + name.slice(0, i) : name.slice(0, i)
+    name = name.slice(i + 1)
+  }
+
+  if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix) > 155) return null
+  if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null
+
+  b4a.write(buf, name)
+  b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100)
+  b4a.write(buf, encodeOct(opts.uid, 6), 108)
+  b4a.write(buf, encodeOct(opts.gid, 6), 116)
+  encodeSize(opts.size, buf, 124)
+  b4a.write(buf, encodeOct((opts.mtime.getTime() / 1000) | 0, 11), 136)
+
+  buf[156] = ZERO_OFFSET + toTypeflag(opts.type)
+
+  if (opts.linkname) b4a.write(buf, opts.linkname, 157)
+
+  b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET)
+  b4a.copy(USTAR_VER, buf, VERSION_OFFSET)
+  if (opts.uname) b4a.write(buf, opts.uname, 265)
+  if (opts.gname) b4a.write(buf, opts.gname, 297)
+  b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329)
+  b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337)
+
+  if (prefix) b4a.write(buf, prefix, 345)
+
+  b4a.write(buf, encodeOct(cksum(buf), 6), 148)
+
+  return buf
+}
+
+exports.decode = function decode (buf, filenameEncoding, allowUnknownFormat) {
+  let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET
+
+  let name = decodeStr(buf, 0, 100, filenameEncoding)
+  const mode = decodeOct(buf, 100, 8)
+  const uid = decodeOct(buf, 108, 8)
+  const gid = decodeOct(buf, 116, 8)
+  const size = decodeOct(buf, 124, 12)
+  const mtime = decodeOct(buf, 136, 12)
+  const type = toType(typeflag)
+  const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding)
+  const uname = decodeStr(buf, 265, 32)
+  const gname = decodeStr(buf, 297, 32)
+  const devmajor = decodeOct(buf, 329, 8)
+  const devminor = decodeOct(buf, 337, 8)
+
+  const c = cksum(buf)
+
+  // checksum is still initial value if header was null.
+  if (c === 8 * 32) return null
+
+  // valid checksum
+  if (c !== decodeOct(buf, 148, 8)) throw new Error('Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?')
+
+  if (isUSTAR(buf)) {
+    // ustar (posix) format.
+    // prepend prefix, if present.
+    if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + '/' + name
+  } else if (isGNU(buf)) {
+    // 'gnu'/'oldgnu' format. Similar to ustar, but has support for incremental and
+    // multi-volume tarballs.
+  } else {
+    if (!allowUnknownFormat) {
+      throw new Error('Invalid tar header: unknown format.')
+    }
+  }
+
+  // to support old tar versions that use trailing / to indicate dirs
+  if (typeflag === 0 && name && name[name.length - 1] === '/') typeflag = 5
+
+  return {
+    name,
+    mode,
+    uid,
+    gid,
+    size,
+    byteOffset: 0,
+    mtime: new Date(1000 * mtime),
+    type,
+    linkname,
+    uname,
+    gname,
+    devmajor,
+    devminor,
+    pax: null
+  }
+}
+
+function isUSTAR (buf) {
+  return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6))
+}
+
+function isGNU (buf) {
+  return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) &&
+    b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2))
+}
+
+function clamp (index, len, defaultValue) {
+  if (typeof index !== 'number') return defaultValue
+  index = ~~index // Coerce to integer.
+  if (index >= len) return len
+  if (index >= 0) return index
+  index += len
+  if (index >= 0) return index
+  return 0
+}
+
+function toType (flag) {
+  switch (flag) {
+    case 0:
+      return 'file'
+    case 1:
+      return 'link'
+    case 2:
+      return 'symlink'
+    case 3:
+      return 'character-device'
+    case 4:
+      return 'block-device'
+    case 5:
+      return 'directory'
+    case 6:
+      return 'fifo'
+    case 7:
+      return 'contiguous-file'
+    case 72:
+      return 'pax-header'
+    case 55:
+      return 'pax-global-header'
+    case 27:
+      return 'gnu-long-link-path'
+    case 28:
+    case 30:
+      return 'gnu-long-path'
+  }
+
+  return null
+}
+
+function toTypeflag (flag) {
+  switch (flag) {
+    case 'file':
+      return 0
+    case 'link':
+      return 1
+    case 'symlink':
+      return 2
+    case 'character-device':
+      return 3
+    case 'block-device':
+      return 4
+    case 'directory':
+      return 5
+    case 'fifo':
+      return 6
+    case 'contiguous-file':
+      return 7
+    case 'pax-header':
+      return 72
+  }
+
+  return 0
+}
+
+function indexOf (block, num, offset, end) {
+  for (; offset < end; offset++) {
+    if (block[offset] === num) return offset
+  }
+  return end
+}
+
+function cksum (block) {
+  let sum = 8 * 32
+  for (let i = 0; i < 148; i++) sum += block[i]
+  for (let j = 156; j < 512; j++) sum += block[j]
+  return sum
+}
+
+function encodeOct (val, n) {
+  val = val.toString(8)
+  if (val.length > n) return SEVENS.slice(0, n) + ' '
+  return ZEROS.slice(0, n - val.length) + val + ' '
+}
+
+function encodeSizeBin (num, buf, off) {
+  buf[off] = 0x80
+  for (let i = 11; i > 0; i--) {
+    buf[off + i] = num & 0xff
+    num = Math.floor(num / 0x100)
+  }
+}
+
+function encodeSize (num, buf, off) {
+  if (num.toString(8).length > 11) {
+    encodeSizeBin(num, buf, off)
+  } else {
+    b4a.write(buf, encodeOct(num, 11), off)
+  }
+}
+
+/* Copied from the node-tar repo and modified to meet
+ * tar-stream coding standard.
+ *
+ * Source: https://github.com/npm/node-tar/blob/51b6627a1f357d2eb433e7378e5f05e83b7aa6cd/lib/header.js#L349
+ */
+function parse256 (buf) {
+  // first byte MUST be either 80 or FF
+  // 80 for positive, FF for 2's comp
+  let positive
+  if (buf[0] === 0x80) positive = true
+  else if (buf[0] === 0xFF) positive = false
+  else return null
+
+  // build up a base-256 tuple from the least sig to the highest
+  const tuple = []
+  let i
+  for (i = buf.length - 1; i > 0; i--) {
+    const byte = buf[i]
+    if (positive) tuple.push(byte)
+    else tuple.push(0xFF - byte)
+  }
+
+  let sum = 0
+  const l = tuple.length
+  for (i = 0; i < l; i++) {
+    sum += tuple[i] * Math.pow(256, i)
+  }
+
+  return positive ? sum : -1 * sum
+}
+
+function decodeOct (val, offset, length) {
+  val = val.subarray(offset, offset + length)
+  offset = 0
+
+  // If prefixed with 0x80 then parse as a base-256 integer
+  if (val[offset] & 0x80) {
+    return parse256(val)
+  } else {
+    // Older versions of tar can prefix with spaces
+    while (offset < val.length && val[offset] === 32) offset++
+    const end = clamp(indexOf(val, 32, offset, val.length), val.length, val.length)
+    while (offset < end && val[offset] === 0) offset++
+    if (end === offset) return 0
+    return parseInt(b4a.toString(val.subarray(offset, end)), 8)
+  }
+}
+
+function decodeStr (val, offset, length, encoding) {
+  return b4a.toString(val.subarray(offset, indexOf(val, 0, offset, offset + length)), encoding)
+}
+
+function addLength (str) {
+  const len = b4a.byteLength(str)
+  let digits = Math.floor(Math.log(len) / Math.log(10)) + 1
+  if (len + digits >= Math.pow(10, digits)) digits++
+
+  return (len + digits) + str
+}
+
+
+/***/ }),
+
+/***/ 6118:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+exports.extract = __nccwpck_require__(5763)
+exports.pack = __nccwpck_require__(861)
+
+
+/***/ }),
+
+/***/ 861:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const { Readable, Writable, getStreamError } = __nccwpck_require__(6204)
+const b4a = __nccwpck_require__(3057)
+
+const constants = __nccwpck_require__(775)
+const headers = __nccwpck_require__(8428)
+
+const DMODE = 0o755
+const FMODE = 0o644
+
+const END_OF_TAR = b4a.alloc(1024)
+
+class Sink extends Writable {
+  constructor (pack, header, callback) {
+    super({ mapWritable, eagerOpen: true })
+
+    this.written = 0
+    this.header = header
+
+    this._callback = callback
+    this._linkname = null
+    this._isLinkname = header.type === 'symlink' && !header.linkname
+    this._isVoid = header.type !== 'file' && header.type !== 'contiguous-file'
+    this._finished = false
+    this._pack = pack
+    this._openCallback = null
+
+    if (this._pack._stream === null) this._pack._stream = this
+    else this._pack._pending.push(this)
+  }
+
+  _open (cb) {
+    this._openCallback = cb
+    if (this._pack._stream === this) this._continueOpen()
+  }
+
+  _continuePack (err) {
+    if (this._callback === null) return
+
+    const callback = this._callback
+    this._callback = null
+
+    callback(err)
+  }
+
+  _continueOpen () {
+    if (this._pack._stream === null) this._pack._stream = this
+
+    const cb = this._openCallback
+    this._openCallback = null
+    if (cb === null) return
+
+    if (this._pack.destroying) return cb(new Error('pack stream destroyed'))
+    if (this._pack._finalized) return cb(new Error('pack stream is already finalized'))
+
+    this._pack._stream = this
+
+    if (!this._isLinkname) {
+      this._pack._encode(this.header)
+    }
+
+    if (this._isVoid) {
+      this._finish()
+      this._continuePack(null)
+    }
+
+    cb(null)
+  }
+
+  _write (data, cb) {
+    if (this._isLinkname) {
+      this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data
+      return cb(null)
+    }
+
+    if (this._isVoid) {
+      if (data.byteLength > 0) {
+        return cb(new Error('No body allowed for this entry'))
+      }
+      return cb()
+    }
+
+    this.written += data.byteLength
+    if (this._pack.push(data)) return cb()
+    this._pack._drain = cb
+  }
+
+  _finish () {
+    if (this._finished) return
+    this._finished = true
+
+    if (this._isLinkname) {
+      this.header.linkname = this._linkname ? b4a.toString(this._linkname, 'utf-8') : ''
+      this._pack._encode(this.header)
+    }
+
+    overflow(this._pack, this.header.size)
+
+    this._pack._done(this)
+  }
+
+  _final (cb) {
+    if (this.written !== this.header.size) { // corrupting tar
+      return cb(new Error('Size mismatch'))
+    }
+
+    this._finish()
+    cb(null)
+  }
+
+  _getError () {
+    return getStreamError(this) || new Error('tar entry destroyed')
+  }
+
+  _predestroy () {
+    this._pack.destroy(this._getError())
+  }
+
+  _destroy (cb) {
+    this._pack._done(this)
+
+    this._continuePack(this._finished ? null : this._getError())
+
+    cb()
+  }
+}
+
+class Pack extends Readable {
+  constructor (opts) {
+    super(opts)
+    this._drain = noop
+    this._finalized = false
+    this._finalizing = false
+    this._pending = []
+    this._stream = null
+  }
+
+  entry (header, buffer, callback) {
+    if (this._finalized || this.destroying) throw new Error('already finalized or destroyed')
+
+    if (typeof buffer === 'function') {
+      callback = buffer
+      buffer = null
+    }
+
+    if (!callback) callback = noop
+
+    if (!header.size || header.type === 'symlink') header.size = 0
+    if (!header.type) header.type = modeToType(header.mode)
+    if (!header.mode) header.mode = header.type === 'directory' ? DMODE : FMODE
+    if (!header.uid) header.uid = 0
+    if (!header.gid) header.gid = 0
+    if (!header.mtime) header.mtime = new Date()
+
+    if (typeof buffer === 'string') buffer = b4a.from(buffer)
+
+    const sink = new Sink(this, header, callback)
+
+    if (b4a.isBuffer(buffer)) {
+      header.size = buffer.byteLength
+      sink.write(buffer)
+      sink.end()
+      return sink
+    }
+
+    if (sink._isVoid) {
+      return sink
+    }
+
+    return sink
+  }
+
+  finalize () {
+    if (this._stream || this._pending.length > 0) {
+      this._finalizing = true
+      return
+    }
+
+    if (this._finalized) return
+    this._finalized = true
+
+    this.push(END_OF_TAR)
+    this.push(null)
+  }
+
+  _done (stream) {
+    if (stream !== this._stream) return
+
+    this._stream = null
+
+    if (this._finalizing) this.finalize()
+    if (this._pending.length) this._pending.shift()._continueOpen()
+  }
+
+  _encode (header) {
+    if (!header.pax) {
+      const buf = headers.encode(header)
+      if (buf) {
+        this.push(buf)
+        return
+      }
+    }
+    this._encodePax(header)
+  }
+
+  _encodePax (header) {
+    const paxHeader = headers.encodePax({
+      name: header.name,
+      linkname: header.linkname,
+      pax: header.pax
+    })
+
+    const newHeader = {
+      name: 'PaxHeader',
+      mode: header.mode,
+      uid: header.uid,
+      gid: header.gid,
+      size: paxHeader.byteLength,
+      mtime: header.mtime,
+      type: 'pax-header',
+      linkname: header.linkname && 'PaxHeader',
+      uname: header.uname,
+      gname: header.gname,
+      devmajor: header.devmajor,
+      devminor: header.devminor
+    }
+
+    this.push(headers.encode(newHeader))
+    this.push(paxHeader)
+    overflow(this, paxHeader.byteLength)
+
+    newHeader.size = header.size
+    newHeader.type = header.type
+    this.push(headers.encode(newHeader))
+  }
+
+  _doDrain () {
+    const drain = this._drain
+    this._drain = noop
+    drain()
+  }
+
+  _predestroy () {
+    const err = getStreamError(this)
+
+    if (this._stream) this._stream.destroy(err)
+
+    while (this._pending.length) {
+      const stream = this._pending.shift()
+      stream.destroy(err)
+      stream._continueOpen()
+    }
+
+    this._doDrain()
+  }
+
+  _read (cb) {
+    this._doDrain()
+    cb()
+  }
+}
+
+module.exports = function pack (opts) {
+  return new Pack(opts)
+}
+
+function modeToType (mode) {
+  switch (mode & constants.S_IFMT) {
+    case constants.S_IFBLK: return 'block-device'
+    case constants.S_IFCHR: return 'character-device'
+    case constants.S_IFDIR: return 'directory'
+    case constants.S_IFIFO: return 'fifo'
+    case constants.S_IFLNK: return 'symlink'
+  }
+
+  return 'file'
+}
+
+function noop () {}
+
+function overflow (self, size) {
+  size &= 511
+  if (size) self.push(END_OF_TAR.subarray(0, 512 - size))
+}
+
+function mapWritable (buf) {
+  return b4a.isBuffer(buf) ? buf : b4a.from(buf)
+}
+
+
+/***/ }),
+
 /***/ 7934:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -51672,8 +52750,159 @@ function parseHostList(list) {
     return uniqueHosts(list.split(/[\s,]+/).filter((s) => s !== '').map((s) => parseHost(s)));
 }
 
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+// EXTERNAL MODULE: external "node:events"
+var external_node_events_ = __nccwpck_require__(8474);
+// EXTERNAL MODULE: ./node_modules/tar-stream/index.js
+var tar_stream = __nccwpck_require__(6118);
+;// CONCATENATED MODULE: ./build/src/engine/tree.js
+// A folder as one payload: a sorted walk packed into a tar stream, and the manifest digest both sides compute.
+
+
+
+
+
+/** Something a folder holds that herd does not carry, or that changed while it was read. */
+class TreeError extends Error {
+}
+/**
+ * Mode of a new file or folder at the destination: the local mode without setuid, setgid, sticky, or
+ * write for group and others, so a 0666 file from a umask-0000 CI job lands 0644 and 0600 stays 0600.
+ */
+function deliveredMode(localMode) {
+    return localMode & 0o755;
+}
+/**
+ * Every entry below `root` (not root itself), parents before children, names in one fixed order.
+ * Synchronous: it reads only metadata, and the runner checks a folder with it before any host is touched.
+ */
+function walkTree(root) {
+    const entries = [];
+    const visit = (dir, prefix) => {
+        for (const name of external_node_fs_.readdirSync(dir).sort()) {
+            const full = external_node_path_.join(dir, name);
+            const rel = prefix ? `${prefix}/${name}` : name;
+            const st = external_node_fs_.lstatSync(full);
+            if (st.isDirectory()) {
+                entries.push({ path: rel, type: 'directory', mode: deliveredMode(st.mode), size: 0, linkname: '' });
+                visit(full, rel);
+            }
+            else if (st.isFile()) {
+                entries.push({ path: rel, type: 'file', mode: deliveredMode(st.mode), size: st.size, linkname: '' });
+            }
+            else if (st.isSymbolicLink()) {
+                entries.push({ path: rel, type: 'symlink', mode: 0o777, size: 0, linkname: external_node_fs_.readlinkSync(full) });
+            }
+            else {
+                throw new TreeError(`${full} is a socket, pipe or device; herd carries files, folders and symbolic links: remove it or push another folder`);
+            }
+        }
+    };
+    visit(root, '');
+    return entries;
+}
+/** About the tar's size for these entries (exact unless long names need extended headers): for progress. */
+function payloadSizeOf(entries) {
+    const block = (n) => Math.ceil(n / 512) * 512;
+    return entries.reduce((sum, e) => sum + 512 + block(e.size) + (e.path.length > 99 || e.linkname.length > 99 ? 1024 : 0), 1024);
+}
+/** The manifest line of one entry: what must match for a tree to count as identical. */
+function manifestLine(e, sha256) {
+    return `${e.type} ${e.mode.toString(8)} ${e.size} ${sha256} ${JSON.stringify(e.path)} ${JSON.stringify(e.linkname)}\n`;
+}
+const CHUNK = 1024 * 1024;
+/** Reads a file of the tree exactly `size` bytes long (never through a link), handing each chunk on. */
+async function readExactly(full, size, onChunk) {
+    const hash = external_node_crypto_namespaceObject.createHash('sha256');
+    const fh = await external_node_fs_.promises.open(full, external_node_fs_.constants.O_RDONLY | external_node_fs_.constants.O_NOFOLLOW);
+    try {
+        let position = 0;
+        for (;;) {
+            const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, size - position + 1)));
+            const { bytesRead } = await fh.read(buf, 0, buf.length, position);
+            if (bytesRead === 0)
+                break;
+            position += bytesRead;
+            if (position > size)
+                break;
+            const chunk = buf.subarray(0, bytesRead);
+            hash.update(chunk);
+            await onChunk(chunk);
+        }
+        if (position !== size)
+            throw new TreeError(`${full} changed size while it was read (${size} bytes, then ${position}); push a folder that is not being written`);
+    }
+    finally {
+        await fh.close();
+    }
+    return hash.digest('hex');
+}
+/** SHA-256 over the manifest of the tree at `root` (types, modes, sizes, contents, link targets). */
+async function treeDigest(root) {
+    const digest = crypto.createHash('sha256');
+    for (const e of walkTree(root)) {
+        const sha = e.type === 'file' ? await readExactly(path.join(root, e.path), e.size, () => { }) : '-';
+        digest.update(manifestLine(e, sha));
+    }
+    return digest.digest('hex');
+}
+/**
+ * Packs the tree at `root` into a tar file at `out` (created exclusively, 0600) in one read, and
+ * returns the manifest digest. Headers carry no owner and no time: a tree is its names, modes, link
+ * targets and contents, so a rebuild with the same content is the same tree.
+ */
+async function packTree(root, out) {
+    const entries = walkTree(root);
+    const digest = external_node_crypto_namespaceObject.createHash('sha256');
+    const pack = tar_stream.pack();
+    const sink = external_node_fs_.createWriteStream(out, { flags: 'wx', mode: 0o600 });
+    const written = (0,external_node_events_.once)(sink, 'close');
+    let failed;
+    sink.on('error', (err) => (failed = err));
+    pack.on('error', (err) => (failed = err));
+    pack.pipe(sink);
+    try {
+        for (const e of entries) {
+            if (failed)
+                throw failed;
+            const header = { name: e.type === 'directory' ? `${e.path}/` : e.path, type: e.type, mode: e.mode, size: e.size, linkname: e.linkname || undefined, mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' };
+            if (e.type !== 'file') {
+                pack.entry(header);
+                digest.update(manifestLine(e, '-'));
+                continue;
+            }
+            const entry = pack.entry(header);
+            const ended = new Promise((resolve, reject) => {
+                entry.on('finish', () => resolve());
+                entry.on('error', reject);
+                entry.on('close', () => resolve());
+            });
+            const sha = await readExactly(external_node_path_.join(root, e.path), e.size, async (chunk) => {
+                if (!entry.write(chunk))
+                    await (0,external_node_events_.once)(entry, 'drain');
+            });
+            entry.end(undefined);
+            await ended;
+            digest.update(manifestLine(e, sha));
+        }
+        pack.finalize();
+        await written;
+        if (failed)
+            throw failed;
+    }
+    catch (err) {
+        pack.destroy();
+        sink.destroy();
+        await external_node_fs_.promises.rm(out, { force: true });
+        throw err;
+    }
+    return { digest: digest.digest('hex'), entries: entries.length };
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/plan.js
 // Turns front-end options into a validated Plan: every input check lives here, one message per mistake.
+
 
 
 
@@ -51774,20 +53003,60 @@ function checkIdentity(file, passphrase) {
             : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`);
     }
 }
+/** --mode, --owner, --group: octal bits, and user or group names (or numbers) as the hosts know them. */
+function attributesFrom(opts, tree) {
+    const given = (v) => (v === undefined || v.trim() === '' ? undefined : v.trim());
+    const [mode, owner, group] = [given(opts.mode), given(opts.owner), given(opts.group)];
+    if (mode !== undefined) {
+        if (!/^0?[0-7]{3,4}$/.test(mode))
+            throw new PlanError('--mode', `'${mode}' is not an octal mode; give one like 0644 or 0640`);
+        if (tree)
+            throw new PlanError('--mode', "sets a file's mode, and a folder's entries keep their own; leave --mode out (--owner and --group apply to every entry)");
+    }
+    const name = /^(?:\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
+    if (owner !== undefined && !name.test(owner))
+        throw new PlanError('--owner', `'${owner}' is not a user name or uid; give one like www-data or 33`);
+    if (group !== undefined && !name.test(group))
+        throw new PlanError('--group', `'${group}' is not a group name or gid; give one like www-data or 33`);
+    if (mode === undefined && owner === undefined && group === undefined)
+        return undefined;
+    return { mode: mode === undefined ? undefined : parseInt(mode, 8), owner, group };
+}
+/** A local folder to push: readable and searchable, holding only files, folders and links; its payload's size. */
+function localFolder(folder) {
+    try {
+        external_node_fs_.accessSync(folder, external_node_fs_.constants.R_OK | external_node_fs_.constants.X_OK);
+        return payloadSizeOf(walkTree(folder));
+    }
+    catch (err) {
+        if (err instanceof TreeError)
+            throw new PlanError('local file', err.message);
+        const e = err;
+        throw new PlanError('local file', `${e.path ?? folder} in the folder cannot be read (${e.code}); check its permissions`);
+    }
+}
 /** Validates everything that can be checked on the runner before any host is touched. */
 function makePlan(opts) {
     if (!opts.file)
-        throw new PlanError('local file', 'missing; give the file to push');
-    const st = readableFile('local file', opts.file, 'local file');
-    if (st.size === 0)
+        throw new PlanError('local file', 'missing; give the file or folder to push');
+    const tree = external_node_fs_.statSync(opts.file, { throwIfNoEntry: false })?.isDirectory() === true;
+    const st = tree ? external_node_fs_.statSync(opts.file) : readableFile('local file', opts.file, 'local file');
+    if (!tree && st.size === 0)
         throw new PlanError('local file', `${opts.file} is empty; give a file with content`);
+    const size = tree ? localFolder(opts.file) : st.size;
     if (!opts.destination)
         throw new PlanError('remote file', 'missing; give the absolute path on the hosts');
-    const destination = opts.destination;
+    // A folder goes to a folder: `/srv/app/` and `/srv/app` name the same one.
+    const destination = tree && opts.destination.length > 1 ? opts.destination.replace(/\/+$/, '') : opts.destination;
     if (!destination.startsWith('/'))
-        throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${external_node_path_.basename(opts.file)})`);
-    if (destination.endsWith('/') || /\/\.{1,2}$/.test(destination))
-        throw new PlanError('remote file', `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${external_node_path_.basename(opts.file)}`);
+        throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${external_node_path_.basename(external_node_path_.resolve(opts.file))})`);
+    if (destination === '/' || destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) {
+        throw new PlanError('remote file', tree ? `'${destination}' is not a folder herd can replace; give the folder's own path, e.g. /srv/${external_node_path_.basename(external_node_path_.resolve(opts.file))}` : `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${external_node_path_.basename(opts.file)}`);
+    }
+    const releases = opts.releases === undefined || opts.releases === '' ? undefined : wholeNumber('--releases', opts.releases, 1, 1, 1000);
+    if (releases !== undefined && !tree)
+        throw new PlanError('--releases', `keeps releases of a folder, and ${opts.file} is a file; push a folder or leave --releases out`);
+    const attributes = attributesFrom(opts, tree);
     if (destination.includes('\0'))
         throw new PlanError('remote file', 'contains a NUL byte; remove it');
     const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict');
@@ -51823,8 +53092,11 @@ function makePlan(opts) {
     const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
     return {
         file: external_node_path_.resolve(opts.file),
-        size: st.size,
+        size,
         mode: st.mode & 0o7777,
+        tree,
+        releases,
+        attributes,
         destination,
         hosts: hostsFrom(opts),
         retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
@@ -51877,8 +53149,8 @@ function buildCommand(version) {
     return new Command('herd')
         .description('Push one file to many hosts over SSH and a private BitTorrent swarm: every host fetches from the runner and from each other.')
         .usage('[options] LOCAL_FILE REMOTE_FILE [HOSTS_FILE]')
-        .argument('<local-file>', 'file to push')
-        .argument('<remote-file>', 'absolute path of the file on every host')
+        .argument('<local-file>', 'file or folder to push')
+        .argument('<remote-file>', 'absolute path of the file (or folder) on every host')
         .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
         .option('--hostlist <hosts>', 'hosts separated by commas')
         .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
@@ -51896,6 +53168,10 @@ function buildCommand(version) {
         .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
         .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
         .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
+        .option('--mode <octal>', "the file's mode on every host, e.g. 0640 (default: a replaced file's own, else the local mode without group/other write)")
+        .option('--owner <user>', 'owner of the file, or of every entry of a folder, by name or uid (default: a replaced file\'s own, else the login)')
+        .option('--group <group>', 'group of the file, or of every entry of a folder, by name or gid')
+        .option('--releases <k>', 'with a folder: keep K releases in REMOTE/releases, REMOTE/current linking to the newest (switched by one rename)')
         .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
         .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
         .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
@@ -51941,6 +53217,10 @@ function parseCli(argv, version, stdinIsTTY) {
             sshClient: o.ssh,
             postCommand: o.postCommand,
             postBatch: o.postBatch,
+            releases: o.releases,
+            mode: o.mode,
+            owner: o.owner,
+            group: o.group,
             passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
         },
         json: !!o.json,
@@ -52065,8 +53345,6 @@ function summaryLines(report) {
     return lines;
 }
 
-;// CONCATENATED MODULE: external "node:crypto"
-const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: external "node:worker_threads"
 const external_node_worker_threads_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_threads");
 ;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/util.js
@@ -59892,8 +61170,6 @@ async function piecesPresent(path, meta, into) {
     return found;
 }
 
-// EXTERNAL MODULE: external "node:events"
-var external_node_events_ = __nccwpck_require__(8474);
 ;// CONCATENATED MODULE: ./build/src/engine/peer.js
 
 class peer_Peer {
@@ -60811,6 +62087,45 @@ async function startSeeder(file, t, opts) {
     return { port, peerId: peerId.toString('hex'), uploaded: () => swarm.uploaded, close: () => swarm.close() };
 }
 
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./build/src/core/swarm/payload.js
+// What the swarm carries: the local file in place, or a folder packed once into a private tar file.
+
+
+
+
+
+
+/** A release name that sorts by age on every host: UTC time to the second and a tag of this run. */
+function releaseName(now) {
+    return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${external_node_crypto_namespaceObject.randomBytes(3).toString('hex')}`;
+}
+/**
+ * The run's payload. A folder is packed into a tar in a fresh 0700 folder under the temporary folder
+ * (one local copy: the seeder needs a file to serve pieces from at any offset).
+ */
+async function preparePayload(plan) {
+    if (!plan.tree)
+        return { path: plan.file, dispose: async () => { } };
+    const dir = await external_node_fs_.promises.mkdtemp(external_node_path_.join(external_node_os_namespaceObject.tmpdir(), 'herd-payload-'));
+    const dispose = () => external_node_fs_.promises.rm(dir, { recursive: true, force: true });
+    const tar = external_node_path_.join(dir, 'payload.tar');
+    try {
+        const { digest } = await packTree(plan.file, tar);
+        return { path: tar, tree: { digest, releases: plan.releases, release: releaseName(new Date()) }, dispose };
+    }
+    catch (err) {
+        await dispose();
+        if (err instanceof TreeError)
+            throw new PlanError('local file', err.message);
+        const e = err;
+        if (e.code === 'ENOSPC')
+            throw new PlanError('local file', `no room to pack ${plan.file} under ${external_node_os_namespaceObject.tmpdir()} (ENOSPC); free space there or point TMPDIR at a larger disk`);
+        throw err;
+    }
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/agent-bundle.js
 // Finds the bundled agent that travels to the hosts, and names it by its hash.
 
@@ -60860,8 +62175,6 @@ const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),
  */
 const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
 function escapeChars(text, chars) {
     for (let char of chars) {
@@ -63569,7 +64882,7 @@ async function runPostCommand(conn, plan, report, log) {
 ;// CONCATENATED MODULE: ./build/src/core/protocol.js
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 /** Version of this message set; the runner refuses an agent that speaks another. */
-const PROTOCOL_VERSION = 3;
+const PROTOCOL_VERSION = 4;
 /** Seconds between the agent's `alive` lines; the runner gives up on an agent silent for 12 of them. */
 const ALIVE_SECONDS = 5;
 /** Agent exit codes the runner tells apart. */
@@ -63740,6 +65053,8 @@ async function startAgent(ctx, conn, node, log) {
         sha256: swarm.torrent.sha256,
         size: swarm.torrent.size,
         mode: plan.mode,
+        tree: swarm.tree,
+        attributes: plan.attributes,
         routes: ways.routes,
         probeMs: PROBE_MS,
         runnerId: swarm.runnerId,
@@ -64097,6 +65412,7 @@ class Limit {
 
 
 
+
 /**
  * Tracker announce interval. Every host announces once as it starts and dials every peer it hears of,
  * so a host that starts late meets the early ones without their announcing again; later announces only
@@ -64139,6 +65455,7 @@ async function distribute(plan, opts = {}) {
         throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`);
     }
     let seeder;
+    let payload;
     // The run's secret: only agents that got it over their SSH session can join the swarm or read its bytes.
     const seal = { secret: external_node_crypto_namespaceObject.randomBytes(32), encrypt: plan.encrypt };
     const runAbort = new AbortController();
@@ -64148,17 +65465,20 @@ async function distribute(plan, opts = {}) {
     const swarm = (async () => {
         opts.onPhase?.('hashing');
         const hashBegan = Date.now();
-        const hashed = await hashFile(plan.file, { nonce: external_node_crypto_namespaceObject.randomBytes(16) });
+        payload = await preparePayload(plan);
+        if (payload.tree)
+            opts.onPhase?.('hashing', `${plan.file} packed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s`);
+        const hashed = await hashFile(payload.path, { nonce: external_node_crypto_namespaceObject.randomBytes(16) });
         opts.onPhase?.('hashing', `${hashed.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`);
-        if (hashed.size !== plan.size)
+        if (!plan.tree && hashed.size !== plan.size)
             throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`);
         torrent = hashed;
         // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
         // serves every host: which pieces each may ask it for is the agents' stripe policy.
         const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535);
-        seeder = await startSeeder(plan.file, hashed, { ports: seederPorts, seal });
+        seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal });
         opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`);
-        return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal };
+        return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, tree: payload.tree };
     })();
     // A swarm that can't start ends the run: hosts stop where they are.
     swarm.catch(() => runAbort.abort('swarm'));
@@ -64227,6 +65547,7 @@ async function distribute(plan, opts = {}) {
         opts.signal?.removeEventListener('abort', onOuterAbort);
         await swarm.catch(() => { });
         await seeder?.close();
+        await payload?.dispose();
         await tracker.close();
     }
 }

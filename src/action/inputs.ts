@@ -142,6 +142,10 @@ export function getInputs(): ActionSettings {
     sshClient: core.getInput('ssh-client'),
     postCommand: core.getInput('post-command'),
     postBatch: core.getInput('post-batch'),
+    releases: core.getInput('releases'),
+    mode: core.getInput('mode'),
+    owner: core.getInput('owner'),
+    group: core.getInput('group'),
     username: core.getInput('username') || undefined,
     uploadLogs,
     artifactName,
@@ -172,6 +176,10 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     sshClient: s.sshClient || undefined,
     postCommand: s.postCommand || undefined,
     postBatch: s.postBatch || undefined,
+    releases: s.releases || undefined,
+    mode: s.mode || undefined,
+    owner: s.owner || undefined,
+    group: s.group || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
   }
@@ -196,6 +204,10 @@ const INPUT_FOR_OPTION: Record<string, string> = {
   '--ssh': 'ssh-client',
   '--post-command': 'post-command',
   '--post-batch': 'post-batch',
+  '--releases': 'releases',
+  '--mode': 'mode',
+  '--owner': 'owner',
+  '--group': 'group',
 }
 
 /** A plan error worded with the Action's input names. */

@@ -1,6 +1,6 @@
 // The agent on one host: the ways to the runner, the start message, its events, and its end.
 import { ForwardRefused, shellCommand, type RemoteChannel, type SshConnection, type Tunnel } from './ssh/index.js'
-import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage } from './protocol.js'
+import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage, type TreeDelivery } from './protocol.js'
 import { AGENT_NODE_FLAGS, BOOTSTRAP } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
@@ -18,6 +18,8 @@ export interface SwarmInfo {
   runnerId: string
   /** The run's secret (sent to each agent over its SSH session only, never logged) and encryption choice. */
   seal: RunSeal
+  /** Set when a folder is pushed: how it lands. */
+  tree?: TreeDelivery
 }
 
 const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy'])
@@ -154,6 +156,8 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
     sha256: swarm.torrent.sha256,
     size: swarm.torrent.size,
     mode: plan.mode,
+    tree: swarm.tree,
+    attributes: plan.attributes,
     routes: ways.routes,
     probeMs: PROBE_MS,
     runnerId: swarm.runnerId,

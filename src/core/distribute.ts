@@ -3,6 +3,7 @@ import crypto from 'node:crypto'
 import { hashFile, type FileTorrent } from './swarm/torrent.js'
 import { startTracker, type PrivateTracker } from './swarm/tracker.js'
 import { startSeeder, type Seeder } from './swarm/seeder.js'
+import { preparePayload, type Payload } from './swarm/payload.js'
 import { loadAgentBundle } from './agent-bundle.js'
 import { hostRun, type HostRun, type HostState, type SwarmInfo } from './host-run.js'
 import { PlanError, type Plan } from './plan.js'
@@ -66,6 +67,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`)
   }
   let seeder: Seeder | undefined
+  let payload: Payload | undefined
   // The run's secret: only agents that got it over their SSH session can join the swarm or read its bytes.
   const seal = { secret: crypto.randomBytes(32), encrypt: plan.encrypt }
   const runAbort = new AbortController()
@@ -75,16 +77,18 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   const swarm = (async (): Promise<SwarmInfo> => {
     opts.onPhase?.('hashing')
     const hashBegan = Date.now()
-    const hashed = await hashFile(plan.file, { nonce: crypto.randomBytes(16) })
+    payload = await preparePayload(plan)
+    if (payload.tree) opts.onPhase?.('hashing', `${plan.file} packed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s`)
+    const hashed = await hashFile(payload.path, { nonce: crypto.randomBytes(16) })
     opts.onPhase?.('hashing', `${hashed.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`)
-    if (hashed.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
+    if (!plan.tree && hashed.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
     torrent = hashed
     // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
     // serves every host: which pieces each may ask it for is the agents' stripe policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
-    seeder = await startSeeder(plan.file, hashed, { ports: seederPorts, seal })
+    seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal })
     opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`)
-    return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal }
+    return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, tree: payload.tree }
   })()
   // A swarm that can't start ends the run: hosts stop where they are.
   swarm.catch(() => runAbort.abort('swarm'))
@@ -154,6 +158,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     opts.signal?.removeEventListener('abort', onOuterAbort)
     await swarm.catch(() => {})
     await seeder?.close()
+    await payload?.dispose()
     await tracker.close()
   }
 }

@@ -3,16 +3,25 @@ import fs from 'node:fs'
 import path from 'node:path'
 import ssh2 from 'ssh2'
 import { HostParseError, parseHostList, parseHostsText, type HostSpec } from './hosts.js'
+import { TreeError, payloadSizeOf, walkTree } from '../engine/tree.js'
 
 // ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
 const sshUtils = ssh2.utils
 
 /** Options as a front end gathers them (strings where the user typed strings). */
 export interface HerdOptions {
-  /** Local file to push. */
+  /** Local file or folder to push. */
   file: string
-  /** Absolute path of the file on every host. */
+  /** Absolute path of the file (or folder) on every host. */
   destination: string
+  /** With a folder: keep this many releases, `current` linking to the newest (absent: the folder is swapped in). */
+  releases?: number | string
+  /** The file's mode on every host, octal (e.g. 0640); default: a replaced file's own, else the local mode without group/other write. */
+  mode?: string
+  /** Owner (name or uid) of the file, or of a folder's every entry; default: a replaced file's own, else the login. */
+  owner?: string
+  /** Group (name or gid), as for owner. */
+  group?: string
   /** A herd.py hosts file: one host per line. */
   hostsFile?: string
   /** Hosts separated by commas or white space. */
@@ -67,9 +76,18 @@ export interface HerdOptions {
 
 /** A validated run: types are exact, files exist, hosts parsed. */
 export interface Plan {
+  /** The local file or folder, absolute. */
   file: string
+  /** Bytes to move: the file's size, or about the size of a folder's payload. */
   size: number
+  /** The file's mode, or the folder's. */
   mode: number
+  /** A folder is pushed: its tree travels as one tar payload and is switched in whole on each host. */
+  tree: boolean
+  /** With a folder: releases kept under the destination, `current` linking to the newest. */
+  releases?: number
+  /** What --mode, --owner, --group ask of the delivered file (or a folder's entries); absent: the defaults. */
+  attributes?: { mode?: number; owner?: string; group?: string }
   destination: string
   hosts: HostSpec[]
   /** Extra attempts; -1 = until success or timeout. */
@@ -194,15 +212,50 @@ function checkIdentity(file: string, passphrase: string | undefined): void {
   }
 }
 
+/** --mode, --owner, --group: octal bits, and user or group names (or numbers) as the hosts know them. */
+function attributesFrom(opts: HerdOptions, tree: boolean): Plan['attributes'] {
+  const given = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim())
+  const [mode, owner, group] = [given(opts.mode), given(opts.owner), given(opts.group)]
+  if (mode !== undefined) {
+    if (!/^0?[0-7]{3,4}$/.test(mode)) throw new PlanError('--mode', `'${mode}' is not an octal mode; give one like 0644 or 0640`)
+    if (tree) throw new PlanError('--mode', "sets a file's mode, and a folder's entries keep their own; leave --mode out (--owner and --group apply to every entry)")
+  }
+  const name = /^(?:\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/
+  if (owner !== undefined && !name.test(owner)) throw new PlanError('--owner', `'${owner}' is not a user name or uid; give one like www-data or 33`)
+  if (group !== undefined && !name.test(group)) throw new PlanError('--group', `'${group}' is not a group name or gid; give one like www-data or 33`)
+  if (mode === undefined && owner === undefined && group === undefined) return undefined
+  return { mode: mode === undefined ? undefined : parseInt(mode, 8), owner, group }
+}
+
+/** A local folder to push: readable and searchable, holding only files, folders and links; its payload's size. */
+function localFolder(folder: string): number {
+  try {
+    fs.accessSync(folder, fs.constants.R_OK | fs.constants.X_OK)
+    return payloadSizeOf(walkTree(folder))
+  } catch (err) {
+    if (err instanceof TreeError) throw new PlanError('local file', err.message)
+    const e = err as NodeJS.ErrnoException
+    throw new PlanError('local file', `${e.path ?? folder} in the folder cannot be read (${e.code}); check its permissions`)
+  }
+}
+
 /** Validates everything that can be checked on the runner before any host is touched. */
 export function makePlan(opts: HerdOptions): Plan {
-  if (!opts.file) throw new PlanError('local file', 'missing; give the file to push')
-  const st = readableFile('local file', opts.file, 'local file')
-  if (st.size === 0) throw new PlanError('local file', `${opts.file} is empty; give a file with content`)
+  if (!opts.file) throw new PlanError('local file', 'missing; give the file or folder to push')
+  const tree = fs.statSync(opts.file, { throwIfNoEntry: false })?.isDirectory() === true
+  const st = tree ? fs.statSync(opts.file) : readableFile('local file', opts.file, 'local file')
+  if (!tree && st.size === 0) throw new PlanError('local file', `${opts.file} is empty; give a file with content`)
+  const size = tree ? localFolder(opts.file) : st.size
   if (!opts.destination) throw new PlanError('remote file', 'missing; give the absolute path on the hosts')
-  const destination = opts.destination
-  if (!destination.startsWith('/')) throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${path.basename(opts.file)})`)
-  if (destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) throw new PlanError('remote file', `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${path.basename(opts.file)}`)
+  // A folder goes to a folder: `/srv/app/` and `/srv/app` name the same one.
+  const destination = tree && opts.destination.length > 1 ? opts.destination.replace(/\/+$/, '') : opts.destination
+  if (!destination.startsWith('/')) throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${path.basename(path.resolve(opts.file))})`)
+  if (destination === '/' || destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) {
+    throw new PlanError('remote file', tree ? `'${destination}' is not a folder herd can replace; give the folder's own path, e.g. /srv/${path.basename(path.resolve(opts.file))}` : `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${path.basename(opts.file)}`)
+  }
+  const releases = opts.releases === undefined || opts.releases === '' ? undefined : wholeNumber('--releases', opts.releases, 1, 1, 1000)
+  if (releases !== undefined && !tree) throw new PlanError('--releases', `keeps releases of a folder, and ${opts.file} is a file; push a folder or leave --releases out`)
+  const attributes = attributesFrom(opts, tree)
   if (destination.includes('\0')) throw new PlanError('remote file', 'contains a NUL byte; remove it')
   const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict') as Plan['hostKeyPolicy']
   if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
@@ -228,8 +281,11 @@ export function makePlan(opts: HerdOptions): Plan {
   const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
   return {
     file: path.resolve(opts.file),
-    size: st.size,
+    size,
     mode: st.mode & 0o7777,
+    tree,
+    releases,
+    attributes,
     destination,
     hosts: hostsFrom(opts),
     retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
