@@ -142,6 +142,7 @@ export function getInputs(): ActionSettings {
     sshClient: core.getInput('ssh-client'),
     postCommand: core.getInput('post-command'),
     postBatch: core.getInput('post-batch'),
+    limitRate: core.getInput('limit-rate'),
     username: core.getInput('username') || undefined,
     uploadLogs,
     artifactName,
@@ -172,6 +173,7 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     sshClient: s.sshClient || undefined,
     postCommand: s.postCommand || undefined,
     postBatch: s.postBatch || undefined,
+    limitRate: s.limitRate || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
   }
@@ -196,6 +198,7 @@ const INPUT_FOR_OPTION: Record<string, string> = {
   '--ssh': 'ssh-client',
   '--post-command': 'post-command',
   '--post-batch': 'post-batch',
+  '--limit-rate': 'limit-rate',
 }
 
 /** A plan error worded with the Action's input names. */

@@ -67,6 +67,8 @@ export interface ActionSettings {
   postCommand: string
   /** The `post-batch` input: at most this many hosts run the post-command at once; empty: each when done. */
   postBatch: string
+  /** The `limit-rate` input: bytes per second for each host's upload and download and the runner's upload (50M, 500K); empty: none. */
+  limitRate: string
 
   /** Remote user for hosts that name none (else ~/.ssh/config's, else the runner's user). */
   username?: string

@@ -60,6 +60,7 @@ export function buildCommand(version: string): Command {
     .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
     .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
     .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
+    .option('--limit-rate <rate>', "cap each host's upload and download, and the runner's upload, in bytes per second; K, M, G as curl's (1024-based): 50M, 500K")
     .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
     .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
     .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
@@ -105,6 +106,7 @@ export function parseCli(argv: string[], version: string, stdinIsTTY: boolean): 
       sshClient: o.ssh as string,
       postCommand: o.postCommand as string | undefined,
       postBatch: o.postBatch as string | undefined,
+      limitRate: o.limitRate as string | undefined,
       passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
     },
     json: !!o.json,

@@ -1,7 +1,7 @@
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 
 /** Version of this message set; the runner refuses an agent that speaks another. */
-export const PROTOCOL_VERSION = 3
+export const PROTOCOL_VERSION = 4
 
 /** Runner → agent: everything the agent needs for one run, sent once as the first line. */
 export interface StartMessage {
@@ -41,6 +41,8 @@ export interface StartMessage {
   host: string
   /** This host's place among the hosts: it walks the pieces from `index/of` of the way in, so hosts start apart. */
   spread: { index: number; of: number }
+  /** Bytes per second this host may receive, and may send, over all its peers (--limit-rate); absent: no limit. */
+  limitRate?: number
 }
 
 /** One way from a host to the runner's services. */
