@@ -215,6 +215,7 @@ describe('the action without a cluster', () => {
       { inputs: { destination: '/srv/x.bin', hosts: 'deploy/hosts.txt' }, error: /^hosts: deploy\/hosts\.txt is not a file/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a\nb c' }, error: /^hosts: .*white space/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', retry: 'twice' }, error: /^retry: 'twice' is not a whole number/ },
+      { inputs: { destination: '/srv/x.bin', hosts: 'a', 'limit-rate': '5X' }, error: /^limit-rate: '5X' is not a rate; give bytes per second/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', 'upload-logs': 'sometimes' }, error: /^upload-logs: 'sometimes' is not one of on-failure, always, never/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', 'ssh-strict': 'maybe' }, error: /^ssh-strict: 'maybe' is not true or false/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', 'artifact-name': 'logs/today' }, error: /^artifact-name: / },

@@ -265,6 +265,7 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
         port: '9100-9110',
         'remote-path': 'work dir/herd',
         'log-dir': 'logs/herd',
+        'limit-rate': '50M',
         args: '--timeout 60 --concurrency 4',
       })
       const npx = fakeNpx(dir, PACKAGE.version)
@@ -284,6 +285,7 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
       assert.equal(at('--log-dir'), 'logs/herd')
       assert.equal(at('--timeout'), '60')
       assert.equal(at('--concurrency'), '4')
+      assert.equal(at('--limit-rate'), '50M')
       assert.ok(argv.includes('--json'))
       assert.equal(argv.includes('--accept-new-host-keys'), false, 'strict host keys by default')
       assert.match(at('-i')!, /\/id$/)
@@ -314,6 +316,7 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
         port: String(port),
         args: '--timeout 30 --user deploy',
         'ssh-strict': false,
+        'limit-rate': '500k',
       })
       const npx = fakeNpx(dir, PACKAGE.version)
       const known = path.join(dir, 'SSH_KNOWN_HOSTS')

@@ -146,6 +146,7 @@ test('other options: known_hosts and ssh config files that do not exist, numbers
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--timeout', '0'], '--timeout', /'0' is not a whole number from 1 up/)
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--concurrency', '0'], '--concurrency', /'0' is not a whole number from 1 to 1000/)
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--remote-path', 'a\nb'], '--remote-path', /contains a NUL or newline; give a folder path without them/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--limit-rate', '5X'], '--limit-rate', /'5X' is not a rate; give bytes per second as a whole number with an optional K, M or G/)
 })
 
 test('the same inputs, corrected, do reach the hosts (the checks above are not vacuous)', { skip, timeout: 60_000 }, async () => {

@@ -52900,451 +52900,6 @@ async function packTree(root, out) {
     return { digest: digest.digest('hex'), entries: entries.length };
 }
 
-;// CONCATENATED MODULE: ./build/src/core/plan.js
-// Turns front-end options into a validated Plan: every input check lives here, one message per mistake.
-
-
-
-
-
-// ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
-const sshUtils = lib.utils;
-/** A mistake in the input: `input` names the option, the message says the fix. Exit code 2. */
-class PlanError extends Error {
-    input;
-    constructor(input, message) {
-        super(`${input}: ${message}`);
-        this.input = input;
-    }
-}
-const DEFAULTS = {
-    retry: 0,
-    port: '8998',
-    remotePath: '.cache/herd-action',
-    concurrency: 32,
-    node: 'node',
-    runnerVia: 'auto',
-    sshClient: 'auto',
-    stallTimeout: 60,
-};
-function wholeNumber(input, value, fallback, min, max = Number.MAX_SAFE_INTEGER) {
-    if (value === undefined || value === '')
-        return fallback;
-    const text = String(value).trim();
-    if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-        throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`);
-    }
-    return Number(text);
-}
-function parsePorts(value) {
-    const text = String(value ?? DEFAULTS.port).trim();
-    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
-    const low = m ? Number(m[1]) : NaN;
-    const high = m ? Number(m[2] ?? m[1]) : NaN;
-    if (!m || low < 1 || high > 65535 || low > high)
-        throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`);
-    return [low, high];
-}
-function readableFile(input, file, whatName) {
-    // `local file: /x does not exist`, not `local file: local file /x does not exist`.
-    const what = whatName === input ? '' : `${whatName} `;
-    let st;
-    try {
-        st = external_node_fs_.statSync(file);
-    }
-    catch (err) {
-        const code = err.code;
-        throw new PlanError(input, code === 'ENOENT' ? `${what}${file} does not exist; check the path` : `${what}${file} cannot be read (${code}); check its permissions`);
-    }
-    if (st.isDirectory())
-        throw new PlanError(input, `${what}${file} is a directory; give a file`);
-    if (!st.isFile())
-        throw new PlanError(input, `${what}${file} is not a regular file; give a file`);
-    try {
-        external_node_fs_.accessSync(file, external_node_fs_.constants.R_OK);
-    }
-    catch (err) {
-        throw new PlanError(input, `${what}${file} cannot be read (${err.code}); check its permissions`);
-    }
-    return st;
-}
-function hostsFrom(opts) {
-    const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g) => !!g);
-    if (given.length > 1)
-        throw new PlanError('hosts', `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, --hostlist, or standard input`);
-    try {
-        if (opts.hostsFile !== undefined) {
-            readableFile('hosts file', opts.hostsFile, 'hosts file');
-            const hosts = parseHostsText(external_node_fs_.readFileSync(opts.hostsFile, 'utf8'));
-            if (hosts.length === 0)
-                throw new PlanError('hosts file', `${opts.hostsFile} names no host; write one host per line`);
-            return hosts;
-        }
-        const hosts = opts.hostList !== undefined ? parseHostList(opts.hostList) : parseHostsText(opts.hostsText ?? '');
-        if (hosts.length === 0)
-            throw new PlanError('hosts', 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input');
-        return hosts;
-    }
-    catch (err) {
-        if (err instanceof HostParseError)
-            throw new PlanError(opts.hostsFile ?? 'hosts', `${err.message}`);
-        throw err;
-    }
-}
-function checkIdentity(file, passphrase) {
-    readableFile('--identity', file, 'identity');
-    const parsed = sshUtils.parseKey(external_node_fs_.readFileSync(file), passphrase);
-    if (parsed instanceof Error) {
-        const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message);
-        throw new PlanError('--identity', encrypted
-            ? passphrase
-                ? `identity ${file}: the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE`
-                : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
-            : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`);
-    }
-}
-/** --mode, --owner, --group: octal bits, and user or group names (or numbers) as the hosts know them. */
-function attributesFrom(opts, tree) {
-    const given = (v) => (v === undefined || v.trim() === '' ? undefined : v.trim());
-    const [mode, owner, group] = [given(opts.mode), given(opts.owner), given(opts.group)];
-    if (mode !== undefined) {
-        if (!/^0?[0-7]{3,4}$/.test(mode))
-            throw new PlanError('--mode', `'${mode}' is not an octal mode; give one like 0644 or 0640`);
-        if (tree)
-            throw new PlanError('--mode', "sets a file's mode, and a folder's entries keep their own; leave --mode out (--owner and --group apply to every entry)");
-    }
-    const name = /^(?:\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
-    if (owner !== undefined && !name.test(owner))
-        throw new PlanError('--owner', `'${owner}' is not a user name or uid; give one like www-data or 33`);
-    if (group !== undefined && !name.test(group))
-        throw new PlanError('--group', `'${group}' is not a group name or gid; give one like www-data or 33`);
-    if (mode === undefined && owner === undefined && group === undefined)
-        return undefined;
-    return { mode: mode === undefined ? undefined : parseInt(mode, 8), owner, group };
-}
-/** A local folder to push: readable and searchable, holding only files, folders and links; its payload's size. */
-function localFolder(folder) {
-    try {
-        external_node_fs_.accessSync(folder, external_node_fs_.constants.R_OK | external_node_fs_.constants.X_OK);
-        return payloadSizeOf(walkTree(folder));
-    }
-    catch (err) {
-        if (err instanceof TreeError)
-            throw new PlanError('local file', err.message);
-        const e = err;
-        throw new PlanError('local file', `${e.path ?? folder} in the folder cannot be read (${e.code}); check its permissions`);
-    }
-}
-/** Validates everything that can be checked on the runner before any host is touched. */
-function makePlan(opts) {
-    if (!opts.file)
-        throw new PlanError('local file', 'missing; give the file or folder to push');
-    const tree = external_node_fs_.statSync(opts.file, { throwIfNoEntry: false })?.isDirectory() === true;
-    const st = tree ? external_node_fs_.statSync(opts.file) : readableFile('local file', opts.file, 'local file');
-    if (!tree && st.size === 0)
-        throw new PlanError('local file', `${opts.file} is empty; give a file with content`);
-    const size = tree ? localFolder(opts.file) : st.size;
-    if (!opts.destination)
-        throw new PlanError('remote file', 'missing; give the absolute path on the hosts');
-    // A folder goes to a folder: `/srv/app/` and `/srv/app` name the same one.
-    const destination = tree && opts.destination.length > 1 ? opts.destination.replace(/\/+$/, '') : opts.destination;
-    if (!destination.startsWith('/'))
-        throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${external_node_path_.basename(external_node_path_.resolve(opts.file))})`);
-    if (destination === '/' || destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) {
-        throw new PlanError('remote file', tree ? `'${destination}' is not a folder herd can replace; give the folder's own path, e.g. /srv/${external_node_path_.basename(external_node_path_.resolve(opts.file))}` : `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${external_node_path_.basename(opts.file)}`);
-    }
-    const releases = opts.releases === undefined || opts.releases === '' ? undefined : wholeNumber('--releases', opts.releases, 1, 1, 1000);
-    if (releases !== undefined && !tree)
-        throw new PlanError('--releases', `keeps releases of a folder, and ${opts.file} is a file; push a folder or leave --releases out`);
-    const attributes = attributesFrom(opts, tree);
-    if (destination.includes('\0'))
-        throw new PlanError('remote file', 'contains a NUL byte; remove it');
-    const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict');
-    if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
-        throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`);
-    }
-    const identityFiles = opts.identityFiles ?? [];
-    for (const id of identityFiles)
-        checkIdentity(id, opts.passphrase);
-    const knownHostsFiles = opts.knownHostsFiles ?? [];
-    for (const kh of knownHostsFiles)
-        readableFile('--known-hosts', kh, 'known_hosts file');
-    if (opts.sshConfig !== undefined)
-        readableFile('--ssh-config', opts.sshConfig, 'ssh config');
-    const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '');
-    if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n'))
-        throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them');
-    const node = opts.node ?? DEFAULTS.node;
-    if (node === '' || node.includes('\0') || node.includes('\n'))
-        throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them');
-    const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim());
-    if (!['auto', 'direct', 'ssh'].includes(runnerVia))
-        throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`);
-    const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim());
-    if (!['auto', 'builtin', 'openssh'].includes(sshClient))
-        throw new PlanError('--ssh', `'${sshClient}' is not known; use auto, builtin or openssh`);
-    const postCommand = opts.postCommand === undefined || opts.postCommand.trim() === '' ? undefined : opts.postCommand;
-    if (postCommand?.includes('\0'))
-        throw new PlanError('--post-command', 'contains a NUL byte; give a shell command without it');
-    const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1);
-    if (postBatch !== undefined && postCommand === undefined)
-        throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches');
-    const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
-    return {
-        file: external_node_path_.resolve(opts.file),
-        size,
-        mode: st.mode & 0o7777,
-        tree,
-        releases,
-        attributes,
-        destination,
-        hosts: hostsFrom(opts),
-        retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
-        ports: parsePorts(opts.port),
-        remotePath,
-        logDir: opts.logDir ? external_node_path_.resolve(opts.logDir) : undefined,
-        timeoutSeconds: timeout,
-        concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
-        identityFiles,
-        knownHostsFiles,
-        hostKeyPolicy,
-        encrypt: opts.encrypt ?? true,
-        user: opts.user,
-        passphrase: opts.passphrase,
-        node,
-        sshConfig: opts.sshConfig,
-        runnerVia,
-        stallSeconds: wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5),
-        sshClient,
-        postCommand,
-        postBatch,
-    };
-}
-
-;// CONCATENATED MODULE: ./build/src/cli/args.js
-// herd's command line, compatible with herd.py's (local-file remote-file hosts --retry --port --remote-path --log-dir).
-
-
-const EXIT_CODES_HELP = `
-Exit codes:
-  0    every host has the file
-  1    some host failed (the others still got it); each failure is listed with its cause
-  2    bad usage or input, before any host was touched
-  130  interrupted by SIGINT, 143 by SIGTERM (agents stopped, temporary files removed)
-
-Hosts: one per line in HOSTS_FILE (herd.py's hosts.dat; blank lines and # comments ignored), as
-host, user@host, host:port, user@host:port or [v6addr]:port; or --hostlist a,b,c; or standard input.
-SSH works as with OpenSSH: ~/.ssh/config (Host aliases, HostName, User, Port, IdentityFile,
-UserKnownHostsFile, ProxyJump), the ssh-agent, default identities, known_hosts (hashed too).
-Host keys are checked strictly; --accept-new-host-keys adds unknown ones (never changed ones).
-An encrypted identity's passphrase is read from HERD_SSH_PASSPHRASE, never from the command line.
-
-Example:
-  herd build.tar.gz /srv/app/build.tar.gz hosts.txt --retry 2 --log-dir herd-logs
-`;
-function collect(value, previous) {
-    return [...previous, value];
-}
-function buildCommand(version) {
-    return new Command('herd')
-        .description('Push one file to many hosts over SSH and a private BitTorrent swarm: every host fetches from the runner and from each other.')
-        .usage('[options] LOCAL_FILE REMOTE_FILE [HOSTS_FILE]')
-        .argument('<local-file>', 'file or folder to push')
-        .argument('<remote-file>', 'absolute path of the file (or folder) on every host')
-        .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
-        .option('--hostlist <hosts>', 'hosts separated by commas')
-        .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
-        .option('--port <port>', 'tracker port, or a range LOW-HIGH to pick a free one', DEFAULTS.port)
-        .option('--remote-path <dir>', "working folder on each host for herd's agent (relative to the login's home)", DEFAULTS.remotePath)
-        .option('--log-dir <dir>', 'write one log file per host with the whole story of every attempt')
-        .option('--data-file <file>', 'accepted for herd.py compatibility; has no use now')
-        .option('--timeout <seconds>', 'overall time limit; hosts still running then are reported as timed out')
-        .option('--concurrency <n>', 'SSH connections being opened at once', String(DEFAULTS.concurrency))
-        .option('-i, --identity <file>', 'identity (private key) file, tried first; repeatable', collect, [])
-        .option('--known-hosts <file>', 'known_hosts file to use instead of the ssh config one; repeatable', collect, [])
-        .option('--accept-new-host-keys', 'add unknown host keys to known_hosts (changed keys still fail)')
-        .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
-        .option('--runner-via <way>', "how hosts reach the runner's tracker and seeder: auto (directly, else through their SSH connection), direct, ssh", DEFAULTS.runnerVia)
-        .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
-        .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
-        .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
-        .option('--mode <octal>', "the file's mode on every host, e.g. 0640 (default: a replaced file's own, else the local mode without group/other write)")
-        .option('--owner <user>', 'owner of the file, or of every entry of a folder, by name or uid (default: a replaced file\'s own, else the login)')
-        .option('--group <group>', 'group of the file, or of every entry of a folder, by name or gid')
-        .option('--releases <k>', 'with a folder: keep K releases in REMOTE/releases, REMOTE/current linking to the newest (switched by one rename)')
-        .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
-        .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
-        .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
-        .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
-        .option('--json', 'print the report as JSON on stdout (messages go to stderr)')
-        .addOption(new Option('-q, --quiet', 'print only failures and the totals'))
-        .version(version, '--version', 'print the version')
-        .helpOption('-h, --help', 'show this help')
-        .addHelpText('after', EXIT_CODES_HELP)
-        .showSuggestionAfterError(true)
-        .exitOverride()
-        .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-}
-/** Parses argv (without node and script); throws CommanderError for usage mistakes and help/version. */
-function parseCli(argv, version, stdinIsTTY) {
-    const cmd = buildCommand(version);
-    cmd.parse(argv, { from: 'user' });
-    const [file, destination, hostsFile] = cmd.args;
-    const o = cmd.opts();
-    const hostList = o.hostlist;
-    const hostsFromStdin = hostsFile === undefined && hostList === undefined && !stdinIsTTY;
-    return {
-        options: {
-            file,
-            destination,
-            hostsFile,
-            hostList,
-            retry: o.retry,
-            port: o.port,
-            remotePath: o.remotePath,
-            logDir: o.logDir,
-            timeout: o.timeout,
-            concurrency: o.concurrency,
-            identityFiles: o.identity,
-            knownHostsFiles: o.knownHosts,
-            hostKeyPolicy: o.acceptNewHostKeys ? 'accept-new' : 'strict',
-            encrypt: o.encryption !== false,
-            user: o.user,
-            node: o.node,
-            sshConfig: o.sshConfig,
-            runnerVia: o.runnerVia,
-            stallTimeout: o.stallTimeout,
-            sshClient: o.ssh,
-            postCommand: o.postCommand,
-            postBatch: o.postBatch,
-            releases: o.releases,
-            mode: o.mode,
-            owner: o.owner,
-            group: o.group,
-            passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
-        },
-        json: !!o.json,
-        quiet: !!o.quiet,
-        dataFileIgnored: o.dataFile !== undefined,
-        hostsFromStdin,
-    };
-}
-
-
-// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
-var cli_progress = __nccwpck_require__(8502);
-;// CONCATENATED MODULE: ./build/src/cli/render.js
-// How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
-
-function formatBytes(n) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let i = 0;
-    while (n >= 1024 && i < units.length - 1) {
-        n /= 1024;
-        i++;
-    }
-    return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
-function formatSeconds(s) {
-    if (!Number.isFinite(s) || s < 0)
-        return '--';
-    if (s < 60)
-        return `${Math.round(s)}s`;
-    return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-}
-/** Renders run events; `out` receives human lines. */
-function makeRenderer(opts) {
-    const began = Date.now();
-    const have = new Map();
-    const rate = new Map();
-    const finished = new Set();
-    const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`;
-    let bar;
-    if (opts.tty && !opts.quiet) {
-        bar = new cli_progress.SingleBar({
-            format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
-            hideCursor: true,
-            clearOnComplete: true,
-            stream: process.stderr,
-            fps: 5,
-        }, cli_progress.Presets.shades_classic);
-        bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' });
-    }
-    const update = () => {
-        if (!bar)
-            return;
-        const total = [...have.values()].reduce((a, b) => a + b, 0);
-        const r = [...rate.values()].reduce((a, b) => a + b, 0);
-        const remaining = opts.hosts * opts.size - total;
-        bar.update(total, { done: finished.size, bytes: formatBytes(total), rate: formatBytes(r), eta_text: r > 0 ? formatSeconds(remaining / r) : '--' });
-    };
-    const say = (line) => {
-        if (bar)
-            bar.stop();
-        opts.out(line);
-        if (bar) {
-            bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts });
-            update();
-        }
-    };
-    return {
-        onPhase(phase, detail) {
-            if (!opts.quiet && detail && !bar)
-                opts.out(`${stamp()} ${phase}: ${detail}`);
-        },
-        onHostState(host, state, detail) {
-            if (state === 'done') {
-                finished.add(host);
-                have.set(host, opts.size);
-                rate.delete(host);
-            }
-            if (state === 'failed') {
-                finished.add(host);
-                rate.delete(host);
-            }
-            if (bar) {
-                if (state === 'failed' || state === 'retrying')
-                    say(`${host}: ${state}: ${detail ?? ''}`);
-                update();
-            }
-            else if (!opts.quiet || state === 'failed') {
-                opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`);
-            }
-        },
-        onProgress(host, p) {
-            have.set(host, p.have);
-            rate.set(host, p.rate);
-            update();
-        },
-        stop() {
-            bar?.stop();
-        },
-    };
-}
-/** The end of a run in words: one line per failed host with its cause, then the totals. */
-function summaryLines(report) {
-    const lines = [];
-    for (const h of report.hosts.filter((x) => x.status !== 'ok')) {
-        lines.push(`FAILED ${h.host}: ${h.cause ?? h.status}${h.logFile ? ` (log: ${h.logFile})` : ''}`);
-    }
-    const ok = report.succeeded.length;
-    const unchanged = report.hosts.filter((h) => h.status === 'ok' && !h.transferred).length;
-    const copies = report.size > 0 ? report.bytesFromRunner / report.size : 0;
-    const tunnelled = report.hosts.filter((h) => h.runnerVia === 'ssh').length;
-    // Hosts that got every byte from the runner reached no other host: they cost what scp would.
-    const alone = report.hosts.length > 1 ? report.hosts.filter((h) => h.status === 'ok' && h.downloaded > 0 && h.fromRunner >= h.downloaded).map((h) => h.host) : [];
-    lines.push(`${ok}/${report.hosts.length} hosts have ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
-        `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
-        `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
-        (report.interrupted ? `; interrupted by ${report.interrupted}` : ''));
-    const given = report.hosts.filter((h) => h.runtimeBytes).length;
-    if (given > 0)
-        lines.push(`Node runtime uploaded to ${given} host${given === 1 ? '' : 's'} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`);
-    if (alone.length > 0)
-        lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`);
-    return lines;
-}
-
 ;// CONCATENATED MODULE: external "node:worker_threads"
 const external_node_worker_threads_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_threads");
 ;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/util.js
@@ -54075,6 +53630,663 @@ function torrentFileFor(t, announceUrl) {
     const announce = announceUrl === undefined ? '' : `8:announce${announceUrl.length}:${announceUrl}13:announce-listll${announceUrl.length}:${announceUrl}ee`;
     const head = Buffer.from(`d${announce}4:info`);
     return Buffer.concat([head, Buffer.from(t.info), Buffer.from('e')]);
+}
+
+;// CONCATENATED MODULE: ./build/src/engine/store.js
+// The file a side serves from and writes into: blocks at their offsets, recent blocks kept in memory.
+
+
+/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
+const BLOCK = 1024 * 1024;
+/** Reads and writes one file by absolute offset; writes go to the thread pool, never the event loop. */
+class Store {
+    length;
+    fd;
+    recentMax;
+    recentBytes = 0;
+    /** Insertion order is age. Keyed by absolute offset. */
+    recent = new Map();
+    writing = new Map();
+    /** Bytes handed to `write` and not yet in the file: received blocks wait in memory meanwhile. */
+    pendingBytes = 0;
+    /** Called as each write settles: a reader of `pendingBytes` may go on. */
+    onWritten = () => { };
+    /** Block reads served from memory and from the file: the agent logs them. */
+    reads = { recent: 0, file: 0 };
+    /**
+     * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
+     * 256 pages to fault in and zero, which cost the runner more than the read itself.
+     */
+    spare = [];
+    lent = new WeakMap();
+    constructor(opts) {
+        this.length = opts.length;
+        this.recentMax = opts.recentBytes ?? 0;
+        // The temporary file is written only where it is one: never through a link put in its place.
+        this.fd = external_node_fs_.openSync(opts.path, opts.writable ? external_node_fs_.constants.O_RDWR | external_node_fs_.constants.O_NOFOLLOW : external_node_fs_.constants.O_RDONLY);
+    }
+    /** Writes `parts` at `position` (with every retry a short write needs); they may be read meanwhile. */
+    write(position, parts) {
+        const fd = this.fd;
+        if (fd === undefined)
+            return Promise.reject(new Error('store is closed'));
+        this.remember(position, parts);
+        const bytes = byteLength(parts);
+        this.pendingBytes += bytes;
+        const done = writeAll(fd, parts, position).finally(() => {
+            if (this.writing.get(position) === done)
+                this.writing.delete(position);
+            this.pendingBytes -= bytes;
+            this.onWritten();
+        });
+        this.writing.set(position, done);
+        return done;
+    }
+    /** Settles once every write issued so far has settled; rejects with the first failure. */
+    async flushed() {
+        await Promise.all([...this.writing.values()]);
+    }
+    remember(position, parts) {
+        if (this.recentMax <= 0)
+            return;
+        const old = this.recent.get(position);
+        if (old) {
+            this.recent.delete(position);
+            this.recentBytes -= byteLength(old);
+        }
+        this.recent.set(position, parts);
+        this.recentBytes += byteLength(parts);
+        while (this.recentBytes > this.recentMax && this.recent.size > 1) {
+            const [key, value] = this.recent.entries().next().value;
+            this.recent.delete(key);
+            this.recentBytes -= byteLength(value);
+        }
+    }
+    /**
+     * The bytes [position, position + length): views of a recent block, or a read into a reused buffer.
+     * The caller hands them back with `release` once it has used them (sealing copies them out).
+     */
+    async read(position, length) {
+        if (this.fd === undefined)
+            throw new Error('store is closed');
+        if (position + length > this.length)
+            throw new Error(`read past the end (${position} + ${length} > ${this.length})`);
+        const kept = this.recent.get(position);
+        if (kept && byteLength(kept) === length) {
+            this.reads.recent++;
+            return kept;
+        }
+        await this.writing.get(position);
+        this.reads.file++;
+        const spare = this.spare.pop();
+        const whole = spare && spare.length >= length ? spare : Buffer.allocUnsafe(Math.max(length, BLOCK));
+        const buf = whole.subarray(0, length);
+        let got = 0;
+        while (got < length) {
+            const n = await new Promise((resolve, reject) => external_node_fs_.read(this.fd, buf, got, length - got, position + got, (err, bytes) => (err ? reject(err) : resolve(bytes))));
+            // Past the end of a temporary file still filling up: the block is simply not there yet.
+            if (n === 0)
+                throw new Error(`short read at ${position + got}`);
+            got += n;
+        }
+        const parts = [buf];
+        this.lent.set(parts, whole);
+        return parts;
+    }
+    /** Takes back what `read` gave once it is no longer used; recent blocks stay where they are. */
+    release(parts) {
+        const buf = this.lent.get(parts);
+        if (!buf)
+            return;
+        this.lent.delete(parts);
+        if (this.spare.length < 4)
+            this.spare.push(buf);
+    }
+    /** Closes the file (it stays: the agent decides whether a temporary file is kept for a retry). */
+    async close() {
+        const fd = this.fd;
+        this.fd = undefined;
+        this.recent.clear();
+        if (fd === undefined)
+            return;
+        await Promise.allSettled([...this.writing.values()]);
+        await new Promise((resolve) => external_node_fs_.close(fd, () => resolve()));
+    }
+}
+function byteLength(parts) {
+    let n = 0;
+    for (const p of parts)
+        n += p.length;
+    return n;
+}
+async function writeAll(fd, parts, position) {
+    let rest = parts;
+    while (rest.length) {
+        const wrote = await new Promise((resolve, reject) => external_node_fs_.writev(fd, rest, position, (err, n) => (err ? reject(err) : resolve(n))));
+        position += wrote;
+        // A short write: drop what went out and go on with the rest.
+        let skip = wrote;
+        const next = [];
+        for (const p of rest) {
+            if (skip >= p.length)
+                skip -= p.length;
+            else {
+                next.push(skip ? p.subarray(skip) : p);
+                skip = 0;
+            }
+        }
+        if (wrote === 0 && next.length)
+            throw new Error('write made no progress');
+        rest = next;
+    }
+}
+/**
+ * The pieces a file of `length` bytes already holds, each checked against its hash: a retry resumes from
+ * them. Reads what is there once, in order, through one buffer.
+ */
+async function piecesPresent(path, meta, into) {
+    const fh = await fs.promises.open(path, 'r');
+    let found = 0;
+    try {
+        const { size } = await fh.stat();
+        const buf = Buffer.allocUnsafe(meta.pieceLength);
+        for (let i = 0, at = 0; at < meta.length; i++, at += meta.pieceLength) {
+            const len = Math.min(meta.pieceLength, meta.length - at);
+            if (at + len > size)
+                break;
+            const { bytesRead } = await fh.read(buf, 0, len, at);
+            const digest = crypto.createHash('sha1').update(buf.subarray(0, bytesRead)).digest();
+            if (digest.equals(meta.pieceHashes.subarray(i * 20, i * 20 + 20)) && into.set(i))
+                found++;
+        }
+    }
+    finally {
+        await fh.close();
+    }
+    return found;
+}
+
+;// CONCATENATED MODULE: ./build/src/core/plan.js
+// Turns front-end options into a validated Plan: every input check lives here, one message per mistake.
+
+
+
+
+
+
+
+// ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
+const sshUtils = lib.utils;
+/** A mistake in the input: `input` names the option, the message says the fix. Exit code 2. */
+class PlanError extends Error {
+    input;
+    constructor(input, message) {
+        super(`${input}: ${message}`);
+        this.input = input;
+    }
+}
+const DEFAULTS = {
+    retry: 0,
+    port: '8998',
+    remotePath: '.cache/herd-action',
+    concurrency: 32,
+    node: 'node',
+    runnerVia: 'auto',
+    sshClient: 'auto',
+    stallTimeout: 60,
+};
+function wholeNumber(input, value, fallback, min, max = Number.MAX_SAFE_INTEGER) {
+    if (value === undefined || value === '')
+        return fallback;
+    const text = String(value).trim();
+    if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+        throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`);
+    }
+    return Number(text);
+}
+function parsePorts(value) {
+    const text = String(value ?? DEFAULTS.port).trim();
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+    const low = m ? Number(m[1]) : NaN;
+    const high = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!m || low < 1 || high > 65535 || low > high)
+        throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`);
+    return [low, high];
+}
+function readableFile(input, file, whatName) {
+    // `local file: /x does not exist`, not `local file: local file /x does not exist`.
+    const what = whatName === input ? '' : `${whatName} `;
+    let st;
+    try {
+        st = external_node_fs_.statSync(file);
+    }
+    catch (err) {
+        const code = err.code;
+        throw new PlanError(input, code === 'ENOENT' ? `${what}${file} does not exist; check the path` : `${what}${file} cannot be read (${code}); check its permissions`);
+    }
+    if (st.isDirectory())
+        throw new PlanError(input, `${what}${file} is a directory; give a file`);
+    if (!st.isFile())
+        throw new PlanError(input, `${what}${file} is not a regular file; give a file`);
+    try {
+        external_node_fs_.accessSync(file, external_node_fs_.constants.R_OK);
+    }
+    catch (err) {
+        throw new PlanError(input, `${what}${file} cannot be read (${err.code}); check its permissions`);
+    }
+    return st;
+}
+function hostsFrom(opts) {
+    const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g) => !!g);
+    if (given.length > 1)
+        throw new PlanError('hosts', `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, --hostlist, or standard input`);
+    try {
+        if (opts.hostsFile !== undefined) {
+            readableFile('hosts file', opts.hostsFile, 'hosts file');
+            const hosts = parseHostsText(external_node_fs_.readFileSync(opts.hostsFile, 'utf8'));
+            if (hosts.length === 0)
+                throw new PlanError('hosts file', `${opts.hostsFile} names no host; write one host per line`);
+            return hosts;
+        }
+        const hosts = opts.hostList !== undefined ? parseHostList(opts.hostList) : parseHostsText(opts.hostsText ?? '');
+        if (hosts.length === 0)
+            throw new PlanError('hosts', 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input');
+        return hosts;
+    }
+    catch (err) {
+        if (err instanceof HostParseError)
+            throw new PlanError(opts.hostsFile ?? 'hosts', `${err.message}`);
+        throw err;
+    }
+}
+function checkIdentity(file, passphrase) {
+    readableFile('--identity', file, 'identity');
+    const parsed = sshUtils.parseKey(external_node_fs_.readFileSync(file), passphrase);
+    if (parsed instanceof Error) {
+        const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message);
+        throw new PlanError('--identity', encrypted
+            ? passphrase
+                ? `identity ${file}: the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE`
+                : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
+            : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`);
+    }
+}
+/** --mode, --owner, --group: octal bits, and user or group names (or numbers) as the hosts know them. */
+function attributesFrom(opts, tree) {
+    const given = (v) => (v === undefined || v.trim() === '' ? undefined : v.trim());
+    const [mode, owner, group] = [given(opts.mode), given(opts.owner), given(opts.group)];
+    if (mode !== undefined) {
+        if (!/^0?[0-7]{3,4}$/.test(mode))
+            throw new PlanError('--mode', `'${mode}' is not an octal mode; give one like 0644 or 0640`);
+        if (tree)
+            throw new PlanError('--mode', "sets a file's mode, and a folder's entries keep their own; leave --mode out (--owner and --group apply to every entry)");
+    }
+    const name = /^(?:\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
+    if (owner !== undefined && !name.test(owner))
+        throw new PlanError('--owner', `'${owner}' is not a user name or uid; give one like www-data or 33`);
+    if (group !== undefined && !name.test(group))
+        throw new PlanError('--group', `'${group}' is not a group name or gid; give one like www-data or 33`);
+    if (mode === undefined && owner === undefined && group === undefined)
+        return undefined;
+    return { mode: mode === undefined ? undefined : parseInt(mode, 8), owner, group };
+}
+/** A local folder to push: readable and searchable, holding only files, folders and links; its payload's size. */
+function localFolder(folder) {
+    try {
+        external_node_fs_.accessSync(folder, external_node_fs_.constants.R_OK | external_node_fs_.constants.X_OK);
+        return payloadSizeOf(walkTree(folder));
+    }
+    catch (err) {
+        if (err instanceof TreeError)
+            throw new PlanError('local file', err.message);
+        const e = err;
+        throw new PlanError('local file', `${e.path ?? folder} in the folder cannot be read (${e.code}); check its permissions`);
+    }
+}
+const RATE_UNITS = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+/**
+ * Bytes per second for a rate written as curl's --limit-rate takes it: a whole number of bytes, or with
+ * K, M or G (either case, 1024-based as curl's: 5M is 5 MiB/s). 0 means no limit, as in curl.
+ */
+function parseRate(value) {
+    const text = value.trim();
+    const m = /^(\d+)([kKmMgG]?)$/.exec(text);
+    const bytes = m ? Number(m[1]) * RATE_UNITS[m[2].toLowerCase()] : NaN;
+    if (!Number.isSafeInteger(bytes))
+        throw new PlanError('--limit-rate', `'${text}' is not a rate; give bytes per second as a whole number with an optional K, M or G (1024-based, as curl), e.g. 50M or 500K`);
+    return bytes;
+}
+/**
+ * The rate limit, if any, checked against the stall timeout: at the start each host waits its turn for
+ * one block of the runner's limited upload among all hosts, and a host that waits longer than the stall
+ * timeout would fail for nothing.
+ */
+function limitRateOf(opts, size, hosts, stallSeconds) {
+    if (opts.limitRate === undefined || opts.limitRate.trim() === '')
+        return undefined;
+    const rate = parseRate(opts.limitRate);
+    if (rate === 0)
+        return undefined;
+    const block = Math.min(BLOCK, pieceLengthFor(size));
+    const wait = (2 * (hosts + 1) * block) / rate;
+    if (wait > stallSeconds) {
+        throw new PlanError('--limit-rate', `at ${opts.limitRate.trim()} a host may wait ${Math.ceil(wait)} s for data while ${hosts === 1 ? '1 host shares' : `${hosts} hosts share`} the runner, longer than --stall-timeout ${stallSeconds}; raise --stall-timeout to ${Math.ceil(wait)} or the rate`);
+    }
+    return rate;
+}
+/** Validates everything that can be checked on the runner before any host is touched. */
+function makePlan(opts) {
+    if (!opts.file)
+        throw new PlanError('local file', 'missing; give the file or folder to push');
+    const tree = external_node_fs_.statSync(opts.file, { throwIfNoEntry: false })?.isDirectory() === true;
+    const st = tree ? external_node_fs_.statSync(opts.file) : readableFile('local file', opts.file, 'local file');
+    if (!tree && st.size === 0)
+        throw new PlanError('local file', `${opts.file} is empty; give a file with content`);
+    const size = tree ? localFolder(opts.file) : st.size;
+    if (!opts.destination)
+        throw new PlanError('remote file', 'missing; give the absolute path on the hosts');
+    // A folder goes to a folder: `/srv/app/` and `/srv/app` name the same one.
+    const destination = tree && opts.destination.length > 1 ? opts.destination.replace(/\/+$/, '') : opts.destination;
+    if (!destination.startsWith('/'))
+        throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${external_node_path_.basename(external_node_path_.resolve(opts.file))})`);
+    if (destination === '/' || destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) {
+        throw new PlanError('remote file', tree ? `'${destination}' is not a folder herd can replace; give the folder's own path, e.g. /srv/${external_node_path_.basename(external_node_path_.resolve(opts.file))}` : `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${external_node_path_.basename(opts.file)}`);
+    }
+    const releases = opts.releases === undefined || opts.releases === '' ? undefined : wholeNumber('--releases', opts.releases, 1, 1, 1000);
+    if (releases !== undefined && !tree)
+        throw new PlanError('--releases', `keeps releases of a folder, and ${opts.file} is a file; push a folder or leave --releases out`);
+    const attributes = attributesFrom(opts, tree);
+    if (destination.includes('\0'))
+        throw new PlanError('remote file', 'contains a NUL byte; remove it');
+    const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict');
+    if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
+        throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`);
+    }
+    const identityFiles = opts.identityFiles ?? [];
+    for (const id of identityFiles)
+        checkIdentity(id, opts.passphrase);
+    const knownHostsFiles = opts.knownHostsFiles ?? [];
+    for (const kh of knownHostsFiles)
+        readableFile('--known-hosts', kh, 'known_hosts file');
+    if (opts.sshConfig !== undefined)
+        readableFile('--ssh-config', opts.sshConfig, 'ssh config');
+    const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '');
+    if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n'))
+        throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them');
+    const node = opts.node ?? DEFAULTS.node;
+    if (node === '' || node.includes('\0') || node.includes('\n'))
+        throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them');
+    const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim());
+    if (!['auto', 'direct', 'ssh'].includes(runnerVia))
+        throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`);
+    const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim());
+    if (!['auto', 'builtin', 'openssh'].includes(sshClient))
+        throw new PlanError('--ssh', `'${sshClient}' is not known; use auto, builtin or openssh`);
+    const postCommand = opts.postCommand === undefined || opts.postCommand.trim() === '' ? undefined : opts.postCommand;
+    if (postCommand?.includes('\0'))
+        throw new PlanError('--post-command', 'contains a NUL byte; give a shell command without it');
+    const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1);
+    if (postBatch !== undefined && postCommand === undefined)
+        throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches');
+    const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
+    const hosts = hostsFrom(opts);
+    const stallSeconds = wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5);
+    return {
+        file: external_node_path_.resolve(opts.file),
+        size,
+        mode: st.mode & 0o7777,
+        tree,
+        releases,
+        attributes,
+        destination,
+        hosts,
+        retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
+        ports: parsePorts(opts.port),
+        remotePath,
+        logDir: opts.logDir ? external_node_path_.resolve(opts.logDir) : undefined,
+        timeoutSeconds: timeout,
+        concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
+        identityFiles,
+        knownHostsFiles,
+        hostKeyPolicy,
+        encrypt: opts.encrypt ?? true,
+        user: opts.user,
+        passphrase: opts.passphrase,
+        node,
+        sshConfig: opts.sshConfig,
+        runnerVia,
+        stallSeconds,
+        sshClient,
+        postCommand,
+        postBatch,
+        limitRate: limitRateOf(opts, size, hosts.length, stallSeconds),
+    };
+}
+
+;// CONCATENATED MODULE: ./build/src/cli/args.js
+// herd's command line, compatible with herd.py's (local-file remote-file hosts --retry --port --remote-path --log-dir).
+
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0    every host has the file
+  1    some host failed (the others still got it); each failure is listed with its cause
+  2    bad usage or input, before any host was touched
+  130  interrupted by SIGINT, 143 by SIGTERM (agents stopped, temporary files removed)
+
+Hosts: one per line in HOSTS_FILE (herd.py's hosts.dat; blank lines and # comments ignored), as
+host, user@host, host:port, user@host:port or [v6addr]:port; or --hostlist a,b,c; or standard input.
+SSH works as with OpenSSH: ~/.ssh/config (Host aliases, HostName, User, Port, IdentityFile,
+UserKnownHostsFile, ProxyJump), the ssh-agent, default identities, known_hosts (hashed too).
+Host keys are checked strictly; --accept-new-host-keys adds unknown ones (never changed ones).
+An encrypted identity's passphrase is read from HERD_SSH_PASSPHRASE, never from the command line.
+
+Example:
+  herd build.tar.gz /srv/app/build.tar.gz hosts.txt --retry 2 --log-dir herd-logs
+`;
+function collect(value, previous) {
+    return [...previous, value];
+}
+function buildCommand(version) {
+    return new Command('herd')
+        .description('Push one file to many hosts over SSH and a private BitTorrent swarm: every host fetches from the runner and from each other.')
+        .usage('[options] LOCAL_FILE REMOTE_FILE [HOSTS_FILE]')
+        .argument('<local-file>', 'file or folder to push')
+        .argument('<remote-file>', 'absolute path of the file (or folder) on every host')
+        .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
+        .option('--hostlist <hosts>', 'hosts separated by commas')
+        .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
+        .option('--port <port>', 'tracker port, or a range LOW-HIGH to pick a free one', DEFAULTS.port)
+        .option('--remote-path <dir>', "working folder on each host for herd's agent (relative to the login's home)", DEFAULTS.remotePath)
+        .option('--log-dir <dir>', 'write one log file per host with the whole story of every attempt')
+        .option('--data-file <file>', 'accepted for herd.py compatibility; has no use now')
+        .option('--timeout <seconds>', 'overall time limit; hosts still running then are reported as timed out')
+        .option('--concurrency <n>', 'SSH connections being opened at once', String(DEFAULTS.concurrency))
+        .option('-i, --identity <file>', 'identity (private key) file, tried first; repeatable', collect, [])
+        .option('--known-hosts <file>', 'known_hosts file to use instead of the ssh config one; repeatable', collect, [])
+        .option('--accept-new-host-keys', 'add unknown host keys to known_hosts (changed keys still fail)')
+        .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
+        .option('--runner-via <way>', "how hosts reach the runner's tracker and seeder: auto (directly, else through their SSH connection), direct, ssh", DEFAULTS.runnerVia)
+        .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
+        .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
+        .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
+        .option('--mode <octal>', "the file's mode on every host, e.g. 0640 (default: a replaced file's own, else the local mode without group/other write)")
+        .option('--owner <user>', 'owner of the file, or of every entry of a folder, by name or uid (default: a replaced file\'s own, else the login)')
+        .option('--group <group>', 'group of the file, or of every entry of a folder, by name or gid')
+        .option('--releases <k>', 'with a folder: keep K releases in REMOTE/releases, REMOTE/current linking to the newest (switched by one rename)')
+        .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
+        .option('--limit-rate <rate>', "cap each host's upload and download, and the runner's upload, in bytes per second; K, M, G as curl's (1024-based): 50M, 500K")
+        .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
+        .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
+        .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
+        .option('--json', 'print the report as JSON on stdout (messages go to stderr)')
+        .addOption(new Option('-q, --quiet', 'print only failures and the totals'))
+        .version(version, '--version', 'print the version')
+        .helpOption('-h, --help', 'show this help')
+        .addHelpText('after', EXIT_CODES_HELP)
+        .showSuggestionAfterError(true)
+        .exitOverride()
+        .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+}
+/** Parses argv (without node and script); throws CommanderError for usage mistakes and help/version. */
+function parseCli(argv, version, stdinIsTTY) {
+    const cmd = buildCommand(version);
+    cmd.parse(argv, { from: 'user' });
+    const [file, destination, hostsFile] = cmd.args;
+    const o = cmd.opts();
+    const hostList = o.hostlist;
+    const hostsFromStdin = hostsFile === undefined && hostList === undefined && !stdinIsTTY;
+    return {
+        options: {
+            file,
+            destination,
+            hostsFile,
+            hostList,
+            retry: o.retry,
+            port: o.port,
+            remotePath: o.remotePath,
+            logDir: o.logDir,
+            timeout: o.timeout,
+            concurrency: o.concurrency,
+            identityFiles: o.identity,
+            knownHostsFiles: o.knownHosts,
+            hostKeyPolicy: o.acceptNewHostKeys ? 'accept-new' : 'strict',
+            encrypt: o.encryption !== false,
+            user: o.user,
+            node: o.node,
+            sshConfig: o.sshConfig,
+            runnerVia: o.runnerVia,
+            stallTimeout: o.stallTimeout,
+            sshClient: o.ssh,
+            postCommand: o.postCommand,
+            postBatch: o.postBatch,
+            releases: o.releases,
+            mode: o.mode,
+            owner: o.owner,
+            group: o.group,
+            limitRate: o.limitRate,
+            passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
+        },
+        json: !!o.json,
+        quiet: !!o.quiet,
+        dataFileIgnored: o.dataFile !== undefined,
+        hostsFromStdin,
+    };
+}
+
+
+// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
+var cli_progress = __nccwpck_require__(8502);
+;// CONCATENATED MODULE: ./build/src/cli/render.js
+// How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
+
+function formatBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+        n /= 1024;
+        i++;
+    }
+    return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+function formatSeconds(s) {
+    if (!Number.isFinite(s) || s < 0)
+        return '--';
+    if (s < 60)
+        return `${Math.round(s)}s`;
+    return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+}
+/** Renders run events; `out` receives human lines. */
+function makeRenderer(opts) {
+    const began = Date.now();
+    const have = new Map();
+    const rate = new Map();
+    const finished = new Set();
+    const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`;
+    let bar;
+    if (opts.tty && !opts.quiet) {
+        bar = new cli_progress.SingleBar({
+            format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
+            hideCursor: true,
+            clearOnComplete: true,
+            stream: process.stderr,
+            fps: 5,
+        }, cli_progress.Presets.shades_classic);
+        bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' });
+    }
+    const update = () => {
+        if (!bar)
+            return;
+        const total = [...have.values()].reduce((a, b) => a + b, 0);
+        const r = [...rate.values()].reduce((a, b) => a + b, 0);
+        const remaining = opts.hosts * opts.size - total;
+        bar.update(total, { done: finished.size, bytes: formatBytes(total), rate: formatBytes(r), eta_text: r > 0 ? formatSeconds(remaining / r) : '--' });
+    };
+    const say = (line) => {
+        if (bar)
+            bar.stop();
+        opts.out(line);
+        if (bar) {
+            bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts });
+            update();
+        }
+    };
+    return {
+        onPhase(phase, detail) {
+            if (!opts.quiet && detail && !bar)
+                opts.out(`${stamp()} ${phase}: ${detail}`);
+        },
+        onHostState(host, state, detail) {
+            if (state === 'done') {
+                finished.add(host);
+                have.set(host, opts.size);
+                rate.delete(host);
+            }
+            if (state === 'failed') {
+                finished.add(host);
+                rate.delete(host);
+            }
+            if (bar) {
+                if (state === 'failed' || state === 'retrying')
+                    say(`${host}: ${state}: ${detail ?? ''}`);
+                update();
+            }
+            else if (!opts.quiet || state === 'failed') {
+                opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`);
+            }
+        },
+        onProgress(host, p) {
+            have.set(host, p.have);
+            rate.set(host, p.rate);
+            update();
+        },
+        stop() {
+            bar?.stop();
+        },
+    };
+}
+/** The end of a run in words: one line per failed host with its cause, then the totals. */
+function summaryLines(report) {
+    const lines = [];
+    for (const h of report.hosts.filter((x) => x.status !== 'ok')) {
+        lines.push(`FAILED ${h.host}: ${h.cause ?? h.status}${h.logFile ? ` (log: ${h.logFile})` : ''}`);
+    }
+    const ok = report.succeeded.length;
+    const unchanged = report.hosts.filter((h) => h.status === 'ok' && !h.transferred).length;
+    const copies = report.size > 0 ? report.bytesFromRunner / report.size : 0;
+    const tunnelled = report.hosts.filter((h) => h.runnerVia === 'ssh').length;
+    // Hosts that got every byte from the runner reached no other host: they cost what scp would.
+    const alone = report.hosts.length > 1 ? report.hosts.filter((h) => h.status === 'ok' && h.downloaded > 0 && h.fromRunner >= h.downloaded).map((h) => h.host) : [];
+    lines.push(`${ok}/${report.hosts.length} hosts have ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
+        `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
+        `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
+        (report.interrupted ? `; interrupted by ${report.interrupted}` : ''));
+    const given = report.hosts.filter((h) => h.runtimeBytes).length;
+    if (given > 0)
+        lines.push(`Node runtime uploaded to ${given} host${given === 1 ? '' : 's'} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`);
+    if (alone.length > 0)
+        lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`);
+    return lines;
 }
 
 ;// CONCATENATED MODULE: external "node:http"
@@ -60996,178 +61208,74 @@ class Bitfield {
     }
 }
 
-;// CONCATENATED MODULE: ./build/src/engine/store.js
-// The file a side serves from and writes into: blocks at their offsets, recent blocks kept in memory.
-
-
-/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
-const BLOCK = 1024 * 1024;
-/** Reads and writes one file by absolute offset; writes go to the thread pool, never the event loop. */
-class Store {
-    length;
-    fd;
-    recentMax;
-    recentBytes = 0;
-    /** Insertion order is age. Keyed by absolute offset. */
-    recent = new Map();
-    writing = new Map();
-    /** Bytes handed to `write` and not yet in the file: received blocks wait in memory meanwhile. */
-    pendingBytes = 0;
-    /** Called as each write settles: a reader of `pendingBytes` may go on. */
-    onWritten = () => { };
-    /** Block reads served from memory and from the file: the agent logs them. */
-    reads = { recent: 0, file: 0 };
-    /**
-     * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
-     * 256 pages to fault in and zero, which cost the runner more than the read itself.
-     */
-    spare = [];
-    lent = new WeakMap();
-    constructor(opts) {
-        this.length = opts.length;
-        this.recentMax = opts.recentBytes ?? 0;
-        // The temporary file is written only where it is one: never through a link put in its place.
-        this.fd = external_node_fs_.openSync(opts.path, opts.writable ? external_node_fs_.constants.O_RDWR | external_node_fs_.constants.O_NOFOLLOW : external_node_fs_.constants.O_RDONLY);
-    }
-    /** Writes `parts` at `position` (with every retry a short write needs); they may be read meanwhile. */
-    write(position, parts) {
-        const fd = this.fd;
-        if (fd === undefined)
-            return Promise.reject(new Error('store is closed'));
-        this.remember(position, parts);
-        const bytes = byteLength(parts);
-        this.pendingBytes += bytes;
-        const done = writeAll(fd, parts, position).finally(() => {
-            if (this.writing.get(position) === done)
-                this.writing.delete(position);
-            this.pendingBytes -= bytes;
-            this.onWritten();
-        });
-        this.writing.set(position, done);
-        return done;
-    }
-    /** Settles once every write issued so far has settled; rejects with the first failure. */
-    async flushed() {
-        await Promise.all([...this.writing.values()]);
-    }
-    remember(position, parts) {
-        if (this.recentMax <= 0)
-            return;
-        const old = this.recent.get(position);
-        if (old) {
-            this.recent.delete(position);
-            this.recentBytes -= byteLength(old);
-        }
-        this.recent.set(position, parts);
-        this.recentBytes += byteLength(parts);
-        while (this.recentBytes > this.recentMax && this.recent.size > 1) {
-            const [key, value] = this.recent.entries().next().value;
-            this.recent.delete(key);
-            this.recentBytes -= byteLength(value);
-        }
-    }
-    /**
-     * The bytes [position, position + length): views of a recent block, or a read into a reused buffer.
-     * The caller hands them back with `release` once it has used them (sealing copies them out).
-     */
-    async read(position, length) {
-        if (this.fd === undefined)
-            throw new Error('store is closed');
-        if (position + length > this.length)
-            throw new Error(`read past the end (${position} + ${length} > ${this.length})`);
-        const kept = this.recent.get(position);
-        if (kept && byteLength(kept) === length) {
-            this.reads.recent++;
-            return kept;
-        }
-        await this.writing.get(position);
-        this.reads.file++;
-        const spare = this.spare.pop();
-        const whole = spare && spare.length >= length ? spare : Buffer.allocUnsafe(Math.max(length, BLOCK));
-        const buf = whole.subarray(0, length);
-        let got = 0;
-        while (got < length) {
-            const n = await new Promise((resolve, reject) => external_node_fs_.read(this.fd, buf, got, length - got, position + got, (err, bytes) => (err ? reject(err) : resolve(bytes))));
-            // Past the end of a temporary file still filling up: the block is simply not there yet.
-            if (n === 0)
-                throw new Error(`short read at ${position + got}`);
-            got += n;
-        }
-        const parts = [buf];
-        this.lent.set(parts, whole);
-        return parts;
-    }
-    /** Takes back what `read` gave once it is no longer used; recent blocks stay where they are. */
-    release(parts) {
-        const buf = this.lent.get(parts);
-        if (!buf)
-            return;
-        this.lent.delete(parts);
-        if (this.spare.length < 4)
-            this.spare.push(buf);
-    }
-    /** Closes the file (it stays: the agent decides whether a temporary file is kept for a retry). */
-    async close() {
-        const fd = this.fd;
-        this.fd = undefined;
-        this.recent.clear();
-        if (fd === undefined)
-            return;
-        await Promise.allSettled([...this.writing.values()]);
-        await new Promise((resolve) => external_node_fs_.close(fd, () => resolve()));
-    }
-}
-function byteLength(parts) {
-    let n = 0;
-    for (const p of parts)
-        n += p.length;
-    return n;
-}
-async function writeAll(fd, parts, position) {
-    let rest = parts;
-    while (rest.length) {
-        const wrote = await new Promise((resolve, reject) => external_node_fs_.writev(fd, rest, position, (err, n) => (err ? reject(err) : resolve(n))));
-        position += wrote;
-        // A short write: drop what went out and go on with the rest.
-        let skip = wrote;
-        const next = [];
-        for (const p of rest) {
-            if (skip >= p.length)
-                skip -= p.length;
-            else {
-                next.push(skip ? p.subarray(skip) : p);
-                skip = 0;
-            }
-        }
-        if (wrote === 0 && next.length)
-            throw new Error('write made no progress');
-        rest = next;
-    }
-}
+;// CONCATENATED MODULE: ./build/src/engine/rate.js
+// A token bucket for --limit-rate: the bytes one side may send (or receive) per second, over all its peers.
 /**
- * The pieces a file of `length` bytes already holds, each checked against its hash: a retry resumes from
- * them. Reads what is there once, in order, through one buffer.
+ * Tokens saved while idle, in seconds of the rate: a short burst, so that over any stretch no more than
+ * a tenth of a second's worth (and the one block or read that overdraws) passes beyond the rate.
  */
-async function piecesPresent(path, meta, into) {
-    const fh = await fs.promises.open(path, 'r');
-    let found = 0;
-    try {
-        const { size } = await fh.stat();
-        const buf = Buffer.allocUnsafe(meta.pieceLength);
-        for (let i = 0, at = 0; at < meta.length; i++, at += meta.pieceLength) {
-            const len = Math.min(meta.pieceLength, meta.length - at);
-            if (at + len > size)
-                break;
-            const { bytesRead } = await fh.read(buf, 0, len, at);
-            const digest = crypto.createHash('sha1').update(buf.subarray(0, bytesRead)).digest();
-            if (digest.equals(meta.pieceHashes.subarray(i * 20, i * 20 + 20)) && into.set(i))
-                found++;
-        }
+const BURST_SECONDS = 0.1;
+/** The shortest wait for tokens: fewer timers when many small reads overdraw by a little. */
+const MIN_WAIT_MS = 5;
+/**
+ * Bytes are spent as they go (a block sent, a socket read), which may overdraw the bucket: senders and
+ * readers then stop until it is back above zero, so the average holds exactly whatever the size of what
+ * moves. One timer wakes every waiter at once; each spends again or waits again, in turn.
+ */
+class RateLimit {
+    bytesPerSecond;
+    now;
+    tokens;
+    at;
+    burst;
+    waiting = [];
+    timer;
+    /** `now` in milliseconds: the tests' clock, performance.now otherwise. */
+    constructor(bytesPerSecond, now = () => performance.now()) {
+        this.bytesPerSecond = bytesPerSecond;
+        this.now = now;
+        if (!(bytesPerSecond > 0))
+            throw new RangeError(`a rate must be above 0 bytes per second, not ${bytesPerSecond}`);
+        this.burst = bytesPerSecond * BURST_SECONDS;
+        this.tokens = this.burst;
+        this.at = now();
     }
-    finally {
-        await fh.close();
+    refill() {
+        const t = this.now();
+        this.tokens = Math.min(this.burst, this.tokens + ((t - this.at) * this.bytesPerSecond) / 1000);
+        this.at = t;
     }
-    return found;
+    /** Tokens are left: the next block may go. */
+    get open() {
+        this.refill();
+        return this.tokens > 0;
+    }
+    /** Counts `bytes` that went (or came); false when that overdrew the bucket: wait with `whenOpen`. */
+    spend(bytes) {
+        this.refill();
+        this.tokens -= bytes;
+        return this.tokens > 0;
+    }
+    /** Calls `wake` once the bucket is open again (soon, if it is open now). */
+    whenOpen(wake) {
+        this.waiting.push(wake);
+        this.schedule();
+    }
+    schedule() {
+        if (this.timer)
+            return;
+        this.refill();
+        const ms = this.tokens > 0 ? 0 : Math.max(MIN_WAIT_MS, Math.ceil((-this.tokens * 1000) / this.bytesPerSecond) + 1);
+        this.timer = setTimeout(() => {
+            this.timer = undefined;
+            if (!this.open)
+                return this.schedule();
+            for (const wake of this.waiting.splice(0))
+                wake();
+        }, ms);
+        // Sockets and the swarm's own timer keep a side alive; a waiting bucket alone does not.
+        this.timer.unref();
+    }
 }
 
 ;// CONCATENATED MODULE: ./build/src/engine/peer.js
@@ -61490,6 +61598,17 @@ function splitHead(parts, n) {
     const all = Buffer.concat(parts);
     return { head: all.subarray(0, n), rest: all.length > n ? [all.subarray(n)] : [] };
 }
+/** Reads through a download limit: past it the socket is not read (TCP holds the sender back) until tokens return. */
+function metered(socket, limit, onData) {
+    const resume = () => socket.resume();
+    return (chunk) => {
+        onData(chunk);
+        if (limit.spend(chunk.length))
+            return;
+        socket.pause();
+        limit.whenOpen(resume);
+    };
+}
 class Wire extends external_node_events_.EventEmitter {
     socket;
     role;
@@ -61509,11 +61628,11 @@ class Wire extends external_node_events_.EventEmitter {
      * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
      * its hello and proof; the dialer's proof closes the handshake. Nothing else is read or sent before.
      */
-    /** `dialled`: the address we dial, known before (or without) a connection. */
-    constructor(socket, role, seal, peerId, dialled) {
+    constructor(socket, role, seal, peerId, opts = {}) {
         super();
         this.socket = socket;
         this.role = role;
+        const { dialled } = opts;
         if (dialled) {
             this.address = dialled.host;
             this.port = dialled.port;
@@ -61572,7 +61691,8 @@ class Wire extends external_node_events_.EventEmitter {
             if (rest.length)
                 this.receive(rest);
         };
-        socket.on('data', onData);
+        // Unlimited, the socket's bytes go straight to the records: no cost per read.
+        socket.on('data', opts.download ? metered(socket, opts.download, onData) : onData);
         socket.on('error', (err) => this.destroy(err.message));
         socket.on('close', () => this.destroy('connection closed'));
         socket.on('drain', () => this.emit('drain'));
@@ -61729,6 +61849,10 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     /** Bytes received from each address, for the host's log. */
     receivedFrom = new Map();
     ourId;
+    upload;
+    download;
+    /** Peers with a request to serve once the upload limit has tokens again. */
+    waitingForUpload = new Set();
     constructor(opts) {
         super();
         this.opts = opts;
@@ -61737,6 +61861,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         this.ourId = opts.peerId.toString('hex');
         if (opts.stripe)
             this.picker = new Picker(opts.have, opts.stripe);
+        this.upload = opts.limits?.upload;
+        this.download = opts.limits?.download;
         opts.store.onWritten = () => {
             if (!this.heldForWrites || opts.store.pendingBytes >= WRITE_BACKLOG_BYTES)
                 return;
@@ -61763,7 +61889,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                     handshaking++;
             if (handshaking >= MAX_HANDSHAKING)
                 return socket.destroy();
-            this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId));
+            this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download }));
         });
         let lastError;
         for (const port of ports) {
@@ -61796,7 +61922,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 return;
         this.dialled.add(key);
         const socket = external_node_net_namespaceObject.connect({ host, port });
-        const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { host, port });
+        const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { dialled: { host, port }, download: this.download });
         wire.once('close', (reason) => {
             // Our own address (the tracker names us too) is never dialled again.
             if (reason === 'ourselves')
@@ -62014,8 +62140,12 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             peer.requests.unshift(next);
             return; // 'drain' calls again
         }
-        peer.serving = true;
         const [i, offset, length] = next;
+        if (this.upload && !this.takeUpload(peer, length)) {
+            peer.requests.unshift(next);
+            return; // the upload limit's timer calls again
+        }
+        peer.serving = true;
         this.opts.store.read(i * this.opts.meta.pieceLength + offset, length).then((parts) => {
             peer.serving = false;
             // Sealing copies the bytes out; in the clear the socket holds them until it has sent them.
@@ -62028,16 +62158,49 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             peer.wire.destroy(`could not read a requested block: ${err.message}`);
         });
     }
+    /**
+     * Spends a block's bytes of the upload limit; false when it has none left: the peer is served again,
+     * after the peers that waited before it, once tokens return.
+     */
+    takeUpload(peer, length) {
+        const upload = this.upload;
+        if (upload.open) {
+            upload.spend(length);
+            return true;
+        }
+        if (this.waitingForUpload.size === 0) {
+            upload.whenOpen(() => {
+                const waiting = [...this.waitingForUpload];
+                this.waitingForUpload.clear();
+                for (const p of waiting)
+                    this.serve(p);
+            });
+        }
+        this.waitingForUpload.add(peer);
+        return false;
+    }
+    /**
+     * How long a peer may send nothing of what we asked for. Under a rate limit a block may wait its turn
+     * behind one from every other peer at our download rate, and behind one to every host at its upload.
+     */
+    stallMs() {
+        const rate = Math.min(this.download?.bytesPerSecond ?? Infinity, this.upload?.bytesPerSecond ?? Infinity);
+        if (rate === Infinity)
+            return STALL_MS;
+        const block = Math.min(BLOCK, this.opts.meta.pieceLength);
+        return STALL_MS + ((this.peers.size + (this.opts.stripe?.of ?? 1)) * block * 1000) / rate;
+    }
     /** Every quarter second: the starving flag, and peers that stopped delivering. */
     tick() {
         if (this.closed || !this.picker || this.have.complete)
             return;
         const now = Date.now();
+        const stallMs = this.stallMs();
         if (!this.picker.starving)
             this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs);
         for (const p of this.peers.values()) {
-            if (p.outstanding > 0 && now - p.lastBlockAt > STALL_MS)
-                p.wire.destroy(`sent nothing of what we asked for ${STALL_MS / 1000} s`);
+            if (p.outstanding > 0 && now - p.lastBlockAt > stallMs)
+                p.wire.destroy(`sent nothing of what we asked for ${Math.round(stallMs / 1000)} s`);
             // Idle wires raise no events: look for work for the runner's and for any peer with offers left.
             else if (p.isRunner || p.offers.head < p.offers.queue.length)
                 this.fill(p);
@@ -62065,7 +62228,11 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
 
 
 
-/** Seeds on the first free port of `ports` (a firewall can then name it), else on any free port. */
+
+/**
+ * Seeds on the first free port of `ports` (a firewall can then name it), else on any free port; sends
+ * at most `uploadLimit` bytes per second to all hosts together when given.
+ */
 async function startSeeder(file, t, opts) {
     const pieces = Math.max(1, Math.ceil(t.size / t.pieceLength));
     const peerId = external_node_crypto_namespaceObject.randomBytes(20);
@@ -62075,6 +62242,7 @@ async function startSeeder(file, t, opts) {
         peerId,
         store: new Store({ path: file, length: t.size }),
         have: Bitfield.full(pieces),
+        limits: opts.uploadLimit ? { upload: new RateLimit(opts.uploadLimit) } : undefined,
     });
     let port;
     try {
@@ -65064,6 +65232,7 @@ async function startAgent(ctx, conn, node, log) {
         progressMs: 1000,
         host: ctx.spec.label,
         spread: ctx.spread,
+        limitRate: plan.limitRate,
     };
     session.send(start);
     log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; the runner's ways: ${ways.routes.map((r) => `${r.via} ${r.seedPeer}`).join(', ')} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`);
@@ -65476,8 +65645,9 @@ async function distribute(plan, opts = {}) {
         // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
         // serves every host: which pieces each may ask it for is the agents' stripe policy.
         const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535);
-        seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal });
-        opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`);
+        seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal, uploadLimit: plan.limitRate });
+        const limited = plan.limitRate ? `, at most ${plan.limitRate} bytes/s into and out of each host and out of the runner (--limit-rate)` : '';
+        opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}${limited}`);
         return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, tree: payload.tree };
     })();
     // A swarm that can't start ends the run: hosts stop where they are.

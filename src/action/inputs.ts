@@ -146,6 +146,7 @@ export function getInputs(): ActionSettings {
     mode: core.getInput('mode'),
     owner: core.getInput('owner'),
     group: core.getInput('group'),
+    limitRate: core.getInput('limit-rate'),
     username: core.getInput('username') || undefined,
     uploadLogs,
     artifactName,
@@ -180,6 +181,7 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     mode: s.mode || undefined,
     owner: s.owner || undefined,
     group: s.group || undefined,
+    limitRate: s.limitRate || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
   }
@@ -208,6 +210,7 @@ const INPUT_FOR_OPTION: Record<string, string> = {
   '--mode': 'mode',
   '--owner': 'owner',
   '--group': 'group',
+  '--limit-rate': 'limit-rate',
 }
 
 /** A plan error worded with the Action's input names. */

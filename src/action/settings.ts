@@ -75,6 +75,8 @@ export interface ActionSettings {
   group: string
   /** The `releases` input: with a folder, how many releases to keep; empty: the folder is swapped in. */
   releases: string
+  /** The `limit-rate` input: bytes per second for each host's upload and download and the runner's upload (50M, 500K); empty: none. */
+  limitRate: string
 
   /** Remote user for hosts that name none (else ~/.ssh/config's, else the runner's user). */
   username?: string

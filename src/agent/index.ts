@@ -17,6 +17,7 @@ import { Bitfield } from '../engine/bitfield.js'
 import { readTorrent } from '../engine/metainfo.js'
 import { Store, piecesPresent } from '../engine/store.js'
 import { Swarm } from '../engine/swarm.js'
+import { RateLimit } from '../engine/rate.js'
 import { RunningHash } from './running-hash.js'
 import { hostPort, pickRoute, sshServerAddress } from './route.js'
 import { AgentError, checkFreeSpace, checkWhole, retouchFile, createPartial, fsFailure, partialPathFor, placeFile, preflight, removeStalePartials, takeDestinationLock } from './destination.js'
@@ -139,9 +140,12 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       have,
       stripe: mode === 'fetch' ? start.spread : undefined,
       runnerId: start.runnerId,
+      // Two buckets: what a host sends does not slow what it receives.
+      limits: start.limitRate ? { upload: new RateLimit(start.limitRate), download: new RateLimit(start.limitRate) } : undefined,
     })
     const active = swarm
     active.on('log', log)
+    if (start.limitRate) log(`receiving and sending at most ${start.limitRate} bytes/s each (--limit-rate)`)
     // The whole file's SHA-256 follows the written, verified prefix in a worker thread.
     let wholeHash: RunningHash | undefined
     if (mode === 'fetch') {

@@ -64,6 +64,7 @@ export function buildCommand(version: string): Command {
     .option('--group <group>', 'group of the file, or of every entry of a folder, by name or gid')
     .option('--releases <k>', 'with a folder: keep K releases in REMOTE/releases, REMOTE/current linking to the newest (switched by one rename)')
     .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
+    .option('--limit-rate <rate>', "cap each host's upload and download, and the runner's upload, in bytes per second; K, M, G as curl's (1024-based): 50M, 500K")
     .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
     .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
     .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
@@ -113,6 +114,7 @@ export function parseCli(argv: string[], version: string, stdinIsTTY: boolean): 
       mode: o.mode as string | undefined,
       owner: o.owner as string | undefined,
       group: o.group as string | undefined,
+      limitRate: o.limitRate as string | undefined,
       passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
     },
     json: !!o.json,

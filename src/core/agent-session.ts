@@ -167,6 +167,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
     progressMs: 1000,
     host: ctx.spec.label,
     spread: ctx.spread,
+    limitRate: plan.limitRate,
   }
   session.send(start)
   log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; the runner's ways: ${ways.routes.map((r) => `${r.via} ${r.seedPeer}`).join(', ')} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)

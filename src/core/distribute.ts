@@ -86,8 +86,9 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
     // serves every host: which pieces each may ask it for is the agents' stripe policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
-    seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal })
-    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`)
+    seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal, uploadLimit: plan.limitRate })
+    const limited = plan.limitRate ? `, at most ${plan.limitRate} bytes/s into and out of each host and out of the runner (--limit-rate)` : ''
+    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}${limited}`)
     return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, tree: payload.tree }
   })()
   // A swarm that can't start ends the run: hosts stop where they are.

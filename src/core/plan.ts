@@ -4,6 +4,8 @@ import path from 'node:path'
 import ssh2 from 'ssh2'
 import { HostParseError, parseHostList, parseHostsText, type HostSpec } from './hosts.js'
 import { TreeError, payloadSizeOf, walkTree } from '../engine/tree.js'
+import { pieceLengthFor } from './swarm/torrent.js'
+import { BLOCK } from '../engine/store.js'
 
 // ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
 const sshUtils = ssh2.utils
@@ -72,6 +74,8 @@ export interface HerdOptions {
   postCommand?: string
   /** Run the post-command on at most this many hosts at a time, once the file is everywhere. */
   postBatch?: number | string
+  /** Cap on each host's upload and download and the runner's upload, as curl's --limit-rate: `50M`, `200K`, `1G` (1024-based), bytes; 0 or empty: none. */
+  limitRate?: string
 }
 
 /** A validated run: types are exact, files exist, hosts parsed. */
@@ -116,6 +120,8 @@ export interface Plan {
   postCommand?: string
   /** With a post-command: at most this many hosts run it at once, after every host settled (absent: each as soon as it is done). */
   postBatch?: number
+  /** Bytes per second each host may receive and send, and the runner send (absent: no limit). */
+  limitRate?: number
 }
 
 /** direct: hosts dial the runner; ssh: through each host's SSH connection; auto: direct, else SSH. */
@@ -239,6 +245,37 @@ function localFolder(folder: string): number {
   }
 }
 
+const RATE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }
+
+/**
+ * Bytes per second for a rate written as curl's --limit-rate takes it: a whole number of bytes, or with
+ * K, M or G (either case, 1024-based as curl's: 5M is 5 MiB/s). 0 means no limit, as in curl.
+ */
+export function parseRate(value: string): number {
+  const text = value.trim()
+  const m = /^(\d+)([kKmMgG]?)$/.exec(text)
+  const bytes = m ? Number(m[1]) * RATE_UNITS[m[2]!.toLowerCase()]! : NaN
+  if (!Number.isSafeInteger(bytes)) throw new PlanError('--limit-rate', `'${text}' is not a rate; give bytes per second as a whole number with an optional K, M or G (1024-based, as curl), e.g. 50M or 500K`)
+  return bytes
+}
+
+/**
+ * The rate limit, if any, checked against the stall timeout: at the start each host waits its turn for
+ * one block of the runner's limited upload among all hosts, and a host that waits longer than the stall
+ * timeout would fail for nothing.
+ */
+function limitRateOf(opts: HerdOptions, size: number, hosts: number, stallSeconds: number): number | undefined {
+  if (opts.limitRate === undefined || opts.limitRate.trim() === '') return undefined
+  const rate = parseRate(opts.limitRate)
+  if (rate === 0) return undefined
+  const block = Math.min(BLOCK, pieceLengthFor(size))
+  const wait = (2 * (hosts + 1) * block) / rate
+  if (wait > stallSeconds) {
+    throw new PlanError('--limit-rate', `at ${opts.limitRate.trim()} a host may wait ${Math.ceil(wait)} s for data while ${hosts === 1 ? '1 host shares' : `${hosts} hosts share`} the runner, longer than --stall-timeout ${stallSeconds}; raise --stall-timeout to ${Math.ceil(wait)} or the rate`)
+  }
+  return rate
+}
+
 /** Validates everything that can be checked on the runner before any host is touched. */
 export function makePlan(opts: HerdOptions): Plan {
   if (!opts.file) throw new PlanError('local file', 'missing; give the file or folder to push')
@@ -279,6 +316,8 @@ export function makePlan(opts: HerdOptions): Plan {
   const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1)
   if (postBatch !== undefined && postCommand === undefined) throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches')
   const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
+  const hosts = hostsFrom(opts)
+  const stallSeconds = wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5)
   return {
     file: path.resolve(opts.file),
     size,
@@ -287,7 +326,7 @@ export function makePlan(opts: HerdOptions): Plan {
     releases,
     attributes,
     destination,
-    hosts: hostsFrom(opts),
+    hosts,
     retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
     ports: parsePorts(opts.port),
     remotePath,
@@ -303,9 +342,10 @@ export function makePlan(opts: HerdOptions): Plan {
     node,
     sshConfig: opts.sshConfig,
     runnerVia,
-    stallSeconds: wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5),
+    stallSeconds,
     sshClient,
     postCommand,
     postBatch,
+    limitRate: limitRateOf(opts, size, hosts.length, stallSeconds),
   }
 }

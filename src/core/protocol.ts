@@ -45,6 +45,8 @@ export interface StartMessage {
   host: string
   /** This host's place among the hosts: it walks the pieces from `index/of` of the way in, so hosts start apart. */
   spread: { index: number; of: number }
+  /** Bytes per second this host may receive, and may send, over all its peers (--limit-rate); absent: no limit. */
+  limitRate?: number
 }
 
 /** How a folder lands. */
