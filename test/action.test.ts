@@ -271,7 +271,7 @@ describe('the action without a cluster', () => {
       const perHost = errors.find((e) => e.props.includes(down))
       assert.ok(perHost, `an annotation titled with ${down}\n${show(r)}`)
       assert.match(perHost.message, /refused/)
-      assert.match(errors.at(-1)!.message, new RegExp(`^1 of 1 hosts failed: ${down}`))
+      assert.match(errors.at(-1)!.message, new RegExp(`^1 of 1 host failed: ${down}`))
       assert.match(r.stdout, /::group::log of 127\.0\.0\.1/)
 
       const summary = fs.readFileSync(step.summaryFile, 'utf8')
@@ -302,7 +302,7 @@ describe('the action without a cluster', () => {
       assert.equal(r.code, 1, show(r))
       const warnings = commands(r.stdout, 'warning')
       assert.ok(warnings.some((w) => /host logs not uploaded as artifact herd-logs-push: .*refused by this test server/.test(w.message)), show(r))
-      assert.match(commands(r.stdout, 'error').at(-1)!.message, /^1 of 1 hosts failed/)
+      assert.match(commands(r.stdout, 'error').at(-1)!.message, /^1 of 1 host failed/)
       assert.match(fs.readFileSync(step.summaryFile, 'utf8'), /logs: on the runner in /)
       assert.equal(readFileCommands(step.outputFile)['artifact-id'], undefined)
     } finally {

@@ -186,6 +186,7 @@ const INPUT_FOR_OPTION: Record<string, string> = {
   '--retry': 'retry',
   '--port': 'port',
   '--remote-path': 'remote-path',
+  '--log-dir': 'log-dir',
   '--timeout': 'timeout',
   '--concurrency': 'concurrency',
   '--identity': 'ssh-key',

@@ -6,7 +6,7 @@ import { startSeeder, type Seeder } from './swarm/seeder.js'
 import { loadAgentBundle } from './agent-bundle.js'
 import { hostRun, type HostRun, type HostState, type SwarmInfo } from './host-run.js'
 import { PlanError, type Plan } from './plan.js'
-import { exitCodeFor, type Report } from './report.js'
+import { count, exitCodeFor, type Report } from './report.js'
 import { Limit } from './limit.js'
 import type { ProgressEvent } from './protocol.js'
 import type { SshSettings } from './ssh/index.js'
@@ -98,7 +98,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     }
     const connectLimit = new Limit(plan.concurrency)
     const ssh = sshSettingsFor(plan)
-    opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
+    opts.onPhase?.('hosts', count(plan.hosts.length, 'host'))
     // With batched post-commands every agent stays until they have run: their connections carry them.
     const seeds = new SeedRelease(plan.hosts.map((h) => h.label), plan.postBatch === undefined)
     const runs: HostRun[] = await Promise.all(

@@ -135,7 +135,8 @@ export function parsePorts(value: number | string | undefined): [number, number]
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text)
   const low = m ? Number(m[1]) : NaN
   const high = m ? Number(m[2] ?? m[1]) : NaN
-  if (!m || low < 1 || high > 65535 || low > high) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`)
+  if (!m || low < 1 || high > 65535) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9097`)
+  if (low > high) throw new PlanError('--port', `'${text}' is a range with LOW > HIGH; write the lower port first: ${high}-${low}`)
   return [low, high]
 }
 
@@ -157,6 +158,32 @@ function readableFile(input: string, file: string, whatName: string): fs.Stats {
     throw new PlanError(input, `${what}${file} cannot be read (${(err as NodeJS.ErrnoException).code}); check its permissions`)
   }
   return st
+}
+
+/** The log folder can be made and written: a mistake there is the user's to fix (exit 2), found before any host is touched. */
+function writableFolder(input: string, dir: string): string {
+  const full = path.resolve(dir)
+  // The folder itself, or the nearest existing folder above it that herd would create it in.
+  let existing = full
+  let st: fs.Stats | undefined
+  for (;;) {
+    try {
+      st = fs.statSync(existing)
+      break
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || path.dirname(existing) === existing) throw new PlanError(input, `${full} cannot be created (${code}); give a folder you can write to`)
+      existing = path.dirname(existing)
+    }
+  }
+  if (!st.isDirectory()) throw new PlanError(input, `${existing} is not a folder, so ${full} cannot be one; give a folder you can write to`)
+  try {
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new PlanError(input, `${existing === full ? full : `${full} cannot be created: ${existing}`} is not writable (${code}); give a folder you can write to`)
+  }
+  return full
 }
 
 function hostsFrom(opts: HerdOptions): HostSpec[] {
@@ -235,7 +262,7 @@ export function makePlan(opts: HerdOptions): Plan {
     retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
     ports: parsePorts(opts.port),
     remotePath,
-    logDir: opts.logDir ? path.resolve(opts.logDir) : undefined,
+    logDir: opts.logDir ? writableFolder('--log-dir', opts.logDir) : undefined,
     timeoutSeconds: timeout,
     concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
     identityFiles,
