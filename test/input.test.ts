@@ -104,7 +104,7 @@ test('ports: not a port, a reversed range, a busy port', { skip, timeout: 60_000
       holder.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve())
       holder.once('exit', () => reject(new Error('the port holder exited')))
     })
-    await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '18998'], '--port', /port 18998 busy; pick a free port or a range like/)
+    await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '18998'], '--port', /port 18998 busy; pick a free port or a wider range/)
   } finally {
     process.kill(-holder.pid!, 'SIGKILL')
   }

@@ -45,7 +45,7 @@ export function buildCommand(version: string): Command {
     .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
     .option('--hostlist <hosts>', 'hosts separated by commas')
     .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
-    .option('--port <port>', 'tracker port, or a range LOW-HIGH to pick a free one', DEFAULTS.port)
+    .option('--port <port>', 'tracker port, or a range LOW-HIGH: the first free one (the default range lets several runs share a machine)', DEFAULTS.port)
     .option('--remote-path <dir>', "working folder on each host for herd's agent (relative to the login's home)", DEFAULTS.remotePath)
     .option('--log-dir <dir>', 'write one log file per host with the whole story of every attempt')
     .option('--data-file <file>', 'accepted for herd.py compatibility; has no use now')

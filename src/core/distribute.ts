@@ -63,7 +63,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const range = plan.ports[0] === plan.ports[1] ? `port ${plan.ports[0]}` : `ports ${plan.ports[0]}-${plan.ports[1]}`
-    throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`)
+    throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a wider range, e.g. 8998-9197`)
   }
   let seeder: Seeder | undefined
   // The run's secret: only agents that got it over their SSH session can join the swarm or read its bytes.

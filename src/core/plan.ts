@@ -112,7 +112,8 @@ export class PlanError extends Error {
 
 export const DEFAULTS = {
   retry: 0,
-  port: '8998',
+  // A range, so that two runs on one runner (two CI jobs) each find a free port.
+  port: '8998-9097',
   remotePath: '.cache/herd-action',
   concurrency: 32,
   node: 'node',
