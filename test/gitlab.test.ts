@@ -331,6 +331,23 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
     }
   })
 
+  test('no key at all (SSH_PRIVATE_KEY unset, no agent, empty ~/.ssh): exit 2 at once, naming SSH_PRIVATE_KEY', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'no-key-'))
+    const project = path.join(dir, 'project')
+    fs.mkdirSync(project)
+    fs.writeFileSync(path.join(project, 'build.bin'), 'payload\n')
+    const { job } = jobFor({ file: 'build.bin', destination: '/srv/build.bin', hosts: 'web-1, web-2' })
+    const npx = fakeNpx(dir, PACKAGE.version)
+    const env = jobEnv(job, ciEnvFor(project, { SSH_KNOWN_HOSTS: 'web-1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3oTlq0CAZRpvxQ9a4fwIjRu4kzGxW5jBOKaP4vXO7r' }), npx.bin, path.join(dir, 'home'))
+    const r = await run('bash', shellArgv('bash', job).slice(1), { env, cwd: project, timeoutMs: 60_000 })
+    assert.equal(r.code, 2, r.stderr)
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('herd: '))
+    assert.equal(errors.length, 1, r.stderr)
+    assert.match(errors[0]!, /^herd: SSH_PRIVATE_KEY: no SSH key to offer: .*; add the deploy key as the File variable SSH_PRIVATE_KEY/)
+    assert.doesNotMatch(r.stderr, /web-1|web-2/, 'no host was tried')
+    assert.equal(fs.existsSync(path.join(project, 'herd-logs', 'report.json')), false)
+  })
+
   test('herd-version: latest runs the newest release', () => {
     const { job } = jobFor({ file: 'a', destination: '/srv/a', hosts: 'h', 'herd-version': 'latest' })
     assert.match(job.script.join('\n'), new RegExp(`npx --yes "${PACKAGE.name}@latest"`))
@@ -476,6 +493,21 @@ describe('the job on a 2-host cluster', { skip: can.ok ? (hasSsh ? false : 'need
     const deadline = Date.now() + 5000
     while (countProcesses('ssh-agent') > agentsBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     assert.equal(countProcesses('ssh-agent'), agentsBefore, 'the job stops the ssh-agent it started')
+  })
+
+  test('hosts missing from SSH_KNOWN_HOSTS: the fix names SSH_KNOWN_HOSTS and ssh-strict, not the job\'s temporary file', { timeout: 120_000 }, async () => {
+    const { r, report } = await runJob(
+      { file: 'model.bin', destination: '/srv/gitlab-unknown.bin', hosts: cluster.hosts.map((h) => `root@${h.address}`).join(','), 'log-dir': 'unknown-logs' },
+      { SSH_PRIVATE_KEY: cluster.identityPath, SSH_KNOWN_HOSTS: 'web-1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3oTlq0CAZRpvxQ9a4fwIjRu4kzGxW5jBOKaP4vXO7r\n' },
+      'unknown',
+    )
+    assert.equal(r.code, 1, r.stderr)
+    assert.equal(report?.failed.length, 2)
+    for (const h of report!.hosts) {
+      assert.equal(h.kind, 'host-key-unknown', h.cause)
+      assert.match(h.cause!, /then add the output of `ssh-keyscan \S+` to the SSH_KNOWN_HOSTS variable \(or the one the ssh-known-hosts input names\); or trust it on first use with the input ssh-strict: false$/)
+    }
+    assert.doesNotMatch(r.stderr + r.stdout, />> \/tmp|known_hosts;/, 'no temporary file in the advice')
   })
 
   test('a host that fails makes the job fail (exit 1) and leaves its log for the on_failure artifacts', { timeout: 180_000 }, async () => {

@@ -8,11 +8,24 @@ import { makeRenderer, summaryLines } from '../src/cli/render.js'
 import { outcomeLine } from '../src/action/summary.js'
 import { makePlan, parsePorts, PlanError, type HerdOptions } from '../src/core/plan.js'
 import { count, type HostReport, type Report } from '../src/core/report.js'
+import { FRONT_ENDS, fixWords } from '../src/core/front-end.js'
+import { buildCommand } from '../src/cli/args.js'
+import YAML from 'yaml'
+import { repoRoot } from './support/herd.js'
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-messages-'))
 after(() => fs.rmSync(work, { recursive: true, force: true }))
 const payload = path.join(work, 'app.bin')
 fs.writeFileSync(payload, 'payload\n')
+// The plan looks for keys in HOME and the agent: a HOME of the test's own with one key, no agent, an empty ssh config.
+const home = path.join(work, 'home')
+fs.mkdirSync(path.join(home, '.ssh'), { recursive: true })
+const defaultKey = path.join(home, '.ssh', 'id_ed25519')
+fs.writeFileSync(defaultKey, 'a key file (only its presence counts here)\n', { mode: 0o600 })
+const sshConfig = path.join(work, 'ssh_config')
+fs.writeFileSync(sshConfig, '')
+process.env.HOME = home
+delete process.env.SSH_AUTH_SOCK
 
 function hostReport(host: string, status: HostReport['status'], cause?: string): HostReport {
   return { host, status, transferred: true, attempts: 1, seconds: 1, downloaded: 8, fromRunner: 4, cause }
@@ -77,7 +90,7 @@ test('counts agree with their nouns: 1 host, 2 hosts', () => {
 
 function planError(opts: Partial<HerdOptions>): PlanError {
   try {
-    makePlan({ file: payload, destination: '/srv/app.bin', hostList: 'web-1', ...opts })
+    makePlan({ file: payload, destination: '/srv/app.bin', hostList: 'web-1', sshConfig, ...opts })
   } catch (err) {
     if (err instanceof PlanError) return err
     throw err
@@ -101,6 +114,61 @@ test('--log-dir that cannot be made or written is a usage error naming --log-dir
   assert.match(fileAsDir.message, /^--log-dir: .*app\.bin is not a folder/)
   // A folder to be made two levels down is fine (herd makes it), and nothing is made by the check.
   const deep = path.join(work, 'a', 'b')
-  assert.equal(makePlan({ file: payload, destination: '/srv/app.bin', hostList: 'web-1', logDir: deep }).logDir, deep)
+  assert.equal(makePlan({ file: payload, destination: '/srv/app.bin', hostList: 'web-1', sshConfig, logDir: deep }).logDir, deep)
   assert.equal(fs.existsSync(path.join(work, 'a')), false)
+})
+
+test('no SSH key anywhere is a usage error naming the front end\'s key input, checked after the inputs themselves', () => {
+  fs.renameSync(defaultKey, `${defaultKey}.away`)
+  try {
+    const cli = planError({})
+    assert.equal(cli.input, '--identity')
+    assert.match(cli.message, /^--identity: no SSH key to offer: no -i, no ssh-agent \(SSH_AUTH_SOCK\), .*; pass -i KEY_FILE, or start ssh-agent and ssh-add your key$/)
+    const gitlab = planError({ frontEnd: 'gitlab' })
+    assert.equal(gitlab.input, 'SSH_PRIVATE_KEY')
+    assert.match(gitlab.message, /add the deploy key as the File variable SSH_PRIVATE_KEY/)
+    assert.equal(planError({ frontEnd: 'action' }).input, 'ssh-key')
+    // A mistake in the inputs is still the one reported.
+    assert.equal(planError({ retry: 'twice' }).input, '--retry')
+    // An agent socket, a key named in the ssh config, or -i: each is a key to offer.
+    const socket = path.join(work, 'agent.sock')
+    fs.writeFileSync(socket, '')
+    process.env.SSH_AUTH_SOCK = socket
+    assert.doesNotThrow(() => makePlan({ file: payload, destination: '/srv/app.bin', hostList: 'web-1', sshConfig }))
+    delete process.env.SSH_AUTH_SOCK
+    const named = path.join(work, 'ssh_config_named')
+    fs.writeFileSync(named, `Host web-*\n  IdentityFile ${defaultKey}.away\n`)
+    assert.doesNotThrow(() => makePlan({ file: payload, destination: '/srv/app.bin', hostList: 'db-1, web-1', sshConfig: named }))
+    assert.equal(planError({ hostList: 'db-1', sshConfig: named }).input, '--identity')
+  } finally {
+    fs.renameSync(`${defaultKey}.away`, defaultKey)
+  }
+})
+
+test('every fix names a flag, input or variable that exists in its front end, and no temporary file', () => {
+  const cliFlags = buildCommand('0').options.map((o) => o.long)
+  const actionInputs = Object.keys((YAML.parse(fs.readFileSync(path.join(repoRoot, 'action.yml'), 'utf8')) as { inputs: object }).inputs)
+  const componentText = fs.readFileSync(path.join(repoRoot, 'templates', 'herd.yml'), 'utf8')
+  const componentInputs = Object.keys((YAML.parseAllDocuments(componentText)[0]!.toJS() as { spec: { inputs: object } }).spec.inputs)
+  const keyscan = 'ssh-keyscan -p 2222 web-1'
+  const tmp = '/tmp/tmp.Xy12/known_hosts'
+  for (const fe of FRONT_ENDS) {
+    const w = fixWords(fe)
+    const add = w.addHostKey(keyscan, tmp)
+    assert.ok(add.includes(keyscan), `${fe}: the ssh-keyscan command`)
+    if (fe === 'cli') {
+      assert.equal(add, `run: ${keyscan} >> ${tmp}`, 'the command line user gets the file herd read')
+      assert.ok(cliFlags.includes(w.acceptNew) && cliFlags.includes(w.keyInput), `${fe}: ${w.acceptNew}, ${w.keyInput} are flags`)
+      continue
+    }
+    assert.ok(!add.includes(tmp), `${fe}: a temporary known_hosts file is no use to the user: ${add}`)
+    const inputs = fe === 'action' ? actionInputs : componentInputs
+    const named = [...`${add} ${w.acceptNew} ${w.giveKey}`.matchAll(/\b(ssh-[a-z-]+)\b(?: input|:)/g)].map((m) => m[1]!)
+    assert.ok(named.length >= 2, `${fe}: names its inputs: ${named}`)
+    for (const input of named) assert.ok(inputs.includes(input), `${fe}: ${input} is one of its inputs`)
+  }
+  assert.match(fixWords('gitlab').addHostKey(keyscan, tmp), /SSH_KNOWN_HOSTS/)
+  assert.match(componentText, /\$SSH_KNOWN_HOSTS/)
+  assert.match(componentText, /\$SSH_PRIVATE_KEY/)
+  assert.match(componentText, /HERD_FRONT_END: gitlab/, 'the component tells herd whose words to use')
 })

@@ -174,6 +174,7 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     postBatch: s.postBatch || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
+    frontEnd: 'action',
   }
 }
 

@@ -2,6 +2,7 @@
 import { Command, Option, CommanderError } from 'commander'
 import type { HerdOptions } from '../core/plan.js'
 import { DEFAULTS } from '../core/plan.js'
+import { commandFrontEnd } from '../core/front-end.js'
 
 /** Parsed command line: the core's options plus how to show the run. */
 export interface CliSettings {
@@ -106,6 +107,7 @@ export function parseCli(argv: string[], version: string, stdinIsTTY: boolean): 
       postCommand: o.postCommand as string | undefined,
       postBatch: o.postBatch as string | undefined,
       passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
+      frontEnd: commandFrontEnd(),
     },
     json: !!o.json,
     quiet: !!o.quiet,

@@ -44,6 +44,7 @@ export function sshSettingsFor(plan: Plan): SshSettings {
     connectTimeoutMs: 15_000,
     keepaliveIntervalMs: 5_000,
     client: plan.sshClient,
+    frontEnd: plan.frontEnd,
   }
 }
 

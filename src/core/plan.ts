@@ -3,6 +3,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import ssh2 from 'ssh2'
 import { HostParseError, parseHostList, parseHostsText, type HostSpec } from './hosts.js'
+import { canOfferKey } from './ssh/key-available.js'
+import { fixWords, type FrontEnd } from './front-end.js'
 
 // ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
 const sshUtils = ssh2.utils
@@ -63,6 +65,8 @@ export interface HerdOptions {
   postCommand?: string
   /** Run the post-command on at most this many hosts at a time, once the file is everywhere. */
   postBatch?: number | string
+  /** The front end in use: its flags and inputs are what messages name (default the herd command's). */
+  frontEnd?: FrontEnd
 }
 
 /** A validated run: types are exact, files exist, hosts parsed. */
@@ -98,6 +102,8 @@ export interface Plan {
   postCommand?: string
   /** With a post-command: at most this many hosts run it at once, after every host settled (absent: each as soon as it is done). */
   postBatch?: number
+  /** Whose flags and inputs the messages name. */
+  frontEnd: FrontEnd
 }
 
 /** direct: hosts dial the runner; ssh: through each host's SSH connection; auto: direct, else SSH. */
@@ -254,7 +260,7 @@ export function makePlan(opts: HerdOptions): Plan {
   const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1)
   if (postBatch !== undefined && postCommand === undefined) throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches')
   const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
-  return {
+  const plan: Plan = {
     file: path.resolve(opts.file),
     size: st.size,
     mode: st.mode & 0o7777,
@@ -279,5 +285,15 @@ export function makePlan(opts: HerdOptions): Plan {
     sshClient,
     postCommand,
     postBatch,
+    frontEnd: opts.frontEnd ?? 'cli',
   }
+  checkSomeKey(plan)
+  return plan
+}
+
+/** Without any key every host would fail authentication alike: the setup is the user's to fix (exit 2), checked after the inputs themselves. */
+function checkSomeKey(plan: Plan): void {
+  if (plan.identityFiles.length > 0 || plan.hosts.some((h) => canOfferKey(h, { configPath: plan.sshConfig, defaultUser: plan.user }))) return
+  const words = fixWords(plan.frontEnd)
+  throw new PlanError(words.keyInput, `no SSH key to offer: ${words.noKey}; ${words.giveKey}`)
 }
