@@ -162,6 +162,7 @@ function sshKeygen(file: string, passphrase = ''): void {
 }
 
 const hasSsh = spawnSync('sh', ['-c', 'command -v ssh-keygen && command -v bash'], { timeout: 5000 }).status === 0
+const hasAgent = spawnSync('sh', ['-c', 'command -v ssh-agent && command -v ssh-add'], { timeout: 5000 }).status === 0
 
 let work: string
 before(() => {
@@ -347,6 +348,40 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
     assert.doesNotMatch(r.stderr, /web-1|web-2/, 'no host was tried')
     assert.equal(fs.existsSync(path.join(project, 'herd-logs', 'report.json')), false)
   })
+
+  for (const [what, passphrase, message] of [
+    ['a wrong HERD_SSH_PASSPHRASE', 'not the one', /^herd: ssh-agent: HERD_SSH_PASSPHRASE does not decrypt the key \(ssh-key, default \$SSH_PRIVATE_KEY\); check the variable$/],
+    ['no HERD_SSH_PASSPHRASE', undefined, /^herd: ssh-agent: the key \(ssh-key, default \$SSH_PRIVATE_KEY\) is encrypted; set its passphrase in the masked variable HERD_SSH_PASSPHRASE$/],
+  ] as const) {
+    test(`ssh-agent: true, an encrypted key and ${what}: exit 2 at once with the cause, the agent stopped`, { skip: hasAgent ? false : 'needs ssh-agent and ssh-add' }, async () => {
+      const dir = fs.mkdtempSync(path.join(work, 'agent-pass-'))
+      const project = path.join(dir, 'project')
+      fs.mkdirSync(project)
+      fs.writeFileSync(path.join(project, 'build.bin'), 'payload\n')
+      const key = path.join(dir, 'SSH_PRIVATE_KEY')
+      sshKeygen(key, 'open sesame')
+      const { job } = jobFor({ file: 'build.bin', destination: '/srv/build.bin', hosts: 'web-1', 'ssh-agent': true })
+      const npx = fakeNpx(dir, PACKAGE.version)
+      const home = path.join(dir, 'home')
+      const env = jobEnv(job, ciEnvFor(project, { SSH_PRIVATE_KEY: key, ...(passphrase ? { HERD_SSH_PASSPHRASE: passphrase } : {}) }), npx.bin, home)
+      try {
+        // Before the fix ssh-add asked the askpass again and again, for ever.
+        const r = await run('bash', shellArgv('bash', job).slice(1), { env, cwd: project, timeoutMs: 30_000 })
+        assert.equal(r.timedOut, false, `ssh-add ended by itself\n${r.stderr.slice(0, 2000)}`)
+        assert.equal(r.code, 2, r.stderr)
+        const errors = r.stderr.split('\n').filter((l) => l.startsWith('herd: '))
+        assert.equal(errors.length, 1, r.stderr)
+        assert.match(errors[0]!, message)
+        if (passphrase) assert.ok(!r.stderr.includes(passphrase), 'the passphrase is never printed')
+        assert.equal(fs.existsSync(npx.argvFile), false, 'herd did not run')
+        const deadline = Date.now() + 5000
+        while (agentsOf(home).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        assert.deepEqual(agentsOf(home), [], 'the job stops the ssh-agent it started')
+      } finally {
+        for (const pid of agentsOf(home)) process.kill(pid, 'SIGKILL')
+      }
+    })
+  }
 
   test('herd-version: latest runs the newest release', () => {
     const { job } = jobFor({ file: 'a', destination: '/srv/a', hosts: 'h', 'herd-version': 'latest' })
@@ -538,4 +573,17 @@ function countProcesses(comm: string): number {
     } catch {}
   }
   return n
+}
+
+/** ssh-agents started by a job whose HOME is `home` (they carry the job's environment): only the test's own. */
+function agentsOf(home: string): number[] {
+  const pids: number[] = []
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'ssh-agent') continue
+      if (fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`HOME=${home}`)) pids.push(Number(pid))
+    } catch {}
+  }
+  return pids
 }
