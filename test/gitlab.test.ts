@@ -119,8 +119,11 @@ function expandVariables(vars: Record<string, unknown>, ciEnv: Record<string, st
   return out
 }
 
-/** A stand-in `npx` that records its argv, checks the package spec, and runs the repository's CLI in place of the npm download. */
-function fakeNpx(dir: string, version: string, herdCli = cliPath): { bin: string; argvFile: string } {
+/**
+ * A stand-in `npx` that records its argv, checks the package spec (`npx --yes SPEC` as the docs write it, or
+ * `npx --yes --package SPEC -- herd` as the component runs it), and runs the repository's CLI in place of the npm download.
+ */
+function fakeNpx(dir: string, version: string, herdCli = cliPath, spec = `${PACKAGE.name}@${version}`): { bin: string; argvFile: string } {
   const bin = path.join(dir, 'fake-npx-bin')
   const argvFile = path.join(dir, 'npx-argv')
   fs.mkdirSync(bin, { recursive: true })
@@ -129,8 +132,10 @@ function fakeNpx(dir: string, version: string, herdCli = cliPath): { bin: string
     [
       '#!/bin/sh',
       `printf '%s\\0' "$@" > '${argvFile}'`,
-      `if [ "$1" != --yes ] || [ "$2" != '${PACKAGE.name}@${version}' ]; then echo "unexpected npx call: $*" >&2; exit 99; fi`,
-      'shift 2',
+      `if [ "$1" = --yes ] && [ "$2" = --package ] && [ "$4" = -- ] && [ "$5" = herd ]; then spec=$3; shift 5`,
+      `elif [ "$1" = --yes ]; then spec=$2; shift 2`,
+      `else echo "unexpected npx call: $*" >&2; exit 99; fi`,
+      `if [ "$spec" != '${spec}' ]; then echo "unexpected package: $spec" >&2; exit 99; fi`,
       `exec '${process.execPath}' '${herdCli}' "$@"`,
       '',
     ].join('\n'),
@@ -244,7 +249,8 @@ describe('the component file', () => {
     const script = job.script.join('\n')
     assert.doesNotMatch(script, /\$\[\[/, 'no interpolation block left')
     assert.match(script, /--retry "3"/)
-    assert.match(script, new RegExp(`npx --yes "${PACKAGE.name}@${PACKAGE.version.replace(/\./g, '\\.')}"`))
+    assert.match(script, new RegExp(`herd_package="${PACKAGE.name}@${PACKAGE.version.replace(/\./g, '\\.')}"`))
+    assert.match(script, /npx --yes --package "\$herd_package" -- herd "\$@" --json/)
   })
 })
 
@@ -277,7 +283,7 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
       assert.doesNotMatch(r.stderr, /unknown option|too many arguments|run 'herd --help'/, 'the CLI accepted every option')
       const argv = readArgv(npx.argvFile)
       const at = (flag: string) => argv[argv.indexOf(flag) + 1]
-      assert.deepEqual(argv.slice(0, 4), ['--yes', `${PACKAGE.name}@${PACKAGE.version}`, path.join(project, 'missing build.bin'), "/srv/it's a $(dest).bin"])
+      assert.deepEqual(argv.slice(0, 7), ['--yes', '--package', `${PACKAGE.name}@${PACKAGE.version}`, '--', 'herd', path.join(project, 'missing build.bin'), "/srv/it's a $(dest).bin"])
       assert.equal(at('--hostlist'), 'web-1, deploy@web-2:2222\n[fd00::3]:22')
       assert.equal(at('--retry'), '2')
       assert.equal(at('--port'), '9100-9110')
@@ -325,7 +331,7 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
       assert.equal(r.code, 2, r.stderr)
       assert.match(r.stderr, new RegExp(`herd: --port: port ${port} busy`), 'hosts file, identity (with passphrase), known hosts, retry, timeout: all accepted')
       const argv = readArgv(npx.argvFile)
-      assert.equal(argv[4], 'deploy/hosts.txt', 'a value with a / is a hosts file')
+      assert.equal(argv[7], 'deploy/hosts.txt', 'a value with a / is a hosts file')
       assert.ok(argv.includes('--accept-new-host-keys'), 'ssh-strict: false')
     } finally {
       busy.close()
@@ -385,7 +391,23 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
 
   test('herd-version: latest runs the newest release', () => {
     const { job } = jobFor({ file: 'a', destination: '/srv/a', hosts: 'h', 'herd-version': 'latest' })
-    assert.match(job.script.join('\n'), new RegExp(`npx --yes "${PACKAGE.name}@latest"`))
+    assert.match(job.script.join('\n'), new RegExp(`herd_package="${PACKAGE.name}@latest"`))
+  })
+
+  test('herd-package: the job runs herd from the npm spec given (a registry tarball URL, a path), CI/CD variables expanded', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'package-'))
+    const project = path.join(dir, 'project')
+    fs.mkdirSync(project)
+    const spec = 'https://gitlab.example.com/api/v4/projects/42/packages/npm/herd-action/-/herd-action-0.1.0.tgz'
+    const { job } = jobFor({ file: 'missing.bin', destination: '/srv/x.bin', hosts: 'web-1', 'herd-package': '${CI_API_V4_URL}/projects/42/packages/npm/herd-action/-/herd-action-0.1.0.tgz' })
+    const npx = fakeNpx(dir, PACKAGE.version, cliPath, spec)
+    const env = jobEnv(job, ciEnvFor(project, { CI_API_V4_URL: 'https://gitlab.example.com/api/v4' }), npx.bin, path.join(dir, 'home'))
+    const r = await run('bash', shellArgv('bash', job).slice(1), { env, cwd: project, timeoutMs: 60_000 })
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /herd: local file: .*missing\.bin does not exist/, 'herd ran from the given package')
+    assert.deepEqual(readArgv(npx.argvFile).slice(0, 5), ['--yes', '--package', spec, '--', 'herd'])
+    const { inputs } = loadComponent()
+    assert.throws(() => resolveInputs(inputs, { file: 'f', destination: '/d', hosts: 'h', 'herd-package': '--registry=https://evil.example' }), /RegEx/, 'not an npx option')
   })
 })
 
