@@ -167,6 +167,18 @@ test('every fix names a flag, input or variable that exists in its front end, an
     assert.ok(named.length >= 2, `${fe}: names its inputs: ${named}`)
     for (const input of named) assert.ok(inputs.includes(input), `${fe}: ${input} is one of its inputs`)
   }
+  // Options the fixes ask to change: the front end's input, its args, or nothing where it has no way.
+  assert.equal(fixWords('cli').option('--remote-path'), '--remote-path')
+  assert.equal(fixWords('action').option('--remote-path'), 'the remote-path input')
+  assert.equal(fixWords('action').option('--node'), undefined, 'the Action has no node input')
+  assert.equal(fixWords('gitlab').option('--remote-path'), 'the remote-path input')
+  assert.equal(fixWords('gitlab').option('--node'), '--node in the args input')
+  for (const flag of cliFlags.filter((f): f is string => !!f)) {
+    const a = fixWords('action').option(flag)
+    if (a) assert.ok(actionInputs.includes(/^the (\S+) input$/.exec(a)![1]!), `action: ${a}`)
+    const g = fixWords('gitlab').option(flag)!
+    assert.ok(g === `${flag} in the args input` || componentInputs.includes(/^the (\S+) input$/.exec(g)![1]!), `gitlab: ${g}`)
+  }
   assert.match(fixWords('gitlab').addHostKey(keyscan, tmp), /SSH_KNOWN_HOSTS/)
   assert.match(componentText, /\$SSH_KNOWN_HOSTS/)
   assert.match(componentText, /\$SSH_PRIVATE_KEY/)

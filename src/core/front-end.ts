@@ -19,7 +19,35 @@ export interface FixWords {
   acceptNew: string
   /** How to add a host's key; `keyscan` is the ssh-keyscan command line, `file` the known_hosts file herd read. */
   addHostKey(keyscan: string, file: string): string
+  /** How to set one of herd's options here (`--remote-path` → `the remote-path input`); undefined where it can't be set. */
+  option(flag: string): string | undefined
 }
+
+/** The core names options as the command line spells them; the Action's users know its input names. */
+export const ACTION_INPUT_FOR_OPTION: Readonly<Record<string, string>> = {
+  'local file': 'file',
+  'remote file': 'destination',
+  hosts: 'hosts',
+  'hosts file': 'hosts',
+  '--retry': 'retry',
+  '--port': 'port',
+  '--remote-path': 'remote-path',
+  '--log-dir': 'log-dir',
+  '--timeout': 'timeout',
+  '--concurrency': 'concurrency',
+  '--identity': 'ssh-key',
+  '--known-hosts': 'ssh-known-hosts',
+  'host key policy': 'ssh-strict',
+  '--runner-via': 'runner-via',
+  '--stall-timeout': 'stall-timeout',
+  '--ssh': 'ssh-client',
+  '--post-command': 'post-command',
+  '--post-batch': 'post-batch',
+  '--user': 'username',
+}
+
+/** Options the component sets through inputs of the same name; every other option goes in its `args` input. */
+const COMPONENT_INPUTS = new Set(['--retry', '--port', '--remote-path', '--log-dir', '--runner-via', '--stall-timeout', '--post-command', '--post-batch'])
 
 const DEFAULT_KEYS = 'none of ~/.ssh/id_ed25519, id_ecdsa, id_rsa'
 
@@ -31,6 +59,7 @@ const WORDS: Record<FrontEnd, FixWords> = {
     passphrase: 'HERD_SSH_PASSPHRASE',
     acceptNew: '--accept-new-host-keys',
     addHostKey: (keyscan, file) => `run: ${keyscan} >> ${file}`,
+    option: (flag) => flag,
   },
   action: {
     keyInput: 'ssh-key',
@@ -39,6 +68,7 @@ const WORDS: Record<FrontEnd, FixWords> = {
     passphrase: 'the ssh-key-passphrase input',
     acceptNew: 'ssh-strict: false',
     addHostKey: (keyscan) => `add the output of \`${keyscan}\` to the ssh-known-hosts input`,
+    option: (flag) => (ACTION_INPUT_FOR_OPTION[flag] ? `the ${ACTION_INPUT_FOR_OPTION[flag]} input` : undefined),
   },
   gitlab: {
     keyInput: 'SSH_PRIVATE_KEY',
@@ -47,6 +77,7 @@ const WORDS: Record<FrontEnd, FixWords> = {
     passphrase: 'the masked variable HERD_SSH_PASSPHRASE',
     acceptNew: 'the input ssh-strict: false',
     addHostKey: (keyscan) => `add the output of \`${keyscan}\` to the SSH_KNOWN_HOSTS variable (or the one the ssh-known-hosts input names)`,
+    option: (flag) => (COMPONENT_INPUTS.has(flag) ? `the ${flag.slice(2)} input` : `${flag} in the args input`),
   },
 }
 
