@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine for herd's tests and demo: OpenSSH server, iproute2, nftables, node packages.
+# Sets up a fresh Debian machine for herd's tests and demo: OpenSSH server, iproute2, nftables, rsync, node packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +10,9 @@ command -v tc >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+# gitlab-ci-local (the component's test) copies the project with rsync and reads it with git.
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
+command -v git >/dev/null 2>&1 || need+=(git)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "setup: need root to install ${need[*]} (run with sudo)" >&2; exit 2; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -100,7 +100,7 @@ test('hosts: an empty hosts file, no hosts at all, a malformed line named by its
 test('ports: not a port, a reversed range, a busy port', { skip, timeout: 60_000 }, async () => {
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '70000'], '--port', /'70000' is not a port \(1-65535\) or a range LOW-HIGH/)
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', 'http'], '--port', /'http' is not a port/)
-  await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '9010-9000'], '--port', /'9010-9000' is not a port/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '9010-9000'], '--port', /'9010-9000' is a range with LOW > HIGH; write the lower port first: 9000-9010/)
   // Something else listens on the port in the runner's network namespace.
   const holder = cluster.spawnInRunner(['node', '-e', "require('net').createServer().listen(18998, () => console.log('listening'))"])
   try {
@@ -108,7 +108,7 @@ test('ports: not a port, a reversed range, a busy port', { skip, timeout: 60_000
       holder.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve())
       holder.once('exit', () => reject(new Error('the port holder exited')))
     })
-    await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '18998'], '--port', /port 18998 busy; pick a free port or a range like/)
+    await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '18998'], '--port', /port 18998 busy; pick a free port or a wider range/)
   } finally {
     process.kill(-holder.pid!, 'SIGKILL')
   }
@@ -147,6 +147,16 @@ test('other options: known_hosts and ssh config files that do not exist, numbers
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--concurrency', '0'], '--concurrency', /'0' is not a whole number from 1 to 1000/)
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--remote-path', 'a\nb'], '--remote-path', /contains a NUL or newline; give a folder path without them/)
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--limit-rate', '5X'], '--limit-rate', /'5X' is not a rate; give bytes per second as a whole number with an optional K, M or G/)
+})
+
+test('--log-dir where herd cannot write: exit 2 naming --log-dir, nothing written', { skip, timeout: 60_000 }, async () => {
+  // The work folder is root's and 0755: an unprivileged user can neither write in it nor make a folder there.
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--log-dir', path.join(work, 'logs-nobody')], '--log-dir', /logs-nobody cannot be created: .* is not writable \(EACCES\); give a folder you can write to/, { asNobody: true })
+  const mine = fs.mkdtempSync(path.join(work, 'logs-root-'))
+  fs.chmodSync(mine, 0o755)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--log-dir', mine], '--log-dir', /logs-root-\w+ is not writable \(EACCES\)/, { asNobody: true })
+  assert.deepEqual(fs.readdirSync(mine), [], 'nothing written in the log dir')
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--log-dir', path.join(file.path, 'logs')], '--log-dir', /app\.bin is not a folder/)
 })
 
 test('the same inputs, corrected, do reach the hosts (the checks above are not vacuous)', { skip, timeout: 60_000 }, async () => {

@@ -53806,8 +53806,1211 @@ async function piecesPresent(path, meta, into) {
     return found;
 }
 
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
+function escapeChars(text, chars) {
+    for (let char of chars) {
+        text = text.replace(new RegExp('\\' + char, 'g'), '\\' + char);
+    }
+    return text;
+}
+function match(pattern, text) {
+    pattern = escapeChars(pattern, '\\()[]{}.+^$|');
+    pattern = pattern
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.?');
+    return new RegExp('^(?:' + pattern + ')$').test(text);
+}
+/**
+ * A helper function to match input against [pattern-list](https://www.freebsd.org/cgi/man.cgi?query=ssh_config&sektion=5#PATTERNS).
+ * According to `man ssh_config`, negated patterns shall be matched first.
+ *
+ * @param {string|string[]} patternList one or more glob patterns to match
+ * @param {string} text the text to match
+ */
+function glob(patternList, text) {
+    const patterns = Array.isArray(patternList) ? patternList : patternList.split(/,/);
+    // > If a negated entry is matched, then the Host entry is ignored, regardless of whether any other patterns on the line match.
+    let result = false;
+    for (const pattern of patterns) {
+        const negate = pattern[0] == '!';
+        if (negate && match(pattern.slice(1), text)) {
+            return false;
+        }
+        else if (match(pattern, text)) {
+            // wait until all of the pattern match results because there might be a negated pattern
+            result = true;
+        }
+    }
+    return result;
+}
+/* harmony default export */ const lib_glob = (glob);
+//# sourceMappingURL=glob.js.map
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(1421);
+;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/ssh-config.js
+
+
+
+const RE_SPACE = /\s/;
+const RE_LINE_BREAK = /\r|\n/;
+const RE_SECTION_DIRECTIVE = /^(Host|Match)$/i;
+const RE_MULTI_VALUE_DIRECTIVE = /^(GlobalKnownHostsFile|Host|IPQoS|SendEnv|UserKnownHostsFile|ProxyCommand|KnownHostsCommand|Match|CanonicalDomains|Include)$/i;
+const RE_COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
+const RE_QUOTE_DIRECTIVE = /^(?:CertificateFile|IdentityFile|IdentityAgent|User|Include)$/i;
+const RE_SINGLE_LINE_DIRECTIVE = /^(Include|IdentityFile)$/i;
+/**
+ * A type of line in an ssh-config file. Differentiates between directives,
+ * comments, and empty lines.
+ */
+var LineType;
+(function (LineType) {
+    /** line with a directive in an ssh-config file */
+    LineType[LineType["DIRECTIVE"] = 1] = "DIRECTIVE";
+    /** line with a comment in an ssh-config file */
+    LineType[LineType["COMMENT"] = 2] = "COMMENT";
+    /** empty line in an ssh-config file */
+    LineType[LineType["EMPTY"] = 3] = "EMPTY";
+})(LineType || (LineType = {}));
+const REPEATABLE_DIRECTIVES = [
+    'IdentityFile',
+    'LocalForward',
+    'RemoteForward',
+    'DynamicForward',
+    'CertificateFile',
+];
+function ssh_config_compare(line, opts) {
+    // @ts-ignore
+    return opts.hasOwnProperty(line.param) && opts[line.param] === line.value;
+}
+function getIndent(config) {
+    for (const line of config) {
+        if (line.type === LineType.DIRECTIVE && 'config' in line) {
+            for (const subline of line.config) {
+                if (subline.before) {
+                    return subline.before;
+                }
+            }
+        }
+    }
+    return '  ';
+}
+function ssh_config_match(criteria, context) {
+    const testCriterion = (key, criterion) => {
+        switch (key.toLowerCase()) {
+            case 'all':
+                return true;
+            case 'final':
+                if (context.inFinalPass) {
+                    return true;
+                }
+                context.doFinalPass = true;
+                return false;
+            case 'exec':
+                if (!context.options.matchExec) {
+                    return false;
+                }
+                const command = `function main {
+          ${criterion}
+        }
+        main`;
+                return (0,external_node_child_process_.spawnSync)(command, { shell: true }).status === 0;
+            case 'host':
+                return lib_glob(criterion, context.params.HostName);
+            case 'originalhost':
+                return lib_glob(criterion, context.params.OriginalHost);
+            case 'user':
+                return lib_glob(criterion, context.params.User);
+            case 'localuser':
+                return lib_glob(criterion, context.params.LocalUser);
+        }
+    };
+    for (const key in criteria) {
+        const criterion = criteria[key];
+        const values = Array.isArray(criterion) ? criterion.map(({ val }) => val) : criterion;
+        if (!testCriterion(key, values)) {
+            return false;
+        }
+    }
+    return true;
+}
+/**
+ * Represents parsed SSH config. Main element of this library.
+ *
+ * A parsed SSH config is modelled as an array of {@link Line}s.
+ */
+class SSHConfig extends Array {
+    /** shortcut to access {@link LineType.DIRECTIVE} */
+    static DIRECTIVE = LineType.DIRECTIVE;
+    /** shortcut to access {@link LineType.COMMENT} */
+    static COMMENT = LineType.COMMENT;
+    /** shortcut to access {@link LineType.EMPTY} */
+    static EMPTY = LineType.EMPTY;
+    /**
+     * Parse SSH config text into structured object.
+     */
+    static parse(text) {
+        return parse(text);
+    }
+    /**
+     * Stringify structured object into SSH config text.
+     */
+    static stringify(config) {
+        return stringify(config);
+    }
+    compute(opts, computeOpts) {
+        if (typeof opts === 'string')
+            opts = { Host: opts };
+        let userInfo;
+        try {
+            userInfo = external_node_os_namespaceObject.userInfo();
+        }
+        catch {
+            // os.userInfo() throws a SystemError if a user has no username or homedir.
+            userInfo = { username: process.env.USER || process.env.USERNAME || '' };
+        }
+        const context = {
+            params: {
+                Host: opts.Host,
+                HostName: opts.Host,
+                OriginalHost: opts.Host,
+                User: userInfo.username,
+                LocalUser: userInfo.username,
+            },
+            options: {
+                ignoreCase: computeOpts?.ignoreCase === true,
+                matchExec: computeOpts?.matchExec !== false,
+            },
+            inFinalPass: false,
+            doFinalPass: false,
+        };
+        const obj = {};
+        const setProperty = (name, value) => {
+            const key = computeOpts?.ignoreCase ? name.toLowerCase() : name;
+            let val;
+            if (Array.isArray(value)) {
+                if (RE_COMMAND_DIRECTIVE.test(key)) {
+                    val = value.map(({ val, separator, quoted }) => {
+                        return `${separator}${quoted ? `"${val.replace(/"/g, '\\"')}"` : val}`;
+                    }).join('').trim();
+                }
+                else {
+                    val = value.map(({ val }) => val);
+                }
+            }
+            else {
+                val = value;
+            }
+            const val0 = Array.isArray(val) ? val[0] : val;
+            // Use case-insensitive check for repeatable directives
+            const isRepeatable = REPEATABLE_DIRECTIVES.some(d => d.toLowerCase() === name.toLowerCase());
+            if (isRepeatable) {
+                const list = (obj[key] || (obj[key] = []));
+                list.push(...[].concat(val));
+            }
+            else if (obj[key] == null) {
+                if (name === 'HostName') {
+                    context.params.HostName = val0;
+                }
+                else if (name === 'User') {
+                    context.params.User = val0;
+                }
+                obj[key] = val;
+            }
+        };
+        if (opts.User !== undefined) {
+            setProperty('User', opts.User);
+        }
+        const doPass = () => {
+            for (const line of this) {
+                if (line.type !== LineType.DIRECTIVE)
+                    continue;
+                // Host and Match directives are always case-insensitive (per OpenSSH behavior)
+                if (/^host$/i.test(line.param) && lib_glob(Array.isArray(line.value) ? line.value.map(({ val }) => val) : line.value, context.params.Host)) {
+                    let canonicalizeHostName = false;
+                    let canonicalDomains = [];
+                    setProperty(line.param, line.value);
+                    for (const subline of line.config) {
+                        if (subline.type === LineType.DIRECTIVE) {
+                            setProperty(subline.param, subline.value);
+                            if (/^CanonicalizeHostName$/i.test(subline.param) && subline.value === 'yes') {
+                                canonicalizeHostName = true;
+                            }
+                            if (/^CanonicalDomains$/i.test(subline.param) && Array.isArray(subline.value)) {
+                                canonicalDomains = subline.value.map(({ val }) => val);
+                            }
+                        }
+                    }
+                    if (canonicalDomains.length > 0 && canonicalizeHostName && context.params.Host === context.params.OriginalHost) {
+                        for (const domain of canonicalDomains) {
+                            const host = `${context.params.OriginalHost}.${domain}`;
+                            const { status, stderr } = (0,external_node_child_process_.spawnSync)('nslookup', [host]);
+                            if (status === 0 && !/can't find/.test(stderr.toString())) {
+                                context.params.Host = host;
+                                setProperty('Host', host);
+                                doPass();
+                                break;
+                            }
+                        }
+                    }
+                }
+                else if (/^match$/i.test(line.param) && 'criteria' in line && ssh_config_match(line.criteria, context)) {
+                    for (const subline of line.config) {
+                        if (subline.type === LineType.DIRECTIVE) {
+                            setProperty(subline.param, subline.value);
+                        }
+                    }
+                }
+                else if (!/^(host|match)$/i.test(line.param)) {
+                    setProperty(line.param, line.value);
+                }
+            }
+        };
+        doPass();
+        if (context.doFinalPass) {
+            context.inFinalPass = true;
+            context.params.Host = context.params.HostName;
+            doPass();
+        }
+        return obj;
+    }
+    find(opts) {
+        if (typeof opts === 'function')
+            return super.find(opts);
+        if (!(opts && ('Host' in opts || 'Match' in opts))) {
+            throw new Error('Can only find by Host or Match');
+        }
+        return super.find((line) => 'param' in line && ssh_config_compare(line, opts));
+    }
+    remove(opts) {
+        let index;
+        if (typeof opts === 'function') {
+            index = super.findIndex(opts);
+        }
+        else if (!(opts && ('Host' in opts || 'Match' in opts))) {
+            throw new Error('Can only remove by Host or Match');
+        }
+        else {
+            index = super.findIndex((line) => 'param' in line && ssh_config_compare(line, opts));
+        }
+        if (index >= 0)
+            return this.splice(index, 1);
+    }
+    /**
+     * Convert this SSH config to its textual presentation via {@link stringify}.
+     */
+    toString() {
+        return stringify(this);
+    }
+    /**
+     * Append new section to existing SSH config.
+     */
+    append(opts) {
+        const indent = getIndent(this);
+        const lastEntry = this.length > 0 ? this[this.length - 1] : null;
+        let config = lastEntry && lastEntry.config || this;
+        let configWas = this;
+        let lastLine = config.length > 0 ? config[config.length - 1] : lastEntry;
+        if (lastLine && !lastLine.after)
+            lastLine.after = '\n';
+        let sectionLineFound = config !== configWas;
+        for (const param in opts) {
+            const value = opts[param];
+            const line = {
+                type: LineType.DIRECTIVE,
+                param,
+                separator: ' ',
+                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
+                before: sectionLineFound ? indent : indent.replace(/  |\t/, ''),
+                after: '\n',
+            };
+            if (RE_SECTION_DIRECTIVE.test(param)) {
+                sectionLineFound = true;
+                line.before = indent.replace(/  |\t/, '');
+                config = configWas;
+                // separate sections with an extra newline
+                // https://github.com/cyjake/ssh-config/issues/23#issuecomment-564768248
+                if (lastLine && lastLine.after === '\n')
+                    lastLine.after += '\n';
+                config.push(line);
+                config = line.config = new SSHConfig();
+            }
+            else {
+                config.push(line);
+            }
+            lastLine = line;
+        }
+        return configWas;
+    }
+    /**
+     * Prepend new section to existing SSH config.
+     */
+    prepend(opts, beforeFirstSection = false) {
+        const indent = getIndent(this);
+        let config = this;
+        let i = 0;
+        // insert above known sections
+        if (beforeFirstSection) {
+            while (i < this.length && !('config' in this[i])) {
+                i += 1;
+            }
+            if (i >= this.length) { // No sections in original config
+                return this.append(opts);
+            }
+        }
+        // Prepend new section above the first section
+        let sectionLineFound = false;
+        let processedLines = 0;
+        for (const param in opts) {
+            processedLines += 1;
+            const value = opts[param];
+            const line = {
+                type: LineType.DIRECTIVE,
+                param,
+                separator: ' ',
+                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
+                before: '',
+                after: '\n',
+            };
+            if (RE_SECTION_DIRECTIVE.test(param)) {
+                line.before = indent.replace(/  |\t/, '');
+                config.splice(i, 0, line);
+                config = line.config = new SSHConfig();
+                sectionLineFound = true;
+                continue;
+            }
+            // separate from previous sections with an extra newline
+            if (processedLines === Object.keys(opts).length) {
+                line.after += '\n';
+            }
+            if (!sectionLineFound) {
+                config.splice(i, 0, line);
+                i += 1;
+                // Add an extra newline if a single line directive like Include
+                if (RE_SINGLE_LINE_DIRECTIVE.test(param)) {
+                    line.after += '\n';
+                }
+                continue;
+            }
+            line.before = indent;
+            config.push(line);
+        }
+        return config;
+    }
+}
+/**
+ * Parse SSH config text into structured object.
+ */
+function parse(text) {
+    // Handle Buffer input by converting to string
+    const input = typeof text === 'string' ? text : text.toString('utf-8');
+    let i = 0;
+    let chr = next();
+    let config = new SSHConfig();
+    let configWas = config;
+    function next() {
+        return input[i++];
+    }
+    function space() {
+        let spaces = '';
+        while (RE_SPACE.test(chr)) {
+            spaces += chr;
+            chr = next();
+        }
+        return spaces;
+    }
+    function linebreak() {
+        let breaks = '';
+        while (RE_LINE_BREAK.test(chr)) {
+            breaks += chr;
+            chr = next();
+        }
+        return breaks;
+    }
+    function parameter() {
+        let param = '';
+        while (chr && /[^ \t=]/.test(chr)) {
+            param += chr;
+            chr = next();
+        }
+        return param;
+    }
+    function separator() {
+        let sep = space();
+        if (chr === '=') {
+            sep += chr;
+            chr = next();
+        }
+        return (sep + space());
+    }
+    function value() {
+        let val = '';
+        let quoted = false;
+        let escaped = false;
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            // backslash escapes only double quotes
+            if (escaped) {
+                val += chr === '"' ? chr : `\\${chr}`;
+                escaped = false;
+            }
+            // ProxyCommand ssh -W "%h:%p" firewall.example.org
+            else if (chr === '"' && (!val || quoted)) {
+                quoted = !quoted;
+            }
+            else if (chr === '\\') {
+                escaped = true;
+            }
+            else if (chr === '#' && !quoted) {
+                break;
+            }
+            else {
+                val += chr;
+            }
+            chr = next();
+        }
+        if (quoted || escaped) {
+            throw new Error(`Unexpected line break at ${val}`);
+        }
+        return val.trim();
+    }
+    function comment() {
+        const type = LineType.COMMENT;
+        let content = '';
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            content += chr;
+            chr = next();
+        }
+        return { type, content, before: '', after: '' };
+    }
+    // Host *.co.uk
+    // Host * !local.dev
+    // Host "foo bar"
+    function values() {
+        const results = [];
+        let val = '';
+        // whether current value is quoted or not
+        let valQuoted = false;
+        // the separator preceding current value
+        let valSeparator = ' ';
+        // whether current context is within quotations or not
+        let quoted = false;
+        let escaped = false;
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            if (escaped) {
+                val += chr === '"' ? chr : `\\${chr}`;
+                escaped = false;
+            }
+            else if (chr === '"') {
+                quoted = !quoted;
+            }
+            else if (chr === '\\') {
+                escaped = true;
+            }
+            else if (quoted) {
+                val += chr;
+                valQuoted = true;
+            }
+            else if (/[ \t=]/.test(chr)) {
+                if (val) {
+                    results.push({ val, separator: valSeparator, quoted: valQuoted });
+                    val = '';
+                    valQuoted = false;
+                    valSeparator = chr;
+                }
+                // otherwise ignore the space
+            }
+            else if (chr === '#' && results.length > 0) {
+                break;
+            }
+            else {
+                val += chr;
+            }
+            chr = next();
+        }
+        if (quoted || escaped) {
+            throw new Error(`Unexpected line break at ${results.map(({ val }) => val).concat(val).join(' ')}`);
+        }
+        if (val)
+            results.push({ val, separator: valSeparator, quoted: valQuoted });
+        return results.length > 1 ? results : results[0].val;
+    }
+    function directive() {
+        const type = LineType.DIRECTIVE;
+        const param = parameter();
+        // Host "foo bar" baz
+        const multiple = RE_MULTI_VALUE_DIRECTIVE.test(param);
+        const result = {
+            type,
+            param,
+            separator: separator(),
+            quoted: !multiple && chr === '"',
+            value: multiple ? values() : value(),
+            before: '',
+            after: '',
+        };
+        if (!result.quoted)
+            delete result.quoted;
+        if (/^Match$/i.test(param)) {
+            const criteria = {};
+            if (typeof result.value === 'string') {
+                result.value = [{ val: result.value, separator: '', quoted: result.quoted }];
+            }
+            let i = 0;
+            while (i < result.value.length) {
+                const { val: keyword } = result.value[i];
+                switch (keyword.toLowerCase()) {
+                    case 'all':
+                    case 'canonical':
+                    case 'final':
+                        criteria[keyword] = [];
+                        i += 1;
+                        break;
+                    default:
+                        if (i + 1 >= result.value.length) {
+                            throw new Error(`Missing value for match criteria ${keyword}`);
+                        }
+                        criteria[keyword] = result.value[i + 1].val;
+                        i += 2;
+                        break;
+                }
+            }
+            result.criteria = criteria;
+        }
+        return result;
+    }
+    function line() {
+        const before = space();
+        const node = chr === '#' ? comment() : directive();
+        const after = linebreak();
+        node.before = before;
+        node.after = after;
+        return node;
+    }
+    while (chr) {
+        let node = line();
+        if (node.type === LineType.DIRECTIVE && RE_SECTION_DIRECTIVE.test(node.param)) {
+            config = configWas;
+            config.push(node);
+            config = node.config = new SSHConfig();
+        }
+        else if (node.type === LineType.DIRECTIVE && !node.param) {
+            // blank lines at file end
+            if (config.length === 0) {
+                if (configWas.length === 0) {
+                    configWas.push({ type: LineType.EMPTY, before: '', after: node.before });
+                }
+                else {
+                    configWas[configWas.length - 1].after += node.before;
+                }
+            }
+            else {
+                config[config.length - 1].after += node.before;
+            }
+        }
+        else {
+            config.push(node);
+        }
+    }
+    return configWas;
+}
+/**
+ * Stringify structured object into SSH config text.
+ */
+function stringify(config) {
+    let str = '';
+    function formatValue(value, quoted) {
+        if (Array.isArray(value)) {
+            let result = '';
+            for (const { val, separator, quoted } of value) {
+                result += (result ? separator : '') + formatValue(val, quoted || RE_SPACE.test(val));
+            }
+            return result;
+        }
+        return quoted ? `"${value}"` : value;
+    }
+    function formatDirective(line) {
+        const quoted = line.quoted
+            || (RE_QUOTE_DIRECTIVE.test(line.param) && typeof line.value === 'string' && RE_SPACE.test(line.value));
+        const value = formatValue(line.value, quoted);
+        return `${line.param}${line.separator}${value}`;
+    }
+    const format = (line) => {
+        str += line.before;
+        if (line.type === LineType.COMMENT) {
+            str += line.content;
+        }
+        else if (line.type === LineType.DIRECTIVE && REPEATABLE_DIRECTIVES.includes(line.param)) {
+            (Array.isArray(line.value) ? line.value : [line.value]).forEach((value, i, values) => {
+                str += formatDirective({ ...line, value: typeof value !== 'string' ? value.val : value });
+                if (i < values.length - 1)
+                    str += `\n${line.before}`;
+            });
+        }
+        else if (line.type === LineType.DIRECTIVE) {
+            str += formatDirective(line);
+        }
+        str += line.after;
+        if ('config' in line) {
+            line.config.forEach(format);
+        }
+    };
+    config.forEach(format);
+    return str;
+}
+
+//# sourceMappingURL=ssh-config.js.map
+;// CONCATENATED MODULE: ./build/src/core/ssh/config.js
+// Resolves a host spec into connection parameters the way OpenSSH does (ssh_config, tokens, defaults).
+
+
+
+
+
+/** A mistake in the ssh config or the host spec; connect.ts turns it into SshError 'resolve'. */
+class ResolveError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'ResolveError';
+    }
+}
+const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+const MAX_JUMP_DEPTH = 8;
+const MAX_INCLUDE_DEPTH = 16;
+/** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
+function resolveHost(spec, opts = {}) {
+    const home = opts.homeDir ?? external_node_os_namespaceObject.homedir();
+    const env = opts.env ?? process.env;
+    const localUser = opts.localUser ?? localUserName(env);
+    const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
+    const gated = new Set();
+    const { config, found } = loadConfig(configPath, external_node_path_.join(home, '.ssh'), home, env, gated);
+    const systemPath = opts.systemConfigPath === undefined ? (opts.configPath === undefined ? '/etc/ssh/ssh_config' : null) : opts.systemConfigPath;
+    if (systemPath) {
+        const system = loadConfig(systemPath, external_node_path_.dirname(systemPath), home, env, gated);
+        // After the user's, like ssh: the first value obtained wins. `Host *` first, so the system file's
+        // leading lines are not taken into the user file's last block.
+        if (system.found)
+            config.push(...SSHConfig.parse('Host *\n'), ...system.config);
+    }
+    const ctx = { home, localUser, env, config, configFile: found ? configPath : undefined, opts, hasMatchExec: /^\s*Match\b.*\bexec\b/im.test(config.toString()), gated };
+    return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
+}
+function resolveHop(ctx, spec, hop) {
+    const alias = spec.host.trim();
+    if (!alias)
+        throw new ResolveError('empty host name');
+    if (/[\s'"`$;&|<>\\]/.test(alias))
+        throw new ResolveError(`invalid host name "${alias}"`);
+    if (hop.depth > MAX_JUMP_DEPTH) {
+        throw new ResolveError(`ProxyJump chain deeper than ${MAX_JUMP_DEPTH} hops at "${alias}" (a loop in the ssh config?)`);
+    }
+    const cfg = computeFor(ctx.config, alias);
+    const str = (key) => {
+        const v = cfg[key];
+        if (v === undefined)
+            return undefined;
+        return Array.isArray(v) ? v.join(' ') : v;
+    };
+    const list = (key) => {
+        const v = cfg[key];
+        if (v === undefined)
+            return undefined;
+        return (Array.isArray(v) ? v : v.split(/\s+/)).filter((s) => s.length > 0);
+    };
+    const hostnameRaw = str('hostname');
+    const hostname = hostnameRaw !== undefined ? percentExpand(hostnameRaw, { h: alias }, 'HostName') : alias;
+    const user = spec.user ?? hop.defaultUser ?? str('user') ?? ctx.localUser;
+    const port = spec.port ?? config_parsePort(str('port'), 'Port') ?? 22;
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+        throw new ResolveError(`invalid port ${port} for "${alias}"`);
+    const hostKeyAliasRaw = str('hostkeyalias');
+    const hostKeyAlias = hostKeyAliasRaw?.toLowerCase();
+    // Tokens shared by IdentityFile, IdentityAgent, UserKnownHostsFile (ssh_config(5) TOKENS).
+    const localHost = external_node_os_namespaceObject.hostname();
+    const proxyJumpRaw = str('proxyjump');
+    const tokens = {
+        d: ctx.home,
+        u: ctx.localUser,
+        h: hostname,
+        n: alias,
+        p: String(port),
+        r: user,
+        l: localHost,
+        L: localHost.split('.')[0] ?? localHost,
+        i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
+        k: hostKeyAlias ?? alias,
+        j: proxyJumpRaw ?? '',
+    };
+    tokens.C = (0,external_node_crypto_namespaceObject.createHash)('sha1').update(`${tokens.l}${hostname}${port}${user}`).digest('hex');
+    const expandPath = (value, directive) => external_node_path_.resolve(ctx.home, percentExpand(expandEnv(expandTilde(value, ctx.home), ctx.env, directive), tokens, directive));
+    // Identities: -i first, then config; OpenSSH adds its defaults only when neither gave any.
+    const identityFiles = [];
+    const addIdentity = (p, explicit, isDefault) => {
+        if (!identityFiles.some((f) => f.path === p))
+            identityFiles.push({ path: p, explicit, isDefault });
+    };
+    for (const f of ctx.opts.identityFiles ?? [])
+        addIdentity(expandPath(f, '-i'), true, false);
+    for (const f of list('identityfile') ?? []) {
+        if (f.toLowerCase() === 'none')
+            continue;
+        addIdentity(expandPath(f, 'IdentityFile'), false, false);
+    }
+    if (identityFiles.length === 0) {
+        for (const name of DEFAULT_IDENTITIES)
+            addIdentity(external_node_path_.join(ctx.home, '.ssh', name), false, true);
+    }
+    const userKnownHostsFiles = ctx.opts.knownHostsFiles && ctx.opts.knownHostsFiles.length > 0
+        ? ctx.opts.knownHostsFiles.map((f) => external_node_path_.resolve(expandTilde(f, ctx.home)))
+        : (list('userknownhostsfile') ?? ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'])
+            .filter((f) => f.toLowerCase() !== 'none')
+            .map((f) => expandPath(f, 'UserKnownHostsFile'));
+    const globalKnownHostsFiles = (list('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
+        .filter((f) => f.toLowerCase() !== 'none')
+        .map((f) => expandPath(f, 'GlobalKnownHostsFile'));
+    // Agent: explicit option > IdentityAgent > SSH_AUTH_SOCK.
+    let identityAgent;
+    if (ctx.opts.agentSocket !== undefined) {
+        identityAgent = ctx.opts.agentSocket || undefined;
+    }
+    else {
+        const ia = str('identityagent');
+        if (ia === undefined || ia === 'SSH_AUTH_SOCK')
+            identityAgent = ctx.env.SSH_AUTH_SOCK || undefined;
+        else if (ia.toLowerCase() === 'none')
+            identityAgent = undefined;
+        else
+            identityAgent = expandPath(ia.startsWith('$') && !ia.startsWith('${') ? `\${${ia.slice(1)}}` : ia, 'IdentityAgent');
+    }
+    const resolved = {
+        alias,
+        hostname,
+        port,
+        user,
+        identityFiles,
+        identitiesOnly: yesNo(str('identitiesonly'), 'IdentitiesOnly') ?? false,
+        identityAgent,
+        userKnownHostsFiles,
+        globalKnownHostsFiles,
+        strictHostKeyChecking: parseStrict(str('stricthostkeychecking')),
+        hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
+        hostKeyAlias,
+        configFile: ctx.configFile,
+        openSshOnly: openSshOnly(cfg, ctx, alias),
+        ignored: Object.keys(cfg).filter((k) => !HANDLED.has(k.toLowerCase())),
+    };
+    const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
+    if (connectTimeout !== undefined && connectTimeout > 0)
+        resolved.connectTimeoutMs = connectTimeout * 1000;
+    const aliveInterval = parseSeconds(str('serveraliveinterval'), 'ServerAliveInterval');
+    if (aliveInterval !== undefined)
+        resolved.serverAliveIntervalMs = aliveInterval * 1000;
+    const aliveCount = parseSeconds(str('serveralivecountmax'), 'ServerAliveCountMax');
+    if (aliveCount !== undefined)
+        resolved.serverAliveCountMax = aliveCount;
+    // ProxyJump / ProxyCommand: whichever the config gave first wins, like OpenSSH.
+    const keys = Object.keys(cfg);
+    const jumpIdx = keys.indexOf('proxyjump');
+    const cmdIdx = keys.indexOf('proxycommand');
+    const proxyTokens = { h: hostname, n: alias, p: String(port), r: user };
+    let hops = hop.jumpOverride;
+    if (hops === undefined) {
+        const useCommand = cmdIdx >= 0 && (jumpIdx < 0 || cmdIdx < jumpIdx);
+        if (useCommand) {
+            const cmd = str('proxycommand');
+            if (cmd.toLowerCase() !== 'none')
+                resolved.proxyCommand = percentExpand(cmd, proxyTokens, 'ProxyCommand');
+        }
+        else if (proxyJumpRaw !== undefined && proxyJumpRaw.toLowerCase() !== 'none') {
+            hops = parseProxyJump(percentExpand(proxyJumpRaw, proxyTokens, 'ProxyJump'));
+        }
+    }
+    if (hops && hops.length > 0) {
+        const last = hops[hops.length - 1];
+        // `Host * / ProxyJump bastion` can only mean "reach bastion directly" (OpenSSH 9.2 stops with "jumphost loop").
+        const sameAsSelf = (last.host === alias || last.host === hostname) && (last.port ?? 22) === port;
+        if (!sameAsSelf) {
+            resolved.jump = resolveHop(ctx, last, {
+                jumpOverride: hops.length > 1 ? hops.slice(0, -1) : undefined,
+                depth: hop.depth + 1,
+            });
+        }
+    }
+    return resolved;
+}
+/** Parse a ProxyJump value: comma list of `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
+function parseProxyJump(value) {
+    const v = value.trim();
+    if (v.toLowerCase() === 'none' || v === '')
+        return [];
+    return v.split(',').map((part) => parseUserHostPort(part.trim(), 'ProxyJump'));
+}
+/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`. */
+function parseUserHostPort(text, what = 'host') {
+    let s = text;
+    if (s.toLowerCase().startsWith('ssh://'))
+        s = s.slice(6).replace(/\/$/, '');
+    if (!s)
+        throw new ResolveError(`empty ${what} entry`);
+    const at = s.lastIndexOf('@');
+    const user = at >= 0 ? s.slice(0, at) : undefined;
+    let rest = at >= 0 ? s.slice(at + 1) : s;
+    if (user !== undefined && user === '')
+        throw new ResolveError(`empty user in ${what} "${text}"`);
+    let port;
+    let host;
+    if (rest.startsWith('[')) {
+        const close = rest.indexOf(']');
+        if (close < 0)
+            throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
+        host = rest.slice(1, close);
+        rest = rest.slice(close + 1);
+        if (rest.startsWith(':'))
+            port = config_parsePort(rest.slice(1), what);
+        else if (rest)
+            throw new ResolveError(`unexpected "${rest}" in ${what} "${text}"`);
+    }
+    else {
+        const colon = rest.indexOf(':');
+        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
+            host = rest.slice(0, colon);
+            port = config_parsePort(rest.slice(colon + 1), what);
+        }
+        else {
+            host = rest; // bare IPv6 address or plain host
+        }
+    }
+    if (!host)
+        throw new ResolveError(`empty host in ${what} "${text}"`);
+    return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
+}
+/** Keywords the built-in client can't honour; each sends the host to OpenSSH under `--ssh auto`. */
+const OPENSSH_ONLY = ['certificatefile', 'pkcs11provider', 'securitykeyprovider', 'knownhostscommand', 'controlmaster', 'hostbasedauthentication'];
+function openSshOnly(cfg, ctx, alias) {
+    const found = OPENSSH_ONLY.filter((k) => cfg[k] !== undefined && !/^(no|none)$/i.test(String(cfg[k])));
+    // `Match exec` is never run here (it would run the config's commands for every host): OpenSSH can.
+    if (ctx.hasMatchExec)
+        found.push('match exec');
+    for (const block of ctx.gated) {
+        // Whether this host matches the block: its header alone, with a marker, computed for the alias.
+        const alone = SSHConfig.parse('');
+        alone.push(block);
+        const header = SSHConfig.stringify(alone).split('\n').find((l) => l.trim() !== '') ?? '';
+        const probe = SSHConfig.parse(`${header.trim()}\n  HostKeyAlias herd-gated\n`);
+        if (computeFor(probe, alias).hostkeyalias === 'herd-gated') {
+            found.push('an Include of Host sections inside a Host block');
+            break;
+        }
+    }
+    return found;
+}
+/**
+ * Settings of the host's config that the built-in client does not act on (the rest it does, or sends
+ * the host to OpenSSH for): named once in the host's log.
+ */
+const HANDLED = new Set([
+    'host', 'match', 'include', 'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'userknownhostsfile',
+    'globalknownhostsfile', 'stricthostkeychecking', 'hashknownhosts', 'hostkeyalias', 'connecttimeout', 'serveraliveinterval',
+    'serveralivecountmax', 'proxyjump', 'proxycommand', 'batchmode', 'passwordauthentication', 'kbdinteractiveauthentication',
+    'pubkeyauthentication', 'preferredauthentications', 'checkhostip',
+    ...OPENSSH_ONLY,
+]);
+// ---------------------------------------------------------------------------------------------
+function computeFor(config, host) {
+    // matchExec false: `Match exec` would run shell commands from the config for every host.
+    return config.compute(host, { ignoreCase: true, matchExec: false });
+}
+function loadConfig(file, includeDir, home, env, gated) {
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)(file, 'utf8');
+    }
+    catch (err) {
+        const code = err.code;
+        if (code === 'ENOENT' || code === 'ENOTDIR')
+            return { config: SSHConfig.parse(''), found: false };
+        throw new ResolveError(`cannot read ssh config ${file}: ${err.message}`);
+    }
+    let config;
+    try {
+        config = SSHConfig.parse(text);
+    }
+    catch (err) {
+        throw new ResolveError(`cannot parse ssh config ${file}: ${err.message}`);
+    }
+    expandIncludes(config, includeDir, home, env, 0, gated);
+    return { config, found: true };
+}
+/**
+ * Inline `Include` files (ssh-config's compute ignores them). Top-level includes are spliced in place;
+ * an Include inside a Host/Match block contributes its leading directives to that block. Host or Match
+ * sections it brings apply only where the outer block matched, which ssh-config can't express: they
+ * are left out and the block goes into `gated`, so hosts it matches are sent to OpenSSH.
+ */
+function expandIncludes(config, baseDir, home, env, depth, gated) {
+    if (depth > MAX_INCLUDE_DEPTH)
+        throw new ResolveError('ssh config Include nested too deeply (a loop?)');
+    for (let i = 0; i < config.length; i++) {
+        const line = config[i];
+        if (line.type !== SSHConfig.DIRECTIVE)
+            continue;
+        if ('config' in line) {
+            const inner = line.config;
+            const before = inner.length;
+            expandIncludes(inner, baseDir, home, env, depth, gated);
+            const firstSection = inner.findIndex((l) => l.type === SSHConfig.DIRECTIVE && 'config' in l);
+            if (firstSection >= 0 && inner.length !== before) {
+                inner.splice(firstSection);
+                gated.add(line);
+            }
+            continue;
+        }
+        if (line.param.toLowerCase() !== 'include')
+            continue;
+        const values = Array.isArray(line.value) ? line.value.map((v) => v.val) : line.value.split(/\s+/);
+        const included = [];
+        for (const raw of values.filter(Boolean)) {
+            let pattern = expandEnv(expandTilde(raw, home), env, 'Include');
+            if (!external_node_path_.isAbsolute(pattern))
+                pattern = external_node_path_.join(baseDir, pattern);
+            for (const file of globFiles(pattern)) {
+                let text;
+                try {
+                    text = (0,external_node_fs_.readFileSync)(file, 'utf8');
+                }
+                catch {
+                    continue; // OpenSSH ignores unreadable include matches
+                }
+                const sub = SSHConfig.parse(text);
+                expandIncludes(sub, baseDir, home, env, depth + 1, gated);
+                included.push(...sub);
+            }
+        }
+        config.splice(i, 1, ...included);
+        i += included.length - 1;
+    }
+}
+/** Minimal glob for Include: `*` and `?` within path segments, results sorted like glob(3). */
+function globFiles(pattern) {
+    if (!/[*?[]/.test(pattern))
+        return [pattern];
+    const parts = pattern.split('/').filter((p, i) => p !== '' || i === 0);
+    let current = [parts[0] === '' ? '/' : parts[0]];
+    for (const part of parts.slice(1)) {
+        const next = [];
+        for (const dir of current) {
+            if (!/[*?[]/.test(part)) {
+                next.push(external_node_path_.join(dir, part));
+                continue;
+            }
+            let names;
+            try {
+                names = (0,external_node_fs_.readdirSync)(dir);
+            }
+            catch {
+                continue;
+            }
+            const re = globToRegExp(part);
+            for (const n of names.sort())
+                if (!n.startsWith('.') && re.test(n))
+                    next.push(external_node_path_.join(dir, n));
+        }
+        current = next;
+    }
+    return current;
+}
+function globToRegExp(pattern) {
+    let re = '';
+    for (const ch of pattern) {
+        if (ch === '*')
+            re += '.*';
+        else if (ch === '?')
+            re += '.';
+        else
+            re += ch.replace(/[\\^$.|+(){}[\]]/g, '\\$&');
+    }
+    return new RegExp(`^${re}$`);
+}
+/** OpenSSH percent_expand: unknown tokens are an error, `%%` is a literal percent. */
+function percentExpand(value, tokens, directive) {
+    return value.replace(/%(.)?/g, (_m, t) => {
+        if (t === '%')
+            return '%';
+        if (t !== undefined && Object.hasOwn(tokens, t))
+            return tokens[t];
+        throw new ResolveError(`unknown token %${t ?? ''} in ${directive} "${value}"`);
+    });
+}
+function expandEnv(value, env, directive) {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name) => {
+        const v = env[name];
+        if (v === undefined)
+            throw new ResolveError(`environment variable ${name} in ${directive} "${value}" is not set`);
+        return v;
+    });
+}
+function expandTilde(value, home) {
+    if (value === '~')
+        return home;
+    if (value.startsWith('~/'))
+        return external_node_path_.join(home, value.slice(2));
+    return value;
+}
+function localUserName(env) {
+    try {
+        return external_node_os_namespaceObject.userInfo().username;
+    }
+    catch {
+        return env.USER ?? env.LOGNAME ?? 'root';
+    }
+}
+function config_parsePort(value, what) {
+    if (value === undefined)
+        return undefined;
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 65535)
+        throw new ResolveError(`invalid port "${value}" in ${what}`);
+    return n;
+}
+function parseSeconds(value, directive) {
+    if (value === undefined || value.toLowerCase() === 'none')
+        return undefined;
+    if (!/^\d+$/.test(value.trim()))
+        throw new ResolveError(`invalid ${directive} "${value}" in ssh config (whole seconds)`);
+    return Number(value.trim());
+}
+function yesNo(value, directive) {
+    if (value === undefined)
+        return undefined;
+    const v = value.toLowerCase();
+    if (v === 'yes' || v === 'true')
+        return true;
+    if (v === 'no' || v === 'false')
+        return false;
+    throw new ResolveError(`invalid ${directive} "${value}" in ssh config (yes or no)`);
+}
+function parseStrict(value) {
+    if (value === undefined)
+        return 'ask';
+    switch (value.toLowerCase()) {
+        case 'yes':
+        case 'true':
+            return 'yes';
+        case 'ask':
+            return 'ask';
+        case 'accept-new':
+            return 'accept-new';
+        case 'no':
+        case 'off':
+        case 'false':
+            return 'no';
+        default:
+            throw new ResolveError(`invalid StrictHostKeyChecking "${value}" in ssh config`);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/src/core/ssh/key-available.js
+// Whether a host has any key herd could offer it, read from the runner alone, so a run without any key stops before a host is touched.
+
+
+/**
+ * True when the host, as the ssh config resolves it, has an agent socket or a key file that exists, or
+ * asks for what only OpenSSH reads (a PKCS#11 or FIDO provider). A config the built-in resolver can't
+ * read counts as true: the host's own run reports that, with its cause.
+ */
+function canOfferKey(spec, opts) {
+    try {
+        const r = resolveHost(spec, opts);
+        if (r.openSshOnly.length > 0)
+            return true;
+        if (r.identityAgent && (0,external_node_fs_.existsSync)(r.identityAgent))
+            return true;
+        return r.identityFiles.some((f) => (0,external_node_fs_.existsSync)(f.path));
+    }
+    catch (err) {
+        if (err instanceof ResolveError)
+            return true;
+        throw err;
+    }
+}
+
+;// CONCATENATED MODULE: ./build/src/core/front-end.js
+// How each front end names what a fix asks for, so every message names a flag, input or variable that exists where herd runs.
+const FRONT_ENDS = (/* unused pure expression or super */ null && (['cli', 'action', 'gitlab']));
+/** The core names options as the command line spells them; the Action's users know its input names. */
+const ACTION_INPUT_FOR_OPTION = {
+    'local file': 'file',
+    'remote file': 'destination',
+    hosts: 'hosts',
+    'hosts file': 'hosts',
+    '--retry': 'retry',
+    '--port': 'port',
+    '--remote-path': 'remote-path',
+    '--log-dir': 'log-dir',
+    '--timeout': 'timeout',
+    '--concurrency': 'concurrency',
+    '--identity': 'ssh-key',
+    '--known-hosts': 'ssh-known-hosts',
+    'host key policy': 'ssh-strict',
+    '--runner-via': 'runner-via',
+    '--stall-timeout': 'stall-timeout',
+    '--ssh': 'ssh-client',
+    '--post-command': 'post-command',
+    '--post-batch': 'post-batch',
+    '--releases': 'releases',
+    '--mode': 'mode',
+    '--owner': 'owner',
+    '--group': 'group',
+    '--limit-rate': 'limit-rate',
+    '--user': 'username',
+};
+/** Options the component sets through inputs of the same name; every other option goes in its `args` input. */
+const COMPONENT_INPUTS = new Set(['--retry', '--port', '--remote-path', '--log-dir', '--runner-via', '--stall-timeout', '--post-command', '--post-batch', '--releases', '--mode', '--owner', '--group', '--limit-rate']);
+const DEFAULT_KEYS = 'none of ~/.ssh/id_ed25519, id_ecdsa, id_rsa';
+const WORDS = {
+    cli: {
+        keyInput: '--identity',
+        noKey: `no -i, no ssh-agent (SSH_AUTH_SOCK), no IdentityFile in the ssh config and ${DEFAULT_KEYS}`,
+        giveKey: 'pass -i KEY_FILE, or start ssh-agent and ssh-add your key',
+        passphrase: 'HERD_SSH_PASSPHRASE',
+        acceptNew: '--accept-new-host-keys',
+        addHostKey: (keyscan, file) => `run: ${keyscan} >> ${file}`,
+        option: (flag) => flag,
+    },
+    action: {
+        keyInput: 'ssh-key',
+        noKey: `ssh-key is empty, and the runner has no ssh-agent, no IdentityFile in ~/.ssh/config and ${DEFAULT_KEYS}`,
+        giveKey: 'give the private key from a secret (ssh-key: ${{ secrets.DEPLOY_KEY }})',
+        passphrase: 'the ssh-key-passphrase input',
+        acceptNew: 'ssh-strict: false',
+        addHostKey: (keyscan) => `add the output of \`${keyscan}\` to the ssh-known-hosts input`,
+        option: (flag) => (ACTION_INPUT_FOR_OPTION[flag] ? `the ${ACTION_INPUT_FOR_OPTION[flag]} input` : undefined),
+    },
+    gitlab: {
+        keyInput: 'SSH_PRIVATE_KEY',
+        noKey: `the key variable (the ssh-key input, default $SSH_PRIVATE_KEY) is empty or unset, and the job has no ssh-agent and ${DEFAULT_KEYS}`,
+        giveKey: 'add the deploy key as the File variable SSH_PRIVATE_KEY (Settings > CI/CD > Variables), or name your variable in the ssh-key input',
+        passphrase: 'the masked variable HERD_SSH_PASSPHRASE',
+        acceptNew: 'the input ssh-strict: false',
+        addHostKey: (keyscan) => `add the output of \`${keyscan}\` to the SSH_KNOWN_HOSTS variable (or the one the ssh-known-hosts input names)`,
+        option: (flag) => (COMPONENT_INPUTS.has(flag) ? `the ${flag.slice(2)} input` : `${flag} in the args input`),
+    },
+};
+/** The fix words of a front end (the command's when none is named). */
+function fixWords(frontEnd = 'cli') {
+    return WORDS[frontEnd];
+}
+/** The front end the herd command serves: the GitLab component says so in HERD_FRONT_END; anything else is the command line. */
+function commandFrontEnd(env = process.env) {
+    return env.HERD_FRONT_END === 'gitlab' ? 'gitlab' : 'cli';
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/plan.js
 // Turns front-end options into a validated Plan: every input check lives here, one message per mistake.
+
+
 
 
 
@@ -53827,7 +55030,8 @@ class PlanError extends Error {
 }
 const DEFAULTS = {
     retry: 0,
-    port: '8998',
+    // A range, so that two runs on one runner (two CI jobs) each find a free port.
+    port: '8998-9097',
     remotePath: '.cache/herd-action',
     concurrency: 32,
     node: 'node',
@@ -53849,8 +55053,10 @@ function parsePorts(value) {
     const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
     const low = m ? Number(m[1]) : NaN;
     const high = m ? Number(m[2] ?? m[1]) : NaN;
-    if (!m || low < 1 || high > 65535 || low > high)
-        throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`);
+    if (!m || low < 1 || high > 65535)
+        throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9097`);
+    if (low > high)
+        throw new PlanError('--port', `'${text}' is a range with LOW > HIGH; write the lower port first: ${high}-${low}`);
     return [low, high];
 }
 function readableFile(input, file, whatName) {
@@ -53875,6 +55081,35 @@ function readableFile(input, file, whatName) {
         throw new PlanError(input, `${what}${file} cannot be read (${err.code}); check its permissions`);
     }
     return st;
+}
+/** The log folder can be made and written: a mistake there is the user's to fix (exit 2), found before any host is touched. */
+function writableFolder(input, dir) {
+    const full = external_node_path_.resolve(dir);
+    // The folder itself, or the nearest existing folder above it that herd would create it in.
+    let existing = full;
+    let st;
+    for (;;) {
+        try {
+            st = external_node_fs_.statSync(existing);
+            break;
+        }
+        catch (err) {
+            const code = err.code;
+            if ((code !== 'ENOENT' && code !== 'ENOTDIR') || external_node_path_.dirname(existing) === existing)
+                throw new PlanError(input, `${full} cannot be created (${code}); give a folder you can write to`);
+            existing = external_node_path_.dirname(existing);
+        }
+    }
+    if (!st.isDirectory())
+        throw new PlanError(input, `${existing} is not a folder, so ${full} cannot be one; give a folder you can write to`);
+    try {
+        external_node_fs_.accessSync(existing, external_node_fs_.constants.W_OK | external_node_fs_.constants.X_OK);
+    }
+    catch (err) {
+        const code = err.code;
+        throw new PlanError(input, `${existing === full ? full : `${full} cannot be created: ${existing}`} is not writable (${code}); give a folder you can write to`);
+    }
+    return full;
 }
 function hostsFrom(opts) {
     const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g) => !!g);
@@ -54031,7 +55266,7 @@ function makePlan(opts) {
     const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
     const hosts = hostsFrom(opts);
     const stallSeconds = wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5);
-    return {
+    const plan = {
         file: external_node_path_.resolve(opts.file),
         size,
         mode: st.mode & 0o7777,
@@ -54043,7 +55278,7 @@ function makePlan(opts) {
         retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
         ports: parsePorts(opts.port),
         remotePath,
-        logDir: opts.logDir ? external_node_path_.resolve(opts.logDir) : undefined,
+        logDir: opts.logDir ? writableFolder('--log-dir', opts.logDir) : undefined,
         timeoutSeconds: timeout,
         concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
         identityFiles,
@@ -54060,11 +55295,22 @@ function makePlan(opts) {
         postCommand,
         postBatch,
         limitRate: limitRateOf(opts, size, hosts.length, stallSeconds),
+        frontEnd: opts.frontEnd ?? 'cli',
     };
+    checkSomeKey(plan);
+    return plan;
+}
+/** Without any key every host would fail authentication alike: the setup is the user's to fix (exit 2), checked after the inputs themselves. */
+function checkSomeKey(plan) {
+    if (plan.identityFiles.length > 0 || plan.hosts.some((h) => canOfferKey(h, { configPath: plan.sshConfig, defaultUser: plan.user })))
+        return;
+    const words = fixWords(plan.frontEnd);
+    throw new PlanError(words.keyInput, `no SSH key to offer: ${words.noKey}; ${words.giveKey}`);
 }
 
 ;// CONCATENATED MODULE: ./build/src/cli/args.js
 // herd's command line, compatible with herd.py's (local-file remote-file hosts --retry --port --remote-path --log-dir).
+
 
 
 const EXIT_CODES_HELP = `
@@ -54096,7 +55342,7 @@ function buildCommand(version) {
         .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
         .option('--hostlist <hosts>', 'hosts separated by commas')
         .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
-        .option('--port <port>', 'tracker port, or a range LOW-HIGH to pick a free one', DEFAULTS.port)
+        .option('--port <port>', 'tracker port, or a range LOW-HIGH: the first free one (the default range lets several runs share a machine)', DEFAULTS.port)
         .option('--remote-path <dir>', "working folder on each host for herd's agent (relative to the login's home)", DEFAULTS.remotePath)
         .option('--log-dir <dir>', 'write one log file per host with the whole story of every attempt')
         .option('--data-file <file>', 'accepted for herd.py compatibility; has no use now')
@@ -54166,6 +55412,7 @@ function parseCli(argv, version, stdinIsTTY) {
             group: o.group,
             limitRate: o.limitRate,
             passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
+            frontEnd: commandFrontEnd(),
         },
         json: !!o.json,
         quiet: !!o.quiet,
@@ -54177,8 +55424,35 @@ function parseCli(argv, version, stdinIsTTY) {
 
 // EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
 var cli_progress = __nccwpck_require__(8502);
+;// CONCATENATED MODULE: ./build/src/core/report.js
+// The result of a run, shared by every front end (CLI text and JSON, Action outputs and summary).
+/** Documented exit codes. */
+const EXIT = {
+    /** Every host has the file. */
+    ok: 0,
+    /** Some host failed; the others still got the file. */
+    someFailed: 1,
+    /** Bad usage or input, before any host was touched. */
+    usage: 2,
+    /** Interrupted by SIGINT (128 + 2) / SIGTERM (128 + 15). */
+    sigint: 130,
+    sigterm: 143,
+};
+/** `1 host`, `2 hosts`: a count with its noun, for every front end's sentences. */
+function count(n, noun, nouns = `${noun}s`) {
+    return `${n} ${n === 1 ? noun : nouns}`;
+}
+function exitCodeFor(hosts, interrupted) {
+    if (interrupted === 'SIGINT')
+        return EXIT.sigint;
+    if (interrupted === 'SIGTERM')
+        return EXIT.sigterm;
+    return hosts.every((h) => h.status === 'ok') ? EXIT.ok : EXIT.someFailed;
+}
+
 ;// CONCATENATED MODULE: ./build/src/cli/render.js
 // How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
+
 
 function formatBytes(n) {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -54251,7 +55525,8 @@ function makeRenderer(opts) {
                     say(`${host}: ${state}: ${detail ?? ''}`);
                 update();
             }
-            else if (!opts.quiet || state === 'failed') {
+            else if (!opts.quiet) {
+                // Quiet runs show failures once, in the summary's FAILED lines.
                 opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`);
             }
         },
@@ -54277,13 +55552,13 @@ function summaryLines(report) {
     const tunnelled = report.hosts.filter((h) => h.runnerVia === 'ssh').length;
     // Hosts that got every byte from the runner reached no other host: they cost what scp would.
     const alone = report.hosts.length > 1 ? report.hosts.filter((h) => h.status === 'ok' && h.downloaded > 0 && h.fromRunner >= h.downloaded).map((h) => h.host) : [];
-    lines.push(`${ok}/${report.hosts.length} hosts have ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
+    lines.push(`${ok}/${count(report.hosts.length, 'host has', 'hosts have')} ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
         `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
         `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
         (report.interrupted ? `; interrupted by ${report.interrupted}` : ''));
     const given = report.hosts.filter((h) => h.runtimeBytes).length;
     if (given > 0)
-        lines.push(`Node runtime uploaded to ${given} host${given === 1 ? '' : 's'} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`);
+        lines.push(`Node runtime uploaded to ${count(given, 'host')} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`);
     if (alone.length > 0)
         lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`);
     return lines;
@@ -62255,8 +63530,6 @@ async function startSeeder(file, t, opts) {
     return { port, peerId: peerId.toString('hex'), uploaded: () => swarm.uploaded, close: () => swarm.close() };
 }
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./build/src/core/swarm/payload.js
 // What the swarm carries: the local file in place, or a folder packed once into a private tar file.
 
@@ -62342,1109 +63615,6 @@ const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),
  * RSS 194–213 MiB without it, 150–175 MiB with it, at no cost in time).
  */
 const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
-
-;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
-function escapeChars(text, chars) {
-    for (let char of chars) {
-        text = text.replace(new RegExp('\\' + char, 'g'), '\\' + char);
-    }
-    return text;
-}
-function match(pattern, text) {
-    pattern = escapeChars(pattern, '\\()[]{}.+^$|');
-    pattern = pattern
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.?');
-    return new RegExp('^(?:' + pattern + ')$').test(text);
-}
-/**
- * A helper function to match input against [pattern-list](https://www.freebsd.org/cgi/man.cgi?query=ssh_config&sektion=5#PATTERNS).
- * According to `man ssh_config`, negated patterns shall be matched first.
- *
- * @param {string|string[]} patternList one or more glob patterns to match
- * @param {string} text the text to match
- */
-function glob(patternList, text) {
-    const patterns = Array.isArray(patternList) ? patternList : patternList.split(/,/);
-    // > If a negated entry is matched, then the Host entry is ignored, regardless of whether any other patterns on the line match.
-    let result = false;
-    for (const pattern of patterns) {
-        const negate = pattern[0] == '!';
-        if (negate && match(pattern.slice(1), text)) {
-            return false;
-        }
-        else if (match(pattern, text)) {
-            // wait until all of the pattern match results because there might be a negated pattern
-            result = true;
-        }
-    }
-    return result;
-}
-/* harmony default export */ const lib_glob = (glob);
-//# sourceMappingURL=glob.js.map
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
-;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/ssh-config.js
-
-
-
-const RE_SPACE = /\s/;
-const RE_LINE_BREAK = /\r|\n/;
-const RE_SECTION_DIRECTIVE = /^(Host|Match)$/i;
-const RE_MULTI_VALUE_DIRECTIVE = /^(GlobalKnownHostsFile|Host|IPQoS|SendEnv|UserKnownHostsFile|ProxyCommand|KnownHostsCommand|Match|CanonicalDomains|Include)$/i;
-const RE_COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
-const RE_QUOTE_DIRECTIVE = /^(?:CertificateFile|IdentityFile|IdentityAgent|User|Include)$/i;
-const RE_SINGLE_LINE_DIRECTIVE = /^(Include|IdentityFile)$/i;
-/**
- * A type of line in an ssh-config file. Differentiates between directives,
- * comments, and empty lines.
- */
-var LineType;
-(function (LineType) {
-    /** line with a directive in an ssh-config file */
-    LineType[LineType["DIRECTIVE"] = 1] = "DIRECTIVE";
-    /** line with a comment in an ssh-config file */
-    LineType[LineType["COMMENT"] = 2] = "COMMENT";
-    /** empty line in an ssh-config file */
-    LineType[LineType["EMPTY"] = 3] = "EMPTY";
-})(LineType || (LineType = {}));
-const REPEATABLE_DIRECTIVES = [
-    'IdentityFile',
-    'LocalForward',
-    'RemoteForward',
-    'DynamicForward',
-    'CertificateFile',
-];
-function ssh_config_compare(line, opts) {
-    // @ts-ignore
-    return opts.hasOwnProperty(line.param) && opts[line.param] === line.value;
-}
-function getIndent(config) {
-    for (const line of config) {
-        if (line.type === LineType.DIRECTIVE && 'config' in line) {
-            for (const subline of line.config) {
-                if (subline.before) {
-                    return subline.before;
-                }
-            }
-        }
-    }
-    return '  ';
-}
-function ssh_config_match(criteria, context) {
-    const testCriterion = (key, criterion) => {
-        switch (key.toLowerCase()) {
-            case 'all':
-                return true;
-            case 'final':
-                if (context.inFinalPass) {
-                    return true;
-                }
-                context.doFinalPass = true;
-                return false;
-            case 'exec':
-                if (!context.options.matchExec) {
-                    return false;
-                }
-                const command = `function main {
-          ${criterion}
-        }
-        main`;
-                return (0,external_node_child_process_.spawnSync)(command, { shell: true }).status === 0;
-            case 'host':
-                return lib_glob(criterion, context.params.HostName);
-            case 'originalhost':
-                return lib_glob(criterion, context.params.OriginalHost);
-            case 'user':
-                return lib_glob(criterion, context.params.User);
-            case 'localuser':
-                return lib_glob(criterion, context.params.LocalUser);
-        }
-    };
-    for (const key in criteria) {
-        const criterion = criteria[key];
-        const values = Array.isArray(criterion) ? criterion.map(({ val }) => val) : criterion;
-        if (!testCriterion(key, values)) {
-            return false;
-        }
-    }
-    return true;
-}
-/**
- * Represents parsed SSH config. Main element of this library.
- *
- * A parsed SSH config is modelled as an array of {@link Line}s.
- */
-class SSHConfig extends Array {
-    /** shortcut to access {@link LineType.DIRECTIVE} */
-    static DIRECTIVE = LineType.DIRECTIVE;
-    /** shortcut to access {@link LineType.COMMENT} */
-    static COMMENT = LineType.COMMENT;
-    /** shortcut to access {@link LineType.EMPTY} */
-    static EMPTY = LineType.EMPTY;
-    /**
-     * Parse SSH config text into structured object.
-     */
-    static parse(text) {
-        return parse(text);
-    }
-    /**
-     * Stringify structured object into SSH config text.
-     */
-    static stringify(config) {
-        return stringify(config);
-    }
-    compute(opts, computeOpts) {
-        if (typeof opts === 'string')
-            opts = { Host: opts };
-        let userInfo;
-        try {
-            userInfo = external_node_os_namespaceObject.userInfo();
-        }
-        catch {
-            // os.userInfo() throws a SystemError if a user has no username or homedir.
-            userInfo = { username: process.env.USER || process.env.USERNAME || '' };
-        }
-        const context = {
-            params: {
-                Host: opts.Host,
-                HostName: opts.Host,
-                OriginalHost: opts.Host,
-                User: userInfo.username,
-                LocalUser: userInfo.username,
-            },
-            options: {
-                ignoreCase: computeOpts?.ignoreCase === true,
-                matchExec: computeOpts?.matchExec !== false,
-            },
-            inFinalPass: false,
-            doFinalPass: false,
-        };
-        const obj = {};
-        const setProperty = (name, value) => {
-            const key = computeOpts?.ignoreCase ? name.toLowerCase() : name;
-            let val;
-            if (Array.isArray(value)) {
-                if (RE_COMMAND_DIRECTIVE.test(key)) {
-                    val = value.map(({ val, separator, quoted }) => {
-                        return `${separator}${quoted ? `"${val.replace(/"/g, '\\"')}"` : val}`;
-                    }).join('').trim();
-                }
-                else {
-                    val = value.map(({ val }) => val);
-                }
-            }
-            else {
-                val = value;
-            }
-            const val0 = Array.isArray(val) ? val[0] : val;
-            // Use case-insensitive check for repeatable directives
-            const isRepeatable = REPEATABLE_DIRECTIVES.some(d => d.toLowerCase() === name.toLowerCase());
-            if (isRepeatable) {
-                const list = (obj[key] || (obj[key] = []));
-                list.push(...[].concat(val));
-            }
-            else if (obj[key] == null) {
-                if (name === 'HostName') {
-                    context.params.HostName = val0;
-                }
-                else if (name === 'User') {
-                    context.params.User = val0;
-                }
-                obj[key] = val;
-            }
-        };
-        if (opts.User !== undefined) {
-            setProperty('User', opts.User);
-        }
-        const doPass = () => {
-            for (const line of this) {
-                if (line.type !== LineType.DIRECTIVE)
-                    continue;
-                // Host and Match directives are always case-insensitive (per OpenSSH behavior)
-                if (/^host$/i.test(line.param) && lib_glob(Array.isArray(line.value) ? line.value.map(({ val }) => val) : line.value, context.params.Host)) {
-                    let canonicalizeHostName = false;
-                    let canonicalDomains = [];
-                    setProperty(line.param, line.value);
-                    for (const subline of line.config) {
-                        if (subline.type === LineType.DIRECTIVE) {
-                            setProperty(subline.param, subline.value);
-                            if (/^CanonicalizeHostName$/i.test(subline.param) && subline.value === 'yes') {
-                                canonicalizeHostName = true;
-                            }
-                            if (/^CanonicalDomains$/i.test(subline.param) && Array.isArray(subline.value)) {
-                                canonicalDomains = subline.value.map(({ val }) => val);
-                            }
-                        }
-                    }
-                    if (canonicalDomains.length > 0 && canonicalizeHostName && context.params.Host === context.params.OriginalHost) {
-                        for (const domain of canonicalDomains) {
-                            const host = `${context.params.OriginalHost}.${domain}`;
-                            const { status, stderr } = (0,external_node_child_process_.spawnSync)('nslookup', [host]);
-                            if (status === 0 && !/can't find/.test(stderr.toString())) {
-                                context.params.Host = host;
-                                setProperty('Host', host);
-                                doPass();
-                                break;
-                            }
-                        }
-                    }
-                }
-                else if (/^match$/i.test(line.param) && 'criteria' in line && ssh_config_match(line.criteria, context)) {
-                    for (const subline of line.config) {
-                        if (subline.type === LineType.DIRECTIVE) {
-                            setProperty(subline.param, subline.value);
-                        }
-                    }
-                }
-                else if (!/^(host|match)$/i.test(line.param)) {
-                    setProperty(line.param, line.value);
-                }
-            }
-        };
-        doPass();
-        if (context.doFinalPass) {
-            context.inFinalPass = true;
-            context.params.Host = context.params.HostName;
-            doPass();
-        }
-        return obj;
-    }
-    find(opts) {
-        if (typeof opts === 'function')
-            return super.find(opts);
-        if (!(opts && ('Host' in opts || 'Match' in opts))) {
-            throw new Error('Can only find by Host or Match');
-        }
-        return super.find((line) => 'param' in line && ssh_config_compare(line, opts));
-    }
-    remove(opts) {
-        let index;
-        if (typeof opts === 'function') {
-            index = super.findIndex(opts);
-        }
-        else if (!(opts && ('Host' in opts || 'Match' in opts))) {
-            throw new Error('Can only remove by Host or Match');
-        }
-        else {
-            index = super.findIndex((line) => 'param' in line && ssh_config_compare(line, opts));
-        }
-        if (index >= 0)
-            return this.splice(index, 1);
-    }
-    /**
-     * Convert this SSH config to its textual presentation via {@link stringify}.
-     */
-    toString() {
-        return stringify(this);
-    }
-    /**
-     * Append new section to existing SSH config.
-     */
-    append(opts) {
-        const indent = getIndent(this);
-        const lastEntry = this.length > 0 ? this[this.length - 1] : null;
-        let config = lastEntry && lastEntry.config || this;
-        let configWas = this;
-        let lastLine = config.length > 0 ? config[config.length - 1] : lastEntry;
-        if (lastLine && !lastLine.after)
-            lastLine.after = '\n';
-        let sectionLineFound = config !== configWas;
-        for (const param in opts) {
-            const value = opts[param];
-            const line = {
-                type: LineType.DIRECTIVE,
-                param,
-                separator: ' ',
-                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
-                before: sectionLineFound ? indent : indent.replace(/  |\t/, ''),
-                after: '\n',
-            };
-            if (RE_SECTION_DIRECTIVE.test(param)) {
-                sectionLineFound = true;
-                line.before = indent.replace(/  |\t/, '');
-                config = configWas;
-                // separate sections with an extra newline
-                // https://github.com/cyjake/ssh-config/issues/23#issuecomment-564768248
-                if (lastLine && lastLine.after === '\n')
-                    lastLine.after += '\n';
-                config.push(line);
-                config = line.config = new SSHConfig();
-            }
-            else {
-                config.push(line);
-            }
-            lastLine = line;
-        }
-        return configWas;
-    }
-    /**
-     * Prepend new section to existing SSH config.
-     */
-    prepend(opts, beforeFirstSection = false) {
-        const indent = getIndent(this);
-        let config = this;
-        let i = 0;
-        // insert above known sections
-        if (beforeFirstSection) {
-            while (i < this.length && !('config' in this[i])) {
-                i += 1;
-            }
-            if (i >= this.length) { // No sections in original config
-                return this.append(opts);
-            }
-        }
-        // Prepend new section above the first section
-        let sectionLineFound = false;
-        let processedLines = 0;
-        for (const param in opts) {
-            processedLines += 1;
-            const value = opts[param];
-            const line = {
-                type: LineType.DIRECTIVE,
-                param,
-                separator: ' ',
-                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
-                before: '',
-                after: '\n',
-            };
-            if (RE_SECTION_DIRECTIVE.test(param)) {
-                line.before = indent.replace(/  |\t/, '');
-                config.splice(i, 0, line);
-                config = line.config = new SSHConfig();
-                sectionLineFound = true;
-                continue;
-            }
-            // separate from previous sections with an extra newline
-            if (processedLines === Object.keys(opts).length) {
-                line.after += '\n';
-            }
-            if (!sectionLineFound) {
-                config.splice(i, 0, line);
-                i += 1;
-                // Add an extra newline if a single line directive like Include
-                if (RE_SINGLE_LINE_DIRECTIVE.test(param)) {
-                    line.after += '\n';
-                }
-                continue;
-            }
-            line.before = indent;
-            config.push(line);
-        }
-        return config;
-    }
-}
-/**
- * Parse SSH config text into structured object.
- */
-function parse(text) {
-    // Handle Buffer input by converting to string
-    const input = typeof text === 'string' ? text : text.toString('utf-8');
-    let i = 0;
-    let chr = next();
-    let config = new SSHConfig();
-    let configWas = config;
-    function next() {
-        return input[i++];
-    }
-    function space() {
-        let spaces = '';
-        while (RE_SPACE.test(chr)) {
-            spaces += chr;
-            chr = next();
-        }
-        return spaces;
-    }
-    function linebreak() {
-        let breaks = '';
-        while (RE_LINE_BREAK.test(chr)) {
-            breaks += chr;
-            chr = next();
-        }
-        return breaks;
-    }
-    function parameter() {
-        let param = '';
-        while (chr && /[^ \t=]/.test(chr)) {
-            param += chr;
-            chr = next();
-        }
-        return param;
-    }
-    function separator() {
-        let sep = space();
-        if (chr === '=') {
-            sep += chr;
-            chr = next();
-        }
-        return (sep + space());
-    }
-    function value() {
-        let val = '';
-        let quoted = false;
-        let escaped = false;
-        while (chr && !RE_LINE_BREAK.test(chr)) {
-            // backslash escapes only double quotes
-            if (escaped) {
-                val += chr === '"' ? chr : `\\${chr}`;
-                escaped = false;
-            }
-            // ProxyCommand ssh -W "%h:%p" firewall.example.org
-            else if (chr === '"' && (!val || quoted)) {
-                quoted = !quoted;
-            }
-            else if (chr === '\\') {
-                escaped = true;
-            }
-            else if (chr === '#' && !quoted) {
-                break;
-            }
-            else {
-                val += chr;
-            }
-            chr = next();
-        }
-        if (quoted || escaped) {
-            throw new Error(`Unexpected line break at ${val}`);
-        }
-        return val.trim();
-    }
-    function comment() {
-        const type = LineType.COMMENT;
-        let content = '';
-        while (chr && !RE_LINE_BREAK.test(chr)) {
-            content += chr;
-            chr = next();
-        }
-        return { type, content, before: '', after: '' };
-    }
-    // Host *.co.uk
-    // Host * !local.dev
-    // Host "foo bar"
-    function values() {
-        const results = [];
-        let val = '';
-        // whether current value is quoted or not
-        let valQuoted = false;
-        // the separator preceding current value
-        let valSeparator = ' ';
-        // whether current context is within quotations or not
-        let quoted = false;
-        let escaped = false;
-        while (chr && !RE_LINE_BREAK.test(chr)) {
-            if (escaped) {
-                val += chr === '"' ? chr : `\\${chr}`;
-                escaped = false;
-            }
-            else if (chr === '"') {
-                quoted = !quoted;
-            }
-            else if (chr === '\\') {
-                escaped = true;
-            }
-            else if (quoted) {
-                val += chr;
-                valQuoted = true;
-            }
-            else if (/[ \t=]/.test(chr)) {
-                if (val) {
-                    results.push({ val, separator: valSeparator, quoted: valQuoted });
-                    val = '';
-                    valQuoted = false;
-                    valSeparator = chr;
-                }
-                // otherwise ignore the space
-            }
-            else if (chr === '#' && results.length > 0) {
-                break;
-            }
-            else {
-                val += chr;
-            }
-            chr = next();
-        }
-        if (quoted || escaped) {
-            throw new Error(`Unexpected line break at ${results.map(({ val }) => val).concat(val).join(' ')}`);
-        }
-        if (val)
-            results.push({ val, separator: valSeparator, quoted: valQuoted });
-        return results.length > 1 ? results : results[0].val;
-    }
-    function directive() {
-        const type = LineType.DIRECTIVE;
-        const param = parameter();
-        // Host "foo bar" baz
-        const multiple = RE_MULTI_VALUE_DIRECTIVE.test(param);
-        const result = {
-            type,
-            param,
-            separator: separator(),
-            quoted: !multiple && chr === '"',
-            value: multiple ? values() : value(),
-            before: '',
-            after: '',
-        };
-        if (!result.quoted)
-            delete result.quoted;
-        if (/^Match$/i.test(param)) {
-            const criteria = {};
-            if (typeof result.value === 'string') {
-                result.value = [{ val: result.value, separator: '', quoted: result.quoted }];
-            }
-            let i = 0;
-            while (i < result.value.length) {
-                const { val: keyword } = result.value[i];
-                switch (keyword.toLowerCase()) {
-                    case 'all':
-                    case 'canonical':
-                    case 'final':
-                        criteria[keyword] = [];
-                        i += 1;
-                        break;
-                    default:
-                        if (i + 1 >= result.value.length) {
-                            throw new Error(`Missing value for match criteria ${keyword}`);
-                        }
-                        criteria[keyword] = result.value[i + 1].val;
-                        i += 2;
-                        break;
-                }
-            }
-            result.criteria = criteria;
-        }
-        return result;
-    }
-    function line() {
-        const before = space();
-        const node = chr === '#' ? comment() : directive();
-        const after = linebreak();
-        node.before = before;
-        node.after = after;
-        return node;
-    }
-    while (chr) {
-        let node = line();
-        if (node.type === LineType.DIRECTIVE && RE_SECTION_DIRECTIVE.test(node.param)) {
-            config = configWas;
-            config.push(node);
-            config = node.config = new SSHConfig();
-        }
-        else if (node.type === LineType.DIRECTIVE && !node.param) {
-            // blank lines at file end
-            if (config.length === 0) {
-                if (configWas.length === 0) {
-                    configWas.push({ type: LineType.EMPTY, before: '', after: node.before });
-                }
-                else {
-                    configWas[configWas.length - 1].after += node.before;
-                }
-            }
-            else {
-                config[config.length - 1].after += node.before;
-            }
-        }
-        else {
-            config.push(node);
-        }
-    }
-    return configWas;
-}
-/**
- * Stringify structured object into SSH config text.
- */
-function stringify(config) {
-    let str = '';
-    function formatValue(value, quoted) {
-        if (Array.isArray(value)) {
-            let result = '';
-            for (const { val, separator, quoted } of value) {
-                result += (result ? separator : '') + formatValue(val, quoted || RE_SPACE.test(val));
-            }
-            return result;
-        }
-        return quoted ? `"${value}"` : value;
-    }
-    function formatDirective(line) {
-        const quoted = line.quoted
-            || (RE_QUOTE_DIRECTIVE.test(line.param) && typeof line.value === 'string' && RE_SPACE.test(line.value));
-        const value = formatValue(line.value, quoted);
-        return `${line.param}${line.separator}${value}`;
-    }
-    const format = (line) => {
-        str += line.before;
-        if (line.type === LineType.COMMENT) {
-            str += line.content;
-        }
-        else if (line.type === LineType.DIRECTIVE && REPEATABLE_DIRECTIVES.includes(line.param)) {
-            (Array.isArray(line.value) ? line.value : [line.value]).forEach((value, i, values) => {
-                str += formatDirective({ ...line, value: typeof value !== 'string' ? value.val : value });
-                if (i < values.length - 1)
-                    str += `\n${line.before}`;
-            });
-        }
-        else if (line.type === LineType.DIRECTIVE) {
-            str += formatDirective(line);
-        }
-        str += line.after;
-        if ('config' in line) {
-            line.config.forEach(format);
-        }
-    };
-    config.forEach(format);
-    return str;
-}
-
-//# sourceMappingURL=ssh-config.js.map
-;// CONCATENATED MODULE: ./build/src/core/ssh/config.js
-// Resolves a host spec into connection parameters the way OpenSSH does (ssh_config, tokens, defaults).
-
-
-
-
-
-/** A mistake in the ssh config or the host spec; connect.ts turns it into SshError 'resolve'. */
-class ResolveError extends Error {
-    constructor(message) {
-        super(message);
-        this.name = 'ResolveError';
-    }
-}
-const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
-const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
-const MAX_JUMP_DEPTH = 8;
-const MAX_INCLUDE_DEPTH = 16;
-/** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
-function resolveHost(spec, opts = {}) {
-    const home = opts.homeDir ?? external_node_os_namespaceObject.homedir();
-    const env = opts.env ?? process.env;
-    const localUser = opts.localUser ?? localUserName(env);
-    const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
-    const gated = new Set();
-    const { config, found } = loadConfig(configPath, external_node_path_.join(home, '.ssh'), home, env, gated);
-    const systemPath = opts.systemConfigPath === undefined ? (opts.configPath === undefined ? '/etc/ssh/ssh_config' : null) : opts.systemConfigPath;
-    if (systemPath) {
-        const system = loadConfig(systemPath, external_node_path_.dirname(systemPath), home, env, gated);
-        // After the user's, like ssh: the first value obtained wins. `Host *` first, so the system file's
-        // leading lines are not taken into the user file's last block.
-        if (system.found)
-            config.push(...SSHConfig.parse('Host *\n'), ...system.config);
-    }
-    const ctx = { home, localUser, env, config, configFile: found ? configPath : undefined, opts, hasMatchExec: /^\s*Match\b.*\bexec\b/im.test(config.toString()), gated };
-    return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
-}
-function resolveHop(ctx, spec, hop) {
-    const alias = spec.host.trim();
-    if (!alias)
-        throw new ResolveError('empty host name');
-    if (/[\s'"`$;&|<>\\]/.test(alias))
-        throw new ResolveError(`invalid host name "${alias}"`);
-    if (hop.depth > MAX_JUMP_DEPTH) {
-        throw new ResolveError(`ProxyJump chain deeper than ${MAX_JUMP_DEPTH} hops at "${alias}" (a loop in the ssh config?)`);
-    }
-    const cfg = computeFor(ctx.config, alias);
-    const str = (key) => {
-        const v = cfg[key];
-        if (v === undefined)
-            return undefined;
-        return Array.isArray(v) ? v.join(' ') : v;
-    };
-    const list = (key) => {
-        const v = cfg[key];
-        if (v === undefined)
-            return undefined;
-        return (Array.isArray(v) ? v : v.split(/\s+/)).filter((s) => s.length > 0);
-    };
-    const hostnameRaw = str('hostname');
-    const hostname = hostnameRaw !== undefined ? percentExpand(hostnameRaw, { h: alias }, 'HostName') : alias;
-    const user = spec.user ?? hop.defaultUser ?? str('user') ?? ctx.localUser;
-    const port = spec.port ?? config_parsePort(str('port'), 'Port') ?? 22;
-    if (!Number.isInteger(port) || port < 1 || port > 65535)
-        throw new ResolveError(`invalid port ${port} for "${alias}"`);
-    const hostKeyAliasRaw = str('hostkeyalias');
-    const hostKeyAlias = hostKeyAliasRaw?.toLowerCase();
-    // Tokens shared by IdentityFile, IdentityAgent, UserKnownHostsFile (ssh_config(5) TOKENS).
-    const localHost = external_node_os_namespaceObject.hostname();
-    const proxyJumpRaw = str('proxyjump');
-    const tokens = {
-        d: ctx.home,
-        u: ctx.localUser,
-        h: hostname,
-        n: alias,
-        p: String(port),
-        r: user,
-        l: localHost,
-        L: localHost.split('.')[0] ?? localHost,
-        i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
-        k: hostKeyAlias ?? alias,
-        j: proxyJumpRaw ?? '',
-    };
-    tokens.C = (0,external_node_crypto_namespaceObject.createHash)('sha1').update(`${tokens.l}${hostname}${port}${user}`).digest('hex');
-    const expandPath = (value, directive) => external_node_path_.resolve(ctx.home, percentExpand(expandEnv(expandTilde(value, ctx.home), ctx.env, directive), tokens, directive));
-    // Identities: -i first, then config; OpenSSH adds its defaults only when neither gave any.
-    const identityFiles = [];
-    const addIdentity = (p, explicit, isDefault) => {
-        if (!identityFiles.some((f) => f.path === p))
-            identityFiles.push({ path: p, explicit, isDefault });
-    };
-    for (const f of ctx.opts.identityFiles ?? [])
-        addIdentity(expandPath(f, '-i'), true, false);
-    for (const f of list('identityfile') ?? []) {
-        if (f.toLowerCase() === 'none')
-            continue;
-        addIdentity(expandPath(f, 'IdentityFile'), false, false);
-    }
-    if (identityFiles.length === 0) {
-        for (const name of DEFAULT_IDENTITIES)
-            addIdentity(external_node_path_.join(ctx.home, '.ssh', name), false, true);
-    }
-    const userKnownHostsFiles = ctx.opts.knownHostsFiles && ctx.opts.knownHostsFiles.length > 0
-        ? ctx.opts.knownHostsFiles.map((f) => external_node_path_.resolve(expandTilde(f, ctx.home)))
-        : (list('userknownhostsfile') ?? ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'])
-            .filter((f) => f.toLowerCase() !== 'none')
-            .map((f) => expandPath(f, 'UserKnownHostsFile'));
-    const globalKnownHostsFiles = (list('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
-        .filter((f) => f.toLowerCase() !== 'none')
-        .map((f) => expandPath(f, 'GlobalKnownHostsFile'));
-    // Agent: explicit option > IdentityAgent > SSH_AUTH_SOCK.
-    let identityAgent;
-    if (ctx.opts.agentSocket !== undefined) {
-        identityAgent = ctx.opts.agentSocket || undefined;
-    }
-    else {
-        const ia = str('identityagent');
-        if (ia === undefined || ia === 'SSH_AUTH_SOCK')
-            identityAgent = ctx.env.SSH_AUTH_SOCK || undefined;
-        else if (ia.toLowerCase() === 'none')
-            identityAgent = undefined;
-        else
-            identityAgent = expandPath(ia.startsWith('$') && !ia.startsWith('${') ? `\${${ia.slice(1)}}` : ia, 'IdentityAgent');
-    }
-    const resolved = {
-        alias,
-        hostname,
-        port,
-        user,
-        identityFiles,
-        identitiesOnly: yesNo(str('identitiesonly'), 'IdentitiesOnly') ?? false,
-        identityAgent,
-        userKnownHostsFiles,
-        globalKnownHostsFiles,
-        strictHostKeyChecking: parseStrict(str('stricthostkeychecking')),
-        hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
-        hostKeyAlias,
-        configFile: ctx.configFile,
-        openSshOnly: openSshOnly(cfg, ctx, alias),
-        ignored: Object.keys(cfg).filter((k) => !HANDLED.has(k.toLowerCase())),
-    };
-    const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
-    if (connectTimeout !== undefined && connectTimeout > 0)
-        resolved.connectTimeoutMs = connectTimeout * 1000;
-    const aliveInterval = parseSeconds(str('serveraliveinterval'), 'ServerAliveInterval');
-    if (aliveInterval !== undefined)
-        resolved.serverAliveIntervalMs = aliveInterval * 1000;
-    const aliveCount = parseSeconds(str('serveralivecountmax'), 'ServerAliveCountMax');
-    if (aliveCount !== undefined)
-        resolved.serverAliveCountMax = aliveCount;
-    // ProxyJump / ProxyCommand: whichever the config gave first wins, like OpenSSH.
-    const keys = Object.keys(cfg);
-    const jumpIdx = keys.indexOf('proxyjump');
-    const cmdIdx = keys.indexOf('proxycommand');
-    const proxyTokens = { h: hostname, n: alias, p: String(port), r: user };
-    let hops = hop.jumpOverride;
-    if (hops === undefined) {
-        const useCommand = cmdIdx >= 0 && (jumpIdx < 0 || cmdIdx < jumpIdx);
-        if (useCommand) {
-            const cmd = str('proxycommand');
-            if (cmd.toLowerCase() !== 'none')
-                resolved.proxyCommand = percentExpand(cmd, proxyTokens, 'ProxyCommand');
-        }
-        else if (proxyJumpRaw !== undefined && proxyJumpRaw.toLowerCase() !== 'none') {
-            hops = parseProxyJump(percentExpand(proxyJumpRaw, proxyTokens, 'ProxyJump'));
-        }
-    }
-    if (hops && hops.length > 0) {
-        const last = hops[hops.length - 1];
-        // `Host * / ProxyJump bastion` can only mean "reach bastion directly" (OpenSSH 9.2 stops with "jumphost loop").
-        const sameAsSelf = (last.host === alias || last.host === hostname) && (last.port ?? 22) === port;
-        if (!sameAsSelf) {
-            resolved.jump = resolveHop(ctx, last, {
-                jumpOverride: hops.length > 1 ? hops.slice(0, -1) : undefined,
-                depth: hop.depth + 1,
-            });
-        }
-    }
-    return resolved;
-}
-/** Parse a ProxyJump value: comma list of `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
-function parseProxyJump(value) {
-    const v = value.trim();
-    if (v.toLowerCase() === 'none' || v === '')
-        return [];
-    return v.split(',').map((part) => parseUserHostPort(part.trim(), 'ProxyJump'));
-}
-/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`. */
-function parseUserHostPort(text, what = 'host') {
-    let s = text;
-    if (s.toLowerCase().startsWith('ssh://'))
-        s = s.slice(6).replace(/\/$/, '');
-    if (!s)
-        throw new ResolveError(`empty ${what} entry`);
-    const at = s.lastIndexOf('@');
-    const user = at >= 0 ? s.slice(0, at) : undefined;
-    let rest = at >= 0 ? s.slice(at + 1) : s;
-    if (user !== undefined && user === '')
-        throw new ResolveError(`empty user in ${what} "${text}"`);
-    let port;
-    let host;
-    if (rest.startsWith('[')) {
-        const close = rest.indexOf(']');
-        if (close < 0)
-            throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
-        host = rest.slice(1, close);
-        rest = rest.slice(close + 1);
-        if (rest.startsWith(':'))
-            port = config_parsePort(rest.slice(1), what);
-        else if (rest)
-            throw new ResolveError(`unexpected "${rest}" in ${what} "${text}"`);
-    }
-    else {
-        const colon = rest.indexOf(':');
-        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
-            host = rest.slice(0, colon);
-            port = config_parsePort(rest.slice(colon + 1), what);
-        }
-        else {
-            host = rest; // bare IPv6 address or plain host
-        }
-    }
-    if (!host)
-        throw new ResolveError(`empty host in ${what} "${text}"`);
-    return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
-}
-/** Keywords the built-in client can't honour; each sends the host to OpenSSH under `--ssh auto`. */
-const OPENSSH_ONLY = ['certificatefile', 'pkcs11provider', 'securitykeyprovider', 'knownhostscommand', 'controlmaster', 'hostbasedauthentication'];
-function openSshOnly(cfg, ctx, alias) {
-    const found = OPENSSH_ONLY.filter((k) => cfg[k] !== undefined && !/^(no|none)$/i.test(String(cfg[k])));
-    // `Match exec` is never run here (it would run the config's commands for every host): OpenSSH can.
-    if (ctx.hasMatchExec)
-        found.push('match exec');
-    for (const block of ctx.gated) {
-        // Whether this host matches the block: its header alone, with a marker, computed for the alias.
-        const alone = SSHConfig.parse('');
-        alone.push(block);
-        const header = SSHConfig.stringify(alone).split('\n').find((l) => l.trim() !== '') ?? '';
-        const probe = SSHConfig.parse(`${header.trim()}\n  HostKeyAlias herd-gated\n`);
-        if (computeFor(probe, alias).hostkeyalias === 'herd-gated') {
-            found.push('an Include of Host sections inside a Host block');
-            break;
-        }
-    }
-    return found;
-}
-/**
- * Settings of the host's config that the built-in client does not act on (the rest it does, or sends
- * the host to OpenSSH for): named once in the host's log.
- */
-const HANDLED = new Set([
-    'host', 'match', 'include', 'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'userknownhostsfile',
-    'globalknownhostsfile', 'stricthostkeychecking', 'hashknownhosts', 'hostkeyalias', 'connecttimeout', 'serveraliveinterval',
-    'serveralivecountmax', 'proxyjump', 'proxycommand', 'batchmode', 'passwordauthentication', 'kbdinteractiveauthentication',
-    'pubkeyauthentication', 'preferredauthentications', 'checkhostip',
-    ...OPENSSH_ONLY,
-]);
-// ---------------------------------------------------------------------------------------------
-function computeFor(config, host) {
-    // matchExec false: `Match exec` would run shell commands from the config for every host.
-    return config.compute(host, { ignoreCase: true, matchExec: false });
-}
-function loadConfig(file, includeDir, home, env, gated) {
-    let text;
-    try {
-        text = (0,external_node_fs_.readFileSync)(file, 'utf8');
-    }
-    catch (err) {
-        const code = err.code;
-        if (code === 'ENOENT' || code === 'ENOTDIR')
-            return { config: SSHConfig.parse(''), found: false };
-        throw new ResolveError(`cannot read ssh config ${file}: ${err.message}`);
-    }
-    let config;
-    try {
-        config = SSHConfig.parse(text);
-    }
-    catch (err) {
-        throw new ResolveError(`cannot parse ssh config ${file}: ${err.message}`);
-    }
-    expandIncludes(config, includeDir, home, env, 0, gated);
-    return { config, found: true };
-}
-/**
- * Inline `Include` files (ssh-config's compute ignores them). Top-level includes are spliced in place;
- * an Include inside a Host/Match block contributes its leading directives to that block. Host or Match
- * sections it brings apply only where the outer block matched, which ssh-config can't express: they
- * are left out and the block goes into `gated`, so hosts it matches are sent to OpenSSH.
- */
-function expandIncludes(config, baseDir, home, env, depth, gated) {
-    if (depth > MAX_INCLUDE_DEPTH)
-        throw new ResolveError('ssh config Include nested too deeply (a loop?)');
-    for (let i = 0; i < config.length; i++) {
-        const line = config[i];
-        if (line.type !== SSHConfig.DIRECTIVE)
-            continue;
-        if ('config' in line) {
-            const inner = line.config;
-            const before = inner.length;
-            expandIncludes(inner, baseDir, home, env, depth, gated);
-            const firstSection = inner.findIndex((l) => l.type === SSHConfig.DIRECTIVE && 'config' in l);
-            if (firstSection >= 0 && inner.length !== before) {
-                inner.splice(firstSection);
-                gated.add(line);
-            }
-            continue;
-        }
-        if (line.param.toLowerCase() !== 'include')
-            continue;
-        const values = Array.isArray(line.value) ? line.value.map((v) => v.val) : line.value.split(/\s+/);
-        const included = [];
-        for (const raw of values.filter(Boolean)) {
-            let pattern = expandEnv(expandTilde(raw, home), env, 'Include');
-            if (!external_node_path_.isAbsolute(pattern))
-                pattern = external_node_path_.join(baseDir, pattern);
-            for (const file of globFiles(pattern)) {
-                let text;
-                try {
-                    text = (0,external_node_fs_.readFileSync)(file, 'utf8');
-                }
-                catch {
-                    continue; // OpenSSH ignores unreadable include matches
-                }
-                const sub = SSHConfig.parse(text);
-                expandIncludes(sub, baseDir, home, env, depth + 1, gated);
-                included.push(...sub);
-            }
-        }
-        config.splice(i, 1, ...included);
-        i += included.length - 1;
-    }
-}
-/** Minimal glob for Include: `*` and `?` within path segments, results sorted like glob(3). */
-function globFiles(pattern) {
-    if (!/[*?[]/.test(pattern))
-        return [pattern];
-    const parts = pattern.split('/').filter((p, i) => p !== '' || i === 0);
-    let current = [parts[0] === '' ? '/' : parts[0]];
-    for (const part of parts.slice(1)) {
-        const next = [];
-        for (const dir of current) {
-            if (!/[*?[]/.test(part)) {
-                next.push(external_node_path_.join(dir, part));
-                continue;
-            }
-            let names;
-            try {
-                names = (0,external_node_fs_.readdirSync)(dir);
-            }
-            catch {
-                continue;
-            }
-            const re = globToRegExp(part);
-            for (const n of names.sort())
-                if (!n.startsWith('.') && re.test(n))
-                    next.push(external_node_path_.join(dir, n));
-        }
-        current = next;
-    }
-    return current;
-}
-function globToRegExp(pattern) {
-    let re = '';
-    for (const ch of pattern) {
-        if (ch === '*')
-            re += '.*';
-        else if (ch === '?')
-            re += '.';
-        else
-            re += ch.replace(/[\\^$.|+(){}[\]]/g, '\\$&');
-    }
-    return new RegExp(`^${re}$`);
-}
-/** OpenSSH percent_expand: unknown tokens are an error, `%%` is a literal percent. */
-function percentExpand(value, tokens, directive) {
-    return value.replace(/%(.)?/g, (_m, t) => {
-        if (t === '%')
-            return '%';
-        if (t !== undefined && Object.hasOwn(tokens, t))
-            return tokens[t];
-        throw new ResolveError(`unknown token %${t ?? ''} in ${directive} "${value}"`);
-    });
-}
-function expandEnv(value, env, directive) {
-    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name) => {
-        const v = env[name];
-        if (v === undefined)
-            throw new ResolveError(`environment variable ${name} in ${directive} "${value}" is not set`);
-        return v;
-    });
-}
-function expandTilde(value, home) {
-    if (value === '~')
-        return home;
-    if (value.startsWith('~/'))
-        return external_node_path_.join(home, value.slice(2));
-    return value;
-}
-function localUserName(env) {
-    try {
-        return external_node_os_namespaceObject.userInfo().username;
-    }
-    catch {
-        return env.USER ?? env.LOGNAME ?? 'root';
-    }
-}
-function config_parsePort(value, what) {
-    if (value === undefined)
-        return undefined;
-    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > 65535)
-        throw new ResolveError(`invalid port "${value}" in ${what}`);
-    return n;
-}
-function parseSeconds(value, directive) {
-    if (value === undefined || value.toLowerCase() === 'none')
-        return undefined;
-    if (!/^\d+$/.test(value.trim()))
-        throw new ResolveError(`invalid ${directive} "${value}" in ssh config (whole seconds)`);
-    return Number(value.trim());
-}
-function yesNo(value, directive) {
-    if (value === undefined)
-        return undefined;
-    const v = value.toLowerCase();
-    if (v === 'yes' || v === 'true')
-        return true;
-    if (v === 'no' || v === 'false')
-        return false;
-    throw new ResolveError(`invalid ${directive} "${value}" in ssh config (yes or no)`);
-}
-function parseStrict(value) {
-    if (value === undefined)
-        return 'ask';
-    switch (value.toLowerCase()) {
-        case 'yes':
-        case 'true':
-            return 'yes';
-        case 'ask':
-            return 'ask';
-        case 'accept-new':
-            return 'accept-new';
-        case 'no':
-        case 'off':
-        case 'false':
-            return 'no';
-        default:
-            throw new ResolveError(`invalid StrictHostKeyChecking "${value}" in ssh config`);
-    }
-}
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/known-hosts.js
 // known_hosts files as OpenSSH reads them: plain/wildcard/negated/hashed names, [host]:port, @revoked.
@@ -63690,6 +63860,7 @@ function tildePath(p) {
 
 
 
+
 const { OpenSSHAgent, utils } = lib;
 const keyCache = new Map();
 /** Parse an identity file once per (path, mtime, passphrase): bcrypt KDFs cost tens of ms per try. */
@@ -63825,7 +63996,7 @@ class HerdAgent extends OpenSSHAgent {
     }
 }
 /** The authHandler for one hop, plus what it tried, for the log and the error message. */
-function makeAuth(who, r, passphrase, log) {
+function makeAuth(who, r, passphrase, log, words = fixWords()) {
     const steps = [];
     const tried = [];
     const problems = [];
@@ -63918,9 +64089,9 @@ function makeAuth(who, r, passphrase, log) {
                 const p = tildePath(explicitProblem.file.path);
                 switch (explicitProblem.problem) {
                     case 'encrypted':
-                        return fail('identity', `${who}: identity file ${p} is encrypted and no passphrase was given`, 'pass its passphrase (passphrase option) or load it into ssh-agent');
+                        return fail('identity', `${who}: identity file ${p} is encrypted and no passphrase was given`, `give its passphrase in ${words.passphrase}, or load it into ssh-agent`);
                     case 'bad-passphrase':
-                        return fail('identity', `${who}: wrong passphrase for identity file ${p}`, 'pass the right passphrase, or load the key into ssh-agent');
+                        return fail('identity', `${who}: wrong passphrase for identity file ${p}`, `check ${words.passphrase}, or load the key into ssh-agent`);
                     default:
                         return fail('identity', `${who}: identity file ${p} is not a usable private key (${explicitProblem.detail})`, 'pass the private key file (not the .pub) in OpenSSH or PEM format');
                 }
@@ -63931,11 +64102,11 @@ function makeAuth(who, r, passphrase, log) {
             }
             const skipped = problems.map((p) => `${tildePath(p.file.path)}: ${p.detail}`);
             if (tried.length === 0) {
-                return fail('auth', `${who}: no key to offer to ${target} (no ssh-agent, no identity file found${skipped.length ? `; ${skipped.join('; ')}` : ''})`, 'pass -i/--identity, or start ssh-agent and ssh-add your key');
+                return fail('auth', `${who}: no key to offer to ${target} (no ssh-agent, no identity file found${skipped.length ? `; ${skipped.join('; ')}` : ''})`, words.giveKey);
             }
             const server = serverMessage ? ` (server said: ${serverMessage})` : '';
             const skippedText = skipped.length ? `; skipped: ${skipped.join('; ')}` : '';
-            return fail('auth', `${who}: permission denied (publickey) for ${target}${server}; tried: ${tried.join(', ')}${skippedText}`, `add the public key to ~${r.user}/.ssh/authorized_keys on the host, or pass -i with the right key${/too many/i.test(serverMessage ?? '') ? ' (too many keys offered: set IdentitiesOnly yes for this host)' : ''}`);
+            return fail('auth', `${who}: permission denied (publickey) for ${target}${server}; tried: ${tried.join(', ')}${skippedText}`, `add the public key to ~${r.user}/.ssh/authorized_keys on the host, or give the right key (${words.keyInput})${/too many/i.test(serverMessage ?? '') ? ' (too many keys offered: set IdentitiesOnly yes for this host)' : ''}`);
         },
     };
 }
@@ -64108,6 +64279,8 @@ async function openTunnel(client, to, timeoutMs = 10_000) {
 
 
 
+
+
 /** Variables a child ssh must never see: the Action's inputs (the key among them) and herd's passphrase. */
 function scrubbedEnv(env = process.env) {
     const out = {};
@@ -64173,7 +64346,7 @@ function sshOnce(args, timeoutMs) {
     });
 }
 /** OpenSSH's last words as an SshError with the kind herd's retry policy and messages use. */
-function classify(who, r, stderr) {
+function classify(who, r, stderr, frontEnd) {
     const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Warning: Permanently added|Control socket)/.test(l));
     const last = lines.at(-1) ?? 'ssh exited without a message';
     const addr = `${r.user}@${r.hostname}:${r.port}`;
@@ -64181,7 +64354,10 @@ function classify(who, r, stderr) {
         return fail('host-key-changed', `${who}: HOST KEY CHANGED for ${r.hostname} (OpenSSH: ${last})`, `if the change is expected, remove the old key with: ssh-keygen -R ${r.hostname}`);
     }
     if (/Host key verification failed|No .* host key is known/i.test(stderr)) {
-        return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then add it to known_hosts (ssh-keyscan), or use the accept-new host key option`);
+        const words = fixWords(frontEnd);
+        const port = r.port !== 22 ? `-p ${r.port} ` : '';
+        const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
+        return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${port}${shellQuote(r.hostname)}`, kh)}; or trust it on first use with ${words.acceptNew}`);
     }
     if (/REVOKED/i.test(stderr))
         return fail('host-key-revoked', `${who}: the host key of ${r.hostname} is revoked (OpenSSH: ${last})`, 'the host must get a new host key');
@@ -64238,7 +64414,7 @@ async function connectOpenSsh(target, r, settings, policy, log) {
     for (;;) {
         if (exited) {
             cleanup();
-            throw classify(who, r, masterErr);
+            throw classify(who, r, masterErr, settings.frontEnd);
         }
         const check = await sshOnce(['-o', `ControlPath=${control}`, '-O', 'check', '--', target.host], 5000);
         if (check.code === 0)
@@ -64307,6 +64483,7 @@ async function connectOpenSsh(target, r, settings, policy, log) {
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/connect.js
 // One SSH connection per host with OpenSSH semantics: config, ProxyJump, known_hosts, agent and keys.
+
 
 
 
@@ -64493,7 +64670,8 @@ async function openHop(label, r, settings, baseLog, isJump) {
                     const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
                     const portArg = r.port !== 22 ? `-p ${r.port} ` : '';
                     const alias = r.hostKeyAlias ? ` (then replace the host name by ${r.hostKeyAlias}, the HostKeyAlias)` : '';
-                    hostKeyError = fail('host-key-unknown', `${who}: host key for ${lookup} is not known (${type} ${fp})`, `check that fingerprint with the host's owner, then run: ssh-keyscan ${portArg}${shellQuote(r.hostname)} >> ${kh}${alias}; or use the accept-new host key option`);
+                    const words = fixWords(settings.frontEnd);
+                    hostKeyError = fail('host-key-unknown', `${who}: host key for ${lookup} is not known (${type} ${fp})`, `check that fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${portArg}${shellQuote(r.hostname)}`, kh)}${alias}; or trust it on first use with ${words.acceptNew}`);
                     return false;
                 }
             }
@@ -64503,7 +64681,7 @@ async function openHop(label, r, settings, baseLog, isJump) {
             return false;
         }
     };
-    const auth = makeAuth(who, r, settings.passphrase, log);
+    const auth = makeAuth(who, r, settings.passphrase, log, fixWords(settings.frontEnd));
     const client = new connect_Client();
     // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
     client.on('error', () => { });
@@ -64575,7 +64753,7 @@ async function openHop(label, r, settings, baseLog, isJump) {
         if (err.level === 'client-authentication')
             return auth.failure();
         if (err.level === 'client-timeout') {
-            return fail('timeout', `${who}: timed out after ${Math.round(timeoutMs / 1000)} s waiting for the SSH handshake with ${addr}`, 'check that the host is up and this port is its sshd (ConnectTimeout in ssh config or the connect timeout option sets the limit)');
+            return fail('timeout', `${who}: timed out after ${Math.round(timeoutMs / 1000)} s waiting for the SSH handshake with ${addr}`, 'check that the host is up and this port is its sshd (ConnectTimeout in the ssh config sets the limit)');
         }
         if (err.level === 'client-socket')
             return socketError(who, err, r.hostname, r.port);
@@ -64845,6 +65023,7 @@ function throwIfEnded(signal) {
 // plain shell commands that any SSH transport runs the same way (no SFTP subsystem needed).
 
 
+
 /** Runs a short command (with `input` on its standard input) and collects its output. */
 async function execCollect(conn, command, opts = {}) {
     const timeoutMs = opts.timeoutMs ?? 20_000;
@@ -64919,26 +65098,28 @@ function modeOf(perm) {
  */
 async function prepareRemote(conn, plan, uid, agent, log, force) {
     const where = `working folder ${plan.remotePath}`;
+    // The fix in the words of the front end in use: --remote-path, or its input.
+    const another = `set ${fixWords(plan.frontEnd).option('--remote-path')} to another folder`;
     const r = await execCollect(conn, shellCommand(['sh', '-c', INSPECT_FOLDER, 'sh', plan.remotePath, agent.remoteName]));
     const lines = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
     const listing = lines.find((l) => /^[-dlcbps][-rwxsStT]{9}/.test(l));
     if (r.code !== 0 || !listing) {
         if (r.code !== 3)
             throw new AttemptError('channel', `could not inspect ${where}: ${r.signal ? `killed by ${r.signal}` : `exit ${r.code}`}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''} (output: ${JSON.stringify(r.stdout.slice(0, 200))})`, true);
-        throw new AttemptError('unsafe-folder', `cannot create ${where} (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}); choose --remote-path in a folder you can write`, false);
+        throw new AttemptError('unsafe-folder', `cannot create ${where} (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}); ${another}, one you can write in`, false);
     }
     if (lines.includes('created'))
         log.write(`created ${plan.remotePath} (0700)`);
     const [perm = '', , owner = ''] = listing.split(/\s+/);
     if (perm.startsWith('l'))
-        throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder or choose another --remote-path)`, false);
+        throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder, or ${another})`, false);
     if (!perm.startsWith('d'))
-        throw new AttemptError('unsafe-folder', `${where} is not a folder; choose another --remote-path`, false);
+        throw new AttemptError('unsafe-folder', `${where} is not a folder; ${another}`, false);
     if (uid >= 0 && Number(owner) !== uid)
-        throw new AttemptError('unsafe-folder', `${where} is owned by uid ${owner}, not by the login user (uid ${uid}); herd refuses it (choose another --remote-path)`, false);
+        throw new AttemptError('unsafe-folder', `${where} is owned by uid ${owner}, not by the login user (uid ${uid}); herd refuses it (${another})`, false);
     const mode = modeOf(perm);
     if ((mode & 0o022) !== 0)
-        throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 700 on it or choose another --remote-path`, false);
+        throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 700 on it, or ${another}`, false);
     const present = Number(/^agent (\d+)$/m.exec(r.stdout)?.[1] ?? -1);
     if (!force && present === agent.bytes.length) {
         log.write(`agent ${agent.remoteName} already on the host`);
@@ -64955,6 +65136,7 @@ async function prepareRemote(conn, plan, uid, agent, log, force) {
 ;// CONCATENATED MODULE: ./build/src/core/runtime.js
 // A Node runtime for hosts without a usable one: the runner's own node where the platform matches,
 // gzipped once per run, verified by hash on the host and kept in the private working folder for later runs.
+
 
 
 
@@ -64985,6 +65167,11 @@ const ARCH = { x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', arm64: 'arm64' };
  * returns its path (relative to the login's home, like --remote-path) and the bytes it cost the runner.
  * `why` is what was wrong with the host's own node, for the message when no runtime fits.
  */
+/** The fix for a host without a usable node, with the front end's way to name one (--node) where it has one. */
+function installNode(plan) {
+    const node = fixWords(plan.frontEnd).option('--node');
+    return `install Node.js 20 or newer there${node ? `, or give its path with ${node}` : ''}`;
+}
 async function provideRuntime(conn, plan, why, log) {
     const probe = await execCollect(conn, shellCommand(['sh', '-c', 'uname -sm; getconf GNU_LIBC_VERSION 2>/dev/null || echo no-glibc']));
     const [kernel = '', machine = ''] = probe.stdout.split('\n')[0].trim().split(/\s+/);
@@ -64993,7 +65180,7 @@ async function provideRuntime(conn, plan, why, log) {
     const runtime = await runnersRuntime();
     if (!runtime || platform !== runtime.platform || !glibc) {
         const have = runtime ? `${runtime.platform} (glibc)` : `none (the runner is ${process.platform}-${process.arch})`;
-        throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); install Node.js 20 or newer there, or pass --node with its path`, false);
+        throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); ${installNode(plan)}`, false);
     }
     const node = `${plan.remotePath}/${runtime.remoteName}`;
     const present = await execCollect(conn, shellCommand(['test', '-x', node]));
@@ -65007,7 +65194,7 @@ async function provideRuntime(conn, plan, why, log) {
         'if gzip -dc > "$t" && test "$(sha256sum "$t" | cut -d " " -f 1)" = "$3" && chmod 700 "$t" && mv -f -- "$t" "$2"; then exit 0; fi; rm -f -- "$t"; exit 5';
     const put = await execCollect(conn, shellCommand(['sh', '-c', install, 'sh', plan.remotePath, runtime.remoteName, runtime.sha256]), { input: runtime.gzipped, timeoutMs: 600_000 });
     if (put.code !== 0) {
-        throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); install Node.js 20 or newer there, or pass --node`, true);
+        throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); ${installNode(plan)}`, true);
     }
     log.write(`uploaded Node runtime ${runtime.remoteName} (${runtime.gzipped.length} bytes gzipped, hash checked on the host) in ${Date.now() - began} ms`);
     return { node, uploaded: runtime.gzipped.length };
@@ -65525,28 +65712,6 @@ async function hostRun(ctx) {
     };
 }
 
-;// CONCATENATED MODULE: ./build/src/core/report.js
-// The result of a run, shared by every front end (CLI text and JSON, Action outputs and summary).
-/** Documented exit codes. */
-const EXIT = {
-    /** Every host has the file. */
-    ok: 0,
-    /** Some host failed; the others still got the file. */
-    someFailed: 1,
-    /** Bad usage or input, before any host was touched. */
-    usage: 2,
-    /** Interrupted by SIGINT (128 + 2) / SIGTERM (128 + 15). */
-    sigint: 130,
-    sigterm: 143,
-};
-function exitCodeFor(hosts, interrupted) {
-    if (interrupted === 'SIGINT')
-        return EXIT.sigint;
-    if (interrupted === 'SIGTERM')
-        return EXIT.sigterm;
-    return hosts.every((h) => h.status === 'ok') ? EXIT.ok : EXIT.someFailed;
-}
-
 ;// CONCATENATED MODULE: ./build/src/core/limit.js
 // A counting semaphore: at most `size` holders at once, the rest wait in order.
 class Limit {
@@ -65602,6 +65767,7 @@ function sshSettingsFor(plan) {
         connectTimeoutMs: 15_000,
         keepaliveIntervalMs: 5_000,
         client: plan.sshClient,
+        frontEnd: plan.frontEnd,
     };
 }
 /**
@@ -65621,7 +65787,7 @@ async function distribute(plan, opts = {}) {
     catch (err) {
         const code = err.code;
         const range = plan.ports[0] === plan.ports[1] ? `port ${plan.ports[0]}` : `ports ${plan.ports[0]}-${plan.ports[1]}`;
-        throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`);
+        throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a wider range, e.g. 8998-9197`);
     }
     let seeder;
     let payload;
@@ -65664,7 +65830,7 @@ async function distribute(plan, opts = {}) {
         }
         const connectLimit = new Limit(plan.concurrency);
         const ssh = sshSettingsFor(plan);
-        opts.onPhase?.('hosts', `${plan.hosts.length} hosts`);
+        opts.onPhase?.('hosts', count(plan.hosts.length, 'host'));
         // With batched post-commands every agent stays until they have run: their connections carry them.
         const seeds = new SeedRelease(plan.hosts.map((h) => h.label), plan.postBatch === undefined);
         const runs = await Promise.all(plan.hosts.map((spec, index) => hostRun({

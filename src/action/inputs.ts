@@ -5,6 +5,7 @@ import path from 'node:path'
 import * as core from '@actions/core'
 import ssh2 from 'ssh2'
 import { PlanError, type HerdOptions } from '../core/plan.js'
+import { ACTION_INPUT_FOR_OPTION } from '../core/front-end.js'
 import type { ActionSettings, UploadLogs } from './settings.js'
 import { STATE } from './state.js'
 
@@ -184,39 +185,14 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     limitRate: s.limitRate || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
+    frontEnd: 'action',
   }
-}
-
-/** The core names options as the CLI spells them; the Action's users know the input names. */
-const INPUT_FOR_OPTION: Record<string, string> = {
-  'local file': 'file',
-  'remote file': 'destination',
-  hosts: 'hosts',
-  'hosts file': 'hosts',
-  '--retry': 'retry',
-  '--port': 'port',
-  '--remote-path': 'remote-path',
-  '--timeout': 'timeout',
-  '--concurrency': 'concurrency',
-  '--identity': 'ssh-key',
-  '--known-hosts': 'ssh-known-hosts',
-  'host key policy': 'ssh-strict',
-  '--runner-via': 'runner-via',
-  '--stall-timeout': 'stall-timeout',
-  '--ssh': 'ssh-client',
-  '--post-command': 'post-command',
-  '--post-batch': 'post-batch',
-  '--releases': 'releases',
-  '--mode': 'mode',
-  '--owner': 'owner',
-  '--group': 'group',
-  '--limit-rate': 'limit-rate',
 }
 
 /** A plan error worded with the Action's input names. */
 export function planErrorMessage(err: PlanError, s?: Pick<ActionSettings, 'hostsFile'>): string {
   const detail = err.message.startsWith(`${err.input}: `) ? err.message.slice(err.input.length + 2) : err.message
   if (s?.hostsFile !== undefined && err.input === s.hostsFile) return `hosts: ${s.hostsFile}: ${detail}`
-  const input = INPUT_FOR_OPTION[err.input]
+  const input = ACTION_INPUT_FOR_OPTION[err.input]
   return input ? `${input}: ${detail}` : err.message
 }

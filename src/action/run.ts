@@ -4,7 +4,7 @@ import * as core from '@actions/core'
 import { makePlan, PlanError } from '../core/plan.js'
 import { distribute } from '../core/distribute.js'
 import { formatBytes, makeRenderer } from '../cli/render.js'
-import type { Report } from '../core/report.js'
+import { count, type Report } from '../core/report.js'
 import { getInputs, InputError, planErrorMessage, toHerdOptions } from './inputs.js'
 import type { ActionSettings } from './settings.js'
 import { annotateFailures, outcomeLine, writeSummary } from './summary.js'
@@ -48,7 +48,7 @@ export async function run(): Promise<void> {
   try {
     settings = getInputs()
     const plan = makePlan(toHerdOptions(settings))
-    core.info(`herd: pushing ${plan.file} (${formatBytes(plan.size)}) to ${plan.destination} on ${plan.hosts.length} hosts; logs in ${settings.logDir}`)
+    core.info(`herd: pushing ${plan.file} (${formatBytes(plan.size)}) to ${plan.destination} on ${count(plan.hosts.length, 'host')}; logs in ${settings.logDir}`)
     const renderer = makeRenderer({ tty: false, quiet: false, hosts: plan.hosts.length, size: plan.size, out: (line) => core.info(line) })
     const report = await distribute(plan, { ...renderer, signal: interrupt.signal })
     renderer.stop()

@@ -2,6 +2,7 @@
 import { Command, Option, CommanderError } from 'commander'
 import type { HerdOptions } from '../core/plan.js'
 import { DEFAULTS } from '../core/plan.js'
+import { commandFrontEnd } from '../core/front-end.js'
 
 /** Parsed command line: the core's options plus how to show the run. */
 export interface CliSettings {
@@ -45,7 +46,7 @@ export function buildCommand(version: string): Command {
     .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
     .option('--hostlist <hosts>', 'hosts separated by commas')
     .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
-    .option('--port <port>', 'tracker port, or a range LOW-HIGH to pick a free one', DEFAULTS.port)
+    .option('--port <port>', 'tracker port, or a range LOW-HIGH: the first free one (the default range lets several runs share a machine)', DEFAULTS.port)
     .option('--remote-path <dir>', "working folder on each host for herd's agent (relative to the login's home)", DEFAULTS.remotePath)
     .option('--log-dir <dir>', 'write one log file per host with the whole story of every attempt')
     .option('--data-file <file>', 'accepted for herd.py compatibility; has no use now')
@@ -116,6 +117,7 @@ export function parseCli(argv: string[], version: string, stdinIsTTY: boolean): 
       group: o.group as string | undefined,
       limitRate: o.limitRate as string | undefined,
       passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
+      frontEnd: commandFrontEnd(),
     },
     json: !!o.json,
     quiet: !!o.quiet,

@@ -7,7 +7,7 @@ import { preparePayload, type Payload } from './swarm/payload.js'
 import { loadAgentBundle } from './agent-bundle.js'
 import { hostRun, type HostRun, type HostState, type SwarmInfo } from './host-run.js'
 import { PlanError, type Plan } from './plan.js'
-import { exitCodeFor, type Report } from './report.js'
+import { count, exitCodeFor, type Report } from './report.js'
 import { Limit } from './limit.js'
 import type { ProgressEvent } from './protocol.js'
 import type { SshSettings } from './ssh/index.js'
@@ -45,6 +45,7 @@ export function sshSettingsFor(plan: Plan): SshSettings {
     connectTimeoutMs: 15_000,
     keepaliveIntervalMs: 5_000,
     client: plan.sshClient,
+    frontEnd: plan.frontEnd,
   }
 }
 
@@ -64,7 +65,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const range = plan.ports[0] === plan.ports[1] ? `port ${plan.ports[0]}` : `ports ${plan.ports[0]}-${plan.ports[1]}`
-    throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`)
+    throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a wider range, e.g. 8998-9197`)
   }
   let seeder: Seeder | undefined
   let payload: Payload | undefined
@@ -103,7 +104,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     }
     const connectLimit = new Limit(plan.concurrency)
     const ssh = sshSettingsFor(plan)
-    opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
+    opts.onPhase?.('hosts', count(plan.hosts.length, 'host'))
     // With batched post-commands every agent stays until they have run: their connections carry them.
     const seeds = new SeedRelease(plan.hosts.map((h) => h.label), plan.postBatch === undefined)
     const runs: HostRun[] = await Promise.all(

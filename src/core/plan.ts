@@ -6,6 +6,8 @@ import { HostParseError, parseHostList, parseHostsText, type HostSpec } from './
 import { TreeError, payloadSizeOf, walkTree } from '../engine/tree.js'
 import { pieceLengthFor } from './swarm/torrent.js'
 import { BLOCK } from '../engine/store.js'
+import { canOfferKey } from './ssh/key-available.js'
+import { fixWords, type FrontEnd } from './front-end.js'
 
 // ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
 const sshUtils = ssh2.utils
@@ -76,6 +78,8 @@ export interface HerdOptions {
   postBatch?: number | string
   /** Cap on each host's upload and download and the runner's upload, as curl's --limit-rate: `50M`, `200K`, `1G` (1024-based), bytes; 0 or empty: none. */
   limitRate?: string
+  /** The front end in use: its flags and inputs are what messages name (default the herd command's). */
+  frontEnd?: FrontEnd
 }
 
 /** A validated run: types are exact, files exist, hosts parsed. */
@@ -122,6 +126,8 @@ export interface Plan {
   postBatch?: number
   /** Bytes per second each host may receive and send, and the runner send (absent: no limit). */
   limitRate?: number
+  /** Whose flags and inputs the messages name. */
+  frontEnd: FrontEnd
 }
 
 /** direct: hosts dial the runner; ssh: through each host's SSH connection; auto: direct, else SSH. */
@@ -136,7 +142,8 @@ export class PlanError extends Error {
 
 export const DEFAULTS = {
   retry: 0,
-  port: '8998',
+  // A range, so that two runs on one runner (two CI jobs) each find a free port.
+  port: '8998-9097',
   remotePath: '.cache/herd-action',
   concurrency: 32,
   node: 'node',
@@ -159,7 +166,8 @@ export function parsePorts(value: number | string | undefined): [number, number]
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text)
   const low = m ? Number(m[1]) : NaN
   const high = m ? Number(m[2] ?? m[1]) : NaN
-  if (!m || low < 1 || high > 65535 || low > high) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`)
+  if (!m || low < 1 || high > 65535) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9097`)
+  if (low > high) throw new PlanError('--port', `'${text}' is a range with LOW > HIGH; write the lower port first: ${high}-${low}`)
   return [low, high]
 }
 
@@ -181,6 +189,32 @@ function readableFile(input: string, file: string, whatName: string): fs.Stats {
     throw new PlanError(input, `${what}${file} cannot be read (${(err as NodeJS.ErrnoException).code}); check its permissions`)
   }
   return st
+}
+
+/** The log folder can be made and written: a mistake there is the user's to fix (exit 2), found before any host is touched. */
+function writableFolder(input: string, dir: string): string {
+  const full = path.resolve(dir)
+  // The folder itself, or the nearest existing folder above it that herd would create it in.
+  let existing = full
+  let st: fs.Stats | undefined
+  for (;;) {
+    try {
+      st = fs.statSync(existing)
+      break
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || path.dirname(existing) === existing) throw new PlanError(input, `${full} cannot be created (${code}); give a folder you can write to`)
+      existing = path.dirname(existing)
+    }
+  }
+  if (!st.isDirectory()) throw new PlanError(input, `${existing} is not a folder, so ${full} cannot be one; give a folder you can write to`)
+  try {
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new PlanError(input, `${existing === full ? full : `${full} cannot be created: ${existing}`} is not writable (${code}); give a folder you can write to`)
+  }
+  return full
 }
 
 function hostsFrom(opts: HerdOptions): HostSpec[] {
@@ -318,7 +352,7 @@ export function makePlan(opts: HerdOptions): Plan {
   const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
   const hosts = hostsFrom(opts)
   const stallSeconds = wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5)
-  return {
+  const plan: Plan = {
     file: path.resolve(opts.file),
     size,
     mode: st.mode & 0o7777,
@@ -330,7 +364,7 @@ export function makePlan(opts: HerdOptions): Plan {
     retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
     ports: parsePorts(opts.port),
     remotePath,
-    logDir: opts.logDir ? path.resolve(opts.logDir) : undefined,
+    logDir: opts.logDir ? writableFolder('--log-dir', opts.logDir) : undefined,
     timeoutSeconds: timeout,
     concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
     identityFiles,
@@ -347,5 +381,15 @@ export function makePlan(opts: HerdOptions): Plan {
     postCommand,
     postBatch,
     limitRate: limitRateOf(opts, size, hosts.length, stallSeconds),
+    frontEnd: opts.frontEnd ?? 'cli',
   }
+  checkSomeKey(plan)
+  return plan
+}
+
+/** Without any key every host would fail authentication alike: the setup is the user's to fix (exit 2), checked after the inputs themselves. */
+function checkSomeKey(plan: Plan): void {
+  if (plan.identityFiles.length > 0 || plan.hosts.some((h) => canOfferKey(h, { configPath: plan.sshConfig, defaultUser: plan.user }))) return
+  const words = fixWords(plan.frontEnd)
+  throw new PlanError(words.keyInput, `no SSH key to offer: ${words.noKey}; ${words.giveKey}`)
 }

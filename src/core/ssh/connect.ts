@@ -21,6 +21,7 @@ import { shellQuote } from './quote.js';
 import { leaseJump, type JumpLease } from './jumps.js';
 import { openTunnel, type Tunnel } from './forward.js';
 import { connectOpenSsh, scrubbedEnv } from './openssh.js';
+import { fixWords, type FrontEnd } from '../front-end.js';
 
 const { Client } = ssh2;
 
@@ -51,6 +52,8 @@ export interface SshSettings {
    * certificate in known_hosts...) and OpenSSH is installed.
    */
   client?: 'auto' | 'builtin' | 'openssh';
+  /** Whose flags and inputs the fixes in messages name (default the herd command's). */
+  frontEnd?: FrontEnd;
 }
 
 export interface SshTarget {
@@ -277,9 +280,10 @@ async function openHop(
           const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
           const portArg = r.port !== 22 ? `-p ${r.port} ` : '';
           const alias = r.hostKeyAlias ? ` (then replace the host name by ${r.hostKeyAlias}, the HostKeyAlias)` : '';
+          const words = fixWords(settings.frontEnd);
           hostKeyError = fail('host-key-unknown',
             `${who}: host key for ${lookup} is not known (${type} ${fp})`,
-            `check that fingerprint with the host's owner, then run: ssh-keyscan ${portArg}${shellQuote(r.hostname)} >> ${kh}${alias}; or use the accept-new host key option`);
+            `check that fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${portArg}${shellQuote(r.hostname)}`, kh)}${alias}; or trust it on first use with ${words.acceptNew}`);
           return false;
         }
       }
@@ -289,7 +293,7 @@ async function openHop(
     }
   };
 
-  const auth = makeAuth(who, r, settings.passphrase, log);
+  const auth = makeAuth(who, r, settings.passphrase, log, fixWords(settings.frontEnd));
   const client = new Client();
   // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
   client.on('error', () => {});
@@ -357,7 +361,7 @@ async function openHop(
     if (err.level === 'client-authentication') return auth.failure();
     if (err.level === 'client-timeout') {
       return fail('timeout', `${who}: timed out after ${Math.round(timeoutMs / 1000)} s waiting for the SSH handshake with ${addr}`,
-        'check that the host is up and this port is its sshd (ConnectTimeout in ssh config or the connect timeout option sets the limit)');
+        'check that the host is up and this port is its sshd (ConnectTimeout in the ssh config sets the limit)');
     }
     if (err.level === 'client-socket') return socketError(who, err as NodeJS.ErrnoException, r.hostname, r.port);
     if (typeof err.code === 'number' && auth.started()) return auth.failure(err.message);

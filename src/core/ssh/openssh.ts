@@ -8,7 +8,9 @@ import path from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import type { ResolvedHost } from './config.js';
 import type { RemoteChannel, SshConnection, SshLog, SshSettings, SshTarget } from './connect.js';
-import { fail, type SshError } from './errors.js';
+import { fail, tildePath, type SshError } from './errors.js';
+import { shellQuote } from './quote.js';
+import { fixWords, type FrontEnd } from '../front-end.js';
 import { ForwardRefused, type Tunnel } from './forward.js';
 
 /** Variables a child ssh must never see: the Action's inputs (the key among them) and herd's passphrase. */
@@ -78,7 +80,7 @@ function sshOnce(args: string[], timeoutMs: number): Promise<{ code: number | nu
 }
 
 /** OpenSSH's last words as an SshError with the kind herd's retry policy and messages use. */
-function classify(who: string, r: ResolvedHost, stderr: string): SshError {
+function classify(who: string, r: ResolvedHost, stderr: string, frontEnd?: FrontEnd): SshError {
   const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Warning: Permanently added|Control socket)/.test(l));
   const last = lines.at(-1) ?? 'ssh exited without a message';
   const addr = `${r.user}@${r.hostname}:${r.port}`;
@@ -86,7 +88,10 @@ function classify(who: string, r: ResolvedHost, stderr: string): SshError {
     return fail('host-key-changed', `${who}: HOST KEY CHANGED for ${r.hostname} (OpenSSH: ${last})`, `if the change is expected, remove the old key with: ssh-keygen -R ${r.hostname}`);
   }
   if (/Host key verification failed|No .* host key is known/i.test(stderr)) {
-    return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then add it to known_hosts (ssh-keyscan), or use the accept-new host key option`);
+    const words = fixWords(frontEnd);
+    const port = r.port !== 22 ? `-p ${r.port} ` : '';
+    const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
+    return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${port}${shellQuote(r.hostname)}`, kh)}; or trust it on first use with ${words.acceptNew}`);
   }
   if (/REVOKED/i.test(stderr)) return fail('host-key-revoked', `${who}: the host key of ${r.hostname} is revoked (OpenSSH: ${last})`, 'the host must get a new host key');
   if (/Permission denied|Too many authentication failures/i.test(stderr)) {
@@ -141,7 +146,7 @@ export async function connectOpenSsh(target: SshTarget, r: ResolvedHost, setting
   for (;;) {
     if (exited) {
       cleanup();
-      throw classify(who, r, masterErr);
+      throw classify(who, r, masterErr, settings.frontEnd);
     }
     const check = await sshOnce(['-o', `ControlPath=${control}`, '-O', 'check', '--', target.host], 5000);
     if (check.code === 0) break;
