@@ -32562,7 +32562,7 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 
 /***/ }),
 
-/***/ 775:
+/***/ 3156:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const constants = { // just for envs without fs
@@ -33352,7 +33352,7 @@ exports.pack = __nccwpck_require__(861)
 const { Readable, Writable, getStreamError } = __nccwpck_require__(6204)
 const b4a = __nccwpck_require__(3057)
 
-const constants = __nccwpck_require__(775)
+const constants = __nccwpck_require__(3156)
 const headers = __nccwpck_require__(8428)
 
 const DMODE = 0o755
@@ -62680,6 +62680,68 @@ class Picker {
     }
 }
 
+;// CONCATENATED MODULE: ./build/src/engine/serve-slots.js
+// A side that serves many peers (the runner's seeder) sends to a few at a time: first copies of pieces first.
+/**
+ * Turns at sending, `max` peers at a time, one block per turn while others wait. Fewer flows at once
+ * leave room on a slow uplink for everything else on it (SSH sessions being opened, address lookups):
+ * 200 hosts served at once starved the runner's own SSH connects on 4 Mbit/s. A waiting peer whose next
+ * request is a piece never sent before goes first, so a piece's first copy leaves the runner before any
+ * second one, and the hosts spread it between them.
+ */
+class ServeSlots {
+    max;
+    firstCopy;
+    active = new Set();
+    waiting = [];
+    constructor(max, firstCopy) {
+        this.max = max;
+        this.firstCopy = firstCopy;
+    }
+    /** Whether `peer` may send now; if not, it is in line. */
+    admit(peer) {
+        if (this.active.has(peer))
+            return true;
+        if (this.active.size < this.max) {
+            this.active.add(peer);
+            return true;
+        }
+        if (!this.waiting.includes(peer))
+            this.waiting.push(peer);
+        return false;
+    }
+    /** A block went to `peer` (or it has nothing left to ask); returns who sends next. */
+    turnDone(peer, more) {
+        if (!this.active.has(peer))
+            return [];
+        if (this.waiting.length === 0) {
+            if (more)
+                return [peer];
+            this.active.delete(peer);
+            return [];
+        }
+        this.active.delete(peer);
+        if (more)
+            this.waiting.push(peer);
+        return [this.next()];
+    }
+    /** `peer` is gone: its turn passes on. */
+    leave(peer) {
+        const at = this.waiting.indexOf(peer);
+        if (at >= 0)
+            this.waiting.splice(at, 1);
+        if (!this.active.delete(peer) || this.waiting.length === 0)
+            return [];
+        return [this.next()];
+    }
+    next() {
+        const first = this.waiting.findIndex(this.firstCopy);
+        const [peer] = this.waiting.splice(first >= 0 ? first : 0, 1);
+        this.active.add(peer);
+        return peer;
+    }
+}
+
 ;// CONCATENATED MODULE: ./build/src/engine/seal.js
 // The run's seal: both ends of a connection prove they know the run's secret before anything else moves,
 // then every record is encrypted and authenticated with AES-256-GCM under keys fresh to that connection.
@@ -63071,6 +63133,7 @@ class Wire extends external_node_events_.EventEmitter {
 
 
 
+
 /** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
 const OUTSTANDING_BYTES = 2 * BLOCK;
 /**
@@ -63128,6 +63191,9 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     download;
     /** Peers with a request to serve once the upload limit has tokens again. */
     waitingForUpload = new Set();
+    slots;
+    /** Pieces a block of which this side has sent: the slots serve first copies first. */
+    sent;
     constructor(opts) {
         super();
         this.opts = opts;
@@ -63136,6 +63202,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         this.ourId = opts.peerId.toString('hex');
         if (opts.stripe)
             this.picker = new Picker(opts.have, opts.stripe);
+        this.sent = new Uint8Array(this.pieces);
+        this.slots = opts.maxServing ? new ServeSlots(opts.maxServing, (p) => p.requests.length > 0 && this.sent[p.requests[0][0]] === 0) : undefined;
         this.upload = opts.limits?.upload;
         this.download = opts.limits?.download;
         opts.store.onWritten = () => {
@@ -63164,6 +63232,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                     handshaking++;
             if (handshaking >= MAX_HANDSHAKING)
                 return socket.destroy();
+            if (this.opts.maxPeers !== undefined && this.wires.size >= 2 * this.opts.maxPeers)
+                return socket.destroy();
             this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download }));
         });
         let lastError;
@@ -63187,9 +63257,12 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         throw lastError ?? new Error('no port to listen on');
     }
     /** Dials a peer unless it is connected, being dialled, or banned. */
-    connect(host, port) {
+    connect(host, port, opts = {}) {
         const key = `${host}:${port}`;
         if (this.closed || this.dialled.has(key) || this.banned.has(host))
+            return;
+        // Enough peers: the next announce names others if some of these leave.
+        if (!opts.always && this.opts.maxPeers !== undefined && this.wires.size >= this.opts.maxPeers)
             return;
         // A peer at that address already connected to us: one wire per pair is enough.
         for (const p of this.peers.values())
@@ -63266,6 +63339,9 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             this.emit('log', `peer ${wire.remoteAddress} left: ${reason}`);
         for (const i of peer.assigned.keys())
             this.giveBack(i);
+        this.waitingForUpload.delete(peer);
+        for (const p of this.slots?.leave(peer) ?? [])
+            this.serve(p);
     }
     /** A piece asked of a peer that will not deliver it: offered again to the peers that have it. */
     giveBack(i) {
@@ -63408,9 +63484,14 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     serve(peer) {
         if (peer.serving || peer.wire.closed)
             return;
-        const next = peer.requests.shift();
-        if (!next)
+        if (peer.requests.length === 0) {
+            for (const p of this.slots?.turnDone(peer, false) ?? [])
+                this.serve(p);
             return;
+        }
+        if (this.slots && !this.slots.admit(peer))
+            return; // its turn comes
+        const next = peer.requests.shift();
         if (peer.wire.queued >= SEND_QUEUE_BYTES) {
             peer.requests.unshift(next);
             return; // 'drain' calls again
@@ -63427,7 +63508,12 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             if (peer.wire.block(i, offset, parts))
                 this.opts.store.release(parts);
             this.stats.uploaded += length;
-            this.serve(peer);
+            this.sent[i] = 1;
+            if (this.slots)
+                for (const p of this.slots.turnDone(peer, peer.requests.length > 0))
+                    this.serve(p);
+            else
+                this.serve(peer);
         }, (err) => {
             peer.serving = false;
             peer.wire.destroy(`could not read a requested block: ${err.message}`);
@@ -63474,7 +63560,9 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         if (!this.picker.starving)
             this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs);
         for (const p of this.peers.values()) {
-            if (p.outstanding > 0 && now - p.lastBlockAt > stallMs)
+            // The runner's seeder takes its peers in turns: a long wait there is its queue, not a stall (a dead
+            // runner closes the connection, a frozen one trips the host's --stall-timeout).
+            if (p.outstanding > 0 && !p.isRunner && now - p.lastBlockAt > stallMs)
                 p.wire.destroy(`sent nothing of what we asked for ${Math.round(stallMs / 1000)} s`);
             // Idle wires raise no events: look for work for the runner's and for any peer with offers left.
             else if (p.isRunner || p.offers.head < p.offers.queue.length)
@@ -63505,6 +63593,12 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
 
 
 /**
+ * Hosts the runner sends to at once (a block each per turn). Enough flows to fill a fast link; few enough
+ * that on a slow one the SSH sessions still being opened get their share (at 200 hosts on 4 Mbit/s,
+ * sending to all at once timed out 58 SSH connects).
+ */
+const SERVING = 8;
+/**
  * Seeds on the first free port of `ports` (a firewall can then name it), else on any free port; sends
  * at most `uploadLimit` bytes per second to all hosts together when given.
  */
@@ -63518,6 +63612,7 @@ async function startSeeder(file, t, opts) {
         store: new Store({ path: file, length: t.size }),
         have: Bitfield.full(pieces),
         limits: opts.uploadLimit ? { upload: new RateLimit(opts.uploadLimit) } : undefined,
+        maxServing: SERVING,
     });
     let port;
     try {

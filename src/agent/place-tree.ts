@@ -120,12 +120,21 @@ export async function placeTree(payload: string, start: TreeStart, owner: Owner,
   return { cleanup: async () => { if (hadOne) await fs.promises.rm(old, { recursive: true, force: true }) } }
 }
 
-/** Removes staging folders and release links that a crashed run of this destination left. */
+/** Removes staging folders, unfinished releases and release links that a crashed run of this destination left. */
 export async function removeStaleStaging(start: TreeStart, log: (message: string) => void): Promise<void> {
   const parent = path.dirname(start.destination)
   const prefix = `.${path.basename(start.destination)}.herd-`
   const names = await fs.promises.readdir(parent).catch(() => [] as string[])
   for (const name of names) {
     if (name.startsWith(prefix) && (name.endsWith('.new') || name.endsWith('.old'))) await clear(path.join(parent, name), log)
+  }
+  if (!start.tree.releases) return
+  // A release a crashed run was unpacking, and a link it was about to rename over current.
+  const releases = path.join(start.destination, 'releases')
+  for (const name of await fs.promises.readdir(releases).catch(() => [] as string[])) {
+    if (name.startsWith('.') && name.endsWith('.new')) await clear(path.join(releases, name), log)
+  }
+  for (const name of await fs.promises.readdir(start.destination).catch(() => [] as string[])) {
+    if (name.startsWith('.current.herd-')) await clear(path.join(start.destination, name), log)
   }
 }

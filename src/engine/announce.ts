@@ -15,6 +15,8 @@ export interface AnnounceOptions {
   left(): number
   onPeers(peers: { host: string; port: number }[]): void
   onError(message: string): void
+  /** How many peers to ask the tracker for (it picks them at random). */
+  numwant?: number
 }
 
 /** Percent-encodes raw bytes for a query string, as trackers expect for info_hash and peer_id. */
@@ -69,7 +71,7 @@ export class Announcer {
   private async announce(event?: 'started' | 'completed' | 'stopped'): Promise<void> {
     if (this.stopped) return
     const { url, infoHash, peerId, port } = this.opts
-    const query = `info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(peerId)}&port=${port}&uploaded=0&downloaded=0&left=${this.opts.left()}&compact=1&numwant=200${this.opts.ip ? `&ip=${encodeURIComponent(this.opts.ip)}` : ''}${event ? `&event=${event}` : ''}`
+    const query = `info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(peerId)}&port=${port}&uploaded=0&downloaded=0&left=${this.opts.left()}&compact=1&numwant=${this.opts.numwant ?? 200}${this.opts.ip ? `&ip=${encodeURIComponent(this.opts.ip)}` : ''}${event ? `&event=${event}` : ''}`
     let interval = 10
     try {
       const body = await get(`${url}${url.includes('?') ? '&' : '?'}${query}`)

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events'
 import { Bitfield } from './bitfield.js'
 import { Peer } from './peer.js'
 import { Picker, type Stripe } from './picker.js'
+import { ServeSlots } from './serve-slots.js'
 import type { RateLimit } from './rate.js'
 import type { RunSeal } from './seal.js'
 import { Wire } from './wire.js'
@@ -58,6 +59,13 @@ export interface SwarmOptions {
   runnerId?: string
   /** What this side may send and receive, over all its peers (--limit-rate); absent: no limit. */
   limits?: { upload?: RateLimit; download?: RateLimit }
+  /**
+   * Wires this side dials up to (peers that dial it are taken up to twice as many); absent: no limit
+   * (the runner's seeder serves every host). Every host dialling every other is N² handshakes.
+   */
+  maxPeers?: number
+  /** Peers sent to at once, a block per turn, first copies first (the runner's seeder); absent: all. */
+  maxServing?: number
 }
 
 export interface SwarmEvents {
@@ -103,6 +111,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly download: RateLimit | undefined
   /** Peers with a request to serve once the upload limit has tokens again. */
   private readonly waitingForUpload = new Set<Peer>()
+  private readonly slots: ServeSlots<Peer> | undefined
+  /** Pieces a block of which this side has sent: the slots serve first copies first. */
+  private readonly sent: Uint8Array
 
   constructor(private readonly opts: SwarmOptions) {
     super()
@@ -110,6 +121,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.have = opts.have
     this.ourId = opts.peerId.toString('hex')
     if (opts.stripe) this.picker = new Picker(opts.have, opts.stripe)
+    this.sent = new Uint8Array(this.pieces)
+    this.slots = opts.maxServing ? new ServeSlots<Peer>(opts.maxServing, (p) => p.requests.length > 0 && this.sent[p.requests[0]![0]] === 0) : undefined
     this.upload = opts.limits?.upload
     this.download = opts.limits?.download
     opts.store.onWritten = () => {
@@ -136,6 +149,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       let handshaking = 0
       for (const w of this.wires) if (!w.ready) handshaking++
       if (handshaking >= MAX_HANDSHAKING) return socket.destroy()
+      if (this.opts.maxPeers !== undefined && this.wires.size >= 2 * this.opts.maxPeers) return socket.destroy()
       this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download }))
     })
     let lastError: Error | undefined
@@ -159,9 +173,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   }
 
   /** Dials a peer unless it is connected, being dialled, or banned. */
-  connect(host: string, port: number): void {
+  connect(host: string, port: number, opts: { always?: boolean } = {}): void {
     const key = `${host}:${port}`
     if (this.closed || this.dialled.has(key) || this.banned.has(host)) return
+    // Enough peers: the next announce names others if some of these leave.
+    if (!opts.always && this.opts.maxPeers !== undefined && this.wires.size >= this.opts.maxPeers) return
     // A peer at that address already connected to us: one wire per pair is enough.
     for (const p of this.peers.values()) if (p.wire.remoteAddress === host && !p.isRunner) return
     this.dialled.add(key)
@@ -225,6 +241,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     }
     if (!this.closed && reason !== 'duplicate connection') this.emit('log', `peer ${wire.remoteAddress} left: ${reason}`)
     for (const i of peer.assigned.keys()) this.giveBack(i)
+    this.waitingForUpload.delete(peer)
+    for (const p of this.slots?.leave(peer) ?? []) this.serve(p)
   }
 
   /** A piece asked of a peer that will not deliver it: offered again to the peers that have it. */
@@ -360,8 +378,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Sends the peer's next requested block while its socket keeps up. */
   private serve(peer: Peer): void {
     if (peer.serving || peer.wire.closed) return
-    const next = peer.requests.shift()
-    if (!next) return
+    if (peer.requests.length === 0) {
+      for (const p of this.slots?.turnDone(peer, false) ?? []) this.serve(p)
+      return
+    }
+    if (this.slots && !this.slots.admit(peer)) return // its turn comes
+    const next = peer.requests.shift()!
     if (peer.wire.queued >= SEND_QUEUE_BYTES) {
       peer.requests.unshift(next)
       return // 'drain' calls again
@@ -378,7 +400,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         // Sealing copies the bytes out; in the clear the socket holds them until it has sent them.
         if (peer.wire.block(i, offset, parts)) this.opts.store.release(parts)
         this.stats.uploaded += length
-        this.serve(peer)
+        this.sent[i] = 1
+        if (this.slots) for (const p of this.slots.turnDone(peer, peer.requests.length > 0)) this.serve(p)
+        else this.serve(peer)
       },
       (err) => {
         peer.serving = false
@@ -426,7 +450,9 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const stallMs = this.stallMs()
     if (!this.picker.starving) this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs)
     for (const p of this.peers.values()) {
-      if (p.outstanding > 0 && now - p.lastBlockAt > stallMs) p.wire.destroy(`sent nothing of what we asked for ${Math.round(stallMs / 1000)} s`)
+      // The runner's seeder takes its peers in turns: a long wait there is its queue, not a stall (a dead
+      // runner closes the connection, a frozen one trips the host's --stall-timeout).
+      if (p.outstanding > 0 && !p.isRunner && now - p.lastBlockAt > stallMs) p.wire.destroy(`sent nothing of what we asked for ${Math.round(stallMs / 1000)} s`)
       // Idle wires raise no events: look for work for the runner's and for any peer with offers left.
       else if (p.isRunner || p.offers.head < p.offers.queue.length) this.fill(p)
     }
