@@ -6,8 +6,7 @@ import path from 'node:path'
 import { after, afterEach, before, test } from 'node:test'
 import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
-import { cliPath, herd, inSshdMounts, leftovers, nodeWrapper, randomFile, repoRoot, waitUntil } from './support/herd.js'
-import type { Report } from '../src/core/report.js'
+import { herd, inSshdMounts, leftovers, nodeWrapper, randomFile, repoRoot, startHerd as startHerdIn, waitUntil, type StartedHerd } from './support/herd.js'
 import { pieceLengthFor } from '../src/core/swarm/torrent.js'
 
 const can = canRunCluster()
@@ -65,30 +64,11 @@ function verifiedAtStart(log: string): number[] {
   return [...log.matchAll(/agent ready \(pid \d+, node [^)]*\); (\d+) bytes already verified/g)].map((m) => Number(m[1]))
 }
 
-/** Starts herd detached in the runner namespace; `done` resolves with its exit and parsed report. */
-function startHerd(args: string[]): { pid: number; done: Promise<{ code: number | null; stdout: string; stderr: string; report?: Report }>; kill(): void } {
-  const child = cluster.spawnInRunner(['node', cliPath, ...args, '--json'], { cwd: repoRoot })
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.on('data', (d: Buffer) => (stdout += d))
-  child.stderr!.on('data', (d: Buffer) => (stderr += d))
-  child.stdin!.end()
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string; report?: Report }>((resolve) => {
-    const killer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 120_000)
-    child.on('close', (code, signal) => {
-      clearTimeout(killer)
-      let report: Report | undefined
-      try {
-        report = JSON.parse(stdout) as Report
-      } catch {}
-      resolve({ code: code ?? (signal ? -1 : null), stdout, stderr, report })
-    })
-  })
-  const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL')
-  }
-  detached.add(kill)
-  return { pid: child.pid!, done, kill }
+/** Starts herd detached; a test that fails half way kills it in afterEach. */
+function startHerd(args: string[]): StartedHerd {
+  const run = startHerdIn(cluster, args)
+  detached.add(run.kill)
+  return run
 }
 
 test('a link cut mid-transfer and restored: the host retries, finishes, and keeps the pieces it had verified', { skip, timeout: 180_000 }, async () => {

@@ -46,6 +46,43 @@ export async function herd(cluster: Cluster, args: string[], opts: { timeoutMs?:
   return { ...r, report }
 }
 
+/** A herd run started detached in the runner namespace (its own process group). */
+export interface StartedHerd {
+  pid: number
+  /** Its exit, output and parsed report (killed with SIGKILL after limitMs). */
+  done: Promise<{ code: number | null; stdout: string; stderr: string; report?: Report }>
+  /** SIGKILL to its process group, if it still runs. */
+  kill(): void
+}
+
+/**
+ * Starts `node dist/cli/index.js ARGS --json` detached in the runner namespace. Put `kill` where the test
+ * file's afterEach calls it, so a test that fails half way leaves no run holding the port and the hosts.
+ */
+export function startHerd(cluster: Cluster, args: string[], opts: { limitMs?: number; env?: Record<string, string> } = {}): StartedHerd {
+  const child = cluster.spawnInRunner(['node', cliPath, ...args, '--json'], { cwd: repoRoot, env: cluster.env(opts.env) })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d: Buffer) => (stdout += d))
+  child.stderr!.on('data', (d: Buffer) => (stderr += d))
+  child.stdin!.end()
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string; report?: Report }>((resolve) => {
+    const killer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), opts.limitMs ?? 120_000)
+    child.on('close', (code, signal) => {
+      clearTimeout(killer)
+      let report: Report | undefined
+      try {
+        report = JSON.parse(stdout) as Report
+      } catch {}
+      resolve({ code: code ?? (signal ? -1 : null), stdout, stderr, report })
+    })
+  })
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL')
+  }
+  return { pid: child.pid!, done, kill }
+}
+
 /** Files herd left beside a destination (temporary files must never stay). */
 export function leftovers(cluster: Cluster, host: ClusterHost, destination: string): string[] {
   const dir = cluster.hostPath(host, path.dirname(destination))
