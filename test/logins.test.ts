@@ -5,8 +5,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster } from './support/cluster.js'
-import { herd, leftovers } from './support/herd.js'
+import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { herd, leftovers, nodeWrapper } from './support/herd.js'
 
 const can = canRunCluster()
 const skip = can.ok ? false : can.why
@@ -40,4 +40,20 @@ test('a login whose shell is tcsh (which expands `!` even in single quotes) gets
   assert.equal(fs.statSync(cluster.hostPath(h, `${home}/.cache/herd-action`)).uid, uid, 'the working folder is in its home')
   assert.deepEqual(leftovers(cluster, h, dest), [])
   assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [])
+})
+
+test('output that never ends a line where the agent should speak (a start-up file gone wrong) fails that host at 1 MiB, with the cause; the other gets the file', { skip, timeout: 120_000 }, async () => {
+  const [noisy, quiet] = cluster.hosts as [ClusterHost, ClusterHost]
+  fs.writeFileSync(cluster.hostPath(noisy, '/root/node-for-test'), nodeWrapper("head -c 3000000 /dev/zero | tr '\\0' x"), { mode: 0o755 })
+  fs.writeFileSync(cluster.hostPath(quiet, '/root/node-for-test'), nodeWrapper('true'), { mode: 0o755 })
+  const dest = '/srv/noisy.bin'
+  const r = await herd(cluster, [file.path, dest, '--hostlist', `${noisy.alias},${quiet.alias}`, '--node', '/root/node-for-test', '--retry', '2'])
+  assert.equal(r.code, 1, r.stderr)
+  const failed = r.report!.hosts.find((h) => h.host === noisy.alias)!
+  assert.equal(failed.kind, 'protocol', failed.cause)
+  assert.match(failed.cause!, /the agent's output ran \d+ bytes without a line end \(at most 1 MiB\): that is not herd's protocol/)
+  assert.equal(failed.attempts, 1, 'not retried: it would print the same again')
+  assert.equal(await cluster.sha256On(quiet, dest), file.sha256)
+  assert.deepEqual(leftovers(cluster, noisy, dest), [], 'the agent was stopped and removed its temporary file')
+  for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], h.alias)
 })

@@ -1,6 +1,6 @@
 // The agent on one host: the ways to the runner, the start message, its events, and its end.
 import { ForwardRefused, shellCommand, type RemoteChannel, type SshConnection, type Tunnel } from './ssh/index.js'
-import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage } from './protocol.js'
+import { AGENT_EXIT, ALIVE_SECONDS, MAX_LINE_BYTES, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage } from './protocol.js'
 import { AGENT_NODE_FLAGS, BOOTSTRAP } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
@@ -258,6 +258,15 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
           }
         },
         (text) => log.write(`agent says: ${text}`),
+        {
+          maxBytes: MAX_LINE_BYTES.toRunner,
+          onTooLong: (bytes) => {
+            const cause = `the agent's output ran ${bytes} bytes without a line end (at most ${MAX_LINE_BYTES.toRunner / 1048576} MiB): that is not herd's protocol; does a shell start-up file on the host print without end?`
+            log.write(cause)
+            agentError ??= new AttemptError('protocol', cause, false)
+            void session.finish('abort', 'protocol')
+          },
+        },
       ),
     )
     void session.waitExit().then(({ code, signal }) => {
