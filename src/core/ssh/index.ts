@@ -14,7 +14,7 @@ export {
 export type { HostKeyCheck, HostKeyStatus, KnownHostsEntry } from './known-hosts.js';
 export { connectHost } from './connect.js';
 export { SshError } from './errors.js';
-export type { RemoteChannel, SshConnection, SshLog, SshSettings, SshTarget } from './connect.js';
+export type { RemoteChannel, SshConnection, SshLog, SshSettings, SshTarget } from './connection.js';
 export { ForwardRefused, type Tunnel } from './forward.js';
 export type { SshErrorKind } from './errors.js';
 export { shellCommand, shellQuote } from './quote.js';

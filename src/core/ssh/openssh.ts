@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import type { ResolvedHost } from './config.js';
-import type { RemoteChannel, SshConnection, SshLog, SshSettings, SshTarget } from './connect.js';
+import type { RemoteChannel, SshConnection, SshLog, SshSettings, SshTarget } from './connection.js';
 import { fail, type SshError } from './errors.js';
 import { ForwardRefused, type Tunnel } from './forward.js';
 
