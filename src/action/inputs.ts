@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import * as core from '@actions/core'
 import ssh2 from 'ssh2'
-import { PlanError, type HerdOptions } from '../core/plan.js'
+import { PlanError, wholeNumberIn, type HerdOptions } from '../core/plan.js'
 import type { ActionSettings, UploadLogs } from './settings.js'
 import type { RunFiles } from './run-files.js'
 
@@ -60,11 +60,13 @@ function checkKey(key: string, passphrase: string | undefined): void {
   if (!first?.isPrivateKey()) throw new InputError('ssh-key', 'is a public key; give the private key (the file without .pub)')
 }
 
-function wholeNumber(name: string, min: number, max: number): number | undefined {
-  const text = core.getInput(name)
+/** Days the logs artifact is kept (1 to 90, GitHub's limits); undefined for the repository's default. */
+function retentionDays(): number | undefined {
+  const text = core.getInput('artifact-retention-days')
   if (text === '') return undefined
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new InputError(name, `'${text}' is not a whole number from ${min} to ${max}`)
-  return Number(text)
+  const days = wholeNumberIn(text, 1, 90)
+  if (days === undefined) throw new InputError('artifact-retention-days', `'${text}' is not a whole number from 1 to 90`)
+  return days
 }
 
 /**
@@ -88,7 +90,7 @@ export function getInputs(): ActionSettings {
   if (!UPLOAD_LOGS.includes(uploadLogs)) throw new InputError('upload-logs', `'${core.getInput('upload-logs')}' is not one of ${UPLOAD_LOGS.join(', ')}`)
   const artifactName = core.getInput('artifact-name') || `herd-logs-${process.env.GITHUB_JOB || 'run'}`
   if (ARTIFACT_NAME_FORBIDDEN.test(artifactName)) throw new InputError('artifact-name', `'${artifactName}' contains one of " : < > | * ? \\ / or a line break; choose a name without them`)
-  const artifactRetentionDays = wholeNumber('artifact-retention-days', 1, 90)
+  const artifactRetentionDays = retentionDays()
   const hostKeyPolicy = booleanInput('ssh-strict', true) ? 'strict' : 'accept-new'
   const encrypt = booleanInput('encryption', true)
   const logDir = core.getInput('log-dir')

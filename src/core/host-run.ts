@@ -1,4 +1,5 @@
 // One host's life: connect → check the host → agent → events → retry; every step goes to the host's log.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connectHost, SshError, type SshConnection, type SshSettings } from './ssh/index.js'
 import type { AgentBundle } from './agent-bundle.js'
 import type { ProgressEvent } from './protocol.js'
@@ -103,7 +104,7 @@ async function connectAndPrepare(ctx: HostRunContext, log: HostLog, forceUpload:
   return ctx.connectLimit.run(async () => {
     throwIfEnded(ctx.signal)
     ctx.onState(spec.label, 'connecting')
-    const c = await untilEnded(connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line)), ctx.signal)
+    const c = await untilEnded(connectHost(spec, ctx.ssh, (line) => log.write(line)), ctx.signal)
     try {
       throwIfEnded(ctx.signal)
       ctx.onState(spec.label, 'starting')
@@ -140,13 +141,6 @@ async function attempt(ctx: HostRunContext, log: HostLog, spent: { runtimeBytes:
     spent.runtimeBytes += again.runtimeBytes
     return startAgent(ctx, again.conn, again.node, log)
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
-  })
 }
 
 /** Runs one host to a settled state: success (agent seeding until released) or failure for good. */
@@ -199,7 +193,8 @@ export async function hostRun(ctx: HostRunContext): Promise<HostRun> {
         const wait = Math.min(1000 * 2 ** (attempts - 1), 10_000)
         ctx.onState(spec.label, 'retrying', last.message)
         log.write(`retrying in ${wait / 1000} s`)
-        await sleep(wait, ctx.signal)
+        // Cut short when the run ends: the loop then stops.
+        await sleep(wait, undefined, { signal: ctx.signal }).catch(() => {})
       }
     }
   }

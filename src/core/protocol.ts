@@ -104,7 +104,6 @@ export type AgentErrorCode =
   | 'read-only-fs'
   | 'checksum'
   | 'bad-peers'
-  | 'idle-timeout'
   | 'unreachable'
   | 'busy'
   | 'protocol'

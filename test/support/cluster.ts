@@ -28,6 +28,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { shellQuote } from '../../src/core/ssh/quote.js';
@@ -732,10 +733,6 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** SIGTERM a child, SIGKILL after graceMs, resolve once it has exited. */

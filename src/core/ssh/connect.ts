@@ -2,7 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolveHost, ResolveError, type ResolvedHost } from './config.js';
-import type { SshConnection, SshLog, SshSettings, SshTarget } from './connection.js';
+import type { HostSpec } from '../hosts.js';
+import type { SshConnection, SshLog, SshSettings } from './connection.js';
 import { fail, tildePath } from './errors.js';
 import { effectivePolicy } from './host-key.js';
 import { hasCertAuthority, knownKeyTypes } from './known-hosts.js';
@@ -10,7 +11,7 @@ import { openHop } from './builtin.js';
 import { connectOpenSsh } from './openssh.js';
 
 /** Connect to `target` like `ssh -o BatchMode=yes target` would; rejects with SshError. */
-export async function connectHost(target: SshTarget, settings: SshSettings, log: SshLog): Promise<SshConnection> {
+export async function connectHost(target: HostSpec, settings: SshSettings, log: SshLog): Promise<SshConnection> {
   let resolved: ResolvedHost;
   try {
     resolved = resolveHost(

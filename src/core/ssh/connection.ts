@@ -32,14 +32,6 @@ export interface SshSettings {
 
 export type HostKeyPolicy = 'strict' | 'accept-new';
 
-export interface SshTarget {
-  host: string;
-  user?: string;
-  port?: number;
-  /** As the user wrote it, for messages. */
-  label: string;
-}
-
 /**
  * A remote command's standard streams: stdin/stdout as the stream, `stderr` beside it. 'close' carries
  * (code, signal) as a child process's does: read the exit there, since a quick command's 'exit' can be
