@@ -549,7 +549,10 @@ describe('the action on 8 real hosts', { skip: can.ok ? false : can.why }, () =>
     const r1 = await runMain(strict)
     assert.equal(r1.code, 1, show(r1))
     const report = readReport(readFileCommands(strict.outputFile))
-    for (const h of report.hosts) assert.equal(h.kind, 'host-key-unknown', `${h.host}: ${h.cause}`)
+    for (const h of report.hosts) {
+      assert.equal(h.kind, 'host-key-unknown', `${h.host}: ${h.cause}`)
+      assert.match(h.cause!, /or let herd add it on first use \(ssh-strict: false\)$/, 'the fix names the input')
+    }
     const annotations = commands(r1.stdout, 'error').filter((e) => e.props.includes('title=herd: root@'))
     assert.equal(annotations.length, 2, show(r1))
     for (const h of hosts) assert.equal(await cluster.sha256On(h, '/srv/strict.bin'), null)

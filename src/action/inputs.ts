@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import * as core from '@actions/core'
 import ssh2 from 'ssh2'
-import { PlanError, wholeNumberIn, type HerdOptions } from '../core/plan.js'
+import { wholeNumberIn, type HerdOptions } from '../core/plan.js'
 import type { ActionSettings, UploadLogs } from './settings.js'
 import type { RunFiles } from './run-files.js'
 
@@ -147,34 +147,6 @@ export function toHerdOptions(s: ActionSettings, files: RunFiles): HerdOptions {
     postBatch: s.postBatch || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
+    frontEnd: 'action',
   }
-}
-
-/** The core names options as the CLI spells them; the Action's users know the input names. */
-const INPUT_FOR_OPTION: Record<string, string> = {
-  'local file': 'file',
-  'remote file': 'destination',
-  hosts: 'hosts',
-  'hosts file': 'hosts',
-  '--retry': 'retry',
-  '--port': 'port',
-  '--remote-path': 'remote-path',
-  '--timeout': 'timeout',
-  '--concurrency': 'concurrency',
-  '--identity': 'ssh-key',
-  '--known-hosts': 'ssh-known-hosts',
-  'host key policy': 'ssh-strict',
-  '--runner-via': 'runner-via',
-  '--stall-timeout': 'stall-timeout',
-  '--ssh': 'ssh-client',
-  '--post-command': 'post-command',
-  '--post-batch': 'post-batch',
-}
-
-/** A plan error worded with the Action's input names. */
-export function planErrorMessage(err: PlanError, s?: Pick<ActionSettings, 'hostsFile'>): string {
-  const detail = err.message.startsWith(`${err.input}: `) ? err.message.slice(err.input.length + 2) : err.message
-  if (s?.hostsFile !== undefined && err.input === s.hostsFile) return `hosts: ${s.hostsFile}: ${detail}`
-  const input = INPUT_FOR_OPTION[err.input]
-  return input ? `${input}: ${detail}` : err.message
 }

@@ -5,7 +5,7 @@ import { makePlan, PlanError } from '../core/plan.js'
 import { distribute } from '../core/distribute.js'
 import { eventLines, formatBytes } from '../core/report-text.js'
 import type { Report } from '../core/report.js'
-import { getInputs, InputError, planErrorMessage, toHerdOptions } from './inputs.js'
+import { getInputs, InputError, toHerdOptions } from './inputs.js'
 import type { ActionSettings } from './settings.js'
 import { maskSecrets, writeRunFiles, type RunFiles } from './run-files.js'
 import { annotateFailures, outcomeLine, writeSummary } from './summary.js'
@@ -64,8 +64,8 @@ export async function run(): Promise<void> {
     if (report.exitCode === 0) core.info(`herd: ${outcomeLine(report)}`)
     else core.setFailed(outcomeLine(report))
   } catch (err) {
-    if (err instanceof InputError) core.setFailed(err.message)
-    else if (err instanceof PlanError) core.setFailed(planErrorMessage(err, settings))
+    // Both name the Action's inputs (the plan's messages are worded for the front end in use).
+    if (err instanceof InputError || err instanceof PlanError) core.setFailed(err.message)
     else core.setFailed(`herd: internal error: ${(err as Error)?.stack ?? String(err)}`)
   } finally {
     process.off('SIGINT', onSignal)

@@ -8,6 +8,7 @@ import type { RunSeal } from '../engine/seal.js'
 import type { HostLog } from './host-log.js'
 import type { HostRunContext } from './host-run.js'
 import { AttemptError, endedError } from './attempt.js'
+import { optionNamed, optionSetTo } from './option-names.js'
 
 /** The swarm every host joins. */
 export interface SwarmInfo {
@@ -49,7 +50,7 @@ async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmIn
   const routes: RunnerRoute[] = []
   if (address && way !== 'ssh') routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) })
   if (way === 'direct') {
-    if (!address) throw new AttemptError('unreachable', 'this host is reached through ProxyCommand, so the runner has no address it can dial; use runner-via auto or ssh', false)
+    if (!address) throw new AttemptError('unreachable', `this host is reached through ProxyCommand, so the runner has no address it can dial; use ${optionSetTo('runnerVia', 'auto', ctx.plan.frontEnd)} or ssh`, false)
     return { routes }
   }
   try {
@@ -61,7 +62,7 @@ async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmIn
     if (!(err instanceof ForwardRefused)) throw err
     const why = `sshd refused to forward a port to the runner (${err.message})`
     if (way === 'ssh' || routes.length === 0) {
-      throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ' or use runner-via direct' : ''}`, false)
+      throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ` or use ${optionSetTo('runnerVia', 'direct', ctx.plan.frontEnd)}` : ''}`, false)
     }
     log.write(`${why}: only the direct way (${address}) is left`)
     return { routes, noTunnel: why }
@@ -130,7 +131,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
   }
   if (ctx.signal.aborted) {
     conn.close()
-    throw endedError(ctx.signal)
+    throw endedError(ctx.signal, ctx.plan.frontEnd)
   }
   let ways: Routes
   try {
@@ -179,7 +180,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
       if (settled) return
       settled = true
       // Settle only once the agent has removed its temporary file and exited (bounded by finish).
-      void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal)))
+      void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal, ctx.plan.frontEnd)))
     }
     if (ctx.signal.aborted) onAbort()
     else ctx.signal.addEventListener('abort', onAbort, { once: true })
@@ -203,7 +204,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
         ctx.signal.removeEventListener('abort', onAbort)
         const p = session.lastProgress
         const where = via === 'ssh' ? 'through its SSH connection' : `directly at ${ways.routes[0]?.seedPeer}`
-        const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise stall-timeout`
+        const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise ${optionNamed('stallTimeout', ctx.plan.frontEnd)}`
         log.write(`stalled: ${cause}`)
         void session.finish('abort', 'stalled').then(() => reject(new AttemptError('stalled', cause, true)))
         return

@@ -6,6 +6,7 @@ import { startSeeder, type Seeder } from './swarm/seeder.js'
 import { loadAgentBundle } from './agent-bundle.js'
 import { hostRun, type HostRun, type HostState, type SwarmInfo } from './host-run.js'
 import { PlanError, type Plan } from './plan.js'
+import { optionNamed } from './option-names.js'
 import { exitCodeFor, type Report } from './report.js'
 import { Limit } from './limit.js'
 import type { ProgressEvent } from './protocol.js'
@@ -44,6 +45,7 @@ export function sshSettingsFor(plan: Plan): SshSettings {
     connectTimeoutMs: 15_000,
     keepaliveIntervalMs: 5_000,
     client: plan.sshClient,
+    frontEnd: plan.frontEnd,
   }
 }
 
@@ -63,7 +65,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const range = plan.ports[0] === plan.ports[1] ? `port ${plan.ports[0]}` : `ports ${plan.ports[0]}-${plan.ports[1]}`
-    throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`)
+    throw new PlanError(optionNamed('port', plan.frontEnd), `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`)
   }
   let seeder: Seeder | undefined
   // The run's secret: only agents that got it over their SSH session can join the swarm or read its bytes.
@@ -83,7 +85,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     // serves every host: which pieces each may ask it for is the agents' stripe policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
     seeder = await startSeeder(plan.file, hashed, { ports: seederPorts, seal })
-    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`)
+    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : `NOT encrypted (${optionNamed('noEncryption', plan.frontEnd)})`}`)
     return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal }
   })()
   // A swarm that can't start ends the run: hosts stop where they are.

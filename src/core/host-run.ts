@@ -9,6 +9,7 @@ import type { HostReport } from './report.js'
 import { HostLog } from './host-log.js'
 import type { Limit } from './limit.js'
 import { AttemptError, endedError, throwIfEnded } from './attempt.js'
+import { optionNamed, type FrontEnd } from './option-names.js'
 import { checkNode, loginUid, prepareRemote } from './remote-folder.js'
 import { provideRuntime } from './runtime.js'
 import { runPostCommand } from './post-command.js'
@@ -63,15 +64,15 @@ function toAttemptError(err: unknown, label: string): AttemptError {
 }
 
 /** Waits for a connection, but gives up at once when the run ends; one that completes later is closed. */
-function untilEnded(connecting: Promise<SshConnection>, signal: AbortSignal): Promise<SshConnection> {
+function untilEnded(connecting: Promise<SshConnection>, signal: AbortSignal, frontEnd: FrontEnd): Promise<SshConnection> {
   if (signal.aborted) {
     void connecting.then((c) => c.close(), () => {})
-    return Promise.reject(endedError(signal))
+    return Promise.reject(endedError(signal, frontEnd))
   }
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       void connecting.then((c) => c.close(), () => {})
-      reject(endedError(signal))
+      reject(endedError(signal, frontEnd))
     }
     signal.addEventListener('abort', onAbort, { once: true })
     connecting.then(
@@ -79,7 +80,7 @@ function untilEnded(connecting: Promise<SshConnection>, signal: AbortSignal): Pr
         signal.removeEventListener('abort', onAbort)
         if (signal.aborted) {
           c.close()
-          return reject(endedError(signal))
+          return reject(endedError(signal, frontEnd))
         }
         resolve(c)
       },
@@ -102,11 +103,11 @@ interface Prepared {
 async function connectAndPrepare(ctx: HostRunContext, log: HostLog, forceUpload: boolean): Promise<Prepared> {
   const { plan, spec } = ctx
   return ctx.connectLimit.run(async () => {
-    throwIfEnded(ctx.signal)
+    throwIfEnded(ctx.signal, ctx.plan.frontEnd)
     ctx.onState(spec.label, 'connecting')
-    const c = await untilEnded(connectHost(spec, ctx.ssh, (line) => log.write(line)), ctx.signal)
+    const c = await untilEnded(connectHost(spec, ctx.ssh, (line) => log.write(line)), ctx.signal, plan.frontEnd)
     try {
-      throwIfEnded(ctx.signal)
+      throwIfEnded(ctx.signal, ctx.plan.frontEnd)
       ctx.onState(spec.label, 'starting')
       await prepareRemote(c, plan, await loginUid(c), ctx.agent, log, forceUpload)
       let node = plan.node
@@ -200,7 +201,7 @@ export async function hostRun(ctx: HostRunContext): Promise<HostRun> {
   }
   const reason = ctx.signal.aborted ? String(ctx.signal.reason) : undefined
   const status: HostReport['status'] = reason === 'timeout' ? 'timed-out' : reason ? 'interrupted' : 'failed'
-  const cause = last?.message ?? (reason === 'timeout' ? 'the overall --timeout ended before this host started' : `the run was interrupted (${reason}) before this host started`)
+  const cause = last?.message ?? (reason === 'timeout' ? `the overall ${optionNamed('timeout', plan.frontEnd)} ended before this host started` : `the run was interrupted (${reason}) before this host started`)
   log.write(`FAILED (${status}) after ${attempts} attempt(s): ${cause}`)
   log.close()
   ctx.onState(spec.label, 'failed', cause)

@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import ssh2 from 'ssh2'
 import { HostParseError, parseHostList, parseHostsText, portNumber, type HostSpec } from './hosts.js'
+import { optionName, optionNamed, type FrontEnd } from './option-names.js'
 
 // ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
 const sshUtils = ssh2.utils
@@ -63,6 +64,8 @@ export interface HerdOptions {
   postCommand?: string
   /** Run the post-command on at most this many hosts at a time, once the file is everywhere. */
   postBatch?: number | string
+  /** The front end gathering these options: messages name its flags or inputs (default cli). */
+  frontEnd?: FrontEnd
 }
 
 /** A validated run: types are exact, files exist, hosts parsed. */
@@ -98,6 +101,8 @@ export interface Plan {
   postCommand?: string
   /** With a post-command: at most this many hosts run it at once, after every host settled (absent: each as soon as it is done). */
   postBatch?: number
+  /** The front end in use: every message names its flags or inputs. */
+  frontEnd: FrontEnd
 }
 
 /** direct: hosts dial the runner; ssh: through each host's SSH connection; auto: direct, else SSH. */
@@ -136,12 +141,12 @@ function wholeNumber(input: string, value: number | string | undefined, fallback
   return n
 }
 
-export function parsePorts(value: number | string | undefined): [number, number] {
+export function parsePorts(value: number | string | undefined, frontEnd?: FrontEnd): [number, number] {
   const text = String(value ?? DEFAULTS.port).trim()
   const [lowText = '', highText = lowText, ...more] = text.split('-')
   const low = portNumber(lowText)
   const high = portNumber(highText)
-  if (low === undefined || high === undefined || more.length > 0 || low > high) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`)
+  if (low === undefined || high === undefined || more.length > 0 || low > high) throw new PlanError(optionNamed('port', frontEnd), `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`)
   return [low, high]
 }
 
@@ -165,36 +170,40 @@ function readableFile(input: string, file: string, whatName: string): fs.Stats {
   return st
 }
 
-function hostsFrom(opts: HerdOptions): HostSpec[] {
-  const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g): g is string => !!g)
-  if (given.length > 1) throw new PlanError('hosts', `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, --hostlist, or standard input`)
+function hostsFrom(opts: HerdOptions, fe: FrontEnd): HostSpec[] {
+  const hostsName = optionNamed('hosts', fe)
+  const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && optionNamed('hostList', fe), opts.hostsText !== undefined && 'hosts text'].filter((g): g is string => !!g)
+  if (given.length > 1) throw new PlanError(hostsName, `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, ${optionNamed('hostList', fe)}, or standard input`)
   try {
     if (opts.hostsFile !== undefined) {
-      readableFile('hosts file', opts.hostsFile, 'hosts file')
+      readableFile(optionNamed('hostsFile', fe), opts.hostsFile, optionNamed('hostsFile', fe))
       const hosts = parseHostsText(fs.readFileSync(opts.hostsFile, 'utf8'))
-      if (hosts.length === 0) throw new PlanError('hosts file', `${opts.hostsFile} names no host; write one host per line`)
+      if (hosts.length === 0) throw new PlanError(optionNamed('hostsFile', fe), `${opts.hostsFile} names no host; write one host per line`)
       return hosts
     }
     const hosts = opts.hostList !== undefined ? parseHostList(opts.hostList) : parseHostsText(opts.hostsText ?? '')
-    if (hosts.length === 0) throw new PlanError('hosts', 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input')
+    if (hosts.length === 0) {
+      throw new PlanError(hostsName, fe === 'cli' ? 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input' : 'no host given; list the hosts one per line, or give the path of a hosts file')
+    }
     return hosts
   } catch (err) {
-    if (err instanceof HostParseError) throw new PlanError(opts.hostsFile ?? 'hosts', `${err.message}`)
+    // A line of a hosts file is named by the file (and by the input that named the file).
+    if (err instanceof HostParseError) throw new PlanError(opts.hostsFile === undefined ? hostsName : fe === 'cli' ? opts.hostsFile : `${hostsName}: ${opts.hostsFile}`, `${err.message}`)
     throw err
   }
 }
 
-function checkIdentity(file: string, passphrase: string | undefined): void {
-  readableFile('--identity', file, 'identity')
+function checkIdentity(file: string, passphrase: string | undefined, fe: FrontEnd): void {
+  readableFile(optionNamed('identity', fe), file, 'identity')
   const parsed = sshUtils.parseKey(fs.readFileSync(file), passphrase)
   if (parsed instanceof Error) {
     const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message)
     throw new PlanError(
-      '--identity',
+      optionNamed('identity', fe),
       encrypted
         ? passphrase
-          ? `identity ${file}: the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE`
-          : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
+          ? `identity ${file}: the passphrase does not decrypt it; check ${optionNamed('passphrase', fe)}`
+          : `identity ${file} is encrypted; give its passphrase (${optionNamed('passphrase', fe)}) or load it into ssh-agent`
         : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`,
     )
   }
@@ -202,48 +211,50 @@ function checkIdentity(file: string, passphrase: string | undefined): void {
 
 /** Validates everything that can be checked on the runner before any host is touched. */
 export function makePlan(opts: HerdOptions): Plan {
-  if (!opts.file) throw new PlanError('local file', 'missing; give the file to push')
-  const st = readableFile('local file', opts.file, 'local file')
-  if (st.size === 0) throw new PlanError('local file', `${opts.file} is empty; give a file with content`)
-  if (!opts.destination) throw new PlanError('remote file', 'missing; give the absolute path on the hosts')
+  const fe = opts.frontEnd ?? 'cli'
+  const named = (key: Parameters<typeof optionNamed>[0]) => optionNamed(key, fe)
+  if (!opts.file) throw new PlanError(named('file'), 'missing; give the file to push')
+  const st = readableFile(named('file'), opts.file, named('file'))
+  if (st.size === 0) throw new PlanError(named('file'), `${opts.file} is empty; give a file with content`)
+  if (!opts.destination) throw new PlanError(named('destination'), 'missing; give the absolute path on the hosts')
   const destination = opts.destination
-  if (!destination.startsWith('/')) throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${path.basename(opts.file)})`)
-  if (destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) throw new PlanError('remote file', `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${path.basename(opts.file)}`)
-  if (destination.includes('\0')) throw new PlanError('remote file', 'contains a NUL byte; remove it')
+  if (!destination.startsWith('/')) throw new PlanError(named('destination'), `'${destination}' is not an absolute path; write it from / (e.g. /srv/${path.basename(opts.file)})`)
+  if (destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) throw new PlanError(named('destination'), `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${path.basename(opts.file)}`)
+  if (destination.includes('\0')) throw new PlanError(named('destination'), 'contains a NUL byte; remove it')
   const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict') as Plan['hostKeyPolicy']
   if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
-    throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`)
+    throw new PlanError(named('hostKeyPolicy'), `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`)
   }
   const identityFiles = opts.identityFiles ?? []
-  for (const id of identityFiles) checkIdentity(id, opts.passphrase)
+  for (const id of identityFiles) checkIdentity(id, opts.passphrase, fe)
   const knownHostsFiles = opts.knownHostsFiles ?? []
-  for (const kh of knownHostsFiles) readableFile('--known-hosts', kh, 'known_hosts file')
-  if (opts.sshConfig !== undefined) readableFile('--ssh-config', opts.sshConfig, 'ssh config')
+  for (const kh of knownHostsFiles) readableFile(named('knownHosts'), kh, 'known_hosts file')
+  if (opts.sshConfig !== undefined) readableFile(optionName('sshConfig', fe) ?? 'ssh config', opts.sshConfig, 'ssh config')
   const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '')
-  if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them')
+  if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError(named('remotePath'), 'is empty or contains a NUL or newline; give a folder path without them')
   const node = opts.node ?? DEFAULTS.node
-  if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them')
+  if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError(optionName('node', fe) ?? 'node', 'is empty or contains a NUL or newline; give a command or path without them')
   const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim()) as RunnerVia
-  if (!['auto', 'direct', 'ssh'].includes(runnerVia)) throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`)
+  if (!['auto', 'direct', 'ssh'].includes(runnerVia)) throw new PlanError(named('runnerVia'), `'${runnerVia}' is not known; use auto, direct or ssh`)
   const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim()) as Plan['sshClient']
-  if (!['auto', 'builtin', 'openssh'].includes(sshClient)) throw new PlanError('--ssh', `'${sshClient}' is not known; use auto, builtin or openssh`)
+  if (!['auto', 'builtin', 'openssh'].includes(sshClient)) throw new PlanError(named('sshClient'), `'${sshClient}' is not known; use auto, builtin or openssh`)
   const postCommand = opts.postCommand === undefined || opts.postCommand.trim() === '' ? undefined : opts.postCommand
-  if (postCommand?.includes('\0')) throw new PlanError('--post-command', 'contains a NUL byte; give a shell command without it')
-  const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1)
-  if (postBatch !== undefined && postCommand === undefined) throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches')
-  const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
+  if (postCommand?.includes('\0')) throw new PlanError(named('postCommand'), 'contains a NUL byte; give a shell command without it')
+  const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber(named('postBatch'), opts.postBatch, 1, 1)
+  if (postBatch !== undefined && postCommand === undefined) throw new PlanError(named('postBatch'), `needs ${named('postCommand')}; give the command to run in batches`)
+  const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber(named('timeout'), opts.timeout, 0, 1)
   return {
     file: path.resolve(opts.file),
     size: st.size,
     mode: st.mode & 0o7777,
     destination,
-    hosts: hostsFrom(opts),
-    retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
-    ports: parsePorts(opts.port),
+    hosts: hostsFrom(opts, fe),
+    retry: wholeNumber(named('retry'), opts.retry, DEFAULTS.retry, -1),
+    ports: parsePorts(opts.port, fe),
     remotePath,
     logDir: opts.logDir ? path.resolve(opts.logDir) : undefined,
     timeoutSeconds: timeout,
-    concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
+    concurrency: wholeNumber(named('concurrency'), opts.concurrency, DEFAULTS.concurrency, 1, 1000),
     identityFiles,
     knownHostsFiles,
     hostKeyPolicy,
@@ -253,9 +264,10 @@ export function makePlan(opts: HerdOptions): Plan {
     node,
     sshConfig: opts.sshConfig,
     runnerVia,
-    stallSeconds: wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5),
+    stallSeconds: wholeNumber(named('stallTimeout'), opts.stallTimeout, DEFAULTS.stallTimeout, 5),
     sshClient,
     postCommand,
     postBatch,
+    frontEnd: fe,
   }
 }

@@ -9,6 +9,7 @@ import type { HostLog } from './host-log.js'
 import type { Plan } from './plan.js'
 import { AttemptError } from './attempt.js'
 import { execCollect } from './remote-folder.js'
+import { optionName } from './option-names.js'
 
 /** The runtime the runner can give: its own node binary, for hosts of its platform. */
 interface Runtime {
@@ -38,6 +39,12 @@ function runnersRuntime(): Promise<Runtime | undefined> {
   return prepared
 }
 
+/** The other way out, where the front end has it: naming a node the host does have. */
+function orNode(plan: Plan): string {
+  const flag = optionName('node', plan.frontEnd)
+  return flag ? `, or pass ${flag} with its path` : ''
+}
+
 /** `uname -m` as Node names architectures. */
 const ARCH: Record<string, string> = { x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', arm64: 'arm64' }
 
@@ -54,7 +61,7 @@ export async function provideRuntime(conn: SshConnection, plan: Plan, why: strin
   const runtime = await runnersRuntime()
   if (!runtime || platform !== runtime.platform || !glibc) {
     const have = runtime ? `${runtime.platform} (glibc)` : `none (the runner is ${process.platform}-${process.arch})`
-    throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); install Node.js 20 or newer there, or pass --node with its path`, false)
+    throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); install Node.js 20 or newer there${orNode(plan)}`, false)
   }
   const node = `${plan.remotePath}/${runtime.remoteName}`
   const present = await execCollect(conn, shellCommand(['test', '-x', node]))
@@ -69,7 +76,7 @@ export async function provideRuntime(conn: SshConnection, plan: Plan, why: strin
     'if gzip -dc > "$t" && test "$(sha256sum "$t" | cut -d " " -f 1)" = "$3" && chmod 700 "$t" && mv -f -- "$t" "$2"; then exit 0; fi; rm -f -- "$t"; exit 5'
   const put = await execCollect(conn, shellCommand(['sh', '-c', install, 'sh', plan.remotePath, runtime.remoteName, runtime.sha256]), { input: runtime.gzipped, timeoutMs: 600_000 })
   if (put.code !== 0) {
-    throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); install Node.js 20 or newer there, or pass --node`, true)
+    throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); install Node.js 20 or newer there${orNode(plan)}`, true)
   }
   log.write(`uploaded Node runtime ${runtime.remoteName} (${runtime.gzipped.length} bytes gzipped, hash checked on the host) in ${Date.now() - began} ms`)
   return { node, uploaded: runtime.gzipped.length }

@@ -28,9 +28,9 @@ export async function openHop(label: string, r: ResolvedHost, settings: SshSetti
 
   const { policy, fromConfig } = effectivePolicy(settings, r);
   if (fromConfig) log(`host key policy ${policy} (StrictHostKeyChecking ${r.strictHostKeyChecking} in ssh config; a changed key still fails)`);
-  const hostKey = hostKeyVerifier(who, r, policy, log);
+  const hostKey = hostKeyVerifier(who, r, policy, log, settings.frontEnd);
   const preferredAlgos = preferredHostKeyAlgorithms(r);
-  const auth = makeAuth(who, r, settings.passphrase, log);
+  const auth = makeAuth(who, r, settings.passphrase, log, settings.frontEnd);
   const client = new Client();
   // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
   client.on('error', () => {});

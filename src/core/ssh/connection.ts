@@ -1,6 +1,7 @@
 // What an SSH connection to a host is, whichever client carries it: the settings, the target, the interface.
 import type { Duplex, Readable } from 'node:stream';
 import type { ResolvedHost } from './config.js';
+import type { FrontEnd } from '../option-names.js';
 import type { Tunnel } from './forward.js';
 
 export interface SshSettings {
@@ -28,6 +29,8 @@ export interface SshSettings {
    * certificate in known_hosts...) and OpenSSH is installed.
    */
   client?: 'auto' | 'builtin' | 'openssh';
+  /** The front end in use: fixes in messages name its flags or inputs (default cli). */
+  frontEnd?: FrontEnd;
 }
 
 export type HostKeyPolicy = 'strict' | 'accept-new';

@@ -6,6 +6,7 @@ import type { HostKeyPolicy, SshLog, SshSettings } from './connection.js';
 import { fail, tildePath, type SshError } from './errors.js';
 import { appendKnownHost, checkHostKey, fingerprint, formatKnownHostsLine, keyTypeOf, knownKeyTypes } from './known-hosts.js';
 import { shellQuote } from './quote.js';
+import { optionNamed, type FrontEnd } from '../option-names.js';
 
 /**
  * What the user told herd beats the ssh config: with known_hosts files or accept-new given to herd,
@@ -42,7 +43,7 @@ export function preferredHostKeyAlgorithms(r: ResolvedHost): ServerHostKeyAlgori
 }
 
 /** ssh2's hostVerifier for `r` under `policy`, and the error it refused a key with (the handshake's cause). */
-export function hostKeyVerifier(who: string, r: ResolvedHost, policy: HostKeyPolicy, log: SshLog): { verify(key: Buffer): boolean; refused(): SshError | undefined } {
+export function hostKeyVerifier(who: string, r: ResolvedHost, policy: HostKeyPolicy, log: SshLog, frontEnd?: FrontEnd): { verify(key: Buffer): boolean; refused(): SshError | undefined } {
   const { keyName, files } = keyNameAndFiles(r);
   let refusal: SshError | undefined;
   const verify = (key: Buffer): boolean => {
@@ -86,7 +87,7 @@ export function hostKeyVerifier(who: string, r: ResolvedHost, policy: HostKeyPol
           const alias = r.hostKeyAlias ? ` (then replace the host name by ${r.hostKeyAlias}, the HostKeyAlias)` : '';
           refusal = fail('host-key-unknown',
             `${who}: host key for ${lookup} is not known (${type} ${fp})`,
-            `check that fingerprint with the host's owner, then run: ssh-keyscan ${portArg}${shellQuote(r.hostname)} >> ${kh}${alias}; or use the accept-new host key option`);
+            `check that fingerprint with the host's owner, then run: ssh-keyscan ${portArg}${shellQuote(r.hostname)} >> ${kh}${alias}; or let herd add it on first use (${optionNamed('acceptNew', frontEnd)})`);
           return false;
         }
       }

@@ -11,6 +11,7 @@ import type { HostSpec } from '../hosts.js';
 import type { RemoteChannel, SshConnection, SshLog, SshSettings } from './connection.js';
 import { fail, type SshError } from './errors.js';
 import { ForwardRefused, type Tunnel } from './forward.js';
+import { optionNamed, type FrontEnd } from '../option-names.js';
 
 /** Variables a child ssh must never see: the Action's inputs (the key among them) and herd's passphrase. */
 export function scrubbedEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -79,7 +80,7 @@ function sshOnce(args: string[], timeoutMs: number): Promise<{ code: number | nu
 }
 
 /** OpenSSH's last words as an SshError with the kind herd's retry policy and messages use. */
-function classify(who: string, r: ResolvedHost, stderr: string): SshError {
+function classify(who: string, r: ResolvedHost, stderr: string, frontEnd?: FrontEnd): SshError {
   const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Warning: Permanently added|Control socket)/.test(l));
   const last = lines.at(-1) ?? 'ssh exited without a message';
   const addr = `${r.user}@${r.hostname}:${r.port}`;
@@ -87,7 +88,7 @@ function classify(who: string, r: ResolvedHost, stderr: string): SshError {
     return fail('host-key-changed', `${who}: HOST KEY CHANGED for ${r.hostname} (OpenSSH: ${last})`, `if the change is expected, remove the old key with: ssh-keygen -R ${r.hostname}`);
   }
   if (/Host key verification failed|No .* host key is known/i.test(stderr)) {
-    return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then add it to known_hosts (ssh-keyscan), or use the accept-new host key option`);
+    return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then add it to known_hosts (ssh-keyscan), or let herd add it on first use (${optionNamed('acceptNew', frontEnd)})`);
   }
   if (/REVOKED/i.test(stderr)) return fail('host-key-revoked', `${who}: the host key of ${r.hostname} is revoked (OpenSSH: ${last})`, 'the host must get a new host key');
   if (/Permission denied|Too many authentication failures/i.test(stderr)) {
@@ -142,7 +143,7 @@ export async function connectOpenSsh(target: HostSpec, r: ResolvedHost, settings
   for (;;) {
     if (exited) {
       cleanup();
-      throw classify(who, r, masterErr);
+      throw classify(who, r, masterErr, settings.frontEnd);
     }
     const check = await sshOnce(['-o', `ControlPath=${control}`, '-O', 'check', '--', target.host], 5000);
     if (check.code === 0) break;
