@@ -83,8 +83,9 @@ test('a link cut mid-transfer and restored: the host retries, finishes, and keep
   assert.ok(stale, `an agent on ${cut.alias}`)
   process.kill(stale.pid, 'SIGSTOP')
   await cluster.setLink(cut, false)
-  // Long enough for the runner to give the connection up (keepalive 3 x 5 s), short of the agent's 30 s heartbeat.
-  await new Promise((r) => setTimeout(r, 22_000))
+  // Back once the runner has given the connection up (keepalive 3 x 5 s) and retries.
+  const cutLog = path.join(logs, `${cut.alias}.log`)
+  await waitUntil('the runner to give up the cut connection', () => fs.readFileSync(cutLog, 'utf8').includes('attempt 1 failed'), 60_000)
   await cluster.setLink(cut, true)
   const r = await run.done
   assert.equal(r.code, 0, r.stderr)

@@ -99,6 +99,31 @@ export function sshConnections(host: ClusterHost): number {
   }
 }
 
+/**
+ * How many SSH connections each host's sshd has logged, everything up to now included: a TCP connection
+ * of our own from the runner's namespace marks "now" (and counts), and we wait until each sshd has logged
+ * it. Compare two of these: whatever connected in between shows as more than the one marker.
+ */
+export async function sshConnectionsUpToNow(cluster: Cluster, hosts: ClusterHost[]): Promise<number[]> {
+  const script =
+    "const net=require('net');Promise.all(process.argv.slice(1).map((a)=>new Promise((ok,fail)=>{" +
+    "const s=net.connect({host:a,port:22});s.setTimeout(10000,()=>fail(new Error('no banner from '+a)));" +
+    "s.once('data',()=>{ok(s.localPort);s.destroy()});s.once('error',fail)}))).then((p)=>console.log(p.join(' ')))"
+  const r = await cluster.runInRunner(['node', '-e', script, ...hosts.map((h) => h.address)], { timeoutMs: 20_000 })
+  const ports = r.stdout.trim().split(' ')
+  if (ports.length !== hosts.length) throw new Error(`marker connections failed: ${r.stderr}`)
+  await Promise.all(
+    hosts.map((h, i) => waitUntil(`${h.alias}'s sshd to log the marker connection`, () => {
+      try {
+        return fs.readFileSync(h.logPath, 'utf8').includes(` port ${ports[i]} on `)
+      } catch {
+        return false
+      }
+    }, 10_000)),
+  )
+  return hosts.map(sshConnections)
+}
+
 /** Runs a shell script inside the mount namespace of a host's sshd: what herd's sessions see (mounts made there included). */
 export function inSshdMounts(host: ClusterHost, script: string, timeoutMs = 30_000): Promise<RunResult> {
   if (!host.sshdPid) throw new Error(`${host.alias}: sshd is not running`)
