@@ -6,7 +6,7 @@ import path from 'node:path'
 import { after, afterEach, before, test } from 'node:test'
 import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
-import { herd, inSshdMounts, leftovers, nodeWrapper, randomFile, repoRoot, startHerd as startHerdIn, waitUntil, type StartedHerd } from './support/herd.js'
+import { herd, inSshdMounts, leftovers, nodeWrapper, partialBytes as partialBytesOn, randomFile, repoRoot, startHerd as startHerdIn, verifiedAtStart, waitUntil, type StartedHerd } from './support/herd.js'
 import { pieceLengthFor } from '../src/core/swarm/torrent.js'
 
 const can = canRunCluster()
@@ -40,18 +40,6 @@ async function assertNothingLeftRunning(hosts = cluster.hosts): Promise<void> {
   for (const h of hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 15_000), [], `${h.alias}: processes left running`)
 }
 
-/** Bytes on disk of the temporary file herd is filling beside `dest` on a host (0 when there is none). */
-function partialBytes(h: ClusterHost, dest: string): number {
-  const dir = cluster.hostPath(h, path.dirname(dest))
-  const name = fs.existsSync(dir) ? fs.readdirSync(dir).find((n) => n.startsWith(`.${path.basename(dest)}.herd-`) && n.endsWith('.part')) : undefined
-  if (!name) return 0
-  try {
-    return fs.statSync(path.join(dir, name)).blocks * 512
-  } catch {
-    return 0
-  }
-}
-
 /** herd's working folder on a host holds the agent and nothing else once a run is over (no lock, no upload left half done). */
 function assertWorkDirClean(h: ClusterHost): void {
   const wd = cluster.hostPath(h, '/root/.cache/herd-action')
@@ -59,10 +47,7 @@ function assertWorkDirClean(h: ClusterHost): void {
   assert.deepEqual(extra, [], `${h.alias}: left in the working folder`)
 }
 
-/** The `N bytes already verified` figures of every agent start in a host log. */
-function verifiedAtStart(log: string): number[] {
-  return [...log.matchAll(/agent ready \(pid \d+, node [^)]*\); (\d+) bytes already verified/g)].map((m) => Number(m[1]))
-}
+const partialBytes = (h: ClusterHost, dest: string) => partialBytesOn(cluster, h, dest)
 
 /** Starts herd detached; a test that fails half way kills it in afterEach. */
 function startHerd(args: string[]): StartedHerd {

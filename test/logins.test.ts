@@ -25,6 +25,31 @@ before(async () => {
 
 after(() => fx?.close())
 
+test('a non-root login on every host: its own home, working folder and file, the hosts trading pieces as that user', { skip, timeout: 120_000 }, async () => {
+  const uid = 4244
+  const homes: string[] = []
+  for (const h of cluster.hosts) homes.push((await cluster.addLogin(h, { name: 'deploy', uid, shell: '/bin/sh' })).home)
+  const home = homes[0]!
+  const dest = `${home}/app.bin`
+  const logs = path.join(work, 'logs-deploy')
+  const r = await herd(cluster, [file.path, dest, '--hostlist', cluster.hosts.map((h) => `deploy@${h.alias}`).join(','), '--log-dir', logs])
+  assert.equal(r.code, 0, r.stderr)
+  for (const h of cluster.hosts) {
+    assert.equal(await cluster.sha256On(h, dest), file.sha256, `${h.alias}: sha256`)
+    const st = fs.statSync(cluster.hostPath(h, dest))
+    assert.deepEqual([st.uid, st.mode & 0o777], [uid, fs.statSync(file.path).mode & 0o777], `${h.alias}: the login owns the file, with the local file's mode`)
+    const wd = fs.statSync(cluster.hostPath(h, `${home}/.cache/herd-action`))
+    assert.deepEqual([wd.uid, wd.mode & 0o777], [uid, 0o700], `${h.alias}: the working folder is the login's, 0700`)
+    assert.equal(fs.existsSync(cluster.hostPath(h, '/root/.cache/herd-action')), false, `${h.alias}: nothing in root's home`)
+    assert.match(fs.readFileSync(path.join(logs, `deploy@${h.alias}.log`), 'utf8'), /authenticated as deploy /)
+    assert.deepEqual(leftovers(cluster, h, dest), [])
+  }
+  // The agents, running as the login, served each other too.
+  const fromPeers = r.report!.hosts.reduce((sum, h) => sum + h.downloaded - h.fromRunner, 0)
+  assert.ok(fromPeers > 0, `the hosts traded no piece: ${JSON.stringify(r.report!.hosts)}`)
+  for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], h.alias)
+})
+
 test('a login whose shell is tcsh (which expands `!` even in single quotes) gets the file: every remote command runs under it', { skip: skip || (tcsh ? false : 'tcsh not found (scripts/setup.sh installs it)'), timeout: 120_000 }, async () => {
   const h = cluster.hosts[0]!
   const uid = 4243

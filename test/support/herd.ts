@@ -90,6 +90,23 @@ export function leftovers(cluster: Cluster, host: ClusterHost, destination: stri
   return fs.readdirSync(dir).filter((n) => n.includes('.herd-'))
 }
 
+/** Bytes on disk of the temporary file herd is filling beside `dest` on a host (0 when there is none). */
+export function partialBytes(cluster: Cluster, h: ClusterHost, dest: string): number {
+  const dir = cluster.hostPath(h, path.dirname(dest))
+  const name = fs.existsSync(dir) ? fs.readdirSync(dir).find((n) => n.startsWith(`.${path.basename(dest)}.herd-`) && n.endsWith('.part')) : undefined
+  if (!name) return 0
+  try {
+    return fs.statSync(path.join(dir, name)).blocks * 512
+  } catch {
+    return 0
+  }
+}
+
+/** The `N bytes already verified` figures of every agent start in a host log. */
+export function verifiedAtStart(log: string): number[] {
+  return [...log.matchAll(/agent ready \(pid \d+, node [^)]*\); (\d+) bytes already verified/g)].map((m) => Number(m[1]))
+}
+
 /** How many SSH connections a host's sshd has logged so far (its log is at LogLevel VERBOSE). */
 export function sshConnections(host: ClusterHost): number {
   try {
