@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine for herd's tests and demo: OpenSSH server, iproute2, nftables, tcsh, node packages.
+# Sets up a fresh Debian machine for herd's tests and demo: OpenSSH server, iproute2, nftables, rsync, tcsh, node packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +10,9 @@ command -v tc >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+# gitlab-ci-local (the component's test) copies the project with rsync and reads it with git.
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
+command -v git >/dev/null 2>&1 || need+=(git)
 # A test login's shell: the agent must start under csh/tcsh too.
 command -v tcsh >/dev/null 2>&1 || need+=(tcsh)
 if [ ${#need[@]} -gt 0 ]; then

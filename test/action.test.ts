@@ -8,6 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
 import { after, before, describe, test } from 'node:test'
+import ssh2 from 'ssh2'
 import { parse as parseYaml } from 'yaml'
 import { canRunCluster, run, startCluster, type Cluster, type RunResult } from './support/cluster.js'
 import { randomFile, repoRoot } from './support/herd.js'
@@ -23,6 +24,8 @@ const can = canRunCluster()
 const hasKeygen = spawnSync('ssh-keygen', ['-?'], { encoding: 'utf8' }).error === undefined
 /** Tracker ports for these tests, away from the default so another run on the machine does not collide. */
 const PORTS = '28998-29098'
+/** A key for steps whose hosts refuse connections: without any key the step stops before touching a host. */
+const throwawayKey = ssh2.utils.generateKeyPairSync('ed25519').private
 
 let work: string
 /** A copy of dist/ with no node_modules anywhere above it: what a fresh clone runs. */
@@ -215,10 +218,13 @@ describe('the action without a cluster', () => {
       { inputs: { destination: '/srv/x.bin', hosts: 'deploy/hosts.txt' }, error: /^hosts: deploy\/hosts\.txt is not a file/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a\nb c' }, error: /^hosts: .*white space/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', retry: 'twice' }, error: /^retry: 'twice' is not a whole number/ },
+      { inputs: { destination: '/srv/x.bin', hosts: 'a', 'limit-rate': '5X' }, error: /^limit-rate: '5X' is not a rate; give bytes per second/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', 'upload-logs': 'sometimes' }, error: /^upload-logs: 'sometimes' is not one of on-failure, always, never/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', 'ssh-strict': 'maybe' }, error: /^ssh-strict: 'maybe' is not true or false/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', 'artifact-name': 'logs/today' }, error: /^artifact-name: / },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', 'artifact-retention-days': '365' }, error: /^artifact-retention-days: '365' is not a whole number from 1 to 90/ },
+      // No key anywhere (empty HOME, no agent): the step says which input gives one.
+      { inputs: { destination: '/srv/x.bin', hosts: 'a' }, error: /^ssh-key: no SSH key to offer: ssh-key is empty, and the runner has no ssh-agent.*; give the private key from a secret \(ssh-key: \$\{\{ secrets\.DEPLOY_KEY \}\}\)$/ },
       { inputs: { destination: '/srv/x.bin', hosts: 'a', 'ssh-key': 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEX' }, error: /^ssh-key: / },
       ...(encrypted
         ? [
@@ -253,7 +259,7 @@ describe('the action without a cluster', () => {
     try {
       const down = `127.0.0.1:${await closedPort()}`
       const step = makeStep(
-        { file, destination: '/srv/x.bin', hosts: down, port: PORTS, 'artifact-name': 'herd-logs-local', 'artifact-retention-days': '3' },
+        { file, destination: '/srv/x.bin', hosts: down, port: PORTS, 'ssh-key': throwawayKey, 'artifact-name': 'herd-logs-local', 'artifact-retention-days': '3' },
         server.env(),
       )
       const r = await runLocally(mainJs, step)
@@ -271,7 +277,7 @@ describe('the action without a cluster', () => {
       const perHost = errors.find((e) => e.props.includes(down))
       assert.ok(perHost, `an annotation titled with ${down}\n${show(r)}`)
       assert.match(perHost.message, /refused/)
-      assert.match(errors.at(-1)!.message, new RegExp(`^1 of 1 hosts failed: ${down}`))
+      assert.match(errors.at(-1)!.message, new RegExp(`^1 of 1 host failed: ${down}`))
       assert.match(r.stdout, /::group::log of 127\.0\.0\.1/)
 
       const summary = fs.readFileSync(step.summaryFile, 'utf8')
@@ -297,12 +303,12 @@ describe('the action without a cluster', () => {
     const server = await startArtifactServer({ dir: path.join(work, 'artifacts-refusing'), refuseCreate: true })
     try {
       const down = `127.0.0.1:${await closedPort()}`
-      const step = makeStep({ file, destination: '/srv/x.bin', hosts: down, port: PORTS, 'upload-logs': 'always' }, server.env())
+      const step = makeStep({ file, destination: '/srv/x.bin', hosts: down, port: PORTS, 'ssh-key': throwawayKey, 'upload-logs': 'always' }, server.env())
       const r = await runLocally(mainJs, step)
       assert.equal(r.code, 1, show(r))
       const warnings = commands(r.stdout, 'warning')
       assert.ok(warnings.some((w) => /host logs not uploaded as artifact herd-logs-push: .*refused by this test server/.test(w.message)), show(r))
-      assert.match(commands(r.stdout, 'error').at(-1)!.message, /^1 of 1 hosts failed/)
+      assert.match(commands(r.stdout, 'error').at(-1)!.message, /^1 of 1 host failed/)
       assert.match(fs.readFileSync(step.summaryFile, 'utf8'), /logs: on the runner in /)
       assert.equal(readFileCommands(step.outputFile)['artifact-id'], undefined)
     } finally {
@@ -315,14 +321,14 @@ describe('the action without a cluster', () => {
     try {
       const down = `127.0.0.1:${await closedPort()}`
       const alsoDown = `127.0.0.1:${await closedPort()}`
-      const never = makeStep({ file, destination: '/srv/x.bin', hosts: `${down}, ${alsoDown}`, port: PORTS, 'upload-logs': 'never', 'log-dir': path.join(work, 'never-logs') }, server.env())
+      const never = makeStep({ file, destination: '/srv/x.bin', hosts: `${down}, ${alsoDown}`, port: PORTS, 'ssh-key': throwawayKey, 'upload-logs': 'never', 'log-dir': path.join(work, 'never-logs') }, server.env())
       const r1 = await runLocally(mainJs, never)
       assert.equal(r1.code, 1, show(r1))
       assert.deepEqual(JSON.parse(readFileCommands(never.outputFile).failed!), [down, alsoDown], 'a one-line list separated by commas')
       assert.deepEqual(server.artifacts(), [])
       assert.equal(readFileCommands(never.outputFile).report, path.join(work, 'never-logs', 'report.json'))
       assert.ok(fs.existsSync(path.join(work, 'never-logs', `127.0.0.1_${down.split(':')[1]}.log`)))
-      const noService = makeStep({ file, destination: '/srv/x.bin', hosts: down, port: PORTS })
+      const noService = makeStep({ file, destination: '/srv/x.bin', hosts: down, port: PORTS, 'ssh-key': throwawayKey })
       const r2 = await runLocally(mainJs, noService)
       assert.equal(r2.code, 1, show(r2))
       assert.ok(commands(r2.stdout, 'warning').some((w) => /ACTIONS_RUNTIME_TOKEN/.test(w.message)), show(r2))
@@ -551,7 +557,8 @@ describe('the action on 8 real hosts', { skip: can.ok ? false : can.why }, () =>
     const report = readReport(readFileCommands(strict.outputFile))
     for (const h of report.hosts) {
       assert.equal(h.kind, 'host-key-unknown', `${h.host}: ${h.cause}`)
-      assert.match(h.cause!, /or let herd add it on first use \(ssh-strict: false\)$/, 'the fix names the input')
+      // The fix names the Action's inputs, not the runner's temporary known_hosts file.
+      assert.match(h.cause!, /add the output of `ssh-keyscan [^`]+` to the ssh-known-hosts input; or trust it on first use with ssh-strict: false$/, h.cause)
     }
     const annotations = commands(r1.stdout, 'error').filter((e) => e.props.includes('title=herd: root@'))
     assert.equal(annotations.length, 2, show(r1))

@@ -95,7 +95,7 @@ test('a 0666 file from a umask-0000 job lands 0644; an existing 0640 root:adm de
   }
 })
 
-test('--post-command runs once per host after the file is in place; a failing one fails its host with the code; --post-batch 1 runs one at a time', { skip, timeout: 180_000 }, async () => {
+test('--post-command runs once per host after the file is in place; a failing one fails its host with the code', { skip, timeout: 180_000 }, async () => {
   const [ok, bad] = cluster.hosts as [typeof cluster.hosts[0], typeof cluster.hosts[0]]
   fs.writeFileSync(cluster.hostPath(bad, '/srv/fail-here'), '')
   const logs = path.join(work, 'logs-post')
@@ -113,23 +113,4 @@ test('--post-command runs once per host after the file is in place; a failing on
     assert.equal(fs.readFileSync(cluster.hostPath(h, '/srv/post.log'), 'utf8'), `${file.sha256}  /srv/post.bin\n`, h.alias)
     assert.equal(await cluster.sha256On(h, '/srv/post.bin'), file.sha256)
   }
-  fs.rmSync(cluster.hostPath(bad, '/srv/fail-here'))
-
-  // Batches: every run appends its start and end (ns) to one file all hosts see; never more than 2 overlap.
-  const trace = path.join(cluster.dir, 'post-trace')
-  fs.writeFileSync(trace, '')
-  fs.chmodSync(trace, 0o666)
-  const batched = `echo "start $(date +%s%N)" >> ${trace}; sleep 1; echo "end $(date +%s%N)" >> ${trace}`
-  const b = await herd(cluster, [file.path, '/srv/batched.bin', '--hostlist', aliases(), '--post-command', batched, '--post-batch', '1'])
-  assert.equal(b.code, 0, b.stderr)
-  const events = fs.readFileSync(trace, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([what, ns]) => ({ what: what!, at: BigInt(ns!) }))
-  events.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0))
-  let running = 0
-  let most = 0
-  for (const e of events) {
-    running += e.what === 'start' ? 1 : -1
-    most = Math.max(most, running)
-  }
-  assert.equal(events.filter((e) => e.what === 'start').length, b.report!.hosts.length)
-  assert.equal(most, 1, `${most} post-commands ran at once with --post-batch 1`)
 })

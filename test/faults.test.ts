@@ -286,7 +286,7 @@ test('--timeout reached: the hosts still running are reported timed out, nothing
   assert.equal(r.report!.interrupted, 'timeout')
   for (const x of r.report!.hosts) {
     assert.equal(x.status, 'timed-out', `${x.host}: ${x.status}`)
-    assert.match(x.cause!, /the overall --timeout ended before this host finished/)
+    assert.match(x.cause!, /the time limit \(--timeout\) ended before this host finished/)
   }
   for (const h of cluster.hosts) {
     assert.deepEqual(leftovers(cluster, h, dest), [], `${h.alias}: temporary file left`)

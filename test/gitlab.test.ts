@@ -119,8 +119,11 @@ function expandVariables(vars: Record<string, unknown>, ciEnv: Record<string, st
   return out
 }
 
-/** A stand-in `npx` that records its argv, checks the package spec, and runs the repository's CLI in place of the npm download. */
-function fakeNpx(dir: string, version: string, herdCli = cliPath): { bin: string; argvFile: string } {
+/**
+ * A stand-in `npx` that records its argv, checks the package spec (`npx --yes SPEC` as the docs write it, or
+ * `npx --yes --package SPEC -- herd` as the component runs it), and runs the repository's CLI in place of the npm download.
+ */
+function fakeNpx(dir: string, version: string, herdCli = cliPath, spec = `${PACKAGE.name}@${version}`): { bin: string; argvFile: string } {
   const bin = path.join(dir, 'fake-npx-bin')
   const argvFile = path.join(dir, 'npx-argv')
   fs.mkdirSync(bin, { recursive: true })
@@ -129,8 +132,10 @@ function fakeNpx(dir: string, version: string, herdCli = cliPath): { bin: string
     [
       '#!/bin/sh',
       `printf '%s\\0' "$@" > '${argvFile}'`,
-      `if [ "$1" != --yes ] || [ "$2" != '${PACKAGE.name}@${version}' ]; then echo "unexpected npx call: $*" >&2; exit 99; fi`,
-      'shift 2',
+      `if [ "$1" = --yes ] && [ "$2" = --package ] && [ "$4" = -- ] && [ "$5" = herd ]; then spec=$3; shift 5`,
+      `elif [ "$1" = --yes ]; then spec=$2; shift 2`,
+      `else echo "unexpected npx call: $*" >&2; exit 99; fi`,
+      `if [ "$spec" != '${spec}' ]; then echo "unexpected package: $spec" >&2; exit 99; fi`,
       `exec '${process.execPath}' '${herdCli}' "$@"`,
       '',
     ].join('\n'),
@@ -162,6 +167,7 @@ function sshKeygen(file: string, passphrase = ''): void {
 }
 
 const hasSsh = spawnSync('sh', ['-c', 'command -v ssh-keygen && command -v bash'], { timeout: 5000 }).status === 0
+const hasAgent = spawnSync('sh', ['-c', 'command -v ssh-agent && command -v ssh-add'], { timeout: 5000 }).status === 0
 
 let work: string
 before(() => {
@@ -243,7 +249,8 @@ describe('the component file', () => {
     const script = job.script.join('\n')
     assert.doesNotMatch(script, /\$\[\[/, 'no interpolation block left')
     assert.match(script, /--retry "3"/)
-    assert.match(script, new RegExp(`npx --yes "${PACKAGE.name}@${PACKAGE.version.replace(/\./g, '\\.')}"`))
+    assert.match(script, new RegExp(`herd_package="${PACKAGE.name}@${PACKAGE.version.replace(/\./g, '\\.')}"`))
+    assert.match(script, /npx --yes --package "\$herd_package" -- herd "\$@" --json/)
   })
 })
 
@@ -265,6 +272,7 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
         port: '9100-9110',
         'remote-path': 'work dir/herd',
         'log-dir': 'logs/herd',
+        'limit-rate': '50M',
         args: '--timeout 60 --concurrency 4',
       })
       const npx = fakeNpx(dir, PACKAGE.version)
@@ -276,7 +284,7 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
       assert.doesNotMatch(r.stderr, /unknown option|too many arguments|run 'herd --help'/, 'the CLI accepted every option')
       const argv = readArgv(npx.argvFile)
       const at = (flag: string) => argv[argv.indexOf(flag) + 1]
-      assert.deepEqual(argv.slice(0, 4), ['--yes', `${PACKAGE.name}@${PACKAGE.version}`, path.join(project, 'missing build.bin'), "/srv/it's a $(dest).bin"])
+      assert.deepEqual(argv.slice(0, 7), ['--yes', '--package', `${PACKAGE.name}@${PACKAGE.version}`, '--', 'herd', path.join(project, 'missing build.bin'), "/srv/it's a $(dest).bin"])
       assert.equal(at('--hostlist'), 'web-1, deploy@web-2:2222\n[fd00::3]:22')
       assert.equal(at('--retry'), '2')
       assert.equal(at('--port'), '9100-9110')
@@ -284,13 +292,14 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
       assert.equal(at('--log-dir'), 'logs/herd')
       assert.equal(at('--timeout'), '60')
       assert.equal(at('--concurrency'), '4')
+      assert.equal(at('--limit-rate'), '50M')
       assert.ok(argv.includes('--json'))
       assert.equal(argv.includes('--accept-new-host-keys'), false, 'strict host keys by default')
       assert.match(at('-i')!, /\/id$/)
       assert.match(at('--known-hosts')!, /\/known_hosts$/)
       assert.equal(fs.existsSync(at('-i')!), false, 'the key copy is removed when the job ends')
       assert.equal(fs.existsSync(path.dirname(at('-i')!)), false, 'the temporary folder is removed')
-      assert.ok(fs.existsSync(path.join(project, 'logs/herd/report.json')), 'the log dir exists for the artifacts')
+      assert.equal(fs.existsSync(path.join(project, 'logs/herd/report.json')), false, 'no empty report.json is left when herd exits 2')
     })
   }
 
@@ -314,6 +323,7 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
         port: String(port),
         args: '--timeout 30 --user deploy',
         'ssh-strict': false,
+        'limit-rate': '500k',
       })
       const npx = fakeNpx(dir, PACKAGE.version)
       const known = path.join(dir, 'SSH_KNOWN_HOSTS')
@@ -324,16 +334,83 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
       assert.equal(r.code, 2, r.stderr)
       assert.match(r.stderr, new RegExp(`herd: --port: port ${port} busy`), 'hosts file, identity (with passphrase), known hosts, retry, timeout: all accepted')
       const argv = readArgv(npx.argvFile)
-      assert.equal(argv[4], 'deploy/hosts.txt', 'a value with a / is a hosts file')
+      assert.equal(argv[7], 'deploy/hosts.txt', 'a value with a / is a hosts file')
       assert.ok(argv.includes('--accept-new-host-keys'), 'ssh-strict: false')
     } finally {
       busy.close()
     }
   })
 
+  test('no key at all (SSH_PRIVATE_KEY unset, no agent, empty ~/.ssh): exit 2 at once, naming SSH_PRIVATE_KEY', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'no-key-'))
+    const project = path.join(dir, 'project')
+    fs.mkdirSync(project)
+    fs.writeFileSync(path.join(project, 'build.bin'), 'payload\n')
+    const { job } = jobFor({ file: 'build.bin', destination: '/srv/build.bin', hosts: 'web-1, web-2' })
+    const npx = fakeNpx(dir, PACKAGE.version)
+    const env = jobEnv(job, ciEnvFor(project, { SSH_KNOWN_HOSTS: 'web-1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3oTlq0CAZRpvxQ9a4fwIjRu4kzGxW5jBOKaP4vXO7r' }), npx.bin, path.join(dir, 'home'))
+    const r = await run('bash', shellArgv('bash', job).slice(1), { env, cwd: project, timeoutMs: 60_000 })
+    assert.equal(r.code, 2, r.stderr)
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('herd: '))
+    assert.equal(errors.length, 1, r.stderr)
+    assert.match(errors[0]!, /^herd: SSH_PRIVATE_KEY: no SSH key to offer: .*; add the deploy key as the File variable SSH_PRIVATE_KEY/)
+    assert.doesNotMatch(r.stderr, /web-1|web-2/, 'no host was tried')
+    assert.equal(fs.existsSync(path.join(project, 'herd-logs', 'report.json')), false)
+  })
+
+  for (const [what, passphrase, message] of [
+    ['a wrong HERD_SSH_PASSPHRASE', 'not the one', /^herd: ssh-agent: HERD_SSH_PASSPHRASE does not decrypt the key \(ssh-key, default \$SSH_PRIVATE_KEY\); check the variable$/],
+    ['no HERD_SSH_PASSPHRASE', undefined, /^herd: ssh-agent: the key \(ssh-key, default \$SSH_PRIVATE_KEY\) is encrypted; set its passphrase in the masked variable HERD_SSH_PASSPHRASE$/],
+  ] as const) {
+    test(`ssh-agent: true, an encrypted key and ${what}: exit 2 at once with the cause, the agent stopped`, { skip: hasAgent ? false : 'needs ssh-agent and ssh-add' }, async () => {
+      const dir = fs.mkdtempSync(path.join(work, 'agent-pass-'))
+      const project = path.join(dir, 'project')
+      fs.mkdirSync(project)
+      fs.writeFileSync(path.join(project, 'build.bin'), 'payload\n')
+      const key = path.join(dir, 'SSH_PRIVATE_KEY')
+      sshKeygen(key, 'open sesame')
+      const { job } = jobFor({ file: 'build.bin', destination: '/srv/build.bin', hosts: 'web-1', 'ssh-agent': true })
+      const npx = fakeNpx(dir, PACKAGE.version)
+      const home = path.join(dir, 'home')
+      const env = jobEnv(job, ciEnvFor(project, { SSH_PRIVATE_KEY: key, ...(passphrase ? { HERD_SSH_PASSPHRASE: passphrase } : {}) }), npx.bin, home)
+      try {
+        // Before the fix ssh-add asked the askpass again and again, for ever.
+        const r = await run('bash', shellArgv('bash', job).slice(1), { env, cwd: project, timeoutMs: 30_000 })
+        assert.equal(r.timedOut, false, `ssh-add ended by itself\n${r.stderr.slice(0, 2000)}`)
+        assert.equal(r.code, 2, r.stderr)
+        const errors = r.stderr.split('\n').filter((l) => l.startsWith('herd: '))
+        assert.equal(errors.length, 1, r.stderr)
+        assert.match(errors[0]!, message)
+        if (passphrase) assert.ok(!r.stderr.includes(passphrase), 'the passphrase is never printed')
+        assert.equal(fs.existsSync(npx.argvFile), false, 'herd did not run')
+        const deadline = Date.now() + 5000
+        while (agentsOf(home).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        assert.deepEqual(agentsOf(home), [], 'the job stops the ssh-agent it started')
+      } finally {
+        for (const pid of agentsOf(home)) process.kill(pid, 'SIGKILL')
+      }
+    })
+  }
+
   test('herd-version: latest runs the newest release', () => {
     const { job } = jobFor({ file: 'a', destination: '/srv/a', hosts: 'h', 'herd-version': 'latest' })
-    assert.match(job.script.join('\n'), new RegExp(`npx --yes "${PACKAGE.name}@latest"`))
+    assert.match(job.script.join('\n'), new RegExp(`herd_package="${PACKAGE.name}@latest"`))
+  })
+
+  test('herd-package: the job runs herd from the npm spec given (a registry tarball URL, a path), CI/CD variables expanded', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'package-'))
+    const project = path.join(dir, 'project')
+    fs.mkdirSync(project)
+    const spec = 'https://gitlab.example.com/api/v4/projects/42/packages/npm/herd-action/-/herd-action-0.1.0.tgz'
+    const { job } = jobFor({ file: 'missing.bin', destination: '/srv/x.bin', hosts: 'web-1', 'herd-package': '${CI_API_V4_URL}/projects/42/packages/npm/herd-action/-/herd-action-0.1.0.tgz' })
+    const npx = fakeNpx(dir, PACKAGE.version, cliPath, spec)
+    const env = jobEnv(job, ciEnvFor(project, { CI_API_V4_URL: 'https://gitlab.example.com/api/v4' }), npx.bin, path.join(dir, 'home'))
+    const r = await run('bash', shellArgv('bash', job).slice(1), { env, cwd: project, timeoutMs: 60_000 })
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /herd: local file: .*missing\.bin does not exist/, 'herd ran from the given package')
+    assert.deepEqual(readArgv(npx.argvFile).slice(0, 5), ['--yes', '--package', spec, '--', 'herd'])
+    const { inputs } = loadComponent()
+    assert.throws(() => resolveInputs(inputs, { file: 'f', destination: '/d', hosts: 'h', 'herd-package': '--registry=https://evil.example' }), /RegEx/, 'not an npx option')
   })
 })
 
@@ -478,6 +555,21 @@ describe('the job on a 2-host cluster', { skip: can.ok ? (hasSsh ? false : 'need
     assert.equal(countProcesses('ssh-agent'), agentsBefore, 'the job stops the ssh-agent it started')
   })
 
+  test('hosts missing from SSH_KNOWN_HOSTS: the fix names SSH_KNOWN_HOSTS and ssh-strict, not the job\'s temporary file', { timeout: 120_000 }, async () => {
+    const { r, report } = await runJob(
+      { file: 'model.bin', destination: '/srv/gitlab-unknown.bin', hosts: cluster.hosts.map((h) => `root@${h.address}`).join(','), 'log-dir': 'unknown-logs' },
+      { SSH_PRIVATE_KEY: cluster.identityPath, SSH_KNOWN_HOSTS: 'web-1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3oTlq0CAZRpvxQ9a4fwIjRu4kzGxW5jBOKaP4vXO7r\n' },
+      'unknown',
+    )
+    assert.equal(r.code, 1, r.stderr)
+    assert.equal(report?.failed.length, 2)
+    for (const h of report!.hosts) {
+      assert.equal(h.kind, 'host-key-unknown', h.cause)
+      assert.match(h.cause!, /then add the output of `ssh-keyscan \S+` to the SSH_KNOWN_HOSTS variable \(or the one the ssh-known-hosts input names\); or trust it on first use with the input ssh-strict: false$/)
+    }
+    assert.doesNotMatch(r.stderr + r.stdout, />> \/tmp|known_hosts;/, 'no temporary file in the advice')
+  })
+
   test('a host that fails makes the job fail (exit 1) and leaves its log for the on_failure artifacts', { timeout: 180_000 }, async () => {
     const down = cluster.hosts[1]!
     await cluster.stopSshd(down)
@@ -506,4 +598,17 @@ function countProcesses(comm: string): number {
     } catch {}
   }
   return n
+}
+
+/** ssh-agents started by a job whose HOME is `home` (they carry the job's environment): only the test's own. */
+function agentsOf(home: string): number[] {
+  const pids: number[] = []
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'ssh-agent') continue
+      if (fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`HOME=${home}`)) pids.push(Number(pid))
+    } catch {}
+  }
+  return pids
 }

@@ -50,15 +50,19 @@ async function refused(args: string[], input: string, message: RegExp, opts: { e
 
 const hostlist = () => ['--hostlist', cluster.hosts.map((h) => h.alias).join(',')]
 
-test('the local file: missing, empty, a directory, not a regular file', { skip, timeout: 60_000 }, async () => {
+test('the local file: missing, empty, a folder holding a pipe, not a regular file', { skip, timeout: 60_000 }, async () => {
   await refused([path.join(work, 'nope.bin'), '/srv/x.bin', ...hostlist()], 'local file', /nope\.bin does not exist; check the path/)
   const empty = path.join(work, 'empty.bin')
   fs.writeFileSync(empty, '')
   await refused([empty, '/srv/x.bin', ...hostlist()], 'local file', /empty\.bin is empty; give a file with content/)
-  await refused([work, '/srv/x.bin', ...hostlist()], 'local file', /is a directory; give a file/)
   const fifo = path.join(work, 'fifo')
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
   await refused([fifo, '/srv/x.bin', ...hostlist()], 'local file', /fifo is not a regular file; give a file/)
+  // A folder is pushed whole, but not with a pipe in it.
+  const folder = path.join(work, 'with-pipe')
+  fs.mkdirSync(path.join(folder, 'sub'), { recursive: true })
+  assert.equal(spawnSync('mkfifo', [path.join(folder, 'sub', 'pipe')]).status, 0)
+  await refused([folder, '/srv/app', ...hostlist()], 'local file', /with-pipe\/sub\/pipe is a socket, pipe or device; herd carries files, folders and symbolic links: remove it/)
 })
 
 test('an unreadable local file, hosts file or identity (herd run as an unprivileged user; root reads anything)', { skip, timeout: 60_000 }, async () => {
@@ -95,7 +99,7 @@ test('hosts: an empty hosts file, no hosts at all, a malformed line named by its
 test('ports: not a port, a reversed range, a busy port', { skip, timeout: 60_000 }, async () => {
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '70000'], '--port', /'70000' is not a port \(1-65535\) or a range LOW-HIGH/)
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', 'http'], '--port', /'http' is not a port/)
-  await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '9010-9000'], '--port', /'9010-9000' is not a port/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '9010-9000'], '--port', /'9010-9000' is a range with LOW > HIGH; write the lower port first: 9000-9010/)
   // Something else listens on the port in the runner's network namespace.
   const holder = cluster.spawnInRunner(['node', '-e', "require('net').createServer().listen(18998, () => console.log('listening'))"])
   try {
@@ -103,15 +107,23 @@ test('ports: not a port, a reversed range, a busy port', { skip, timeout: 60_000
       holder.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve())
       holder.once('exit', () => reject(new Error('the port holder exited')))
     })
-    await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '18998'], '--port', /port 18998 busy; pick a free port or a range like/)
+    await refused([file.path, '/srv/x.bin', ...hostlist(), '--port', '18998'], '--port', /port 18998 busy; pick a free port or a wider range/)
   } finally {
     process.kill(-holder.pid!, 'SIGKILL')
   }
 })
 
-test('the destination: relative, a folder', { skip, timeout: 60_000 }, async () => {
+test('the destination: relative, a folder; deploy options that do not fit what is pushed', { skip, timeout: 60_000 }, async () => {
   await refused([file.path, 'srv/x.bin', ...hostlist()], 'remote file', /'srv\/x\.bin' is not an absolute path; write it from \//)
   await refused([file.path, '/srv/', ...hostlist()], 'remote file', /names a folder; give the full path of the file, e.g\. \/srv\/app\.bin/)
+  const folder = path.join(work, 'site')
+  fs.mkdirSync(folder, { recursive: true })
+  await refused([folder, '/', ...hostlist()], 'remote file', /'\/' is not a folder herd can replace; give the folder's own path, e\.g\. \/srv\/site/)
+  await refused([file.path, '/srv/x.bin', '--releases', '3', ...hostlist()], '--releases', /keeps releases of a folder, and .*app\.bin is a file; push a folder or leave --releases out/)
+  await refused([folder, '/srv/site', '--releases', '0', ...hostlist()], '--releases', /'0' is not a whole number from 1 to 1000; give one/)
+  await refused([folder, '/srv/site', '--mode', '0640', ...hostlist()], '--mode', /sets a file's mode, and a folder's entries keep their own; leave --mode out/)
+  await refused([file.path, '/srv/x.bin', '--mode', 'rw-r--r--', ...hostlist()], '--mode', /'rw-r--r--' is not an octal mode; give one like 0644/)
+  await refused([file.path, '/srv/x.bin', '--owner', 'a b', ...hostlist()], '--owner', /'a b' is not a user name or uid; give one like www-data or 33/)
 })
 
 test('identities: missing, a directory, not a key, encrypted without or with a wrong passphrase', { skip, timeout: 60_000 }, async () => {
@@ -133,6 +145,17 @@ test('other options: known_hosts and ssh config files that do not exist, numbers
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--timeout', '0'], '--timeout', /'0' is not a whole number from 1 up/)
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--concurrency', '0'], '--concurrency', /'0' is not a whole number from 1 to 1000/)
   await refused([file.path, '/srv/x.bin', ...hostlist(), '--remote-path', 'a\nb'], '--remote-path', /contains a NUL or newline; give a folder path without them/)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--limit-rate', '5X'], '--limit-rate', /'5X' is not a rate; give bytes per second as a whole number with an optional K, M or G/)
+})
+
+test('--log-dir where herd cannot write: exit 2 naming --log-dir, nothing written', { skip, timeout: 60_000 }, async () => {
+  // The work folder is root's and 0755: an unprivileged user can neither write in it nor make a folder there.
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--log-dir', path.join(work, 'logs-nobody')], '--log-dir', /logs-nobody cannot be created: .* is not writable \(EACCES\); give a folder you can write to/, { asNobody: true })
+  const mine = fs.mkdtempSync(path.join(work, 'logs-root-'))
+  fs.chmodSync(mine, 0o755)
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--log-dir', mine], '--log-dir', /logs-root-\w+ is not writable \(EACCES\)/, { asNobody: true })
+  assert.deepEqual(fs.readdirSync(mine), [], 'nothing written in the log dir')
+  await refused([file.path, '/srv/x.bin', ...hostlist(), '--log-dir', path.join(file.path, 'logs')], '--log-dir', /app\.bin is not a folder/)
 })
 
 test('the same inputs, corrected, do reach the hosts (the checks above are not vacuous)', { skip, timeout: 60_000 }, async () => {

@@ -41,6 +41,19 @@ test('pushes 64 MiB to 4 hosts named by ssh config aliases with hashed known_hos
   await assertNothingLeftRunning()
 })
 
+test('two runs at once on one runner, both on the default ports, do not collide', { skip: can.ok ? false : can.why, timeout: 180_000 }, async () => {
+  const halves = [cluster.hosts.slice(0, 2), cluster.hosts.slice(2)]
+  const runs = await Promise.all(halves.map((hosts, i) => herd(cluster, [file.path, `/srv/twin-${i}.bin`, '--hostlist', hosts.map((h) => h.alias).join(',')])))
+  const trackerPorts = runs.map((r, i) => {
+    assert.equal(r.code, 0, `run ${i}: ${r.stderr}`)
+    return Number(/tracker on port (\d+)/.exec(r.stderr)?.[1])
+  })
+  assert.notEqual(trackerPorts[0], trackerPorts[1], 'each run has its own tracker port')
+  for (const port of trackerPorts) assert.ok(port >= 8998 && port <= 9097, `tracker port ${port} in the default range 8998-9097`)
+  for (const [i, hosts] of halves.entries()) for (const h of hosts) assert.equal(await cluster.sha256On(h, `/srv/twin-${i}.bin`), file.sha256, `${h.alias}: sha256`)
+  await assertNothingLeftRunning()
+})
+
 test('a host that already holds the identical file transfers nothing', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
   const r = await herd(cluster, [file.path, '/srv/model.bin', hostsFile(work, cluster.hosts)])
   assert.equal(r.code, 0, r.stderr)

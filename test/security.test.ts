@@ -148,6 +148,7 @@ test('the working folder is refused when owned by another user, writable by grou
     const rep = r.report!.hosts[0]!
     assert.equal(rep.kind, 'unsafe-folder', c.name)
     assert.match(rep.cause!, c.cause)
+    assert.match(rep.cause!, /set --remote-path to another folder\)?$/, `${c.name}: the fix names the flag`)
     assert.equal(rep.attempts, 1, `${c.name}: a cause that can't change by itself is not retried`)
     assert.deepEqual(fs.readdirSync(dir), [], `${c.name}: something was written into the refused folder`)
     assert.equal(await cluster.sha256On(h, `/srv/${c.name}.bin`), null)

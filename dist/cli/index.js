@@ -32562,6 +32562,1084 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 
 /***/ }),
 
+/***/ 775:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const constants = { // just for envs without fs
+  S_IFMT: 61440,
+  S_IFDIR: 16384,
+  S_IFCHR: 8192,
+  S_IFBLK: 24576,
+  S_IFIFO: 4096,
+  S_IFLNK: 40960
+}
+
+try {
+  module.exports = (__nccwpck_require__(9896).constants) || constants
+} catch {
+  module.exports = constants
+}
+
+
+/***/ }),
+
+/***/ 5763:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const { Writable, Readable, getStreamError } = __nccwpck_require__(6204)
+const FIFO = __nccwpck_require__(3867)
+const b4a = __nccwpck_require__(3057)
+const headers = __nccwpck_require__(8428)
+
+const EMPTY = b4a.alloc(0)
+const MAX_HEADER_SIZE = 4 * 1024 * 1024 // arbitrary big number
+
+class BufferList {
+  constructor () {
+    this.buffered = 0
+    this.shifted = 0
+    this.queue = new FIFO()
+
+    this._offset = 0
+  }
+
+  push (buffer) {
+    this.buffered += buffer.byteLength
+    this.queue.push(buffer)
+  }
+
+  shiftFirst (size) {
+    return this.buffered === 0 ? null : this._next(size)
+  }
+
+  shift (size) {
+    if (size > this.buffered) return null
+    if (size === 0) return EMPTY
+
+    let chunk = this._next(size)
+
+    if (size === chunk.byteLength) return chunk // likely case
+
+    const chunks = [chunk]
+
+    while ((size -= chunk.byteLength) > 0) {
+      chunk = this._next(size)
+      chunks.push(chunk)
+    }
+
+    return b4a.concat(chunks)
+  }
+
+  _next (size) {
+    const buf = this.queue.peek()
+    const rem = buf.byteLength - this._offset
+
+    if (size >= rem) {
+      const sub = this._offset ? buf.subarray(this._offset, buf.byteLength) : buf
+      this.queue.shift()
+      this._offset = 0
+      this.buffered -= rem
+      this.shifted += rem
+      return sub
+    }
+
+    this.buffered -= size
+    this.shifted += size
+
+    return buf.subarray(this._offset, (this._offset += size))
+  }
+}
+
+class Source extends Readable {
+  constructor (self, header, offset) {
+    super()
+
+    this.header = header
+    this.offset = offset
+
+    this._parent = self
+  }
+
+  _read (cb) {
+    if (this.header.size === 0) {
+      this.push(null)
+    }
+    if (this._parent._stream === this) {
+      this._parent._update()
+    }
+    cb(null)
+  }
+
+  _predestroy () {
+    this._parent.destroy(getStreamError(this))
+  }
+
+  _detach () {
+    if (this._parent._stream === this) {
+      this._parent._stream = null
+      this._parent._missing = overflow(this.header.size)
+      this._parent._update()
+    }
+  }
+
+  _destroy (cb) {
+    this._detach()
+    cb(null)
+  }
+}
+
+class Extract extends Writable {
+  constructor (opts) {
+    super(opts)
+
+    if (!opts) opts = {}
+
+    this._buffer = new BufferList()
+    this._offset = 0
+    this._header = null
+    this._stream = null
+    this._missing = 0
+    this._longHeader = false
+    this._callback = noop
+    this._locked = false
+    this._finished = false
+    this._pax = null
+    this._paxGlobal = null
+    this._gnuLongPath = null
+    this._gnuLongLinkPath = null
+    this._filenameEncoding = opts.filenameEncoding || 'utf-8'
+    this._allowUnknownFormat = !!opts.allowUnknownFormat
+    this._unlockBound = this._unlock.bind(this)
+  }
+
+  _unlock (err) {
+    this._locked = false
+
+    if (err) {
+      this.destroy(err)
+      this._continueWrite(err)
+      return
+    }
+
+    this._update()
+  }
+
+  _consumeHeader () {
+    if (this._locked) return false
+
+    this._offset = this._buffer.shifted
+
+    try {
+      this._header = headers.decode(this._buffer.shift(512), this._filenameEncoding, this._allowUnknownFormat)
+    } catch (err) {
+      this._continueWrite(err)
+      return false
+    }
+
+    if (!this._header) return true
+
+    this._header.byteOffset = this._buffer.shifted
+
+    switch (this._header.type) {
+      case 'gnu-long-path':
+      case 'gnu-long-link-path':
+      case 'pax-global-header':
+      case 'pax-header':
+        this._longHeader = true
+        this._missing = this._header.size
+        if (this._missing > MAX_HEADER_SIZE) {
+          this._continueWrite(new Error('Header exceeds max size'))
+          return false
+        }
+        return true
+    }
+
+    this._locked = true
+    this._applyLongHeaders()
+
+    if (!(this._header.size >= 0)) {
+      this._continueWrite(new Error('Invalid header'))
+      return false
+    }
+
+    if (this._header.size === 0 || this._header.type === 'directory') {
+      this.emit('entry', this._header, this._createStream(), this._unlockBound)
+      return true
+    }
+
+    this._stream = this._createStream()
+    this._missing = this._header.size
+
+    this.emit('entry', this._header, this._stream, this._unlockBound)
+    return true
+  }
+
+  _applyLongHeaders () {
+    if (this._gnuLongPath) {
+      this._header.name = this._gnuLongPath
+      this._gnuLongPath = null
+    }
+
+    if (this._gnuLongLinkPath) {
+      this._header.linkname = this._gnuLongLinkPath
+      this._gnuLongLinkPath = null
+    }
+
+    if (this._pax) {
+      if (this._pax.path) this._header.name = this._pax.path
+      if (this._pax.linkpath) this._header.linkname = this._pax.linkpath
+      if (this._pax.size) this._header.size = parseInt(this._pax.size, 10)
+      this._header.pax = this._pax
+      this._pax = null
+    }
+  }
+
+  _decodeLongHeader (buf) {
+    switch (this._header.type) {
+      case 'gnu-long-path':
+        this._gnuLongPath = headers.decodeLongPath(buf, this._filenameEncoding)
+        break
+      case 'gnu-long-link-path':
+        this._gnuLongLinkPath = headers.decodeLongPath(buf, this._filenameEncoding)
+        break
+      case 'pax-global-header':
+        this._paxGlobal = headers.decodePax(buf)
+        break
+      case 'pax-header':
+        this._pax = this._paxGlobal === null
+          ? headers.decodePax(buf)
+          : Object.assign({}, this._paxGlobal, headers.decodePax(buf))
+        break
+    }
+  }
+
+  _consumeLongHeader () {
+    this._longHeader = false
+    this._missing = overflow(this._header.size)
+
+    const buf = this._buffer.shift(this._header.size)
+
+    try {
+      this._decodeLongHeader(buf)
+    } catch (err) {
+      this._continueWrite(err)
+      return false
+    }
+
+    return true
+  }
+
+  _consumeStream () {
+    const buf = this._buffer.shiftFirst(this._missing)
+    if (buf === null) return false
+
+    this._missing -= buf.byteLength
+    const drained = this._stream.push(buf)
+
+    if (this._missing === 0) {
+      this._stream.push(null)
+      if (drained) this._stream._detach()
+      return drained && this._locked === false
+    }
+
+    return drained
+  }
+
+  _createStream () {
+    return new Source(this, this._header, this._offset)
+  }
+
+  _update () {
+    while (this._buffer.buffered > 0 && !this.destroying) {
+      if (this._missing > 0) {
+        if (this._stream !== null) {
+          if (this._consumeStream() === false) return
+          continue
+        }
+
+        if (this._longHeader === true) {
+          if (this._missing > this._buffer.buffered) break
+          if (this._consumeLongHeader() === false) return false
+          continue
+        }
+
+        const ignore = this._buffer.shiftFirst(this._missing)
+        if (ignore !== null) this._missing -= ignore.byteLength
+        continue
+      }
+
+      if (this._buffer.buffered < 512) break
+      if (this._stream !== null || this._consumeHeader() === false) return
+    }
+
+    this._continueWrite(null)
+  }
+
+  _continueWrite (err) {
+    const cb = this._callback
+    this._callback = noop
+    cb(err)
+  }
+
+  _write (data, cb) {
+    this._callback = cb
+    this._buffer.push(data)
+    this._update()
+  }
+
+  _final (cb) {
+    this._finished = this._missing === 0 && this._buffer.buffered === 0
+    cb(this._finished ? null : new Error('Unexpected end of data'))
+  }
+
+  _predestroy () {
+    this._continueWrite(null)
+  }
+
+  _destroy (cb) {
+    if (this._stream) this._stream.destroy(getStreamError(this))
+    cb(null)
+  }
+
+  [Symbol.asyncIterator] () {
+    let error = null
+
+    let promiseResolve = null
+    let promiseReject = null
+
+    let entryStream = null
+    let entryCallback = null
+
+    const extract = this
+
+    this.on('entry', onentry)
+    this.on('error', (err) => { error = err })
+    this.on('close', onclose)
+
+    return {
+      [Symbol.asyncIterator] () {
+        return this
+      },
+      next () {
+        return new Promise(onnext)
+      },
+      return () {
+        return destroy(null)
+      },
+      throw (err) {
+        return destroy(err)
+      }
+    }
+
+    function consumeCallback (err) {
+      if (!entryCallback) return
+      const cb = entryCallback
+      entryCallback = null
+      cb(err)
+    }
+
+    function onnext (resolve, reject) {
+      if (error) {
+        return reject(error)
+      }
+
+      if (entryStream) {
+        resolve({ value: entryStream, done: false })
+        entryStream = null
+        return
+      }
+
+      promiseResolve = resolve
+      promiseReject = reject
+
+      consumeCallback(null)
+
+      if (extract._finished && promiseResolve) {
+        promiseResolve({ value: undefined, done: true })
+        promiseResolve = promiseReject = null
+      }
+    }
+
+    function onentry (header, stream, callback) {
+      entryCallback = callback
+      stream.on('error', noop) // no way around this due to tick sillyness
+
+      if (promiseResolve) {
+        promiseResolve({ value: stream, done: false })
+        promiseResolve = promiseReject = null
+      } else {
+        entryStream = stream
+      }
+    }
+
+    function onclose () {
+      consumeCallback(error)
+      if (!promiseResolve) return
+      if (error) promiseReject(error)
+      else promiseResolve({ value: undefined, done: true })
+      promiseResolve = promiseReject = null
+    }
+
+    function destroy (err) {
+      extract.destroy(err)
+      consumeCallback(err)
+      return new Promise((resolve, reject) => {
+        if (extract.destroyed) return resolve({ value: undefined, done: true })
+        extract.once('close', function () {
+          if (err) reject(err)
+          else resolve({ value: undefined, done: true })
+        })
+      })
+    }
+  }
+}
+
+module.exports = function extract (opts) {
+  return new Extract(opts)
+}
+
+function noop () {}
+
+function overflow (size) {
+  size &= 511
+  return size && 512 - size
+}
+
+
+/***/ }),
+
+/***/ 8428:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+const b4a = __nccwpck_require__(3057)
+
+const ZEROS = '0000000000000000000'
+const SEVENS = '7777777777777777777'
+const ZERO_OFFSET = '0'.charCodeAt(0)
+const USTAR_MAGIC = b4a.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x00]) // ustar\x00
+const USTAR_VER = b4a.from([ZERO_OFFSET, ZERO_OFFSET])
+const GNU_MAGIC = b4a.from([0x75, 0x73, 0x74, 0x61, 0x72, 0x20]) // ustar\x20
+const GNU_VER = b4a.from([0x20, 0x00])
+const MASK = 0o7777
+const MAGIC_OFFSET = 257
+const VERSION_OFFSET = 263
+
+exports.decodeLongPath = function decodeLongPath (buf, encoding) {
+  return decodeStr(buf, 0, buf.length, encoding)
+}
+
+exports.encodePax = function encodePax (opts) { // TODO: encode more stuff in pax
+  let result = ''
+  if (opts.name) result += addLength(' path=' + opts.name + '\n')
+  if (opts.linkname) result += addLength(' linkpath=' + opts.linkname + '\n')
+  const pax = opts.pax
+  if (pax) {
+    for (const key in pax) {
+      result += addLength(' ' + key + '=' + pax[key] + '\n')
+    }
+  }
+  return b4a.from(result)
+}
+
+exports.decodePax = function decodePax (buf) {
+  const result = {}
+
+  while (buf.length) {
+    let i = 0
+    while (i < buf.length && buf[i] !== 32) i++
+    const len = parseInt(b4a.toString(buf.subarray(0, i)), 10)
+    if (!len) return result
+
+    const b = b4a.toString(buf.subarray(i + 1, len - 1))
+    const keyIndex = b.indexOf('=')
+    if (keyIndex === -1) return result
+    result[b.slice(0, keyIndex)] = b.slice(keyIndex + 1)
+
+    buf = buf.subarray(len)
+  }
+
+  return result
+}
+
+exports.encode = function encode (opts) {
+  const buf = b4a.alloc(512)
+  let name = opts.name
+  let prefix = ''
+
+  if (opts.typeflag === 5 && name[name.length - 1] !== '/') name += '/'
+  if (b4a.byteLength(name) !== name.length) return null // utf-8
+
+  while (b4a.byteLength(name) > 100) {
+    const i = name.indexOf('/')
+    if (i === -1) return null
+    prefix += prefix ? '/' + name.slice(0, i) : name.slice(0, i)
+    name = name.slice(i + 1)
+  }
+
+  if (b4a.byteLength(name) > 100 || b4a.byteLength(prefix) > 155) return null
+  if (opts.linkname && b4a.byteLength(opts.linkname) > 100) return null
+
+  b4a.write(buf, name)
+  b4a.write(buf, encodeOct(opts.mode & MASK, 6), 100)
+  b4a.write(buf, encodeOct(opts.uid, 6), 108)
+  b4a.write(buf, encodeOct(opts.gid, 6), 116)
+  encodeSize(opts.size, buf, 124)
+  b4a.write(buf, encodeOct((opts.mtime.getTime() / 1000) | 0, 11), 136)
+
+  buf[156] = ZERO_OFFSET + toTypeflag(opts.type)
+
+  if (opts.linkname) b4a.write(buf, opts.linkname, 157)
+
+  b4a.copy(USTAR_MAGIC, buf, MAGIC_OFFSET)
+  b4a.copy(USTAR_VER, buf, VERSION_OFFSET)
+  if (opts.uname) b4a.write(buf, opts.uname, 265)
+  if (opts.gname) b4a.write(buf, opts.gname, 297)
+  b4a.write(buf, encodeOct(opts.devmajor || 0, 6), 329)
+  b4a.write(buf, encodeOct(opts.devminor || 0, 6), 337)
+
+  if (prefix) b4a.write(buf, prefix, 345)
+
+  b4a.write(buf, encodeOct(cksum(buf), 6), 148)
+
+  return buf
+}
+
+exports.decode = function decode (buf, filenameEncoding, allowUnknownFormat) {
+  let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET
+
+  let name = decodeStr(buf, 0, 100, filenameEncoding)
+  const mode = decodeOct(buf, 100, 8)
+  const uid = decodeOct(buf, 108, 8)
+  const gid = decodeOct(buf, 116, 8)
+  const size = decodeOct(buf, 124, 12)
+  const mtime = decodeOct(buf, 136, 12)
+  const type = toType(typeflag)
+  const linkname = buf[157] === 0 ? null : decodeStr(buf, 157, 100, filenameEncoding)
+  const uname = decodeStr(buf, 265, 32)
+  const gname = decodeStr(buf, 297, 32)
+  const devmajor = decodeOct(buf, 329, 8)
+  const devminor = decodeOct(buf, 337, 8)
+
+  const c = cksum(buf)
+
+  // checksum is still initial value if header was null.
+  if (c === 8 * 32) return null
+
+  // valid checksum
+  if (c !== decodeOct(buf, 148, 8)) throw new Error('Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?')
+
+  if (isUSTAR(buf)) {
+    // ustar (posix) format.
+    // prepend prefix, if present.
+    if (buf[345]) name = decodeStr(buf, 345, 155, filenameEncoding) + '/' + name
+  } else if (isGNU(buf)) {
+    // 'gnu'/'oldgnu' format. Similar to ustar, but has support for incremental and
+    // multi-volume tarballs.
+  } else {
+    if (!allowUnknownFormat) {
+      throw new Error('Invalid tar header: unknown format.')
+    }
+  }
+
+  // to support old tar versions that use trailing / to indicate dirs
+  if (typeflag === 0 && name && name[name.length - 1] === '/') typeflag = 5
+
+  return {
+    name,
+    mode,
+    uid,
+    gid,
+    size,
+    byteOffset: 0,
+    mtime: new Date(1000 * mtime),
+    type,
+    linkname,
+    uname,
+    gname,
+    devmajor,
+    devminor,
+    pax: null
+  }
+}
+
+function isUSTAR (buf) {
+  return b4a.equals(USTAR_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6))
+}
+
+function isGNU (buf) {
+  return b4a.equals(GNU_MAGIC, buf.subarray(MAGIC_OFFSET, MAGIC_OFFSET + 6)) &&
+    b4a.equals(GNU_VER, buf.subarray(VERSION_OFFSET, VERSION_OFFSET + 2))
+}
+
+function clamp (index, len, defaultValue) {
+  if (typeof index !== 'number') return defaultValue
+  index = ~~index // Coerce to integer.
+  if (index >= len) return len
+  if (index >= 0) return index
+  index += len
+  if (index >= 0) return index
+  return 0
+}
+
+function toType (flag) {
+  switch (flag) {
+    case 0:
+      return 'file'
+    case 1:
+      return 'link'
+    case 2:
+      return 'symlink'
+    case 3:
+      return 'character-device'
+    case 4:
+      return 'block-device'
+    case 5:
+      return 'directory'
+    case 6:
+      return 'fifo'
+    case 7:
+      return 'contiguous-file'
+    case 72:
+      return 'pax-header'
+    case 55:
+      return 'pax-global-header'
+    case 27:
+      return 'gnu-long-link-path'
+    case 28:
+    case 30:
+      return 'gnu-long-path'
+  }
+
+  return null
+}
+
+function toTypeflag (flag) {
+  switch (flag) {
+    case 'file':
+      return 0
+    case 'link':
+      return 1
+    case 'symlink':
+      return 2
+    case 'character-device':
+      return 3
+    case 'block-device':
+      return 4
+    case 'directory':
+      return 5
+    case 'fifo':
+      return 6
+    case 'contiguous-file':
+      return 7
+    case 'pax-header':
+      return 72
+  }
+
+  return 0
+}
+
+function indexOf (block, num, offset, end) {
+  for (; offset < end; offset++) {
+    if (block[offset] === num) return offset
+  }
+  return end
+}
+
+function cksum (block) {
+  let sum = 8 * 32
+  for (let i = 0; i < 148; i++) sum += block[i]
+  for (let j = 156; j < 512; j++) sum += block[j]
+  return sum
+}
+
+function encodeOct (val, n) {
+  val = val.toString(8)
+  if (val.length > n) return SEVENS.slice(0, n) + ' '
+  return ZEROS.slice(0, n - val.length) + val + ' '
+}
+
+function encodeSizeBin (num, buf, off) {
+  buf[off] = 0x80
+  for (let i = 11; i > 0; i--) {
+    buf[off + i] = num & 0xff
+    num = Math.floor(num / 0x100)
+  }
+}
+
+function encodeSize (num, buf, off) {
+  if (num.toString(8).length > 11) {
+    encodeSizeBin(num, buf, off)
+  } else {
+    b4a.write(buf, encodeOct(num, 11), off)
+  }
+}
+
+/* Copied from the node-tar repo and modified to meet
+ * tar-stream coding standard.
+ *
+ * Source: https://github.com/npm/node-tar/blob/51b6627a1f357d2eb433e7378e5f05e83b7aa6cd/lib/header.js#L349
+ */
+function parse256 (buf) {
+  // first byte MUST be either 80 or FF
+  // 80 for positive, FF for 2's comp
+  let positive
+  if (buf[0] === 0x80) positive = true
+  else if (buf[0] === 0xFF) positive = false
+  else return null
+
+  // build up a base-256 tuple from the least sig to the highest
+  const tuple = []
+  let i
+  for (i = buf.length - 1; i > 0; i--) {
+    const byte = buf[i]
+    if (positive) tuple.push(byte)
+    else tuple.push(0xFF - byte)
+  }
+
+  let sum = 0
+  const l = tuple.length
+  for (i = 0; i < l; i++) {
+    sum += tuple[i] * Math.pow(256, i)
+  }
+
+  return positive ? sum : -1 * sum
+}
+
+function decodeOct (val, offset, length) {
+  val = val.subarray(offset, offset + length)
+  offset = 0
+
+  // If prefixed with 0x80 then parse as a base-256 integer
+  if (val[offset] & 0x80) {
+    return parse256(val)
+  } else {
+    // Older versions of tar can prefix with spaces
+    while (offset < val.length && val[offset] === 32) offset++
+    const end = clamp(indexOf(val, 32, offset, val.length), val.length, val.length)
+    while (offset < end && val[offset] === 0) offset++
+    if (end === offset) return 0
+    return parseInt(b4a.toString(val.subarray(offset, end)), 8)
+  }
+}
+
+function decodeStr (val, offset, length, encoding) {
+  return b4a.toString(val.subarray(offset, indexOf(val, 0, offset, offset + length)), encoding)
+}
+
+function addLength (str) {
+  const len = b4a.byteLength(str)
+  let digits = Math.floor(Math.log(len) / Math.log(10)) + 1
+  if (len + digits >= Math.pow(10, digits)) digits++
+
+  return (len + digits) + str
+}
+
+
+/***/ }),
+
+/***/ 6118:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+exports.extract = __nccwpck_require__(5763)
+exports.pack = __nccwpck_require__(861)
+
+
+/***/ }),
+
+/***/ 861:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+const { Readable, Writable, getStreamError } = __nccwpck_require__(6204)
+const b4a = __nccwpck_require__(3057)
+
+const constants = __nccwpck_require__(775)
+const headers = __nccwpck_require__(8428)
+
+const DMODE = 0o755
+const FMODE = 0o644
+
+const END_OF_TAR = b4a.alloc(1024)
+
+class Sink extends Writable {
+  constructor (pack, header, callback) {
+    super({ mapWritable, eagerOpen: true })
+
+    this.written = 0
+    this.header = header
+
+    this._callback = callback
+    this._linkname = null
+    this._isLinkname = header.type === 'symlink' && !header.linkname
+    this._isVoid = header.type !== 'file' && header.type !== 'contiguous-file'
+    this._finished = false
+    this._pack = pack
+    this._openCallback = null
+
+    if (this._pack._stream === null) this._pack._stream = this
+    else this._pack._pending.push(this)
+  }
+
+  _open (cb) {
+    this._openCallback = cb
+    if (this._pack._stream === this) this._continueOpen()
+  }
+
+  _continuePack (err) {
+    if (this._callback === null) return
+
+    const callback = this._callback
+    this._callback = null
+
+    callback(err)
+  }
+
+  _continueOpen () {
+    if (this._pack._stream === null) this._pack._stream = this
+
+    const cb = this._openCallback
+    this._openCallback = null
+    if (cb === null) return
+
+    if (this._pack.destroying) return cb(new Error('pack stream destroyed'))
+    if (this._pack._finalized) return cb(new Error('pack stream is already finalized'))
+
+    this._pack._stream = this
+
+    if (!this._isLinkname) {
+      this._pack._encode(this.header)
+    }
+
+    if (this._isVoid) {
+      this._finish()
+      this._continuePack(null)
+    }
+
+    cb(null)
+  }
+
+  _write (data, cb) {
+    if (this._isLinkname) {
+      this._linkname = this._linkname ? b4a.concat([this._linkname, data]) : data
+      return cb(null)
+    }
+
+    if (this._isVoid) {
+      if (data.byteLength > 0) {
+        return cb(new Error('No body allowed for this entry'))
+      }
+      return cb()
+    }
+
+    this.written += data.byteLength
+    if (this._pack.push(data)) return cb()
+    this._pack._drain = cb
+  }
+
+  _finish () {
+    if (this._finished) return
+    this._finished = true
+
+    if (this._isLinkname) {
+      this.header.linkname = this._linkname ? b4a.toString(this._linkname, 'utf-8') : ''
+      this._pack._encode(this.header)
+    }
+
+    overflow(this._pack, this.header.size)
+
+    this._pack._done(this)
+  }
+
+  _final (cb) {
+    if (this.written !== this.header.size) { // corrupting tar
+      return cb(new Error('Size mismatch'))
+    }
+
+    this._finish()
+    cb(null)
+  }
+
+  _getError () {
+    return getStreamError(this) || new Error('tar entry destroyed')
+  }
+
+  _predestroy () {
+    this._pack.destroy(this._getError())
+  }
+
+  _destroy (cb) {
+    this._pack._done(this)
+
+    this._continuePack(this._finished ? null : this._getError())
+
+    cb()
+  }
+}
+
+class Pack extends Readable {
+  constructor (opts) {
+    super(opts)
+    this._drain = noop
+    this._finalized = false
+    this._finalizing = false
+    this._pending = []
+    this._stream = null
+  }
+
+  entry (header, buffer, callback) {
+    if (this._finalized || this.destroying) throw new Error('already finalized or destroyed')
+
+    if (typeof buffer === 'function') {
+      callback = buffer
+      buffer = null
+    }
+
+    if (!callback) callback = noop
+
+    if (!header.size || header.type === 'symlink') header.size = 0
+    if (!header.type) header.type = modeToType(header.mode)
+    if (!header.mode) header.mode = header.type === 'directory' ? DMODE : FMODE
+    if (!header.uid) header.uid = 0
+    if (!header.gid) header.gid = 0
+    if (!header.mtime) header.mtime = new Date()
+
+    if (typeof buffer === 'string') buffer = b4a.from(buffer)
+
+    const sink = new Sink(this, header, callback)
+
+    if (b4a.isBuffer(buffer)) {
+      header.size = buffer.byteLength
+      sink.write(buffer)
+      sink.end()
+      return sink
+    }
+
+    if (sink._isVoid) {
+      return sink
+    }
+
+    return sink
+  }
+
+  finalize () {
+    if (this._stream || this._pending.length > 0) {
+      this._finalizing = true
+      return
+    }
+
+    if (this._finalized) return
+    this._finalized = true
+
+    this.push(END_OF_TAR)
+    this.push(null)
+  }
+
+  _done (stream) {
+    if (stream !== this._stream) return
+
+    this._stream = null
+
+    if (this._finalizing) this.finalize()
+    if (this._pending.length) this._pending.shift()._continueOpen()
+  }
+
+  _encode (header) {
+    if (!header.pax) {
+      const buf = headers.encode(header)
+      if (buf) {
+        this.push(buf)
+        return
+      }
+    }
+    this._encodePax(header)
+  }
+
+  _encodePax (header) {
+    const paxHeader = headers.encodePax({
+      name: header.name,
+      linkname: header.linkname,
+      pax: header.pax
+    })
+
+    const newHeader = {
+      name: 'PaxHeader',
+      mode: header.mode,
+      uid: header.uid,
+      gid: header.gid,
+      size: paxHeader.byteLength,
+      mtime: header.mtime,
+      type: 'pax-header',
+      linkname: header.linkname && 'PaxHeader',
+      uname: header.uname,
+      gname: header.gname,
+      devmajor: header.devmajor,
+      devminor: header.devminor
+    }
+
+    this.push(headers.encode(newHeader))
+    this.push(paxHeader)
+    overflow(this, paxHeader.byteLength)
+
+    newHeader.size = header.size
+    newHeader.type = header.type
+    this.push(headers.encode(newHeader))
+  }
+
+  _doDrain () {
+    const drain = this._drain
+    this._drain = noop
+    drain()
+  }
+
+  _predestroy () {
+    const err = getStreamError(this)
+
+    if (this._stream) this._stream.destroy(err)
+
+    while (this._pending.length) {
+      const stream = this._pending.shift()
+      stream.destroy(err)
+      stream._continueOpen()
+    }
+
+    this._doDrain()
+  }
+
+  _read (cb) {
+    this._doDrain()
+    cb()
+  }
+}
+
+module.exports = function pack (opts) {
+  return new Pack(opts)
+}
+
+function modeToType (mode) {
+  switch (mode & constants.S_IFMT) {
+    case constants.S_IFBLK: return 'block-device'
+    case constants.S_IFCHR: return 'character-device'
+    case constants.S_IFDIR: return 'directory'
+    case constants.S_IFIFO: return 'fifo'
+    case constants.S_IFLNK: return 'symlink'
+  }
+
+  return 'file'
+}
+
+function noop () {}
+
+function overflow (self, size) {
+  size &= 511
+  if (size) self.push(END_OF_TAR.subarray(0, 512 - size))
+}
+
+function mapWritable (buf) {
+  return b4a.isBuffer(buf) ? buf : b4a.from(buf)
+}
+
+
+/***/ }),
+
 /***/ 7934:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -51672,401 +52750,156 @@ function parseHostList(list) {
     return uniqueHosts(list.split(/[\s,]+/).filter((s) => s !== '').map((s) => parseHost(s)));
 }
 
-;// CONCATENATED MODULE: ./build/src/core/plan.js
-// Turns front-end options into a validated Plan: every input check lives here, one message per mistake.
-
-
-
-
-// ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
-const sshUtils = lib.utils;
-/** A mistake in the input: `input` names the option, the message says the fix. Exit code 2. */
-class PlanError extends Error {
-    input;
-    constructor(input, message) {
-        super(`${input}: ${message}`);
-        this.input = input;
-    }
-}
-const DEFAULTS = {
-    retry: 0,
-    port: '8998',
-    remotePath: '.cache/herd-action',
-    concurrency: 32,
-    node: 'node',
-    runnerVia: 'auto',
-    sshClient: 'auto',
-    stallTimeout: 60,
-};
-function wholeNumber(input, value, fallback, min, max = Number.MAX_SAFE_INTEGER) {
-    if (value === undefined || value === '')
-        return fallback;
-    const text = String(value).trim();
-    if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-        throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`);
-    }
-    return Number(text);
-}
-function parsePorts(value) {
-    const text = String(value ?? DEFAULTS.port).trim();
-    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
-    const low = m ? Number(m[1]) : NaN;
-    const high = m ? Number(m[2] ?? m[1]) : NaN;
-    if (!m || low < 1 || high > 65535 || low > high)
-        throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`);
-    return [low, high];
-}
-function readableFile(input, file, whatName) {
-    // `local file: /x does not exist`, not `local file: local file /x does not exist`.
-    const what = whatName === input ? '' : `${whatName} `;
-    let st;
-    try {
-        st = external_node_fs_.statSync(file);
-    }
-    catch (err) {
-        const code = err.code;
-        throw new PlanError(input, code === 'ENOENT' ? `${what}${file} does not exist; check the path` : `${what}${file} cannot be read (${code}); check its permissions`);
-    }
-    if (st.isDirectory())
-        throw new PlanError(input, `${what}${file} is a directory; give a file`);
-    if (!st.isFile())
-        throw new PlanError(input, `${what}${file} is not a regular file; give a file`);
-    try {
-        external_node_fs_.accessSync(file, external_node_fs_.constants.R_OK);
-    }
-    catch (err) {
-        throw new PlanError(input, `${what}${file} cannot be read (${err.code}); check its permissions`);
-    }
-    return st;
-}
-function hostsFrom(opts) {
-    const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g) => !!g);
-    if (given.length > 1)
-        throw new PlanError('hosts', `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, --hostlist, or standard input`);
-    try {
-        if (opts.hostsFile !== undefined) {
-            readableFile('hosts file', opts.hostsFile, 'hosts file');
-            const hosts = parseHostsText(external_node_fs_.readFileSync(opts.hostsFile, 'utf8'));
-            if (hosts.length === 0)
-                throw new PlanError('hosts file', `${opts.hostsFile} names no host; write one host per line`);
-            return hosts;
-        }
-        const hosts = opts.hostList !== undefined ? parseHostList(opts.hostList) : parseHostsText(opts.hostsText ?? '');
-        if (hosts.length === 0)
-            throw new PlanError('hosts', 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input');
-        return hosts;
-    }
-    catch (err) {
-        if (err instanceof HostParseError)
-            throw new PlanError(opts.hostsFile ?? 'hosts', `${err.message}`);
-        throw err;
-    }
-}
-function checkIdentity(file, passphrase) {
-    readableFile('--identity', file, 'identity');
-    const parsed = sshUtils.parseKey(external_node_fs_.readFileSync(file), passphrase);
-    if (parsed instanceof Error) {
-        const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message);
-        throw new PlanError('--identity', encrypted
-            ? passphrase
-                ? `identity ${file}: the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE`
-                : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
-            : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`);
-    }
-}
-/** Validates everything that can be checked on the runner before any host is touched. */
-function makePlan(opts) {
-    if (!opts.file)
-        throw new PlanError('local file', 'missing; give the file to push');
-    const st = readableFile('local file', opts.file, 'local file');
-    if (st.size === 0)
-        throw new PlanError('local file', `${opts.file} is empty; give a file with content`);
-    if (!opts.destination)
-        throw new PlanError('remote file', 'missing; give the absolute path on the hosts');
-    const destination = opts.destination;
-    if (!destination.startsWith('/'))
-        throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${external_node_path_.basename(opts.file)})`);
-    if (destination.endsWith('/') || /\/\.{1,2}$/.test(destination))
-        throw new PlanError('remote file', `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${external_node_path_.basename(opts.file)}`);
-    if (destination.includes('\0'))
-        throw new PlanError('remote file', 'contains a NUL byte; remove it');
-    const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict');
-    if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
-        throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`);
-    }
-    const identityFiles = opts.identityFiles ?? [];
-    for (const id of identityFiles)
-        checkIdentity(id, opts.passphrase);
-    const knownHostsFiles = opts.knownHostsFiles ?? [];
-    for (const kh of knownHostsFiles)
-        readableFile('--known-hosts', kh, 'known_hosts file');
-    if (opts.sshConfig !== undefined)
-        readableFile('--ssh-config', opts.sshConfig, 'ssh config');
-    const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '');
-    if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n'))
-        throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them');
-    const node = opts.node ?? DEFAULTS.node;
-    if (node === '' || node.includes('\0') || node.includes('\n'))
-        throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them');
-    const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim());
-    if (!['auto', 'direct', 'ssh'].includes(runnerVia))
-        throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`);
-    const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim());
-    if (!['auto', 'builtin', 'openssh'].includes(sshClient))
-        throw new PlanError('--ssh', `'${sshClient}' is not known; use auto, builtin or openssh`);
-    const postCommand = opts.postCommand === undefined || opts.postCommand.trim() === '' ? undefined : opts.postCommand;
-    if (postCommand?.includes('\0'))
-        throw new PlanError('--post-command', 'contains a NUL byte; give a shell command without it');
-    const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1);
-    if (postBatch !== undefined && postCommand === undefined)
-        throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches');
-    const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
-    return {
-        file: external_node_path_.resolve(opts.file),
-        size: st.size,
-        mode: st.mode & 0o7777,
-        destination,
-        hosts: hostsFrom(opts),
-        retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
-        ports: parsePorts(opts.port),
-        remotePath,
-        logDir: opts.logDir ? external_node_path_.resolve(opts.logDir) : undefined,
-        timeoutSeconds: timeout,
-        concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
-        identityFiles,
-        knownHostsFiles,
-        hostKeyPolicy,
-        encrypt: opts.encrypt ?? true,
-        user: opts.user,
-        passphrase: opts.passphrase,
-        node,
-        sshConfig: opts.sshConfig,
-        runnerVia,
-        stallSeconds: wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5),
-        sshClient,
-        postCommand,
-        postBatch,
-    };
-}
-
-;// CONCATENATED MODULE: ./build/src/cli/args.js
-// herd's command line, compatible with herd.py's (local-file remote-file hosts --retry --port --remote-path --log-dir).
-
-
-const EXIT_CODES_HELP = `
-Exit codes:
-  0    every host has the file
-  1    some host failed (the others still got it); each failure is listed with its cause
-  2    bad usage or input, before any host was touched
-  130  interrupted by SIGINT, 143 by SIGTERM (agents stopped, temporary files removed)
-
-Hosts: one per line in HOSTS_FILE (herd.py's hosts.dat; blank lines and # comments ignored), as
-host, user@host, host:port, user@host:port or [v6addr]:port; or --hostlist a,b,c; or standard input.
-SSH works as with OpenSSH: ~/.ssh/config (Host aliases, HostName, User, Port, IdentityFile,
-UserKnownHostsFile, ProxyJump), the ssh-agent, default identities, known_hosts (hashed too).
-Host keys are checked strictly; --accept-new-host-keys adds unknown ones (never changed ones).
-An encrypted identity's passphrase is read from HERD_SSH_PASSPHRASE, never from the command line.
-
-Example:
-  herd build.tar.gz /srv/app/build.tar.gz hosts.txt --retry 2 --log-dir herd-logs
-`;
-function collect(value, previous) {
-    return [...previous, value];
-}
-function buildCommand(version) {
-    return new Command('herd')
-        .description('Push one file to many hosts over SSH and a private BitTorrent swarm: every host fetches from the runner and from each other.')
-        .usage('[options] LOCAL_FILE REMOTE_FILE [HOSTS_FILE]')
-        .argument('<local-file>', 'file to push')
-        .argument('<remote-file>', 'absolute path of the file on every host')
-        .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
-        .option('--hostlist <hosts>', 'hosts separated by commas')
-        .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
-        .option('--port <port>', 'tracker port, or a range LOW-HIGH to pick a free one', DEFAULTS.port)
-        .option('--remote-path <dir>', "working folder on each host for herd's agent (relative to the login's home)", DEFAULTS.remotePath)
-        .option('--log-dir <dir>', 'write one log file per host with the whole story of every attempt')
-        .option('--data-file <file>', 'accepted for herd.py compatibility; has no use now')
-        .option('--timeout <seconds>', 'overall time limit; hosts still running then are reported as timed out')
-        .option('--concurrency <n>', 'SSH connections being opened at once', String(DEFAULTS.concurrency))
-        .option('-i, --identity <file>', 'identity (private key) file, tried first; repeatable', collect, [])
-        .option('--known-hosts <file>', 'known_hosts file to use instead of the ssh config one; repeatable', collect, [])
-        .option('--accept-new-host-keys', 'add unknown host keys to known_hosts (changed keys still fail)')
-        .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
-        .option('--runner-via <way>', "how hosts reach the runner's tracker and seeder: auto (directly, else through their SSH connection), direct, ssh", DEFAULTS.runnerVia)
-        .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
-        .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
-        .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
-        .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
-        .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
-        .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
-        .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
-        .option('--json', 'print the report as JSON on stdout (messages go to stderr)')
-        .addOption(new Option('-q, --quiet', 'print only failures and the totals'))
-        .version(version, '--version', 'print the version')
-        .helpOption('-h, --help', 'show this help')
-        .addHelpText('after', EXIT_CODES_HELP)
-        .showSuggestionAfterError(true)
-        .exitOverride()
-        .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-}
-/** Parses argv (without node and script); throws CommanderError for usage mistakes and help/version. */
-function parseCli(argv, version, stdinIsTTY) {
-    const cmd = buildCommand(version);
-    cmd.parse(argv, { from: 'user' });
-    const [file, destination, hostsFile] = cmd.args;
-    const o = cmd.opts();
-    const hostList = o.hostlist;
-    const hostsFromStdin = hostsFile === undefined && hostList === undefined && !stdinIsTTY;
-    return {
-        options: {
-            file,
-            destination,
-            hostsFile,
-            hostList,
-            retry: o.retry,
-            port: o.port,
-            remotePath: o.remotePath,
-            logDir: o.logDir,
-            timeout: o.timeout,
-            concurrency: o.concurrency,
-            identityFiles: o.identity,
-            knownHostsFiles: o.knownHosts,
-            hostKeyPolicy: o.acceptNewHostKeys ? 'accept-new' : 'strict',
-            encrypt: o.encryption !== false,
-            user: o.user,
-            node: o.node,
-            sshConfig: o.sshConfig,
-            runnerVia: o.runnerVia,
-            stallTimeout: o.stallTimeout,
-            sshClient: o.ssh,
-            postCommand: o.postCommand,
-            postBatch: o.postBatch,
-            passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
-        },
-        json: !!o.json,
-        quiet: !!o.quiet,
-        dataFileIgnored: o.dataFile !== undefined,
-        hostsFromStdin,
-    };
-}
-
-
-// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
-var cli_progress = __nccwpck_require__(8502);
-;// CONCATENATED MODULE: ./build/src/cli/render.js
-// How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
-
-function formatBytes(n) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let i = 0;
-    while (n >= 1024 && i < units.length - 1) {
-        n /= 1024;
-        i++;
-    }
-    return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
-function formatSeconds(s) {
-    if (!Number.isFinite(s) || s < 0)
-        return '--';
-    if (s < 60)
-        return `${Math.round(s)}s`;
-    return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-}
-/** Renders run events; `out` receives human lines. */
-function makeRenderer(opts) {
-    const began = Date.now();
-    const have = new Map();
-    const rate = new Map();
-    const finished = new Set();
-    const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`;
-    let bar;
-    if (opts.tty && !opts.quiet) {
-        bar = new cli_progress.SingleBar({
-            format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
-            hideCursor: true,
-            clearOnComplete: true,
-            stream: process.stderr,
-            fps: 5,
-        }, cli_progress.Presets.shades_classic);
-        bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' });
-    }
-    const update = () => {
-        if (!bar)
-            return;
-        const total = [...have.values()].reduce((a, b) => a + b, 0);
-        const r = [...rate.values()].reduce((a, b) => a + b, 0);
-        const remaining = opts.hosts * opts.size - total;
-        bar.update(total, { done: finished.size, bytes: formatBytes(total), rate: formatBytes(r), eta_text: r > 0 ? formatSeconds(remaining / r) : '--' });
-    };
-    const say = (line) => {
-        if (bar)
-            bar.stop();
-        opts.out(line);
-        if (bar) {
-            bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts });
-            update();
-        }
-    };
-    return {
-        onPhase(phase, detail) {
-            if (!opts.quiet && detail && !bar)
-                opts.out(`${stamp()} ${phase}: ${detail}`);
-        },
-        onHostState(host, state, detail) {
-            if (state === 'done') {
-                finished.add(host);
-                have.set(host, opts.size);
-                rate.delete(host);
-            }
-            if (state === 'failed') {
-                finished.add(host);
-                rate.delete(host);
-            }
-            if (bar) {
-                if (state === 'failed' || state === 'retrying')
-                    say(`${host}: ${state}: ${detail ?? ''}`);
-                update();
-            }
-            else if (!opts.quiet || state === 'failed') {
-                opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`);
-            }
-        },
-        onProgress(host, p) {
-            have.set(host, p.have);
-            rate.set(host, p.rate);
-            update();
-        },
-        stop() {
-            bar?.stop();
-        },
-    };
-}
-/** The end of a run in words: one line per failed host with its cause, then the totals. */
-function summaryLines(report) {
-    const lines = [];
-    for (const h of report.hosts.filter((x) => x.status !== 'ok')) {
-        lines.push(`FAILED ${h.host}: ${h.cause ?? h.status}${h.logFile ? ` (log: ${h.logFile})` : ''}`);
-    }
-    const ok = report.succeeded.length;
-    const unchanged = report.hosts.filter((h) => h.status === 'ok' && !h.transferred).length;
-    const copies = report.size > 0 ? report.bytesFromRunner / report.size : 0;
-    const tunnelled = report.hosts.filter((h) => h.runnerVia === 'ssh').length;
-    // Hosts that got every byte from the runner reached no other host: they cost what scp would.
-    const alone = report.hosts.length > 1 ? report.hosts.filter((h) => h.status === 'ok' && h.downloaded > 0 && h.fromRunner >= h.downloaded).map((h) => h.host) : [];
-    lines.push(`${ok}/${report.hosts.length} hosts have ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
-        `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
-        `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
-        (report.interrupted ? `; interrupted by ${report.interrupted}` : ''));
-    const given = report.hosts.filter((h) => h.runtimeBytes).length;
-    if (given > 0)
-        lines.push(`Node runtime uploaded to ${given} host${given === 1 ? '' : 's'} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`);
-    if (alone.length > 0)
-        lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`);
-    return lines;
-}
-
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+// EXTERNAL MODULE: external "node:events"
+var external_node_events_ = __nccwpck_require__(8474);
+// EXTERNAL MODULE: ./node_modules/tar-stream/index.js
+var tar_stream = __nccwpck_require__(6118);
+;// CONCATENATED MODULE: ./build/src/engine/tree.js
+// A folder as one payload: a sorted walk packed into a tar stream, and the manifest digest both sides compute.
+
+
+
+
+
+/** Something a folder holds that herd does not carry, or that changed while it was read. */
+class TreeError extends Error {
+}
+/**
+ * Mode of a new file or folder at the destination: the local mode without setuid, setgid, sticky, or
+ * write for group and others, so a 0666 file from a umask-0000 CI job lands 0644 and 0600 stays 0600.
+ */
+function deliveredMode(localMode) {
+    return localMode & 0o755;
+}
+/**
+ * Every entry below `root` (not root itself), parents before children, names in one fixed order.
+ * Synchronous: it reads only metadata, and the runner checks a folder with it before any host is touched.
+ */
+function walkTree(root) {
+    const entries = [];
+    const visit = (dir, prefix) => {
+        for (const name of external_node_fs_.readdirSync(dir).sort()) {
+            const full = external_node_path_.join(dir, name);
+            const rel = prefix ? `${prefix}/${name}` : name;
+            const st = external_node_fs_.lstatSync(full);
+            if (st.isDirectory()) {
+                entries.push({ path: rel, type: 'directory', mode: deliveredMode(st.mode), size: 0, linkname: '' });
+                visit(full, rel);
+            }
+            else if (st.isFile()) {
+                entries.push({ path: rel, type: 'file', mode: deliveredMode(st.mode), size: st.size, linkname: '' });
+            }
+            else if (st.isSymbolicLink()) {
+                entries.push({ path: rel, type: 'symlink', mode: 0o777, size: 0, linkname: external_node_fs_.readlinkSync(full) });
+            }
+            else {
+                throw new TreeError(`${full} is a socket, pipe or device; herd carries files, folders and symbolic links: remove it or push another folder`);
+            }
+        }
+    };
+    visit(root, '');
+    return entries;
+}
+/** About the tar's size for these entries (exact unless long names need extended headers): for progress. */
+function payloadSizeOf(entries) {
+    const block = (n) => Math.ceil(n / 512) * 512;
+    return entries.reduce((sum, e) => sum + 512 + block(e.size) + (e.path.length > 99 || e.linkname.length > 99 ? 1024 : 0), 1024);
+}
+/** The manifest line of one entry: what must match for a tree to count as identical. */
+function manifestLine(e, sha256) {
+    return `${e.type} ${e.mode.toString(8)} ${e.size} ${sha256} ${JSON.stringify(e.path)} ${JSON.stringify(e.linkname)}\n`;
+}
+const CHUNK = 1024 * 1024;
+/** Reads a file of the tree exactly `size` bytes long (never through a link), handing each chunk on. */
+async function readExactly(full, size, onChunk) {
+    const hash = external_node_crypto_namespaceObject.createHash('sha256');
+    const fh = await external_node_fs_.promises.open(full, external_node_fs_.constants.O_RDONLY | external_node_fs_.constants.O_NOFOLLOW);
+    try {
+        let position = 0;
+        for (;;) {
+            const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, size - position + 1)));
+            const { bytesRead } = await fh.read(buf, 0, buf.length, position);
+            if (bytesRead === 0)
+                break;
+            position += bytesRead;
+            if (position > size)
+                break;
+            const chunk = buf.subarray(0, bytesRead);
+            hash.update(chunk);
+            await onChunk(chunk);
+        }
+        if (position !== size)
+            throw new TreeError(`${full} changed size while it was read (${size} bytes, then ${position}); push a folder that is not being written`);
+    }
+    finally {
+        await fh.close();
+    }
+    return hash.digest('hex');
+}
+/** SHA-256 over the manifest of the tree at `root` (types, modes, sizes, contents, link targets). */
+async function treeDigest(root) {
+    const digest = crypto.createHash('sha256');
+    for (const e of walkTree(root)) {
+        const sha = e.type === 'file' ? await readExactly(path.join(root, e.path), e.size, () => { }) : '-';
+        digest.update(manifestLine(e, sha));
+    }
+    return digest.digest('hex');
+}
+/**
+ * Packs the tree at `root` into a tar file at `out` (created exclusively, 0600) in one read, and
+ * returns the manifest digest. Headers carry no owner and no time: a tree is its names, modes, link
+ * targets and contents, so a rebuild with the same content is the same tree.
+ */
+async function packTree(root, out) {
+    const entries = walkTree(root);
+    const digest = external_node_crypto_namespaceObject.createHash('sha256');
+    const pack = tar_stream.pack();
+    const sink = external_node_fs_.createWriteStream(out, { flags: 'wx', mode: 0o600 });
+    const written = (0,external_node_events_.once)(sink, 'close');
+    let failed;
+    sink.on('error', (err) => (failed = err));
+    pack.on('error', (err) => (failed = err));
+    pack.pipe(sink);
+    try {
+        for (const e of entries) {
+            if (failed)
+                throw failed;
+            const header = { name: e.type === 'directory' ? `${e.path}/` : e.path, type: e.type, mode: e.mode, size: e.size, linkname: e.linkname || undefined, mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' };
+            if (e.type !== 'file') {
+                pack.entry(header);
+                digest.update(manifestLine(e, '-'));
+                continue;
+            }
+            const entry = pack.entry(header);
+            const ended = new Promise((resolve, reject) => {
+                entry.on('finish', () => resolve());
+                entry.on('error', reject);
+                entry.on('close', () => resolve());
+            });
+            const sha = await readExactly(external_node_path_.join(root, e.path), e.size, async (chunk) => {
+                if (!entry.write(chunk))
+                    await (0,external_node_events_.once)(entry, 'drain');
+            });
+            entry.end(undefined);
+            await ended;
+            digest.update(manifestLine(e, sha));
+        }
+        pack.finalize();
+        await written;
+        if (failed)
+            throw failed;
+    }
+    catch (err) {
+        pack.destroy();
+        sink.destroy();
+        await external_node_fs_.promises.rm(out, { force: true });
+        throw err;
+    }
+    return { digest: digest.digest('hex'), entries: entries.length };
+}
+
 ;// CONCATENATED MODULE: external "node:worker_threads"
 const external_node_worker_threads_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_threads");
 ;// CONCATENATED MODULE: ./node_modules/uint8-util/dist/src/util.js
@@ -52797,6 +53630,1938 @@ function torrentFileFor(t, announceUrl) {
     const announce = announceUrl === undefined ? '' : `8:announce${announceUrl.length}:${announceUrl}13:announce-listll${announceUrl.length}:${announceUrl}ee`;
     const head = Buffer.from(`d${announce}4:info`);
     return Buffer.concat([head, Buffer.from(t.info), Buffer.from('e')]);
+}
+
+;// CONCATENATED MODULE: ./build/src/engine/store.js
+// The file a side serves from and writes into: blocks at their offsets, recent blocks kept in memory.
+
+
+/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
+const BLOCK = 1024 * 1024;
+/** Reads and writes one file by absolute offset; writes go to the thread pool, never the event loop. */
+class Store {
+    length;
+    fd;
+    recentMax;
+    recentBytes = 0;
+    /** Insertion order is age. Keyed by absolute offset. */
+    recent = new Map();
+    writing = new Map();
+    /** Bytes handed to `write` and not yet in the file: received blocks wait in memory meanwhile. */
+    pendingBytes = 0;
+    /** Called as each write settles: a reader of `pendingBytes` may go on. */
+    onWritten = () => { };
+    /** Block reads served from memory and from the file: the agent logs them. */
+    reads = { recent: 0, file: 0 };
+    /**
+     * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
+     * 256 pages to fault in and zero, which cost the runner more than the read itself.
+     */
+    spare = [];
+    lent = new WeakMap();
+    constructor(opts) {
+        this.length = opts.length;
+        this.recentMax = opts.recentBytes ?? 0;
+        // The temporary file is written only where it is one: never through a link put in its place.
+        this.fd = external_node_fs_.openSync(opts.path, opts.writable ? external_node_fs_.constants.O_RDWR | external_node_fs_.constants.O_NOFOLLOW : external_node_fs_.constants.O_RDONLY);
+    }
+    /** Writes `parts` at `position` (with every retry a short write needs); they may be read meanwhile. */
+    write(position, parts) {
+        const fd = this.fd;
+        if (fd === undefined)
+            return Promise.reject(new Error('store is closed'));
+        this.remember(position, parts);
+        const bytes = byteLength(parts);
+        this.pendingBytes += bytes;
+        const done = writeAll(fd, parts, position).finally(() => {
+            if (this.writing.get(position) === done)
+                this.writing.delete(position);
+            this.pendingBytes -= bytes;
+            this.onWritten();
+        });
+        this.writing.set(position, done);
+        return done;
+    }
+    /** Settles once every write issued so far has settled; rejects with the first failure. */
+    async flushed() {
+        await Promise.all([...this.writing.values()]);
+    }
+    remember(position, parts) {
+        if (this.recentMax <= 0)
+            return;
+        const old = this.recent.get(position);
+        if (old) {
+            this.recent.delete(position);
+            this.recentBytes -= byteLength(old);
+        }
+        this.recent.set(position, parts);
+        this.recentBytes += byteLength(parts);
+        while (this.recentBytes > this.recentMax && this.recent.size > 1) {
+            const [key, value] = this.recent.entries().next().value;
+            this.recent.delete(key);
+            this.recentBytes -= byteLength(value);
+        }
+    }
+    /**
+     * The bytes [position, position + length): views of a recent block, or a read into a reused buffer.
+     * The caller hands them back with `release` once it has used them (sealing copies them out).
+     */
+    async read(position, length) {
+        if (this.fd === undefined)
+            throw new Error('store is closed');
+        if (position + length > this.length)
+            throw new Error(`read past the end (${position} + ${length} > ${this.length})`);
+        const kept = this.recent.get(position);
+        if (kept && byteLength(kept) === length) {
+            this.reads.recent++;
+            return kept;
+        }
+        await this.writing.get(position);
+        this.reads.file++;
+        const spare = this.spare.pop();
+        const whole = spare && spare.length >= length ? spare : Buffer.allocUnsafe(Math.max(length, BLOCK));
+        const buf = whole.subarray(0, length);
+        let got = 0;
+        while (got < length) {
+            const n = await new Promise((resolve, reject) => external_node_fs_.read(this.fd, buf, got, length - got, position + got, (err, bytes) => (err ? reject(err) : resolve(bytes))));
+            // Past the end of a temporary file still filling up: the block is simply not there yet.
+            if (n === 0)
+                throw new Error(`short read at ${position + got}`);
+            got += n;
+        }
+        const parts = [buf];
+        this.lent.set(parts, whole);
+        return parts;
+    }
+    /** Takes back what `read` gave once it is no longer used; recent blocks stay where they are. */
+    release(parts) {
+        const buf = this.lent.get(parts);
+        if (!buf)
+            return;
+        this.lent.delete(parts);
+        if (this.spare.length < 4)
+            this.spare.push(buf);
+    }
+    /** Closes the file (it stays: the agent decides whether a temporary file is kept for a retry). */
+    async close() {
+        const fd = this.fd;
+        this.fd = undefined;
+        this.recent.clear();
+        if (fd === undefined)
+            return;
+        await Promise.allSettled([...this.writing.values()]);
+        await new Promise((resolve) => external_node_fs_.close(fd, () => resolve()));
+    }
+}
+function byteLength(parts) {
+    let n = 0;
+    for (const p of parts)
+        n += p.length;
+    return n;
+}
+async function writeAll(fd, parts, position) {
+    let rest = parts;
+    while (rest.length) {
+        const wrote = await new Promise((resolve, reject) => external_node_fs_.writev(fd, rest, position, (err, n) => (err ? reject(err) : resolve(n))));
+        position += wrote;
+        // A short write: drop what went out and go on with the rest.
+        let skip = wrote;
+        const next = [];
+        for (const p of rest) {
+            if (skip >= p.length)
+                skip -= p.length;
+            else {
+                next.push(skip ? p.subarray(skip) : p);
+                skip = 0;
+            }
+        }
+        if (wrote === 0 && next.length)
+            throw new Error('write made no progress');
+        rest = next;
+    }
+}
+/**
+ * The pieces a file of `length` bytes already holds, each checked against its hash: a retry resumes from
+ * them. Reads what is there once, in order, through one buffer.
+ */
+async function piecesPresent(path, meta, into) {
+    const fh = await fs.promises.open(path, 'r');
+    let found = 0;
+    try {
+        const { size } = await fh.stat();
+        const buf = Buffer.allocUnsafe(meta.pieceLength);
+        for (let i = 0, at = 0; at < meta.length; i++, at += meta.pieceLength) {
+            const len = Math.min(meta.pieceLength, meta.length - at);
+            if (at + len > size)
+                break;
+            const { bytesRead } = await fh.read(buf, 0, len, at);
+            const digest = crypto.createHash('sha1').update(buf.subarray(0, bytesRead)).digest();
+            if (digest.equals(meta.pieceHashes.subarray(i * 20, i * 20 + 20)) && into.set(i))
+                found++;
+        }
+    }
+    finally {
+        await fh.close();
+    }
+    return found;
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
+function escapeChars(text, chars) {
+    for (let char of chars) {
+        text = text.replace(new RegExp('\\' + char, 'g'), '\\' + char);
+    }
+    return text;
+}
+function match(pattern, text) {
+    pattern = escapeChars(pattern, '\\()[]{}.+^$|');
+    pattern = pattern
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.?');
+    return new RegExp('^(?:' + pattern + ')$').test(text);
+}
+/**
+ * A helper function to match input against [pattern-list](https://www.freebsd.org/cgi/man.cgi?query=ssh_config&sektion=5#PATTERNS).
+ * According to `man ssh_config`, negated patterns shall be matched first.
+ *
+ * @param {string|string[]} patternList one or more glob patterns to match
+ * @param {string} text the text to match
+ */
+function glob(patternList, text) {
+    const patterns = Array.isArray(patternList) ? patternList : patternList.split(/,/);
+    // > If a negated entry is matched, then the Host entry is ignored, regardless of whether any other patterns on the line match.
+    let result = false;
+    for (const pattern of patterns) {
+        const negate = pattern[0] == '!';
+        if (negate && match(pattern.slice(1), text)) {
+            return false;
+        }
+        else if (match(pattern, text)) {
+            // wait until all of the pattern match results because there might be a negated pattern
+            result = true;
+        }
+    }
+    return result;
+}
+/* harmony default export */ const lib_glob = (glob);
+//# sourceMappingURL=glob.js.map
+// EXTERNAL MODULE: external "node:child_process"
+var external_node_child_process_ = __nccwpck_require__(1421);
+;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/ssh-config.js
+
+
+
+const RE_SPACE = /\s/;
+const RE_LINE_BREAK = /\r|\n/;
+const RE_SECTION_DIRECTIVE = /^(Host|Match)$/i;
+const RE_MULTI_VALUE_DIRECTIVE = /^(GlobalKnownHostsFile|Host|IPQoS|SendEnv|UserKnownHostsFile|ProxyCommand|KnownHostsCommand|Match|CanonicalDomains|Include)$/i;
+const RE_COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
+const RE_QUOTE_DIRECTIVE = /^(?:CertificateFile|IdentityFile|IdentityAgent|User|Include)$/i;
+const RE_SINGLE_LINE_DIRECTIVE = /^(Include|IdentityFile)$/i;
+/**
+ * A type of line in an ssh-config file. Differentiates between directives,
+ * comments, and empty lines.
+ */
+var LineType;
+(function (LineType) {
+    /** line with a directive in an ssh-config file */
+    LineType[LineType["DIRECTIVE"] = 1] = "DIRECTIVE";
+    /** line with a comment in an ssh-config file */
+    LineType[LineType["COMMENT"] = 2] = "COMMENT";
+    /** empty line in an ssh-config file */
+    LineType[LineType["EMPTY"] = 3] = "EMPTY";
+})(LineType || (LineType = {}));
+const REPEATABLE_DIRECTIVES = [
+    'IdentityFile',
+    'LocalForward',
+    'RemoteForward',
+    'DynamicForward',
+    'CertificateFile',
+];
+function ssh_config_compare(line, opts) {
+    // @ts-ignore
+    return opts.hasOwnProperty(line.param) && opts[line.param] === line.value;
+}
+function getIndent(config) {
+    for (const line of config) {
+        if (line.type === LineType.DIRECTIVE && 'config' in line) {
+            for (const subline of line.config) {
+                if (subline.before) {
+                    return subline.before;
+                }
+            }
+        }
+    }
+    return '  ';
+}
+function ssh_config_match(criteria, context) {
+    const testCriterion = (key, criterion) => {
+        switch (key.toLowerCase()) {
+            case 'all':
+                return true;
+            case 'final':
+                if (context.inFinalPass) {
+                    return true;
+                }
+                context.doFinalPass = true;
+                return false;
+            case 'exec':
+                if (!context.options.matchExec) {
+                    return false;
+                }
+                const command = `function main {
+          ${criterion}
+        }
+        main`;
+                return (0,external_node_child_process_.spawnSync)(command, { shell: true }).status === 0;
+            case 'host':
+                return lib_glob(criterion, context.params.HostName);
+            case 'originalhost':
+                return lib_glob(criterion, context.params.OriginalHost);
+            case 'user':
+                return lib_glob(criterion, context.params.User);
+            case 'localuser':
+                return lib_glob(criterion, context.params.LocalUser);
+        }
+    };
+    for (const key in criteria) {
+        const criterion = criteria[key];
+        const values = Array.isArray(criterion) ? criterion.map(({ val }) => val) : criterion;
+        if (!testCriterion(key, values)) {
+            return false;
+        }
+    }
+    return true;
+}
+/**
+ * Represents parsed SSH config. Main element of this library.
+ *
+ * A parsed SSH config is modelled as an array of {@link Line}s.
+ */
+class SSHConfig extends Array {
+    /** shortcut to access {@link LineType.DIRECTIVE} */
+    static DIRECTIVE = LineType.DIRECTIVE;
+    /** shortcut to access {@link LineType.COMMENT} */
+    static COMMENT = LineType.COMMENT;
+    /** shortcut to access {@link LineType.EMPTY} */
+    static EMPTY = LineType.EMPTY;
+    /**
+     * Parse SSH config text into structured object.
+     */
+    static parse(text) {
+        return parse(text);
+    }
+    /**
+     * Stringify structured object into SSH config text.
+     */
+    static stringify(config) {
+        return stringify(config);
+    }
+    compute(opts, computeOpts) {
+        if (typeof opts === 'string')
+            opts = { Host: opts };
+        let userInfo;
+        try {
+            userInfo = external_node_os_namespaceObject.userInfo();
+        }
+        catch {
+            // os.userInfo() throws a SystemError if a user has no username or homedir.
+            userInfo = { username: process.env.USER || process.env.USERNAME || '' };
+        }
+        const context = {
+            params: {
+                Host: opts.Host,
+                HostName: opts.Host,
+                OriginalHost: opts.Host,
+                User: userInfo.username,
+                LocalUser: userInfo.username,
+            },
+            options: {
+                ignoreCase: computeOpts?.ignoreCase === true,
+                matchExec: computeOpts?.matchExec !== false,
+            },
+            inFinalPass: false,
+            doFinalPass: false,
+        };
+        const obj = {};
+        const setProperty = (name, value) => {
+            const key = computeOpts?.ignoreCase ? name.toLowerCase() : name;
+            let val;
+            if (Array.isArray(value)) {
+                if (RE_COMMAND_DIRECTIVE.test(key)) {
+                    val = value.map(({ val, separator, quoted }) => {
+                        return `${separator}${quoted ? `"${val.replace(/"/g, '\\"')}"` : val}`;
+                    }).join('').trim();
+                }
+                else {
+                    val = value.map(({ val }) => val);
+                }
+            }
+            else {
+                val = value;
+            }
+            const val0 = Array.isArray(val) ? val[0] : val;
+            // Use case-insensitive check for repeatable directives
+            const isRepeatable = REPEATABLE_DIRECTIVES.some(d => d.toLowerCase() === name.toLowerCase());
+            if (isRepeatable) {
+                const list = (obj[key] || (obj[key] = []));
+                list.push(...[].concat(val));
+            }
+            else if (obj[key] == null) {
+                if (name === 'HostName') {
+                    context.params.HostName = val0;
+                }
+                else if (name === 'User') {
+                    context.params.User = val0;
+                }
+                obj[key] = val;
+            }
+        };
+        if (opts.User !== undefined) {
+            setProperty('User', opts.User);
+        }
+        const doPass = () => {
+            for (const line of this) {
+                if (line.type !== LineType.DIRECTIVE)
+                    continue;
+                // Host and Match directives are always case-insensitive (per OpenSSH behavior)
+                if (/^host$/i.test(line.param) && lib_glob(Array.isArray(line.value) ? line.value.map(({ val }) => val) : line.value, context.params.Host)) {
+                    let canonicalizeHostName = false;
+                    let canonicalDomains = [];
+                    setProperty(line.param, line.value);
+                    for (const subline of line.config) {
+                        if (subline.type === LineType.DIRECTIVE) {
+                            setProperty(subline.param, subline.value);
+                            if (/^CanonicalizeHostName$/i.test(subline.param) && subline.value === 'yes') {
+                                canonicalizeHostName = true;
+                            }
+                            if (/^CanonicalDomains$/i.test(subline.param) && Array.isArray(subline.value)) {
+                                canonicalDomains = subline.value.map(({ val }) => val);
+                            }
+                        }
+                    }
+                    if (canonicalDomains.length > 0 && canonicalizeHostName && context.params.Host === context.params.OriginalHost) {
+                        for (const domain of canonicalDomains) {
+                            const host = `${context.params.OriginalHost}.${domain}`;
+                            const { status, stderr } = (0,external_node_child_process_.spawnSync)('nslookup', [host]);
+                            if (status === 0 && !/can't find/.test(stderr.toString())) {
+                                context.params.Host = host;
+                                setProperty('Host', host);
+                                doPass();
+                                break;
+                            }
+                        }
+                    }
+                }
+                else if (/^match$/i.test(line.param) && 'criteria' in line && ssh_config_match(line.criteria, context)) {
+                    for (const subline of line.config) {
+                        if (subline.type === LineType.DIRECTIVE) {
+                            setProperty(subline.param, subline.value);
+                        }
+                    }
+                }
+                else if (!/^(host|match)$/i.test(line.param)) {
+                    setProperty(line.param, line.value);
+                }
+            }
+        };
+        doPass();
+        if (context.doFinalPass) {
+            context.inFinalPass = true;
+            context.params.Host = context.params.HostName;
+            doPass();
+        }
+        return obj;
+    }
+    find(opts) {
+        if (typeof opts === 'function')
+            return super.find(opts);
+        if (!(opts && ('Host' in opts || 'Match' in opts))) {
+            throw new Error('Can only find by Host or Match');
+        }
+        return super.find((line) => 'param' in line && ssh_config_compare(line, opts));
+    }
+    remove(opts) {
+        let index;
+        if (typeof opts === 'function') {
+            index = super.findIndex(opts);
+        }
+        else if (!(opts && ('Host' in opts || 'Match' in opts))) {
+            throw new Error('Can only remove by Host or Match');
+        }
+        else {
+            index = super.findIndex((line) => 'param' in line && ssh_config_compare(line, opts));
+        }
+        if (index >= 0)
+            return this.splice(index, 1);
+    }
+    /**
+     * Convert this SSH config to its textual presentation via {@link stringify}.
+     */
+    toString() {
+        return stringify(this);
+    }
+    /**
+     * Append new section to existing SSH config.
+     */
+    append(opts) {
+        const indent = getIndent(this);
+        const lastEntry = this.length > 0 ? this[this.length - 1] : null;
+        let config = lastEntry && lastEntry.config || this;
+        let configWas = this;
+        let lastLine = config.length > 0 ? config[config.length - 1] : lastEntry;
+        if (lastLine && !lastLine.after)
+            lastLine.after = '\n';
+        let sectionLineFound = config !== configWas;
+        for (const param in opts) {
+            const value = opts[param];
+            const line = {
+                type: LineType.DIRECTIVE,
+                param,
+                separator: ' ',
+                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
+                before: sectionLineFound ? indent : indent.replace(/  |\t/, ''),
+                after: '\n',
+            };
+            if (RE_SECTION_DIRECTIVE.test(param)) {
+                sectionLineFound = true;
+                line.before = indent.replace(/  |\t/, '');
+                config = configWas;
+                // separate sections with an extra newline
+                // https://github.com/cyjake/ssh-config/issues/23#issuecomment-564768248
+                if (lastLine && lastLine.after === '\n')
+                    lastLine.after += '\n';
+                config.push(line);
+                config = line.config = new SSHConfig();
+            }
+            else {
+                config.push(line);
+            }
+            lastLine = line;
+        }
+        return configWas;
+    }
+    /**
+     * Prepend new section to existing SSH config.
+     */
+    prepend(opts, beforeFirstSection = false) {
+        const indent = getIndent(this);
+        let config = this;
+        let i = 0;
+        // insert above known sections
+        if (beforeFirstSection) {
+            while (i < this.length && !('config' in this[i])) {
+                i += 1;
+            }
+            if (i >= this.length) { // No sections in original config
+                return this.append(opts);
+            }
+        }
+        // Prepend new section above the first section
+        let sectionLineFound = false;
+        let processedLines = 0;
+        for (const param in opts) {
+            processedLines += 1;
+            const value = opts[param];
+            const line = {
+                type: LineType.DIRECTIVE,
+                param,
+                separator: ' ',
+                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
+                before: '',
+                after: '\n',
+            };
+            if (RE_SECTION_DIRECTIVE.test(param)) {
+                line.before = indent.replace(/  |\t/, '');
+                config.splice(i, 0, line);
+                config = line.config = new SSHConfig();
+                sectionLineFound = true;
+                continue;
+            }
+            // separate from previous sections with an extra newline
+            if (processedLines === Object.keys(opts).length) {
+                line.after += '\n';
+            }
+            if (!sectionLineFound) {
+                config.splice(i, 0, line);
+                i += 1;
+                // Add an extra newline if a single line directive like Include
+                if (RE_SINGLE_LINE_DIRECTIVE.test(param)) {
+                    line.after += '\n';
+                }
+                continue;
+            }
+            line.before = indent;
+            config.push(line);
+        }
+        return config;
+    }
+}
+/**
+ * Parse SSH config text into structured object.
+ */
+function parse(text) {
+    // Handle Buffer input by converting to string
+    const input = typeof text === 'string' ? text : text.toString('utf-8');
+    let i = 0;
+    let chr = next();
+    let config = new SSHConfig();
+    let configWas = config;
+    function next() {
+        return input[i++];
+    }
+    function space() {
+        let spaces = '';
+        while (RE_SPACE.test(chr)) {
+            spaces += chr;
+            chr = next();
+        }
+        return spaces;
+    }
+    function linebreak() {
+        let breaks = '';
+        while (RE_LINE_BREAK.test(chr)) {
+            breaks += chr;
+            chr = next();
+        }
+        return breaks;
+    }
+    function parameter() {
+        let param = '';
+        while (chr && /[^ \t=]/.test(chr)) {
+            param += chr;
+            chr = next();
+        }
+        return param;
+    }
+    function separator() {
+        let sep = space();
+        if (chr === '=') {
+            sep += chr;
+            chr = next();
+        }
+        return (sep + space());
+    }
+    function value() {
+        let val = '';
+        let quoted = false;
+        let escaped = false;
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            // backslash escapes only double quotes
+            if (escaped) {
+                val += chr === '"' ? chr : `\\${chr}`;
+                escaped = false;
+            }
+            // ProxyCommand ssh -W "%h:%p" firewall.example.org
+            else if (chr === '"' && (!val || quoted)) {
+                quoted = !quoted;
+            }
+            else if (chr === '\\') {
+                escaped = true;
+            }
+            else if (chr === '#' && !quoted) {
+                break;
+            }
+            else {
+                val += chr;
+            }
+            chr = next();
+        }
+        if (quoted || escaped) {
+            throw new Error(`Unexpected line break at ${val}`);
+        }
+        return val.trim();
+    }
+    function comment() {
+        const type = LineType.COMMENT;
+        let content = '';
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            content += chr;
+            chr = next();
+        }
+        return { type, content, before: '', after: '' };
+    }
+    // Host *.co.uk
+    // Host * !local.dev
+    // Host "foo bar"
+    function values() {
+        const results = [];
+        let val = '';
+        // whether current value is quoted or not
+        let valQuoted = false;
+        // the separator preceding current value
+        let valSeparator = ' ';
+        // whether current context is within quotations or not
+        let quoted = false;
+        let escaped = false;
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            if (escaped) {
+                val += chr === '"' ? chr : `\\${chr}`;
+                escaped = false;
+            }
+            else if (chr === '"') {
+                quoted = !quoted;
+            }
+            else if (chr === '\\') {
+                escaped = true;
+            }
+            else if (quoted) {
+                val += chr;
+                valQuoted = true;
+            }
+            else if (/[ \t=]/.test(chr)) {
+                if (val) {
+                    results.push({ val, separator: valSeparator, quoted: valQuoted });
+                    val = '';
+                    valQuoted = false;
+                    valSeparator = chr;
+                }
+                // otherwise ignore the space
+            }
+            else if (chr === '#' && results.length > 0) {
+                break;
+            }
+            else {
+                val += chr;
+            }
+            chr = next();
+        }
+        if (quoted || escaped) {
+            throw new Error(`Unexpected line break at ${results.map(({ val }) => val).concat(val).join(' ')}`);
+        }
+        if (val)
+            results.push({ val, separator: valSeparator, quoted: valQuoted });
+        return results.length > 1 ? results : results[0].val;
+    }
+    function directive() {
+        const type = LineType.DIRECTIVE;
+        const param = parameter();
+        // Host "foo bar" baz
+        const multiple = RE_MULTI_VALUE_DIRECTIVE.test(param);
+        const result = {
+            type,
+            param,
+            separator: separator(),
+            quoted: !multiple && chr === '"',
+            value: multiple ? values() : value(),
+            before: '',
+            after: '',
+        };
+        if (!result.quoted)
+            delete result.quoted;
+        if (/^Match$/i.test(param)) {
+            const criteria = {};
+            if (typeof result.value === 'string') {
+                result.value = [{ val: result.value, separator: '', quoted: result.quoted }];
+            }
+            let i = 0;
+            while (i < result.value.length) {
+                const { val: keyword } = result.value[i];
+                switch (keyword.toLowerCase()) {
+                    case 'all':
+                    case 'canonical':
+                    case 'final':
+                        criteria[keyword] = [];
+                        i += 1;
+                        break;
+                    default:
+                        if (i + 1 >= result.value.length) {
+                            throw new Error(`Missing value for match criteria ${keyword}`);
+                        }
+                        criteria[keyword] = result.value[i + 1].val;
+                        i += 2;
+                        break;
+                }
+            }
+            result.criteria = criteria;
+        }
+        return result;
+    }
+    function line() {
+        const before = space();
+        const node = chr === '#' ? comment() : directive();
+        const after = linebreak();
+        node.before = before;
+        node.after = after;
+        return node;
+    }
+    while (chr) {
+        let node = line();
+        if (node.type === LineType.DIRECTIVE && RE_SECTION_DIRECTIVE.test(node.param)) {
+            config = configWas;
+            config.push(node);
+            config = node.config = new SSHConfig();
+        }
+        else if (node.type === LineType.DIRECTIVE && !node.param) {
+            // blank lines at file end
+            if (config.length === 0) {
+                if (configWas.length === 0) {
+                    configWas.push({ type: LineType.EMPTY, before: '', after: node.before });
+                }
+                else {
+                    configWas[configWas.length - 1].after += node.before;
+                }
+            }
+            else {
+                config[config.length - 1].after += node.before;
+            }
+        }
+        else {
+            config.push(node);
+        }
+    }
+    return configWas;
+}
+/**
+ * Stringify structured object into SSH config text.
+ */
+function stringify(config) {
+    let str = '';
+    function formatValue(value, quoted) {
+        if (Array.isArray(value)) {
+            let result = '';
+            for (const { val, separator, quoted } of value) {
+                result += (result ? separator : '') + formatValue(val, quoted || RE_SPACE.test(val));
+            }
+            return result;
+        }
+        return quoted ? `"${value}"` : value;
+    }
+    function formatDirective(line) {
+        const quoted = line.quoted
+            || (RE_QUOTE_DIRECTIVE.test(line.param) && typeof line.value === 'string' && RE_SPACE.test(line.value));
+        const value = formatValue(line.value, quoted);
+        return `${line.param}${line.separator}${value}`;
+    }
+    const format = (line) => {
+        str += line.before;
+        if (line.type === LineType.COMMENT) {
+            str += line.content;
+        }
+        else if (line.type === LineType.DIRECTIVE && REPEATABLE_DIRECTIVES.includes(line.param)) {
+            (Array.isArray(line.value) ? line.value : [line.value]).forEach((value, i, values) => {
+                str += formatDirective({ ...line, value: typeof value !== 'string' ? value.val : value });
+                if (i < values.length - 1)
+                    str += `\n${line.before}`;
+            });
+        }
+        else if (line.type === LineType.DIRECTIVE) {
+            str += formatDirective(line);
+        }
+        str += line.after;
+        if ('config' in line) {
+            line.config.forEach(format);
+        }
+    };
+    config.forEach(format);
+    return str;
+}
+
+//# sourceMappingURL=ssh-config.js.map
+;// CONCATENATED MODULE: ./build/src/core/ssh/config.js
+// Resolves a host spec into connection parameters the way OpenSSH does (ssh_config, tokens, defaults).
+
+
+
+
+
+/** A mistake in the ssh config or the host spec; connect.ts turns it into SshError 'resolve'. */
+class ResolveError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'ResolveError';
+    }
+}
+const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+const MAX_JUMP_DEPTH = 8;
+const MAX_INCLUDE_DEPTH = 16;
+/** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
+function resolveHost(spec, opts = {}) {
+    const home = opts.homeDir ?? external_node_os_namespaceObject.homedir();
+    const env = opts.env ?? process.env;
+    const localUser = opts.localUser ?? localUserName(env);
+    const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
+    const gated = new Set();
+    const { config, found } = loadConfig(configPath, external_node_path_.join(home, '.ssh'), home, env, gated);
+    const systemPath = opts.systemConfigPath === undefined ? (opts.configPath === undefined ? '/etc/ssh/ssh_config' : null) : opts.systemConfigPath;
+    if (systemPath) {
+        const system = loadConfig(systemPath, external_node_path_.dirname(systemPath), home, env, gated);
+        // After the user's, like ssh: the first value obtained wins. `Host *` first, so the system file's
+        // leading lines are not taken into the user file's last block.
+        if (system.found)
+            config.push(...SSHConfig.parse('Host *\n'), ...system.config);
+    }
+    const ctx = { home, localUser, env, config, configFile: found ? configPath : undefined, opts, hasMatchExec: /^\s*Match\b.*\bexec\b/im.test(config.toString()), gated };
+    return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
+}
+function resolveHop(ctx, spec, hop) {
+    const alias = spec.host.trim();
+    if (!alias)
+        throw new ResolveError('empty host name');
+    if (/[\s'"`$;&|<>\\]/.test(alias))
+        throw new ResolveError(`invalid host name "${alias}"`);
+    if (hop.depth > MAX_JUMP_DEPTH) {
+        throw new ResolveError(`ProxyJump chain deeper than ${MAX_JUMP_DEPTH} hops at "${alias}" (a loop in the ssh config?)`);
+    }
+    const cfg = computeFor(ctx.config, alias);
+    const str = (key) => {
+        const v = cfg[key];
+        if (v === undefined)
+            return undefined;
+        return Array.isArray(v) ? v.join(' ') : v;
+    };
+    const list = (key) => {
+        const v = cfg[key];
+        if (v === undefined)
+            return undefined;
+        return (Array.isArray(v) ? v : v.split(/\s+/)).filter((s) => s.length > 0);
+    };
+    const hostnameRaw = str('hostname');
+    const hostname = hostnameRaw !== undefined ? percentExpand(hostnameRaw, { h: alias }, 'HostName') : alias;
+    const user = spec.user ?? hop.defaultUser ?? str('user') ?? ctx.localUser;
+    const port = spec.port ?? config_parsePort(str('port'), 'Port') ?? 22;
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+        throw new ResolveError(`invalid port ${port} for "${alias}"`);
+    const hostKeyAliasRaw = str('hostkeyalias');
+    const hostKeyAlias = hostKeyAliasRaw?.toLowerCase();
+    // Tokens shared by IdentityFile, IdentityAgent, UserKnownHostsFile (ssh_config(5) TOKENS).
+    const localHost = external_node_os_namespaceObject.hostname();
+    const proxyJumpRaw = str('proxyjump');
+    const tokens = {
+        d: ctx.home,
+        u: ctx.localUser,
+        h: hostname,
+        n: alias,
+        p: String(port),
+        r: user,
+        l: localHost,
+        L: localHost.split('.')[0] ?? localHost,
+        i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
+        k: hostKeyAlias ?? alias,
+        j: proxyJumpRaw ?? '',
+    };
+    tokens.C = (0,external_node_crypto_namespaceObject.createHash)('sha1').update(`${tokens.l}${hostname}${port}${user}`).digest('hex');
+    const expandPath = (value, directive) => external_node_path_.resolve(ctx.home, percentExpand(expandEnv(expandTilde(value, ctx.home), ctx.env, directive), tokens, directive));
+    // Identities: -i first, then config; OpenSSH adds its defaults only when neither gave any.
+    const identityFiles = [];
+    const addIdentity = (p, explicit, isDefault) => {
+        if (!identityFiles.some((f) => f.path === p))
+            identityFiles.push({ path: p, explicit, isDefault });
+    };
+    for (const f of ctx.opts.identityFiles ?? [])
+        addIdentity(expandPath(f, '-i'), true, false);
+    for (const f of list('identityfile') ?? []) {
+        if (f.toLowerCase() === 'none')
+            continue;
+        addIdentity(expandPath(f, 'IdentityFile'), false, false);
+    }
+    if (identityFiles.length === 0) {
+        for (const name of DEFAULT_IDENTITIES)
+            addIdentity(external_node_path_.join(ctx.home, '.ssh', name), false, true);
+    }
+    const userKnownHostsFiles = ctx.opts.knownHostsFiles && ctx.opts.knownHostsFiles.length > 0
+        ? ctx.opts.knownHostsFiles.map((f) => external_node_path_.resolve(expandTilde(f, ctx.home)))
+        : (list('userknownhostsfile') ?? ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'])
+            .filter((f) => f.toLowerCase() !== 'none')
+            .map((f) => expandPath(f, 'UserKnownHostsFile'));
+    const globalKnownHostsFiles = (list('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
+        .filter((f) => f.toLowerCase() !== 'none')
+        .map((f) => expandPath(f, 'GlobalKnownHostsFile'));
+    // Agent: explicit option > IdentityAgent > SSH_AUTH_SOCK.
+    let identityAgent;
+    if (ctx.opts.agentSocket !== undefined) {
+        identityAgent = ctx.opts.agentSocket || undefined;
+    }
+    else {
+        const ia = str('identityagent');
+        if (ia === undefined || ia === 'SSH_AUTH_SOCK')
+            identityAgent = ctx.env.SSH_AUTH_SOCK || undefined;
+        else if (ia.toLowerCase() === 'none')
+            identityAgent = undefined;
+        else
+            identityAgent = expandPath(ia.startsWith('$') && !ia.startsWith('${') ? `\${${ia.slice(1)}}` : ia, 'IdentityAgent');
+    }
+    const resolved = {
+        alias,
+        hostname,
+        port,
+        user,
+        identityFiles,
+        identitiesOnly: yesNo(str('identitiesonly'), 'IdentitiesOnly') ?? false,
+        identityAgent,
+        userKnownHostsFiles,
+        globalKnownHostsFiles,
+        strictHostKeyChecking: parseStrict(str('stricthostkeychecking')),
+        hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
+        hostKeyAlias,
+        configFile: ctx.configFile,
+        openSshOnly: openSshOnly(cfg, ctx, alias),
+        ignored: Object.keys(cfg).filter((k) => !HANDLED.has(k.toLowerCase())),
+    };
+    const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
+    if (connectTimeout !== undefined && connectTimeout > 0)
+        resolved.connectTimeoutMs = connectTimeout * 1000;
+    const aliveInterval = parseSeconds(str('serveraliveinterval'), 'ServerAliveInterval');
+    if (aliveInterval !== undefined)
+        resolved.serverAliveIntervalMs = aliveInterval * 1000;
+    const aliveCount = parseSeconds(str('serveralivecountmax'), 'ServerAliveCountMax');
+    if (aliveCount !== undefined)
+        resolved.serverAliveCountMax = aliveCount;
+    // ProxyJump / ProxyCommand: whichever the config gave first wins, like OpenSSH.
+    const keys = Object.keys(cfg);
+    const jumpIdx = keys.indexOf('proxyjump');
+    const cmdIdx = keys.indexOf('proxycommand');
+    const proxyTokens = { h: hostname, n: alias, p: String(port), r: user };
+    let hops = hop.jumpOverride;
+    if (hops === undefined) {
+        const useCommand = cmdIdx >= 0 && (jumpIdx < 0 || cmdIdx < jumpIdx);
+        if (useCommand) {
+            const cmd = str('proxycommand');
+            if (cmd.toLowerCase() !== 'none')
+                resolved.proxyCommand = percentExpand(cmd, proxyTokens, 'ProxyCommand');
+        }
+        else if (proxyJumpRaw !== undefined && proxyJumpRaw.toLowerCase() !== 'none') {
+            hops = parseProxyJump(percentExpand(proxyJumpRaw, proxyTokens, 'ProxyJump'));
+        }
+    }
+    if (hops && hops.length > 0) {
+        const last = hops[hops.length - 1];
+        // `Host * / ProxyJump bastion` can only mean "reach bastion directly" (OpenSSH 9.2 stops with "jumphost loop").
+        const sameAsSelf = (last.host === alias || last.host === hostname) && (last.port ?? 22) === port;
+        if (!sameAsSelf) {
+            resolved.jump = resolveHop(ctx, last, {
+                jumpOverride: hops.length > 1 ? hops.slice(0, -1) : undefined,
+                depth: hop.depth + 1,
+            });
+        }
+    }
+    return resolved;
+}
+/** Parse a ProxyJump value: comma list of `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
+function parseProxyJump(value) {
+    const v = value.trim();
+    if (v.toLowerCase() === 'none' || v === '')
+        return [];
+    return v.split(',').map((part) => parseUserHostPort(part.trim(), 'ProxyJump'));
+}
+/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`. */
+function parseUserHostPort(text, what = 'host') {
+    let s = text;
+    if (s.toLowerCase().startsWith('ssh://'))
+        s = s.slice(6).replace(/\/$/, '');
+    if (!s)
+        throw new ResolveError(`empty ${what} entry`);
+    const at = s.lastIndexOf('@');
+    const user = at >= 0 ? s.slice(0, at) : undefined;
+    let rest = at >= 0 ? s.slice(at + 1) : s;
+    if (user !== undefined && user === '')
+        throw new ResolveError(`empty user in ${what} "${text}"`);
+    let port;
+    let host;
+    if (rest.startsWith('[')) {
+        const close = rest.indexOf(']');
+        if (close < 0)
+            throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
+        host = rest.slice(1, close);
+        rest = rest.slice(close + 1);
+        if (rest.startsWith(':'))
+            port = config_parsePort(rest.slice(1), what);
+        else if (rest)
+            throw new ResolveError(`unexpected "${rest}" in ${what} "${text}"`);
+    }
+    else {
+        const colon = rest.indexOf(':');
+        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
+            host = rest.slice(0, colon);
+            port = config_parsePort(rest.slice(colon + 1), what);
+        }
+        else {
+            host = rest; // bare IPv6 address or plain host
+        }
+    }
+    if (!host)
+        throw new ResolveError(`empty host in ${what} "${text}"`);
+    return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
+}
+/** Keywords the built-in client can't honour; each sends the host to OpenSSH under `--ssh auto`. */
+const OPENSSH_ONLY = ['certificatefile', 'pkcs11provider', 'securitykeyprovider', 'knownhostscommand', 'controlmaster', 'hostbasedauthentication'];
+function openSshOnly(cfg, ctx, alias) {
+    const found = OPENSSH_ONLY.filter((k) => cfg[k] !== undefined && !/^(no|none)$/i.test(String(cfg[k])));
+    // `Match exec` is never run here (it would run the config's commands for every host): OpenSSH can.
+    if (ctx.hasMatchExec)
+        found.push('match exec');
+    for (const block of ctx.gated) {
+        // Whether this host matches the block: its header alone, with a marker, computed for the alias.
+        const alone = SSHConfig.parse('');
+        alone.push(block);
+        const header = SSHConfig.stringify(alone).split('\n').find((l) => l.trim() !== '') ?? '';
+        const probe = SSHConfig.parse(`${header.trim()}\n  HostKeyAlias herd-gated\n`);
+        if (computeFor(probe, alias).hostkeyalias === 'herd-gated') {
+            found.push('an Include of Host sections inside a Host block');
+            break;
+        }
+    }
+    return found;
+}
+/**
+ * Settings of the host's config that the built-in client does not act on (the rest it does, or sends
+ * the host to OpenSSH for): named once in the host's log.
+ */
+const HANDLED = new Set([
+    'host', 'match', 'include', 'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'userknownhostsfile',
+    'globalknownhostsfile', 'stricthostkeychecking', 'hashknownhosts', 'hostkeyalias', 'connecttimeout', 'serveraliveinterval',
+    'serveralivecountmax', 'proxyjump', 'proxycommand', 'batchmode', 'passwordauthentication', 'kbdinteractiveauthentication',
+    'pubkeyauthentication', 'preferredauthentications', 'checkhostip',
+    ...OPENSSH_ONLY,
+]);
+// ---------------------------------------------------------------------------------------------
+function computeFor(config, host) {
+    // matchExec false: `Match exec` would run shell commands from the config for every host.
+    return config.compute(host, { ignoreCase: true, matchExec: false });
+}
+function loadConfig(file, includeDir, home, env, gated) {
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)(file, 'utf8');
+    }
+    catch (err) {
+        const code = err.code;
+        if (code === 'ENOENT' || code === 'ENOTDIR')
+            return { config: SSHConfig.parse(''), found: false };
+        throw new ResolveError(`cannot read ssh config ${file}: ${err.message}`);
+    }
+    let config;
+    try {
+        config = SSHConfig.parse(text);
+    }
+    catch (err) {
+        throw new ResolveError(`cannot parse ssh config ${file}: ${err.message}`);
+    }
+    expandIncludes(config, includeDir, home, env, 0, gated);
+    return { config, found: true };
+}
+/**
+ * Inline `Include` files (ssh-config's compute ignores them). Top-level includes are spliced in place;
+ * an Include inside a Host/Match block contributes its leading directives to that block. Host or Match
+ * sections it brings apply only where the outer block matched, which ssh-config can't express: they
+ * are left out and the block goes into `gated`, so hosts it matches are sent to OpenSSH.
+ */
+function expandIncludes(config, baseDir, home, env, depth, gated) {
+    if (depth > MAX_INCLUDE_DEPTH)
+        throw new ResolveError('ssh config Include nested too deeply (a loop?)');
+    for (let i = 0; i < config.length; i++) {
+        const line = config[i];
+        if (line.type !== SSHConfig.DIRECTIVE)
+            continue;
+        if ('config' in line) {
+            const inner = line.config;
+            const before = inner.length;
+            expandIncludes(inner, baseDir, home, env, depth, gated);
+            const firstSection = inner.findIndex((l) => l.type === SSHConfig.DIRECTIVE && 'config' in l);
+            if (firstSection >= 0 && inner.length !== before) {
+                inner.splice(firstSection);
+                gated.add(line);
+            }
+            continue;
+        }
+        if (line.param.toLowerCase() !== 'include')
+            continue;
+        const values = Array.isArray(line.value) ? line.value.map((v) => v.val) : line.value.split(/\s+/);
+        const included = [];
+        for (const raw of values.filter(Boolean)) {
+            let pattern = expandEnv(expandTilde(raw, home), env, 'Include');
+            if (!external_node_path_.isAbsolute(pattern))
+                pattern = external_node_path_.join(baseDir, pattern);
+            for (const file of globFiles(pattern)) {
+                let text;
+                try {
+                    text = (0,external_node_fs_.readFileSync)(file, 'utf8');
+                }
+                catch {
+                    continue; // OpenSSH ignores unreadable include matches
+                }
+                const sub = SSHConfig.parse(text);
+                expandIncludes(sub, baseDir, home, env, depth + 1, gated);
+                included.push(...sub);
+            }
+        }
+        config.splice(i, 1, ...included);
+        i += included.length - 1;
+    }
+}
+/** Minimal glob for Include: `*` and `?` within path segments, results sorted like glob(3). */
+function globFiles(pattern) {
+    if (!/[*?[]/.test(pattern))
+        return [pattern];
+    const parts = pattern.split('/').filter((p, i) => p !== '' || i === 0);
+    let current = [parts[0] === '' ? '/' : parts[0]];
+    for (const part of parts.slice(1)) {
+        const next = [];
+        for (const dir of current) {
+            if (!/[*?[]/.test(part)) {
+                next.push(external_node_path_.join(dir, part));
+                continue;
+            }
+            let names;
+            try {
+                names = (0,external_node_fs_.readdirSync)(dir);
+            }
+            catch {
+                continue;
+            }
+            const re = globToRegExp(part);
+            for (const n of names.sort())
+                if (!n.startsWith('.') && re.test(n))
+                    next.push(external_node_path_.join(dir, n));
+        }
+        current = next;
+    }
+    return current;
+}
+function globToRegExp(pattern) {
+    let re = '';
+    for (const ch of pattern) {
+        if (ch === '*')
+            re += '.*';
+        else if (ch === '?')
+            re += '.';
+        else
+            re += ch.replace(/[\\^$.|+(){}[\]]/g, '\\$&');
+    }
+    return new RegExp(`^${re}$`);
+}
+/** OpenSSH percent_expand: unknown tokens are an error, `%%` is a literal percent. */
+function percentExpand(value, tokens, directive) {
+    return value.replace(/%(.)?/g, (_m, t) => {
+        if (t === '%')
+            return '%';
+        if (t !== undefined && Object.hasOwn(tokens, t))
+            return tokens[t];
+        throw new ResolveError(`unknown token %${t ?? ''} in ${directive} "${value}"`);
+    });
+}
+function expandEnv(value, env, directive) {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name) => {
+        const v = env[name];
+        if (v === undefined)
+            throw new ResolveError(`environment variable ${name} in ${directive} "${value}" is not set`);
+        return v;
+    });
+}
+function expandTilde(value, home) {
+    if (value === '~')
+        return home;
+    if (value.startsWith('~/'))
+        return external_node_path_.join(home, value.slice(2));
+    return value;
+}
+function localUserName(env) {
+    try {
+        return external_node_os_namespaceObject.userInfo().username;
+    }
+    catch {
+        return env.USER ?? env.LOGNAME ?? 'root';
+    }
+}
+function config_parsePort(value, what) {
+    if (value === undefined)
+        return undefined;
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 65535)
+        throw new ResolveError(`invalid port "${value}" in ${what}`);
+    return n;
+}
+function parseSeconds(value, directive) {
+    if (value === undefined || value.toLowerCase() === 'none')
+        return undefined;
+    if (!/^\d+$/.test(value.trim()))
+        throw new ResolveError(`invalid ${directive} "${value}" in ssh config (whole seconds)`);
+    return Number(value.trim());
+}
+function yesNo(value, directive) {
+    if (value === undefined)
+        return undefined;
+    const v = value.toLowerCase();
+    if (v === 'yes' || v === 'true')
+        return true;
+    if (v === 'no' || v === 'false')
+        return false;
+    throw new ResolveError(`invalid ${directive} "${value}" in ssh config (yes or no)`);
+}
+function parseStrict(value) {
+    if (value === undefined)
+        return 'ask';
+    switch (value.toLowerCase()) {
+        case 'yes':
+        case 'true':
+            return 'yes';
+        case 'ask':
+            return 'ask';
+        case 'accept-new':
+            return 'accept-new';
+        case 'no':
+        case 'off':
+        case 'false':
+            return 'no';
+        default:
+            throw new ResolveError(`invalid StrictHostKeyChecking "${value}" in ssh config`);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/src/core/ssh/key-available.js
+// Whether a host has any key herd could offer it, read from the runner alone, so a run without any key stops before a host is touched.
+
+
+/**
+ * True when the host, as the ssh config resolves it, has an agent socket or a key file that exists, or
+ * asks for what only OpenSSH reads (a PKCS#11 or FIDO provider). A config the built-in resolver can't
+ * read counts as true: the host's own run reports that, with its cause.
+ */
+function canOfferKey(spec, opts) {
+    try {
+        const r = resolveHost(spec, opts);
+        if (r.openSshOnly.length > 0)
+            return true;
+        if (r.identityAgent && (0,external_node_fs_.existsSync)(r.identityAgent))
+            return true;
+        return r.identityFiles.some((f) => (0,external_node_fs_.existsSync)(f.path));
+    }
+    catch (err) {
+        if (err instanceof ResolveError)
+            return true;
+        throw err;
+    }
+}
+
+;// CONCATENATED MODULE: ./build/src/core/front-end.js
+// How each front end names what a fix asks for, so every message names a flag, input or variable that exists where herd runs.
+const FRONT_ENDS = (/* unused pure expression or super */ null && (['cli', 'action', 'gitlab']));
+/** The core names options as the command line spells them; the Action's users know its input names. */
+const ACTION_INPUT_FOR_OPTION = {
+    'local file': 'file',
+    'remote file': 'destination',
+    hosts: 'hosts',
+    'hosts file': 'hosts',
+    '--retry': 'retry',
+    '--port': 'port',
+    '--remote-path': 'remote-path',
+    '--log-dir': 'log-dir',
+    '--timeout': 'timeout',
+    '--concurrency': 'concurrency',
+    '--identity': 'ssh-key',
+    '--known-hosts': 'ssh-known-hosts',
+    'host key policy': 'ssh-strict',
+    '--runner-via': 'runner-via',
+    '--stall-timeout': 'stall-timeout',
+    '--ssh': 'ssh-client',
+    '--post-command': 'post-command',
+    '--post-batch': 'post-batch',
+    '--releases': 'releases',
+    '--mode': 'mode',
+    '--owner': 'owner',
+    '--group': 'group',
+    '--limit-rate': 'limit-rate',
+    '--user': 'username',
+};
+/** Options the component sets through inputs of the same name; every other option goes in its `args` input. */
+const COMPONENT_INPUTS = new Set(['--retry', '--port', '--remote-path', '--log-dir', '--runner-via', '--stall-timeout', '--post-command', '--post-batch', '--releases', '--mode', '--owner', '--group', '--limit-rate']);
+const DEFAULT_KEYS = 'none of ~/.ssh/id_ed25519, id_ecdsa, id_rsa';
+const WORDS = {
+    cli: {
+        keyInput: '--identity',
+        noKey: `no -i, no ssh-agent (SSH_AUTH_SOCK), no IdentityFile in the ssh config and ${DEFAULT_KEYS}`,
+        giveKey: 'pass -i KEY_FILE, or start ssh-agent and ssh-add your key',
+        passphrase: 'HERD_SSH_PASSPHRASE',
+        acceptNew: '--accept-new-host-keys',
+        addHostKey: (keyscan, file) => `run: ${keyscan} >> ${file}`,
+        option: (flag) => flag,
+    },
+    action: {
+        keyInput: 'ssh-key',
+        noKey: `ssh-key is empty, and the runner has no ssh-agent, no IdentityFile in ~/.ssh/config and ${DEFAULT_KEYS}`,
+        giveKey: 'give the private key from a secret (ssh-key: ${{ secrets.DEPLOY_KEY }})',
+        passphrase: 'the ssh-key-passphrase input',
+        acceptNew: 'ssh-strict: false',
+        addHostKey: (keyscan) => `add the output of \`${keyscan}\` to the ssh-known-hosts input`,
+        option: (flag) => (ACTION_INPUT_FOR_OPTION[flag] ? `the ${ACTION_INPUT_FOR_OPTION[flag]} input` : undefined),
+    },
+    gitlab: {
+        keyInput: 'SSH_PRIVATE_KEY',
+        noKey: `the key variable (the ssh-key input, default $SSH_PRIVATE_KEY) is empty or unset, and the job has no ssh-agent and ${DEFAULT_KEYS}`,
+        giveKey: 'add the deploy key as the File variable SSH_PRIVATE_KEY (Settings > CI/CD > Variables), or name your variable in the ssh-key input',
+        passphrase: 'the masked variable HERD_SSH_PASSPHRASE',
+        acceptNew: 'the input ssh-strict: false',
+        addHostKey: (keyscan) => `add the output of \`${keyscan}\` to the SSH_KNOWN_HOSTS variable (or the one the ssh-known-hosts input names)`,
+        option: (flag) => (COMPONENT_INPUTS.has(flag) ? `the ${flag.slice(2)} input` : `${flag} in the args input`),
+    },
+};
+/** The fix words of a front end (the command's when none is named). */
+function fixWords(frontEnd = 'cli') {
+    return WORDS[frontEnd];
+}
+/** The front end the herd command serves: the GitLab component says so in HERD_FRONT_END; anything else is the command line. */
+function commandFrontEnd(env = process.env) {
+    return env.HERD_FRONT_END === 'gitlab' ? 'gitlab' : 'cli';
+}
+
+;// CONCATENATED MODULE: ./build/src/core/plan.js
+// Turns front-end options into a validated Plan: every input check lives here, one message per mistake.
+
+
+
+
+
+
+
+
+
+// ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
+const sshUtils = lib.utils;
+/** A mistake in the input: `input` names the option, the message says the fix. Exit code 2. */
+class PlanError extends Error {
+    input;
+    constructor(input, message) {
+        super(`${input}: ${message}`);
+        this.input = input;
+    }
+}
+const DEFAULTS = {
+    retry: 0,
+    // A range, so that two runs on one runner (two CI jobs) each find a free port.
+    port: '8998-9097',
+    remotePath: '.cache/herd-action',
+    concurrency: 32,
+    node: 'node',
+    runnerVia: 'auto',
+    sshClient: 'auto',
+    stallTimeout: 60,
+};
+function wholeNumber(input, value, fallback, min, max = Number.MAX_SAFE_INTEGER) {
+    if (value === undefined || value === '')
+        return fallback;
+    const text = String(value).trim();
+    if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+        throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`);
+    }
+    return Number(text);
+}
+function parsePorts(value) {
+    const text = String(value ?? DEFAULTS.port).trim();
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+    const low = m ? Number(m[1]) : NaN;
+    const high = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!m || low < 1 || high > 65535)
+        throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9097`);
+    if (low > high)
+        throw new PlanError('--port', `'${text}' is a range with LOW > HIGH; write the lower port first: ${high}-${low}`);
+    return [low, high];
+}
+function readableFile(input, file, whatName) {
+    // `local file: /x does not exist`, not `local file: local file /x does not exist`.
+    const what = whatName === input ? '' : `${whatName} `;
+    let st;
+    try {
+        st = external_node_fs_.statSync(file);
+    }
+    catch (err) {
+        const code = err.code;
+        throw new PlanError(input, code === 'ENOENT' ? `${what}${file} does not exist; check the path` : `${what}${file} cannot be read (${code}); check its permissions`);
+    }
+    if (st.isDirectory())
+        throw new PlanError(input, `${what}${file} is a directory; give a file`);
+    if (!st.isFile())
+        throw new PlanError(input, `${what}${file} is not a regular file; give a file`);
+    try {
+        external_node_fs_.accessSync(file, external_node_fs_.constants.R_OK);
+    }
+    catch (err) {
+        throw new PlanError(input, `${what}${file} cannot be read (${err.code}); check its permissions`);
+    }
+    return st;
+}
+/** The log folder can be made and written: a mistake there is the user's to fix (exit 2), found before any host is touched. */
+function writableFolder(input, dir) {
+    const full = external_node_path_.resolve(dir);
+    // The folder itself, or the nearest existing folder above it that herd would create it in.
+    let existing = full;
+    let st;
+    for (;;) {
+        try {
+            st = external_node_fs_.statSync(existing);
+            break;
+        }
+        catch (err) {
+            const code = err.code;
+            if ((code !== 'ENOENT' && code !== 'ENOTDIR') || external_node_path_.dirname(existing) === existing)
+                throw new PlanError(input, `${full} cannot be created (${code}); give a folder you can write to`);
+            existing = external_node_path_.dirname(existing);
+        }
+    }
+    if (!st.isDirectory())
+        throw new PlanError(input, `${existing} is not a folder, so ${full} cannot be one; give a folder you can write to`);
+    try {
+        external_node_fs_.accessSync(existing, external_node_fs_.constants.W_OK | external_node_fs_.constants.X_OK);
+    }
+    catch (err) {
+        const code = err.code;
+        throw new PlanError(input, `${existing === full ? full : `${full} cannot be created: ${existing}`} is not writable (${code}); give a folder you can write to`);
+    }
+    return full;
+}
+function hostsFrom(opts) {
+    const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g) => !!g);
+    if (given.length > 1)
+        throw new PlanError('hosts', `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, --hostlist, or standard input`);
+    try {
+        if (opts.hostsFile !== undefined) {
+            readableFile('hosts file', opts.hostsFile, 'hosts file');
+            const hosts = parseHostsText(external_node_fs_.readFileSync(opts.hostsFile, 'utf8'));
+            if (hosts.length === 0)
+                throw new PlanError('hosts file', `${opts.hostsFile} names no host; write one host per line`);
+            return hosts;
+        }
+        const hosts = opts.hostList !== undefined ? parseHostList(opts.hostList) : parseHostsText(opts.hostsText ?? '');
+        if (hosts.length === 0)
+            throw new PlanError('hosts', 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input');
+        return hosts;
+    }
+    catch (err) {
+        if (err instanceof HostParseError)
+            throw new PlanError(opts.hostsFile ?? 'hosts', `${err.message}`);
+        throw err;
+    }
+}
+function checkIdentity(file, passphrase) {
+    readableFile('--identity', file, 'identity');
+    const parsed = sshUtils.parseKey(external_node_fs_.readFileSync(file), passphrase);
+    if (parsed instanceof Error) {
+        const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message);
+        throw new PlanError('--identity', encrypted
+            ? passphrase
+                ? `identity ${file}: the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE`
+                : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
+            : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`);
+    }
+}
+/** --mode, --owner, --group: octal bits, and user or group names (or numbers) as the hosts know them. */
+function attributesFrom(opts, tree) {
+    const given = (v) => (v === undefined || v.trim() === '' ? undefined : v.trim());
+    const [mode, owner, group] = [given(opts.mode), given(opts.owner), given(opts.group)];
+    if (mode !== undefined) {
+        if (!/^0?[0-7]{3,4}$/.test(mode))
+            throw new PlanError('--mode', `'${mode}' is not an octal mode; give one like 0644 or 0640`);
+        if (tree)
+            throw new PlanError('--mode', "sets a file's mode, and a folder's entries keep their own; leave --mode out (--owner and --group apply to every entry)");
+    }
+    const name = /^(?:\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/;
+    if (owner !== undefined && !name.test(owner))
+        throw new PlanError('--owner', `'${owner}' is not a user name or uid; give one like www-data or 33`);
+    if (group !== undefined && !name.test(group))
+        throw new PlanError('--group', `'${group}' is not a group name or gid; give one like www-data or 33`);
+    if (mode === undefined && owner === undefined && group === undefined)
+        return undefined;
+    return { mode: mode === undefined ? undefined : parseInt(mode, 8), owner, group };
+}
+/** A local folder to push: readable and searchable, holding only files, folders and links; its payload's size. */
+function localFolder(folder) {
+    try {
+        external_node_fs_.accessSync(folder, external_node_fs_.constants.R_OK | external_node_fs_.constants.X_OK);
+        return payloadSizeOf(walkTree(folder));
+    }
+    catch (err) {
+        if (err instanceof TreeError)
+            throw new PlanError('local file', err.message);
+        const e = err;
+        throw new PlanError('local file', `${e.path ?? folder} in the folder cannot be read (${e.code}); check its permissions`);
+    }
+}
+const RATE_UNITS = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+/**
+ * Bytes per second for a rate written as curl's --limit-rate takes it: a whole number of bytes, or with
+ * K, M or G (either case, 1024-based as curl's: 5M is 5 MiB/s). 0 means no limit, as in curl.
+ */
+function parseRate(value) {
+    const text = value.trim();
+    const m = /^(\d+)([kKmMgG]?)$/.exec(text);
+    const bytes = m ? Number(m[1]) * RATE_UNITS[m[2].toLowerCase()] : NaN;
+    if (!Number.isSafeInteger(bytes))
+        throw new PlanError('--limit-rate', `'${text}' is not a rate; give bytes per second as a whole number with an optional K, M or G (1024-based, as curl), e.g. 50M or 500K`);
+    return bytes;
+}
+/**
+ * The rate limit, if any, checked against the stall timeout: at the start each host waits its turn for
+ * one block of the runner's limited upload among all hosts, and a host that waits longer than the stall
+ * timeout would fail for nothing.
+ */
+function limitRateOf(opts, size, hosts, stallSeconds) {
+    if (opts.limitRate === undefined || opts.limitRate.trim() === '')
+        return undefined;
+    const rate = parseRate(opts.limitRate);
+    if (rate === 0)
+        return undefined;
+    const block = Math.min(BLOCK, pieceLengthFor(size));
+    const wait = (2 * (hosts + 1) * block) / rate;
+    if (wait > stallSeconds) {
+        throw new PlanError('--limit-rate', `at ${opts.limitRate.trim()} a host may wait ${Math.ceil(wait)} s for data while ${hosts === 1 ? '1 host shares' : `${hosts} hosts share`} the runner, longer than --stall-timeout ${stallSeconds}; raise --stall-timeout to ${Math.ceil(wait)} or the rate`);
+    }
+    return rate;
+}
+/** Validates everything that can be checked on the runner before any host is touched. */
+function makePlan(opts) {
+    if (!opts.file)
+        throw new PlanError('local file', 'missing; give the file or folder to push');
+    const tree = external_node_fs_.statSync(opts.file, { throwIfNoEntry: false })?.isDirectory() === true;
+    const st = tree ? external_node_fs_.statSync(opts.file) : readableFile('local file', opts.file, 'local file');
+    if (!tree && st.size === 0)
+        throw new PlanError('local file', `${opts.file} is empty; give a file with content`);
+    const size = tree ? localFolder(opts.file) : st.size;
+    if (!opts.destination)
+        throw new PlanError('remote file', 'missing; give the absolute path on the hosts');
+    // A folder goes to a folder: `/srv/app/` and `/srv/app` name the same one.
+    const destination = tree && opts.destination.length > 1 ? opts.destination.replace(/\/+$/, '') : opts.destination;
+    if (!destination.startsWith('/'))
+        throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${external_node_path_.basename(external_node_path_.resolve(opts.file))})`);
+    if (destination === '/' || destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) {
+        throw new PlanError('remote file', tree ? `'${destination}' is not a folder herd can replace; give the folder's own path, e.g. /srv/${external_node_path_.basename(external_node_path_.resolve(opts.file))}` : `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${external_node_path_.basename(opts.file)}`);
+    }
+    const releases = opts.releases === undefined || opts.releases === '' ? undefined : wholeNumber('--releases', opts.releases, 1, 1, 1000);
+    if (releases !== undefined && !tree)
+        throw new PlanError('--releases', `keeps releases of a folder, and ${opts.file} is a file; push a folder or leave --releases out`);
+    const attributes = attributesFrom(opts, tree);
+    if (destination.includes('\0'))
+        throw new PlanError('remote file', 'contains a NUL byte; remove it');
+    const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict');
+    if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
+        throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`);
+    }
+    const identityFiles = opts.identityFiles ?? [];
+    for (const id of identityFiles)
+        checkIdentity(id, opts.passphrase);
+    const knownHostsFiles = opts.knownHostsFiles ?? [];
+    for (const kh of knownHostsFiles)
+        readableFile('--known-hosts', kh, 'known_hosts file');
+    if (opts.sshConfig !== undefined)
+        readableFile('--ssh-config', opts.sshConfig, 'ssh config');
+    const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '');
+    if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n'))
+        throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them');
+    const node = opts.node ?? DEFAULTS.node;
+    if (node === '' || node.includes('\0') || node.includes('\n'))
+        throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them');
+    const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim());
+    if (!['auto', 'direct', 'ssh'].includes(runnerVia))
+        throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`);
+    const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim());
+    if (!['auto', 'builtin', 'openssh'].includes(sshClient))
+        throw new PlanError('--ssh', `'${sshClient}' is not known; use auto, builtin or openssh`);
+    const postCommand = opts.postCommand === undefined || opts.postCommand.trim() === '' ? undefined : opts.postCommand;
+    if (postCommand?.includes('\0'))
+        throw new PlanError('--post-command', 'contains a NUL byte; give a shell command without it');
+    const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1);
+    if (postBatch !== undefined && postCommand === undefined)
+        throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches');
+    const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1);
+    const hosts = hostsFrom(opts);
+    const stallSeconds = wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5);
+    const plan = {
+        file: external_node_path_.resolve(opts.file),
+        size,
+        mode: st.mode & 0o7777,
+        tree,
+        releases,
+        attributes,
+        destination,
+        hosts,
+        retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
+        ports: parsePorts(opts.port),
+        remotePath,
+        logDir: opts.logDir ? writableFolder('--log-dir', opts.logDir) : undefined,
+        timeoutSeconds: timeout,
+        concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
+        identityFiles,
+        knownHostsFiles,
+        hostKeyPolicy,
+        encrypt: opts.encrypt ?? true,
+        user: opts.user,
+        passphrase: opts.passphrase,
+        node,
+        sshConfig: opts.sshConfig,
+        runnerVia,
+        stallSeconds,
+        sshClient,
+        postCommand,
+        postBatch,
+        limitRate: limitRateOf(opts, size, hosts.length, stallSeconds),
+        frontEnd: opts.frontEnd ?? 'cli',
+    };
+    checkSomeKey(plan);
+    return plan;
+}
+/** Without any key every host would fail authentication alike: the setup is the user's to fix (exit 2), checked after the inputs themselves. */
+function checkSomeKey(plan) {
+    if (plan.identityFiles.length > 0 || plan.hosts.some((h) => canOfferKey(h, { configPath: plan.sshConfig, defaultUser: plan.user })))
+        return;
+    const words = fixWords(plan.frontEnd);
+    throw new PlanError(words.keyInput, `no SSH key to offer: ${words.noKey}; ${words.giveKey}`);
+}
+
+;// CONCATENATED MODULE: ./build/src/cli/args.js
+// herd's command line, compatible with herd.py's (local-file remote-file hosts --retry --port --remote-path --log-dir).
+
+
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0    every host has the file
+  1    some host failed (the others still got it); each failure is listed with its cause
+  2    bad usage or input, before any host was touched
+  130  interrupted by SIGINT, 143 by SIGTERM (agents stopped, temporary files removed)
+
+Hosts: one per line in HOSTS_FILE (herd.py's hosts.dat; blank lines and # comments ignored), as
+host, user@host, host:port, user@host:port or [v6addr]:port; or --hostlist a,b,c; or standard input.
+SSH works as with OpenSSH: ~/.ssh/config (Host aliases, HostName, User, Port, IdentityFile,
+UserKnownHostsFile, ProxyJump), the ssh-agent, default identities, known_hosts (hashed too).
+Host keys are checked strictly; --accept-new-host-keys adds unknown ones (never changed ones).
+An encrypted identity's passphrase is read from HERD_SSH_PASSPHRASE, never from the command line.
+
+Example:
+  herd build.tar.gz /srv/app/build.tar.gz hosts.txt --retry 2 --log-dir herd-logs
+`;
+function collect(value, previous) {
+    return [...previous, value];
+}
+function buildCommand(version) {
+    return new Command('herd')
+        .description('Push one file to many hosts over SSH and a private BitTorrent swarm: every host fetches from the runner and from each other.')
+        .usage('[options] LOCAL_FILE REMOTE_FILE [HOSTS_FILE]')
+        .argument('<local-file>', 'file or folder to push')
+        .argument('<remote-file>', 'absolute path of the file (or folder) on every host')
+        .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
+        .option('--hostlist <hosts>', 'hosts separated by commas')
+        .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
+        .option('--port <port>', 'tracker port, or a range LOW-HIGH: the first free one (the default range lets several runs share a machine)', DEFAULTS.port)
+        .option('--remote-path <dir>', "working folder on each host for herd's agent (relative to the login's home)", DEFAULTS.remotePath)
+        .option('--log-dir <dir>', 'write one log file per host with the whole story of every attempt')
+        .option('--data-file <file>', 'accepted for herd.py compatibility; has no use now')
+        .option('--timeout <seconds>', 'overall time limit; hosts still running then are reported as timed out')
+        .option('--concurrency <n>', 'SSH connections being opened at once', String(DEFAULTS.concurrency))
+        .option('-i, --identity <file>', 'identity (private key) file, tried first; repeatable', collect, [])
+        .option('--known-hosts <file>', 'known_hosts file to use instead of the ssh config one; repeatable', collect, [])
+        .option('--accept-new-host-keys', 'add unknown host keys to known_hosts (changed keys still fail)')
+        .option('--no-encryption', 'send the file between peers in the clear: only on a network you trust (saves about a fifth of the time where CPU sets the pace)')
+        .option('--runner-via <way>', "how hosts reach the runner's tracker and seeder: auto (directly, else through their SSH connection), direct, ssh", DEFAULTS.runnerVia)
+        .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
+        .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
+        .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
+        .option('--mode <octal>', "the file's mode on every host, e.g. 0640 (default: a replaced file's own, else the local mode without group/other write)")
+        .option('--owner <user>', 'owner of the file, or of every entry of a folder, by name or uid (default: a replaced file\'s own, else the login)')
+        .option('--group <group>', 'group of the file, or of every entry of a folder, by name or gid')
+        .option('--releases <k>', 'with a folder: keep K releases in REMOTE/releases, REMOTE/current linking to the newest (switched by one rename)')
+        .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
+        .option('--limit-rate <rate>', "cap each host's upload and download, and the runner's upload, in bytes per second; K, M, G as curl's (1024-based): 50M, 500K")
+        .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
+        .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
+        .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
+        .option('--json', 'print the report as JSON on stdout (messages go to stderr)')
+        .addOption(new Option('-q, --quiet', 'print only failures and the totals'))
+        .version(version, '--version', 'print the version')
+        .helpOption('-h, --help', 'show this help')
+        .addHelpText('after', EXIT_CODES_HELP)
+        .showSuggestionAfterError(true)
+        .exitOverride()
+        .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+}
+/** Parses argv (without node and script); throws CommanderError for usage mistakes and help/version. */
+function parseCli(argv, version, stdinIsTTY) {
+    const cmd = buildCommand(version);
+    cmd.parse(argv, { from: 'user' });
+    const [file, destination, hostsFile] = cmd.args;
+    const o = cmd.opts();
+    const hostList = o.hostlist;
+    const hostsFromStdin = hostsFile === undefined && hostList === undefined && !stdinIsTTY;
+    return {
+        options: {
+            file,
+            destination,
+            hostsFile,
+            hostList,
+            retry: o.retry,
+            port: o.port,
+            remotePath: o.remotePath,
+            logDir: o.logDir,
+            timeout: o.timeout,
+            concurrency: o.concurrency,
+            identityFiles: o.identity,
+            knownHostsFiles: o.knownHosts,
+            hostKeyPolicy: o.acceptNewHostKeys ? 'accept-new' : 'strict',
+            encrypt: o.encryption !== false,
+            user: o.user,
+            node: o.node,
+            sshConfig: o.sshConfig,
+            runnerVia: o.runnerVia,
+            stallTimeout: o.stallTimeout,
+            sshClient: o.ssh,
+            postCommand: o.postCommand,
+            postBatch: o.postBatch,
+            releases: o.releases,
+            mode: o.mode,
+            owner: o.owner,
+            group: o.group,
+            limitRate: o.limitRate,
+            passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
+            frontEnd: commandFrontEnd(),
+        },
+        json: !!o.json,
+        quiet: !!o.quiet,
+        dataFileIgnored: o.dataFile !== undefined,
+        hostsFromStdin,
+    };
+}
+
+
+// EXTERNAL MODULE: ./node_modules/cli-progress/cli-progress.js
+var cli_progress = __nccwpck_require__(8502);
+;// CONCATENATED MODULE: ./build/src/core/report.js
+// The result of a run, shared by every front end (CLI text and JSON, Action outputs and summary).
+/** Documented exit codes. */
+const EXIT = {
+    /** Every host has the file. */
+    ok: 0,
+    /** Some host failed; the others still got the file. */
+    someFailed: 1,
+    /** Bad usage or input, before any host was touched. */
+    usage: 2,
+    /** Interrupted by SIGINT (128 + 2) / SIGTERM (128 + 15). */
+    sigint: 130,
+    sigterm: 143,
+};
+/** `1 host`, `2 hosts`: a count with its noun, for every front end's sentences. */
+function count(n, noun, nouns = `${noun}s`) {
+    return `${n} ${n === 1 ? noun : nouns}`;
+}
+function exitCodeFor(hosts, interrupted) {
+    if (interrupted === 'SIGINT')
+        return EXIT.sigint;
+    if (interrupted === 'SIGTERM')
+        return EXIT.sigterm;
+    return hosts.every((h) => h.status === 'ok') ? EXIT.ok : EXIT.someFailed;
+}
+
+;// CONCATENATED MODULE: ./build/src/cli/render.js
+// How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
+
+
+function formatBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+        n /= 1024;
+        i++;
+    }
+    return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+function formatSeconds(s) {
+    if (!Number.isFinite(s) || s < 0)
+        return '--';
+    if (s < 60)
+        return `${Math.round(s)}s`;
+    return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+}
+/** Renders run events; `out` receives human lines. */
+function makeRenderer(opts) {
+    const began = Date.now();
+    const have = new Map();
+    const rate = new Map();
+    const finished = new Set();
+    const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`;
+    let bar;
+    if (opts.tty && !opts.quiet) {
+        bar = new cli_progress.SingleBar({
+            format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
+            hideCursor: true,
+            clearOnComplete: true,
+            stream: process.stderr,
+            fps: 5,
+        }, cli_progress.Presets.shades_classic);
+        bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' });
+    }
+    const update = () => {
+        if (!bar)
+            return;
+        const total = [...have.values()].reduce((a, b) => a + b, 0);
+        const r = [...rate.values()].reduce((a, b) => a + b, 0);
+        const remaining = opts.hosts * opts.size - total;
+        bar.update(total, { done: finished.size, bytes: formatBytes(total), rate: formatBytes(r), eta_text: r > 0 ? formatSeconds(remaining / r) : '--' });
+    };
+    const say = (line) => {
+        if (bar)
+            bar.stop();
+        opts.out(line);
+        if (bar) {
+            bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts });
+            update();
+        }
+    };
+    return {
+        onPhase(phase, detail) {
+            if (!opts.quiet && detail && !bar)
+                opts.out(`${stamp()} ${phase}: ${detail}`);
+        },
+        onHostState(host, state, detail) {
+            if (state === 'done') {
+                finished.add(host);
+                have.set(host, opts.size);
+                rate.delete(host);
+            }
+            if (state === 'failed') {
+                finished.add(host);
+                rate.delete(host);
+            }
+            if (bar) {
+                if (state === 'failed' || state === 'retrying')
+                    say(`${host}: ${state}: ${detail ?? ''}`);
+                update();
+            }
+            else if (!opts.quiet) {
+                // Quiet runs show failures once, in the summary's FAILED lines.
+                opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`);
+            }
+        },
+        onProgress(host, p) {
+            have.set(host, p.have);
+            rate.set(host, p.rate);
+            update();
+        },
+        stop() {
+            bar?.stop();
+        },
+    };
+}
+/** The end of a run in words: one line per failed host with its cause, then the totals. */
+function summaryLines(report) {
+    const lines = [];
+    for (const h of report.hosts.filter((x) => x.status !== 'ok')) {
+        lines.push(`FAILED ${h.host}: ${h.cause ?? h.status}${h.logFile ? ` (log: ${h.logFile})` : ''}`);
+    }
+    const ok = report.succeeded.length;
+    const unchanged = report.hosts.filter((h) => h.status === 'ok' && !h.transferred).length;
+    const copies = report.size > 0 ? report.bytesFromRunner / report.size : 0;
+    const tunnelled = report.hosts.filter((h) => h.runnerVia === 'ssh').length;
+    // Hosts that got every byte from the runner reached no other host: they cost what scp would.
+    const alone = report.hosts.length > 1 ? report.hosts.filter((h) => h.status === 'ok' && h.downloaded > 0 && h.fromRunner >= h.downloaded).map((h) => h.host) : [];
+    lines.push(`${ok}/${count(report.hosts.length, 'host has', 'hosts have')} ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
+        `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
+        `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
+        (report.interrupted ? `; interrupted by ${report.interrupted}` : ''));
+    const given = report.hosts.filter((h) => h.runtimeBytes).length;
+    if (given > 0)
+        lines.push(`Node runtime uploaded to ${count(given, 'host')} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`);
+    if (alone.length > 0)
+        lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`);
+    return lines;
 }
 
 ;// CONCATENATED MODULE: external "node:http"
@@ -59718,182 +62483,76 @@ class Bitfield {
     }
 }
 
-;// CONCATENATED MODULE: ./build/src/engine/store.js
-// The file a side serves from and writes into: blocks at their offsets, recent blocks kept in memory.
-
-
-/** Pieces travel in blocks of at most 1 MiB: one record each, large enough that per-record costs vanish. */
-const BLOCK = 1024 * 1024;
-/** Reads and writes one file by absolute offset; writes go to the thread pool, never the event loop. */
-class Store {
-    length;
-    fd;
-    recentMax;
-    recentBytes = 0;
-    /** Insertion order is age. Keyed by absolute offset. */
-    recent = new Map();
-    writing = new Map();
-    /** Bytes handed to `write` and not yet in the file: received blocks wait in memory meanwhile. */
-    pendingBytes = 0;
-    /** Called as each write settles: a reader of `pendingBytes` may go on. */
-    onWritten = () => { };
-    /** Block reads served from memory and from the file: the agent logs them. */
-    reads = { recent: 0, file: 0 };
-    /**
-     * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
-     * 256 pages to fault in and zero, which cost the runner more than the read itself.
-     */
-    spare = [];
-    lent = new WeakMap();
-    constructor(opts) {
-        this.length = opts.length;
-        this.recentMax = opts.recentBytes ?? 0;
-        // The temporary file is written only where it is one: never through a link put in its place.
-        this.fd = external_node_fs_.openSync(opts.path, opts.writable ? external_node_fs_.constants.O_RDWR | external_node_fs_.constants.O_NOFOLLOW : external_node_fs_.constants.O_RDONLY);
-    }
-    /** Writes `parts` at `position` (with every retry a short write needs); they may be read meanwhile. */
-    write(position, parts) {
-        const fd = this.fd;
-        if (fd === undefined)
-            return Promise.reject(new Error('store is closed'));
-        this.remember(position, parts);
-        const bytes = byteLength(parts);
-        this.pendingBytes += bytes;
-        const done = writeAll(fd, parts, position).finally(() => {
-            if (this.writing.get(position) === done)
-                this.writing.delete(position);
-            this.pendingBytes -= bytes;
-            this.onWritten();
-        });
-        this.writing.set(position, done);
-        return done;
-    }
-    /** Settles once every write issued so far has settled; rejects with the first failure. */
-    async flushed() {
-        await Promise.all([...this.writing.values()]);
-    }
-    remember(position, parts) {
-        if (this.recentMax <= 0)
-            return;
-        const old = this.recent.get(position);
-        if (old) {
-            this.recent.delete(position);
-            this.recentBytes -= byteLength(old);
-        }
-        this.recent.set(position, parts);
-        this.recentBytes += byteLength(parts);
-        while (this.recentBytes > this.recentMax && this.recent.size > 1) {
-            const [key, value] = this.recent.entries().next().value;
-            this.recent.delete(key);
-            this.recentBytes -= byteLength(value);
-        }
-    }
-    /**
-     * The bytes [position, position + length): views of a recent block, or a read into a reused buffer.
-     * The caller hands them back with `release` once it has used them (sealing copies them out).
-     */
-    async read(position, length) {
-        if (this.fd === undefined)
-            throw new Error('store is closed');
-        if (position + length > this.length)
-            throw new Error(`read past the end (${position} + ${length} > ${this.length})`);
-        const kept = this.recent.get(position);
-        if (kept && byteLength(kept) === length) {
-            this.reads.recent++;
-            return kept;
-        }
-        await this.writing.get(position);
-        this.reads.file++;
-        const spare = this.spare.pop();
-        const whole = spare && spare.length >= length ? spare : Buffer.allocUnsafe(Math.max(length, BLOCK));
-        const buf = whole.subarray(0, length);
-        let got = 0;
-        while (got < length) {
-            const n = await new Promise((resolve, reject) => external_node_fs_.read(this.fd, buf, got, length - got, position + got, (err, bytes) => (err ? reject(err) : resolve(bytes))));
-            // Past the end of a temporary file still filling up: the block is simply not there yet.
-            if (n === 0)
-                throw new Error(`short read at ${position + got}`);
-            got += n;
-        }
-        const parts = [buf];
-        this.lent.set(parts, whole);
-        return parts;
-    }
-    /** Takes back what `read` gave once it is no longer used; recent blocks stay where they are. */
-    release(parts) {
-        const buf = this.lent.get(parts);
-        if (!buf)
-            return;
-        this.lent.delete(parts);
-        if (this.spare.length < 4)
-            this.spare.push(buf);
-    }
-    /** Closes the file (it stays: the agent decides whether a temporary file is kept for a retry). */
-    async close() {
-        const fd = this.fd;
-        this.fd = undefined;
-        this.recent.clear();
-        if (fd === undefined)
-            return;
-        await Promise.allSettled([...this.writing.values()]);
-        await new Promise((resolve) => external_node_fs_.close(fd, () => resolve()));
-    }
-}
-function byteLength(parts) {
-    let n = 0;
-    for (const p of parts)
-        n += p.length;
-    return n;
-}
-async function writeAll(fd, parts, position) {
-    let rest = parts;
-    while (rest.length) {
-        const wrote = await new Promise((resolve, reject) => external_node_fs_.writev(fd, rest, position, (err, n) => (err ? reject(err) : resolve(n))));
-        position += wrote;
-        // A short write: drop what went out and go on with the rest.
-        let skip = wrote;
-        const next = [];
-        for (const p of rest) {
-            if (skip >= p.length)
-                skip -= p.length;
-            else {
-                next.push(skip ? p.subarray(skip) : p);
-                skip = 0;
-            }
-        }
-        if (wrote === 0 && next.length)
-            throw new Error('write made no progress');
-        rest = next;
-    }
-}
+;// CONCATENATED MODULE: ./build/src/engine/rate.js
+// A token bucket for --limit-rate: the bytes one side may send (or receive) per second, over all its peers.
 /**
- * The pieces a file of `length` bytes already holds, each checked against its hash: a retry resumes from
- * them. Reads what is there once, in order, through one buffer.
+ * Tokens saved while idle, in seconds of the rate: a short burst, so that over any stretch no more than
+ * a tenth of a second's worth (and the one block or read that overdraws) passes beyond the rate.
  */
-async function piecesPresent(path, meta, into) {
-    const fh = await fs.promises.open(path, 'r');
-    let found = 0;
-    try {
-        const { size } = await fh.stat();
-        const buf = Buffer.allocUnsafe(meta.pieceLength);
-        for (let i = 0, at = 0; at < meta.length; i++, at += meta.pieceLength) {
-            const len = Math.min(meta.pieceLength, meta.length - at);
-            if (at + len > size)
-                break;
-            const { bytesRead } = await fh.read(buf, 0, len, at);
-            const digest = crypto.createHash('sha1').update(buf.subarray(0, bytesRead)).digest();
-            if (digest.equals(meta.pieceHashes.subarray(i * 20, i * 20 + 20)) && into.set(i))
-                found++;
-        }
+const BURST_SECONDS = 0.1;
+/** The shortest wait for tokens: fewer timers when many small reads overdraw by a little. */
+const MIN_WAIT_MS = 5;
+/**
+ * Bytes are spent as they go (a block sent, a socket read), which may overdraw the bucket: senders and
+ * readers then stop until it is back above zero, so the average holds exactly whatever the size of what
+ * moves. One timer wakes every waiter at once; each spends again or waits again, in turn.
+ */
+class RateLimit {
+    bytesPerSecond;
+    now;
+    tokens;
+    at;
+    burst;
+    waiting = [];
+    timer;
+    /** `now` in milliseconds: the tests' clock, performance.now otherwise. */
+    constructor(bytesPerSecond, now = () => performance.now()) {
+        this.bytesPerSecond = bytesPerSecond;
+        this.now = now;
+        if (!(bytesPerSecond > 0))
+            throw new RangeError(`a rate must be above 0 bytes per second, not ${bytesPerSecond}`);
+        this.burst = bytesPerSecond * BURST_SECONDS;
+        this.tokens = this.burst;
+        this.at = now();
     }
-    finally {
-        await fh.close();
+    refill() {
+        const t = this.now();
+        this.tokens = Math.min(this.burst, this.tokens + ((t - this.at) * this.bytesPerSecond) / 1000);
+        this.at = t;
     }
-    return found;
+    /** Tokens are left: the next block may go. */
+    get open() {
+        this.refill();
+        return this.tokens > 0;
+    }
+    /** Counts `bytes` that went (or came); false when that overdrew the bucket: wait with `whenOpen`. */
+    spend(bytes) {
+        this.refill();
+        this.tokens -= bytes;
+        return this.tokens > 0;
+    }
+    /** Calls `wake` once the bucket is open again (soon, if it is open now). */
+    whenOpen(wake) {
+        this.waiting.push(wake);
+        this.schedule();
+    }
+    schedule() {
+        if (this.timer)
+            return;
+        this.refill();
+        const ms = this.tokens > 0 ? 0 : Math.max(MIN_WAIT_MS, Math.ceil((-this.tokens * 1000) / this.bytesPerSecond) + 1);
+        this.timer = setTimeout(() => {
+            this.timer = undefined;
+            if (!this.open)
+                return this.schedule();
+            for (const wake of this.waiting.splice(0))
+                wake();
+        }, ms);
+        // Sockets and the swarm's own timer keep a side alive; a waiting bucket alone does not.
+        this.timer.unref();
+    }
 }
 
-// EXTERNAL MODULE: external "node:events"
-var external_node_events_ = __nccwpck_require__(8474);
 ;// CONCATENATED MODULE: ./build/src/engine/peer.js
 
 class peer_Peer {
@@ -60214,6 +62873,17 @@ function splitHead(parts, n) {
     const all = Buffer.concat(parts);
     return { head: all.subarray(0, n), rest: all.length > n ? [all.subarray(n)] : [] };
 }
+/** Reads through a download limit: past it the socket is not read (TCP holds the sender back) until tokens return. */
+function metered(socket, limit, onData) {
+    const resume = () => socket.resume();
+    return (chunk) => {
+        onData(chunk);
+        if (limit.spend(chunk.length))
+            return;
+        socket.pause();
+        limit.whenOpen(resume);
+    };
+}
 class Wire extends external_node_events_.EventEmitter {
     socket;
     role;
@@ -60233,11 +62903,11 @@ class Wire extends external_node_events_.EventEmitter {
      * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
      * its hello and proof; the dialer's proof closes the handshake. Nothing else is read or sent before.
      */
-    /** `dialled`: the address we dial, known before (or without) a connection. */
-    constructor(socket, role, seal, peerId, dialled) {
+    constructor(socket, role, seal, peerId, opts = {}) {
         super();
         this.socket = socket;
         this.role = role;
+        const { dialled } = opts;
         if (dialled) {
             this.address = dialled.host;
             this.port = dialled.port;
@@ -60296,7 +62966,8 @@ class Wire extends external_node_events_.EventEmitter {
             if (rest.length)
                 this.receive(rest);
         };
-        socket.on('data', onData);
+        // Unlimited, the socket's bytes go straight to the records: no cost per read.
+        socket.on('data', opts.download ? metered(socket, opts.download, onData) : onData);
         socket.on('error', (err) => this.destroy(err.message));
         socket.on('close', () => this.destroy('connection closed'));
         socket.on('drain', () => this.emit('drain'));
@@ -60453,6 +63124,10 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     /** Bytes received from each address, for the host's log. */
     receivedFrom = new Map();
     ourId;
+    upload;
+    download;
+    /** Peers with a request to serve once the upload limit has tokens again. */
+    waitingForUpload = new Set();
     constructor(opts) {
         super();
         this.opts = opts;
@@ -60461,6 +63136,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         this.ourId = opts.peerId.toString('hex');
         if (opts.stripe)
             this.picker = new Picker(opts.have, opts.stripe);
+        this.upload = opts.limits?.upload;
+        this.download = opts.limits?.download;
         opts.store.onWritten = () => {
             if (!this.heldForWrites || opts.store.pendingBytes >= WRITE_BACKLOG_BYTES)
                 return;
@@ -60487,7 +63164,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                     handshaking++;
             if (handshaking >= MAX_HANDSHAKING)
                 return socket.destroy();
-            this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId));
+            this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download }));
         });
         let lastError;
         for (const port of ports) {
@@ -60520,7 +63197,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 return;
         this.dialled.add(key);
         const socket = external_node_net_namespaceObject.connect({ host, port });
-        const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { host, port });
+        const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { dialled: { host, port }, download: this.download });
         wire.once('close', (reason) => {
             // Our own address (the tracker names us too) is never dialled again.
             if (reason === 'ourselves')
@@ -60738,8 +63415,12 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             peer.requests.unshift(next);
             return; // 'drain' calls again
         }
-        peer.serving = true;
         const [i, offset, length] = next;
+        if (this.upload && !this.takeUpload(peer, length)) {
+            peer.requests.unshift(next);
+            return; // the upload limit's timer calls again
+        }
+        peer.serving = true;
         this.opts.store.read(i * this.opts.meta.pieceLength + offset, length).then((parts) => {
             peer.serving = false;
             // Sealing copies the bytes out; in the clear the socket holds them until it has sent them.
@@ -60752,16 +63433,49 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             peer.wire.destroy(`could not read a requested block: ${err.message}`);
         });
     }
+    /**
+     * Spends a block's bytes of the upload limit; false when it has none left: the peer is served again,
+     * after the peers that waited before it, once tokens return.
+     */
+    takeUpload(peer, length) {
+        const upload = this.upload;
+        if (upload.open) {
+            upload.spend(length);
+            return true;
+        }
+        if (this.waitingForUpload.size === 0) {
+            upload.whenOpen(() => {
+                const waiting = [...this.waitingForUpload];
+                this.waitingForUpload.clear();
+                for (const p of waiting)
+                    this.serve(p);
+            });
+        }
+        this.waitingForUpload.add(peer);
+        return false;
+    }
+    /**
+     * How long a peer may send nothing of what we asked for. Under a rate limit a block may wait its turn
+     * behind one from every other peer at our download rate, and behind one to every host at its upload.
+     */
+    stallMs() {
+        const rate = Math.min(this.download?.bytesPerSecond ?? Infinity, this.upload?.bytesPerSecond ?? Infinity);
+        if (rate === Infinity)
+            return STALL_MS;
+        const block = Math.min(BLOCK, this.opts.meta.pieceLength);
+        return STALL_MS + ((this.peers.size + (this.opts.stripe?.of ?? 1)) * block * 1000) / rate;
+    }
     /** Every quarter second: the starving flag, and peers that stopped delivering. */
     tick() {
         if (this.closed || !this.picker || this.have.complete)
             return;
         const now = Date.now();
+        const stallMs = this.stallMs();
         if (!this.picker.starving)
             this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs);
         for (const p of this.peers.values()) {
-            if (p.outstanding > 0 && now - p.lastBlockAt > STALL_MS)
-                p.wire.destroy(`sent nothing of what we asked for ${STALL_MS / 1000} s`);
+            if (p.outstanding > 0 && now - p.lastBlockAt > stallMs)
+                p.wire.destroy(`sent nothing of what we asked for ${Math.round(stallMs / 1000)} s`);
             // Idle wires raise no events: look for work for the runner's and for any peer with offers left.
             else if (p.isRunner || p.offers.head < p.offers.queue.length)
                 this.fill(p);
@@ -60789,7 +63503,11 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
 
 
 
-/** Seeds on the first free port of `ports` (a firewall can then name it), else on any free port. */
+
+/**
+ * Seeds on the first free port of `ports` (a firewall can then name it), else on any free port; sends
+ * at most `uploadLimit` bytes per second to all hosts together when given.
+ */
 async function startSeeder(file, t, opts) {
     const pieces = Math.max(1, Math.ceil(t.size / t.pieceLength));
     const peerId = external_node_crypto_namespaceObject.randomBytes(20);
@@ -60799,6 +63517,7 @@ async function startSeeder(file, t, opts) {
         peerId,
         store: new Store({ path: file, length: t.size }),
         have: Bitfield.full(pieces),
+        limits: opts.uploadLimit ? { upload: new RateLimit(opts.uploadLimit) } : undefined,
     });
     let port;
     try {
@@ -60809,6 +63528,43 @@ async function startSeeder(file, t, opts) {
         throw err;
     }
     return { port, peerId: peerId.toString('hex'), uploaded: () => swarm.uploaded, close: () => swarm.close() };
+}
+
+;// CONCATENATED MODULE: ./build/src/core/swarm/payload.js
+// What the swarm carries: the local file in place, or a folder packed once into a private tar file.
+
+
+
+
+
+
+/** A release name that sorts by age on every host: UTC time to the second and a tag of this run. */
+function releaseName(now) {
+    return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${external_node_crypto_namespaceObject.randomBytes(3).toString('hex')}`;
+}
+/**
+ * The run's payload. A folder is packed into a tar in a fresh 0700 folder under the temporary folder
+ * (one local copy: the seeder needs a file to serve pieces from at any offset).
+ */
+async function preparePayload(plan) {
+    if (!plan.tree)
+        return { path: plan.file, dispose: async () => { } };
+    const dir = await external_node_fs_.promises.mkdtemp(external_node_path_.join(external_node_os_namespaceObject.tmpdir(), 'herd-payload-'));
+    const dispose = () => external_node_fs_.promises.rm(dir, { recursive: true, force: true });
+    const tar = external_node_path_.join(dir, 'payload.tar');
+    try {
+        const { digest } = await packTree(plan.file, tar);
+        return { path: tar, tree: { digest, releases: plan.releases, release: releaseName(new Date()) }, dispose };
+    }
+    catch (err) {
+        await dispose();
+        if (err instanceof TreeError)
+            throw new PlanError('local file', err.message);
+        const e = err;
+        if (e.code === 'ENOSPC')
+            throw new PlanError('local file', `no room to pack ${plan.file} under ${external_node_os_namespaceObject.tmpdir()} (ENOSPC); free space there or point TMPDIR at a larger disk`);
+        throw err;
+    }
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/agent-bundle.js
@@ -60859,1111 +63615,6 @@ const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),
  * RSS 194–213 MiB without it, 150–175 MiB with it, at no cost in time).
  */
 const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
-
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
-function escapeChars(text, chars) {
-    for (let char of chars) {
-        text = text.replace(new RegExp('\\' + char, 'g'), '\\' + char);
-    }
-    return text;
-}
-function match(pattern, text) {
-    pattern = escapeChars(pattern, '\\()[]{}.+^$|');
-    pattern = pattern
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.?');
-    return new RegExp('^(?:' + pattern + ')$').test(text);
-}
-/**
- * A helper function to match input against [pattern-list](https://www.freebsd.org/cgi/man.cgi?query=ssh_config&sektion=5#PATTERNS).
- * According to `man ssh_config`, negated patterns shall be matched first.
- *
- * @param {string|string[]} patternList one or more glob patterns to match
- * @param {string} text the text to match
- */
-function glob(patternList, text) {
-    const patterns = Array.isArray(patternList) ? patternList : patternList.split(/,/);
-    // > If a negated entry is matched, then the Host entry is ignored, regardless of whether any other patterns on the line match.
-    let result = false;
-    for (const pattern of patterns) {
-        const negate = pattern[0] == '!';
-        if (negate && match(pattern.slice(1), text)) {
-            return false;
-        }
-        else if (match(pattern, text)) {
-            // wait until all of the pattern match results because there might be a negated pattern
-            result = true;
-        }
-    }
-    return result;
-}
-/* harmony default export */ const lib_glob = (glob);
-//# sourceMappingURL=glob.js.map
-// EXTERNAL MODULE: external "node:child_process"
-var external_node_child_process_ = __nccwpck_require__(1421);
-;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/ssh-config.js
-
-
-
-const RE_SPACE = /\s/;
-const RE_LINE_BREAK = /\r|\n/;
-const RE_SECTION_DIRECTIVE = /^(Host|Match)$/i;
-const RE_MULTI_VALUE_DIRECTIVE = /^(GlobalKnownHostsFile|Host|IPQoS|SendEnv|UserKnownHostsFile|ProxyCommand|KnownHostsCommand|Match|CanonicalDomains|Include)$/i;
-const RE_COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
-const RE_QUOTE_DIRECTIVE = /^(?:CertificateFile|IdentityFile|IdentityAgent|User|Include)$/i;
-const RE_SINGLE_LINE_DIRECTIVE = /^(Include|IdentityFile)$/i;
-/**
- * A type of line in an ssh-config file. Differentiates between directives,
- * comments, and empty lines.
- */
-var LineType;
-(function (LineType) {
-    /** line with a directive in an ssh-config file */
-    LineType[LineType["DIRECTIVE"] = 1] = "DIRECTIVE";
-    /** line with a comment in an ssh-config file */
-    LineType[LineType["COMMENT"] = 2] = "COMMENT";
-    /** empty line in an ssh-config file */
-    LineType[LineType["EMPTY"] = 3] = "EMPTY";
-})(LineType || (LineType = {}));
-const REPEATABLE_DIRECTIVES = [
-    'IdentityFile',
-    'LocalForward',
-    'RemoteForward',
-    'DynamicForward',
-    'CertificateFile',
-];
-function ssh_config_compare(line, opts) {
-    // @ts-ignore
-    return opts.hasOwnProperty(line.param) && opts[line.param] === line.value;
-}
-function getIndent(config) {
-    for (const line of config) {
-        if (line.type === LineType.DIRECTIVE && 'config' in line) {
-            for (const subline of line.config) {
-                if (subline.before) {
-                    return subline.before;
-                }
-            }
-        }
-    }
-    return '  ';
-}
-function ssh_config_match(criteria, context) {
-    const testCriterion = (key, criterion) => {
-        switch (key.toLowerCase()) {
-            case 'all':
-                return true;
-            case 'final':
-                if (context.inFinalPass) {
-                    return true;
-                }
-                context.doFinalPass = true;
-                return false;
-            case 'exec':
-                if (!context.options.matchExec) {
-                    return false;
-                }
-                const command = `function main {
-          ${criterion}
-        }
-        main`;
-                return (0,external_node_child_process_.spawnSync)(command, { shell: true }).status === 0;
-            case 'host':
-                return lib_glob(criterion, context.params.HostName);
-            case 'originalhost':
-                return lib_glob(criterion, context.params.OriginalHost);
-            case 'user':
-                return lib_glob(criterion, context.params.User);
-            case 'localuser':
-                return lib_glob(criterion, context.params.LocalUser);
-        }
-    };
-    for (const key in criteria) {
-        const criterion = criteria[key];
-        const values = Array.isArray(criterion) ? criterion.map(({ val }) => val) : criterion;
-        if (!testCriterion(key, values)) {
-            return false;
-        }
-    }
-    return true;
-}
-/**
- * Represents parsed SSH config. Main element of this library.
- *
- * A parsed SSH config is modelled as an array of {@link Line}s.
- */
-class SSHConfig extends Array {
-    /** shortcut to access {@link LineType.DIRECTIVE} */
-    static DIRECTIVE = LineType.DIRECTIVE;
-    /** shortcut to access {@link LineType.COMMENT} */
-    static COMMENT = LineType.COMMENT;
-    /** shortcut to access {@link LineType.EMPTY} */
-    static EMPTY = LineType.EMPTY;
-    /**
-     * Parse SSH config text into structured object.
-     */
-    static parse(text) {
-        return parse(text);
-    }
-    /**
-     * Stringify structured object into SSH config text.
-     */
-    static stringify(config) {
-        return stringify(config);
-    }
-    compute(opts, computeOpts) {
-        if (typeof opts === 'string')
-            opts = { Host: opts };
-        let userInfo;
-        try {
-            userInfo = external_node_os_namespaceObject.userInfo();
-        }
-        catch {
-            // os.userInfo() throws a SystemError if a user has no username or homedir.
-            userInfo = { username: process.env.USER || process.env.USERNAME || '' };
-        }
-        const context = {
-            params: {
-                Host: opts.Host,
-                HostName: opts.Host,
-                OriginalHost: opts.Host,
-                User: userInfo.username,
-                LocalUser: userInfo.username,
-            },
-            options: {
-                ignoreCase: computeOpts?.ignoreCase === true,
-                matchExec: computeOpts?.matchExec !== false,
-            },
-            inFinalPass: false,
-            doFinalPass: false,
-        };
-        const obj = {};
-        const setProperty = (name, value) => {
-            const key = computeOpts?.ignoreCase ? name.toLowerCase() : name;
-            let val;
-            if (Array.isArray(value)) {
-                if (RE_COMMAND_DIRECTIVE.test(key)) {
-                    val = value.map(({ val, separator, quoted }) => {
-                        return `${separator}${quoted ? `"${val.replace(/"/g, '\\"')}"` : val}`;
-                    }).join('').trim();
-                }
-                else {
-                    val = value.map(({ val }) => val);
-                }
-            }
-            else {
-                val = value;
-            }
-            const val0 = Array.isArray(val) ? val[0] : val;
-            // Use case-insensitive check for repeatable directives
-            const isRepeatable = REPEATABLE_DIRECTIVES.some(d => d.toLowerCase() === name.toLowerCase());
-            if (isRepeatable) {
-                const list = (obj[key] || (obj[key] = []));
-                list.push(...[].concat(val));
-            }
-            else if (obj[key] == null) {
-                if (name === 'HostName') {
-                    context.params.HostName = val0;
-                }
-                else if (name === 'User') {
-                    context.params.User = val0;
-                }
-                obj[key] = val;
-            }
-        };
-        if (opts.User !== undefined) {
-            setProperty('User', opts.User);
-        }
-        const doPass = () => {
-            for (const line of this) {
-                if (line.type !== LineType.DIRECTIVE)
-                    continue;
-                // Host and Match directives are always case-insensitive (per OpenSSH behavior)
-                if (/^host$/i.test(line.param) && lib_glob(Array.isArray(line.value) ? line.value.map(({ val }) => val) : line.value, context.params.Host)) {
-                    let canonicalizeHostName = false;
-                    let canonicalDomains = [];
-                    setProperty(line.param, line.value);
-                    for (const subline of line.config) {
-                        if (subline.type === LineType.DIRECTIVE) {
-                            setProperty(subline.param, subline.value);
-                            if (/^CanonicalizeHostName$/i.test(subline.param) && subline.value === 'yes') {
-                                canonicalizeHostName = true;
-                            }
-                            if (/^CanonicalDomains$/i.test(subline.param) && Array.isArray(subline.value)) {
-                                canonicalDomains = subline.value.map(({ val }) => val);
-                            }
-                        }
-                    }
-                    if (canonicalDomains.length > 0 && canonicalizeHostName && context.params.Host === context.params.OriginalHost) {
-                        for (const domain of canonicalDomains) {
-                            const host = `${context.params.OriginalHost}.${domain}`;
-                            const { status, stderr } = (0,external_node_child_process_.spawnSync)('nslookup', [host]);
-                            if (status === 0 && !/can't find/.test(stderr.toString())) {
-                                context.params.Host = host;
-                                setProperty('Host', host);
-                                doPass();
-                                break;
-                            }
-                        }
-                    }
-                }
-                else if (/^match$/i.test(line.param) && 'criteria' in line && ssh_config_match(line.criteria, context)) {
-                    for (const subline of line.config) {
-                        if (subline.type === LineType.DIRECTIVE) {
-                            setProperty(subline.param, subline.value);
-                        }
-                    }
-                }
-                else if (!/^(host|match)$/i.test(line.param)) {
-                    setProperty(line.param, line.value);
-                }
-            }
-        };
-        doPass();
-        if (context.doFinalPass) {
-            context.inFinalPass = true;
-            context.params.Host = context.params.HostName;
-            doPass();
-        }
-        return obj;
-    }
-    find(opts) {
-        if (typeof opts === 'function')
-            return super.find(opts);
-        if (!(opts && ('Host' in opts || 'Match' in opts))) {
-            throw new Error('Can only find by Host or Match');
-        }
-        return super.find((line) => 'param' in line && ssh_config_compare(line, opts));
-    }
-    remove(opts) {
-        let index;
-        if (typeof opts === 'function') {
-            index = super.findIndex(opts);
-        }
-        else if (!(opts && ('Host' in opts || 'Match' in opts))) {
-            throw new Error('Can only remove by Host or Match');
-        }
-        else {
-            index = super.findIndex((line) => 'param' in line && ssh_config_compare(line, opts));
-        }
-        if (index >= 0)
-            return this.splice(index, 1);
-    }
-    /**
-     * Convert this SSH config to its textual presentation via {@link stringify}.
-     */
-    toString() {
-        return stringify(this);
-    }
-    /**
-     * Append new section to existing SSH config.
-     */
-    append(opts) {
-        const indent = getIndent(this);
-        const lastEntry = this.length > 0 ? this[this.length - 1] : null;
-        let config = lastEntry && lastEntry.config || this;
-        let configWas = this;
-        let lastLine = config.length > 0 ? config[config.length - 1] : lastEntry;
-        if (lastLine && !lastLine.after)
-            lastLine.after = '\n';
-        let sectionLineFound = config !== configWas;
-        for (const param in opts) {
-            const value = opts[param];
-            const line = {
-                type: LineType.DIRECTIVE,
-                param,
-                separator: ' ',
-                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
-                before: sectionLineFound ? indent : indent.replace(/  |\t/, ''),
-                after: '\n',
-            };
-            if (RE_SECTION_DIRECTIVE.test(param)) {
-                sectionLineFound = true;
-                line.before = indent.replace(/  |\t/, '');
-                config = configWas;
-                // separate sections with an extra newline
-                // https://github.com/cyjake/ssh-config/issues/23#issuecomment-564768248
-                if (lastLine && lastLine.after === '\n')
-                    lastLine.after += '\n';
-                config.push(line);
-                config = line.config = new SSHConfig();
-            }
-            else {
-                config.push(line);
-            }
-            lastLine = line;
-        }
-        return configWas;
-    }
-    /**
-     * Prepend new section to existing SSH config.
-     */
-    prepend(opts, beforeFirstSection = false) {
-        const indent = getIndent(this);
-        let config = this;
-        let i = 0;
-        // insert above known sections
-        if (beforeFirstSection) {
-            while (i < this.length && !('config' in this[i])) {
-                i += 1;
-            }
-            if (i >= this.length) { // No sections in original config
-                return this.append(opts);
-            }
-        }
-        // Prepend new section above the first section
-        let sectionLineFound = false;
-        let processedLines = 0;
-        for (const param in opts) {
-            processedLines += 1;
-            const value = opts[param];
-            const line = {
-                type: LineType.DIRECTIVE,
-                param,
-                separator: ' ',
-                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
-                before: '',
-                after: '\n',
-            };
-            if (RE_SECTION_DIRECTIVE.test(param)) {
-                line.before = indent.replace(/  |\t/, '');
-                config.splice(i, 0, line);
-                config = line.config = new SSHConfig();
-                sectionLineFound = true;
-                continue;
-            }
-            // separate from previous sections with an extra newline
-            if (processedLines === Object.keys(opts).length) {
-                line.after += '\n';
-            }
-            if (!sectionLineFound) {
-                config.splice(i, 0, line);
-                i += 1;
-                // Add an extra newline if a single line directive like Include
-                if (RE_SINGLE_LINE_DIRECTIVE.test(param)) {
-                    line.after += '\n';
-                }
-                continue;
-            }
-            line.before = indent;
-            config.push(line);
-        }
-        return config;
-    }
-}
-/**
- * Parse SSH config text into structured object.
- */
-function parse(text) {
-    // Handle Buffer input by converting to string
-    const input = typeof text === 'string' ? text : text.toString('utf-8');
-    let i = 0;
-    let chr = next();
-    let config = new SSHConfig();
-    let configWas = config;
-    function next() {
-        return input[i++];
-    }
-    function space() {
-        let spaces = '';
-        while (RE_SPACE.test(chr)) {
-            spaces += chr;
-            chr = next();
-        }
-        return spaces;
-    }
-    function linebreak() {
-        let breaks = '';
-        while (RE_LINE_BREAK.test(chr)) {
-            breaks += chr;
-            chr = next();
-        }
-        return breaks;
-    }
-    function parameter() {
-        let param = '';
-        while (chr && /[^ \t=]/.test(chr)) {
-            param += chr;
-            chr = next();
-        }
-        return param;
-    }
-    function separator() {
-        let sep = space();
-        if (chr === '=') {
-            sep += chr;
-            chr = next();
-        }
-        return (sep + space());
-    }
-    function value() {
-        let val = '';
-        let quoted = false;
-        let escaped = false;
-        while (chr && !RE_LINE_BREAK.test(chr)) {
-            // backslash escapes only double quotes
-            if (escaped) {
-                val += chr === '"' ? chr : `\\${chr}`;
-                escaped = false;
-            }
-            // ProxyCommand ssh -W "%h:%p" firewall.example.org
-            else if (chr === '"' && (!val || quoted)) {
-                quoted = !quoted;
-            }
-            else if (chr === '\\') {
-                escaped = true;
-            }
-            else if (chr === '#' && !quoted) {
-                break;
-            }
-            else {
-                val += chr;
-            }
-            chr = next();
-        }
-        if (quoted || escaped) {
-            throw new Error(`Unexpected line break at ${val}`);
-        }
-        return val.trim();
-    }
-    function comment() {
-        const type = LineType.COMMENT;
-        let content = '';
-        while (chr && !RE_LINE_BREAK.test(chr)) {
-            content += chr;
-            chr = next();
-        }
-        return { type, content, before: '', after: '' };
-    }
-    // Host *.co.uk
-    // Host * !local.dev
-    // Host "foo bar"
-    function values() {
-        const results = [];
-        let val = '';
-        // whether current value is quoted or not
-        let valQuoted = false;
-        // the separator preceding current value
-        let valSeparator = ' ';
-        // whether current context is within quotations or not
-        let quoted = false;
-        let escaped = false;
-        while (chr && !RE_LINE_BREAK.test(chr)) {
-            if (escaped) {
-                val += chr === '"' ? chr : `\\${chr}`;
-                escaped = false;
-            }
-            else if (chr === '"') {
-                quoted = !quoted;
-            }
-            else if (chr === '\\') {
-                escaped = true;
-            }
-            else if (quoted) {
-                val += chr;
-                valQuoted = true;
-            }
-            else if (/[ \t=]/.test(chr)) {
-                if (val) {
-                    results.push({ val, separator: valSeparator, quoted: valQuoted });
-                    val = '';
-                    valQuoted = false;
-                    valSeparator = chr;
-                }
-                // otherwise ignore the space
-            }
-            else if (chr === '#' && results.length > 0) {
-                break;
-            }
-            else {
-                val += chr;
-            }
-            chr = next();
-        }
-        if (quoted || escaped) {
-            throw new Error(`Unexpected line break at ${results.map(({ val }) => val).concat(val).join(' ')}`);
-        }
-        if (val)
-            results.push({ val, separator: valSeparator, quoted: valQuoted });
-        return results.length > 1 ? results : results[0].val;
-    }
-    function directive() {
-        const type = LineType.DIRECTIVE;
-        const param = parameter();
-        // Host "foo bar" baz
-        const multiple = RE_MULTI_VALUE_DIRECTIVE.test(param);
-        const result = {
-            type,
-            param,
-            separator: separator(),
-            quoted: !multiple && chr === '"',
-            value: multiple ? values() : value(),
-            before: '',
-            after: '',
-        };
-        if (!result.quoted)
-            delete result.quoted;
-        if (/^Match$/i.test(param)) {
-            const criteria = {};
-            if (typeof result.value === 'string') {
-                result.value = [{ val: result.value, separator: '', quoted: result.quoted }];
-            }
-            let i = 0;
-            while (i < result.value.length) {
-                const { val: keyword } = result.value[i];
-                switch (keyword.toLowerCase()) {
-                    case 'all':
-                    case 'canonical':
-                    case 'final':
-                        criteria[keyword] = [];
-                        i += 1;
-                        break;
-                    default:
-                        if (i + 1 >= result.value.length) {
-                            throw new Error(`Missing value for match criteria ${keyword}`);
-                        }
-                        criteria[keyword] = result.value[i + 1].val;
-                        i += 2;
-                        break;
-                }
-            }
-            result.criteria = criteria;
-        }
-        return result;
-    }
-    function line() {
-        const before = space();
-        const node = chr === '#' ? comment() : directive();
-        const after = linebreak();
-        node.before = before;
-        node.after = after;
-        return node;
-    }
-    while (chr) {
-        let node = line();
-        if (node.type === LineType.DIRECTIVE && RE_SECTION_DIRECTIVE.test(node.param)) {
-            config = configWas;
-            config.push(node);
-            config = node.config = new SSHConfig();
-        }
-        else if (node.type === LineType.DIRECTIVE && !node.param) {
-            // blank lines at file end
-            if (config.length === 0) {
-                if (configWas.length === 0) {
-                    configWas.push({ type: LineType.EMPTY, before: '', after: node.before });
-                }
-                else {
-                    configWas[configWas.length - 1].after += node.before;
-                }
-            }
-            else {
-                config[config.length - 1].after += node.before;
-            }
-        }
-        else {
-            config.push(node);
-        }
-    }
-    return configWas;
-}
-/**
- * Stringify structured object into SSH config text.
- */
-function stringify(config) {
-    let str = '';
-    function formatValue(value, quoted) {
-        if (Array.isArray(value)) {
-            let result = '';
-            for (const { val, separator, quoted } of value) {
-                result += (result ? separator : '') + formatValue(val, quoted || RE_SPACE.test(val));
-            }
-            return result;
-        }
-        return quoted ? `"${value}"` : value;
-    }
-    function formatDirective(line) {
-        const quoted = line.quoted
-            || (RE_QUOTE_DIRECTIVE.test(line.param) && typeof line.value === 'string' && RE_SPACE.test(line.value));
-        const value = formatValue(line.value, quoted);
-        return `${line.param}${line.separator}${value}`;
-    }
-    const format = (line) => {
-        str += line.before;
-        if (line.type === LineType.COMMENT) {
-            str += line.content;
-        }
-        else if (line.type === LineType.DIRECTIVE && REPEATABLE_DIRECTIVES.includes(line.param)) {
-            (Array.isArray(line.value) ? line.value : [line.value]).forEach((value, i, values) => {
-                str += formatDirective({ ...line, value: typeof value !== 'string' ? value.val : value });
-                if (i < values.length - 1)
-                    str += `\n${line.before}`;
-            });
-        }
-        else if (line.type === LineType.DIRECTIVE) {
-            str += formatDirective(line);
-        }
-        str += line.after;
-        if ('config' in line) {
-            line.config.forEach(format);
-        }
-    };
-    config.forEach(format);
-    return str;
-}
-
-//# sourceMappingURL=ssh-config.js.map
-;// CONCATENATED MODULE: ./build/src/core/ssh/config.js
-// Resolves a host spec into connection parameters the way OpenSSH does (ssh_config, tokens, defaults).
-
-
-
-
-
-/** A mistake in the ssh config or the host spec; connect.ts turns it into SshError 'resolve'. */
-class ResolveError extends Error {
-    constructor(message) {
-        super(message);
-        this.name = 'ResolveError';
-    }
-}
-const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
-const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
-const MAX_JUMP_DEPTH = 8;
-const MAX_INCLUDE_DEPTH = 16;
-/** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
-function resolveHost(spec, opts = {}) {
-    const home = opts.homeDir ?? external_node_os_namespaceObject.homedir();
-    const env = opts.env ?? process.env;
-    const localUser = opts.localUser ?? localUserName(env);
-    const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
-    const gated = new Set();
-    const { config, found } = loadConfig(configPath, external_node_path_.join(home, '.ssh'), home, env, gated);
-    const systemPath = opts.systemConfigPath === undefined ? (opts.configPath === undefined ? '/etc/ssh/ssh_config' : null) : opts.systemConfigPath;
-    if (systemPath) {
-        const system = loadConfig(systemPath, external_node_path_.dirname(systemPath), home, env, gated);
-        // After the user's, like ssh: the first value obtained wins. `Host *` first, so the system file's
-        // leading lines are not taken into the user file's last block.
-        if (system.found)
-            config.push(...SSHConfig.parse('Host *\n'), ...system.config);
-    }
-    const ctx = { home, localUser, env, config, configFile: found ? configPath : undefined, opts, hasMatchExec: /^\s*Match\b.*\bexec\b/im.test(config.toString()), gated };
-    return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
-}
-function resolveHop(ctx, spec, hop) {
-    const alias = spec.host.trim();
-    if (!alias)
-        throw new ResolveError('empty host name');
-    if (/[\s'"`$;&|<>\\]/.test(alias))
-        throw new ResolveError(`invalid host name "${alias}"`);
-    if (hop.depth > MAX_JUMP_DEPTH) {
-        throw new ResolveError(`ProxyJump chain deeper than ${MAX_JUMP_DEPTH} hops at "${alias}" (a loop in the ssh config?)`);
-    }
-    const cfg = computeFor(ctx.config, alias);
-    const str = (key) => {
-        const v = cfg[key];
-        if (v === undefined)
-            return undefined;
-        return Array.isArray(v) ? v.join(' ') : v;
-    };
-    const list = (key) => {
-        const v = cfg[key];
-        if (v === undefined)
-            return undefined;
-        return (Array.isArray(v) ? v : v.split(/\s+/)).filter((s) => s.length > 0);
-    };
-    const hostnameRaw = str('hostname');
-    const hostname = hostnameRaw !== undefined ? percentExpand(hostnameRaw, { h: alias }, 'HostName') : alias;
-    const user = spec.user ?? hop.defaultUser ?? str('user') ?? ctx.localUser;
-    const port = spec.port ?? config_parsePort(str('port'), 'Port') ?? 22;
-    if (!Number.isInteger(port) || port < 1 || port > 65535)
-        throw new ResolveError(`invalid port ${port} for "${alias}"`);
-    const hostKeyAliasRaw = str('hostkeyalias');
-    const hostKeyAlias = hostKeyAliasRaw?.toLowerCase();
-    // Tokens shared by IdentityFile, IdentityAgent, UserKnownHostsFile (ssh_config(5) TOKENS).
-    const localHost = external_node_os_namespaceObject.hostname();
-    const proxyJumpRaw = str('proxyjump');
-    const tokens = {
-        d: ctx.home,
-        u: ctx.localUser,
-        h: hostname,
-        n: alias,
-        p: String(port),
-        r: user,
-        l: localHost,
-        L: localHost.split('.')[0] ?? localHost,
-        i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
-        k: hostKeyAlias ?? alias,
-        j: proxyJumpRaw ?? '',
-    };
-    tokens.C = (0,external_node_crypto_namespaceObject.createHash)('sha1').update(`${tokens.l}${hostname}${port}${user}`).digest('hex');
-    const expandPath = (value, directive) => external_node_path_.resolve(ctx.home, percentExpand(expandEnv(expandTilde(value, ctx.home), ctx.env, directive), tokens, directive));
-    // Identities: -i first, then config; OpenSSH adds its defaults only when neither gave any.
-    const identityFiles = [];
-    const addIdentity = (p, explicit, isDefault) => {
-        if (!identityFiles.some((f) => f.path === p))
-            identityFiles.push({ path: p, explicit, isDefault });
-    };
-    for (const f of ctx.opts.identityFiles ?? [])
-        addIdentity(expandPath(f, '-i'), true, false);
-    for (const f of list('identityfile') ?? []) {
-        if (f.toLowerCase() === 'none')
-            continue;
-        addIdentity(expandPath(f, 'IdentityFile'), false, false);
-    }
-    if (identityFiles.length === 0) {
-        for (const name of DEFAULT_IDENTITIES)
-            addIdentity(external_node_path_.join(ctx.home, '.ssh', name), false, true);
-    }
-    const userKnownHostsFiles = ctx.opts.knownHostsFiles && ctx.opts.knownHostsFiles.length > 0
-        ? ctx.opts.knownHostsFiles.map((f) => external_node_path_.resolve(expandTilde(f, ctx.home)))
-        : (list('userknownhostsfile') ?? ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'])
-            .filter((f) => f.toLowerCase() !== 'none')
-            .map((f) => expandPath(f, 'UserKnownHostsFile'));
-    const globalKnownHostsFiles = (list('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
-        .filter((f) => f.toLowerCase() !== 'none')
-        .map((f) => expandPath(f, 'GlobalKnownHostsFile'));
-    // Agent: explicit option > IdentityAgent > SSH_AUTH_SOCK.
-    let identityAgent;
-    if (ctx.opts.agentSocket !== undefined) {
-        identityAgent = ctx.opts.agentSocket || undefined;
-    }
-    else {
-        const ia = str('identityagent');
-        if (ia === undefined || ia === 'SSH_AUTH_SOCK')
-            identityAgent = ctx.env.SSH_AUTH_SOCK || undefined;
-        else if (ia.toLowerCase() === 'none')
-            identityAgent = undefined;
-        else
-            identityAgent = expandPath(ia.startsWith('$') && !ia.startsWith('${') ? `\${${ia.slice(1)}}` : ia, 'IdentityAgent');
-    }
-    const resolved = {
-        alias,
-        hostname,
-        port,
-        user,
-        identityFiles,
-        identitiesOnly: yesNo(str('identitiesonly'), 'IdentitiesOnly') ?? false,
-        identityAgent,
-        userKnownHostsFiles,
-        globalKnownHostsFiles,
-        strictHostKeyChecking: parseStrict(str('stricthostkeychecking')),
-        hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
-        hostKeyAlias,
-        configFile: ctx.configFile,
-        openSshOnly: openSshOnly(cfg, ctx, alias),
-        ignored: Object.keys(cfg).filter((k) => !HANDLED.has(k.toLowerCase())),
-    };
-    const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
-    if (connectTimeout !== undefined && connectTimeout > 0)
-        resolved.connectTimeoutMs = connectTimeout * 1000;
-    const aliveInterval = parseSeconds(str('serveraliveinterval'), 'ServerAliveInterval');
-    if (aliveInterval !== undefined)
-        resolved.serverAliveIntervalMs = aliveInterval * 1000;
-    const aliveCount = parseSeconds(str('serveralivecountmax'), 'ServerAliveCountMax');
-    if (aliveCount !== undefined)
-        resolved.serverAliveCountMax = aliveCount;
-    // ProxyJump / ProxyCommand: whichever the config gave first wins, like OpenSSH.
-    const keys = Object.keys(cfg);
-    const jumpIdx = keys.indexOf('proxyjump');
-    const cmdIdx = keys.indexOf('proxycommand');
-    const proxyTokens = { h: hostname, n: alias, p: String(port), r: user };
-    let hops = hop.jumpOverride;
-    if (hops === undefined) {
-        const useCommand = cmdIdx >= 0 && (jumpIdx < 0 || cmdIdx < jumpIdx);
-        if (useCommand) {
-            const cmd = str('proxycommand');
-            if (cmd.toLowerCase() !== 'none')
-                resolved.proxyCommand = percentExpand(cmd, proxyTokens, 'ProxyCommand');
-        }
-        else if (proxyJumpRaw !== undefined && proxyJumpRaw.toLowerCase() !== 'none') {
-            hops = parseProxyJump(percentExpand(proxyJumpRaw, proxyTokens, 'ProxyJump'));
-        }
-    }
-    if (hops && hops.length > 0) {
-        const last = hops[hops.length - 1];
-        // `Host * / ProxyJump bastion` can only mean "reach bastion directly" (OpenSSH 9.2 stops with "jumphost loop").
-        const sameAsSelf = (last.host === alias || last.host === hostname) && (last.port ?? 22) === port;
-        if (!sameAsSelf) {
-            resolved.jump = resolveHop(ctx, last, {
-                jumpOverride: hops.length > 1 ? hops.slice(0, -1) : undefined,
-                depth: hop.depth + 1,
-            });
-        }
-    }
-    return resolved;
-}
-/** Parse a ProxyJump value: comma list of `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
-function parseProxyJump(value) {
-    const v = value.trim();
-    if (v.toLowerCase() === 'none' || v === '')
-        return [];
-    return v.split(',').map((part) => parseUserHostPort(part.trim(), 'ProxyJump'));
-}
-/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`. */
-function parseUserHostPort(text, what = 'host') {
-    let s = text;
-    if (s.toLowerCase().startsWith('ssh://'))
-        s = s.slice(6).replace(/\/$/, '');
-    if (!s)
-        throw new ResolveError(`empty ${what} entry`);
-    const at = s.lastIndexOf('@');
-    const user = at >= 0 ? s.slice(0, at) : undefined;
-    let rest = at >= 0 ? s.slice(at + 1) : s;
-    if (user !== undefined && user === '')
-        throw new ResolveError(`empty user in ${what} "${text}"`);
-    let port;
-    let host;
-    if (rest.startsWith('[')) {
-        const close = rest.indexOf(']');
-        if (close < 0)
-            throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
-        host = rest.slice(1, close);
-        rest = rest.slice(close + 1);
-        if (rest.startsWith(':'))
-            port = config_parsePort(rest.slice(1), what);
-        else if (rest)
-            throw new ResolveError(`unexpected "${rest}" in ${what} "${text}"`);
-    }
-    else {
-        const colon = rest.indexOf(':');
-        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
-            host = rest.slice(0, colon);
-            port = config_parsePort(rest.slice(colon + 1), what);
-        }
-        else {
-            host = rest; // bare IPv6 address or plain host
-        }
-    }
-    if (!host)
-        throw new ResolveError(`empty host in ${what} "${text}"`);
-    return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
-}
-/** Keywords the built-in client can't honour; each sends the host to OpenSSH under `--ssh auto`. */
-const OPENSSH_ONLY = ['certificatefile', 'pkcs11provider', 'securitykeyprovider', 'knownhostscommand', 'controlmaster', 'hostbasedauthentication'];
-function openSshOnly(cfg, ctx, alias) {
-    const found = OPENSSH_ONLY.filter((k) => cfg[k] !== undefined && !/^(no|none)$/i.test(String(cfg[k])));
-    // `Match exec` is never run here (it would run the config's commands for every host): OpenSSH can.
-    if (ctx.hasMatchExec)
-        found.push('match exec');
-    for (const block of ctx.gated) {
-        // Whether this host matches the block: its header alone, with a marker, computed for the alias.
-        const alone = SSHConfig.parse('');
-        alone.push(block);
-        const header = SSHConfig.stringify(alone).split('\n').find((l) => l.trim() !== '') ?? '';
-        const probe = SSHConfig.parse(`${header.trim()}\n  HostKeyAlias herd-gated\n`);
-        if (computeFor(probe, alias).hostkeyalias === 'herd-gated') {
-            found.push('an Include of Host sections inside a Host block');
-            break;
-        }
-    }
-    return found;
-}
-/**
- * Settings of the host's config that the built-in client does not act on (the rest it does, or sends
- * the host to OpenSSH for): named once in the host's log.
- */
-const HANDLED = new Set([
-    'host', 'match', 'include', 'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'userknownhostsfile',
-    'globalknownhostsfile', 'stricthostkeychecking', 'hashknownhosts', 'hostkeyalias', 'connecttimeout', 'serveraliveinterval',
-    'serveralivecountmax', 'proxyjump', 'proxycommand', 'batchmode', 'passwordauthentication', 'kbdinteractiveauthentication',
-    'pubkeyauthentication', 'preferredauthentications', 'checkhostip',
-    ...OPENSSH_ONLY,
-]);
-// ---------------------------------------------------------------------------------------------
-function computeFor(config, host) {
-    // matchExec false: `Match exec` would run shell commands from the config for every host.
-    return config.compute(host, { ignoreCase: true, matchExec: false });
-}
-function loadConfig(file, includeDir, home, env, gated) {
-    let text;
-    try {
-        text = (0,external_node_fs_.readFileSync)(file, 'utf8');
-    }
-    catch (err) {
-        const code = err.code;
-        if (code === 'ENOENT' || code === 'ENOTDIR')
-            return { config: SSHConfig.parse(''), found: false };
-        throw new ResolveError(`cannot read ssh config ${file}: ${err.message}`);
-    }
-    let config;
-    try {
-        config = SSHConfig.parse(text);
-    }
-    catch (err) {
-        throw new ResolveError(`cannot parse ssh config ${file}: ${err.message}`);
-    }
-    expandIncludes(config, includeDir, home, env, 0, gated);
-    return { config, found: true };
-}
-/**
- * Inline `Include` files (ssh-config's compute ignores them). Top-level includes are spliced in place;
- * an Include inside a Host/Match block contributes its leading directives to that block. Host or Match
- * sections it brings apply only where the outer block matched, which ssh-config can't express: they
- * are left out and the block goes into `gated`, so hosts it matches are sent to OpenSSH.
- */
-function expandIncludes(config, baseDir, home, env, depth, gated) {
-    if (depth > MAX_INCLUDE_DEPTH)
-        throw new ResolveError('ssh config Include nested too deeply (a loop?)');
-    for (let i = 0; i < config.length; i++) {
-        const line = config[i];
-        if (line.type !== SSHConfig.DIRECTIVE)
-            continue;
-        if ('config' in line) {
-            const inner = line.config;
-            const before = inner.length;
-            expandIncludes(inner, baseDir, home, env, depth, gated);
-            const firstSection = inner.findIndex((l) => l.type === SSHConfig.DIRECTIVE && 'config' in l);
-            if (firstSection >= 0 && inner.length !== before) {
-                inner.splice(firstSection);
-                gated.add(line);
-            }
-            continue;
-        }
-        if (line.param.toLowerCase() !== 'include')
-            continue;
-        const values = Array.isArray(line.value) ? line.value.map((v) => v.val) : line.value.split(/\s+/);
-        const included = [];
-        for (const raw of values.filter(Boolean)) {
-            let pattern = expandEnv(expandTilde(raw, home), env, 'Include');
-            if (!external_node_path_.isAbsolute(pattern))
-                pattern = external_node_path_.join(baseDir, pattern);
-            for (const file of globFiles(pattern)) {
-                let text;
-                try {
-                    text = (0,external_node_fs_.readFileSync)(file, 'utf8');
-                }
-                catch {
-                    continue; // OpenSSH ignores unreadable include matches
-                }
-                const sub = SSHConfig.parse(text);
-                expandIncludes(sub, baseDir, home, env, depth + 1, gated);
-                included.push(...sub);
-            }
-        }
-        config.splice(i, 1, ...included);
-        i += included.length - 1;
-    }
-}
-/** Minimal glob for Include: `*` and `?` within path segments, results sorted like glob(3). */
-function globFiles(pattern) {
-    if (!/[*?[]/.test(pattern))
-        return [pattern];
-    const parts = pattern.split('/').filter((p, i) => p !== '' || i === 0);
-    let current = [parts[0] === '' ? '/' : parts[0]];
-    for (const part of parts.slice(1)) {
-        const next = [];
-        for (const dir of current) {
-            if (!/[*?[]/.test(part)) {
-                next.push(external_node_path_.join(dir, part));
-                continue;
-            }
-            let names;
-            try {
-                names = (0,external_node_fs_.readdirSync)(dir);
-            }
-            catch {
-                continue;
-            }
-            const re = globToRegExp(part);
-            for (const n of names.sort())
-                if (!n.startsWith('.') && re.test(n))
-                    next.push(external_node_path_.join(dir, n));
-        }
-        current = next;
-    }
-    return current;
-}
-function globToRegExp(pattern) {
-    let re = '';
-    for (const ch of pattern) {
-        if (ch === '*')
-            re += '.*';
-        else if (ch === '?')
-            re += '.';
-        else
-            re += ch.replace(/[\\^$.|+(){}[\]]/g, '\\$&');
-    }
-    return new RegExp(`^${re}$`);
-}
-/** OpenSSH percent_expand: unknown tokens are an error, `%%` is a literal percent. */
-function percentExpand(value, tokens, directive) {
-    return value.replace(/%(.)?/g, (_m, t) => {
-        if (t === '%')
-            return '%';
-        if (t !== undefined && Object.hasOwn(tokens, t))
-            return tokens[t];
-        throw new ResolveError(`unknown token %${t ?? ''} in ${directive} "${value}"`);
-    });
-}
-function expandEnv(value, env, directive) {
-    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name) => {
-        const v = env[name];
-        if (v === undefined)
-            throw new ResolveError(`environment variable ${name} in ${directive} "${value}" is not set`);
-        return v;
-    });
-}
-function expandTilde(value, home) {
-    if (value === '~')
-        return home;
-    if (value.startsWith('~/'))
-        return external_node_path_.join(home, value.slice(2));
-    return value;
-}
-function localUserName(env) {
-    try {
-        return external_node_os_namespaceObject.userInfo().username;
-    }
-    catch {
-        return env.USER ?? env.LOGNAME ?? 'root';
-    }
-}
-function config_parsePort(value, what) {
-    if (value === undefined)
-        return undefined;
-    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > 65535)
-        throw new ResolveError(`invalid port "${value}" in ${what}`);
-    return n;
-}
-function parseSeconds(value, directive) {
-    if (value === undefined || value.toLowerCase() === 'none')
-        return undefined;
-    if (!/^\d+$/.test(value.trim()))
-        throw new ResolveError(`invalid ${directive} "${value}" in ssh config (whole seconds)`);
-    return Number(value.trim());
-}
-function yesNo(value, directive) {
-    if (value === undefined)
-        return undefined;
-    const v = value.toLowerCase();
-    if (v === 'yes' || v === 'true')
-        return true;
-    if (v === 'no' || v === 'false')
-        return false;
-    throw new ResolveError(`invalid ${directive} "${value}" in ssh config (yes or no)`);
-}
-function parseStrict(value) {
-    if (value === undefined)
-        return 'ask';
-    switch (value.toLowerCase()) {
-        case 'yes':
-        case 'true':
-            return 'yes';
-        case 'ask':
-            return 'ask';
-        case 'accept-new':
-            return 'accept-new';
-        case 'no':
-        case 'off':
-        case 'false':
-            return 'no';
-        default:
-            throw new ResolveError(`invalid StrictHostKeyChecking "${value}" in ssh config`);
-    }
-}
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/known-hosts.js
 // known_hosts files as OpenSSH reads them: plain/wildcard/negated/hashed names, [host]:port, @revoked.
@@ -62209,6 +63860,7 @@ function tildePath(p) {
 
 
 
+
 const { OpenSSHAgent, utils } = lib;
 const keyCache = new Map();
 /** Parse an identity file once per (path, mtime, passphrase): bcrypt KDFs cost tens of ms per try. */
@@ -62344,7 +63996,7 @@ class HerdAgent extends OpenSSHAgent {
     }
 }
 /** The authHandler for one hop, plus what it tried, for the log and the error message. */
-function makeAuth(who, r, passphrase, log) {
+function makeAuth(who, r, passphrase, log, words = fixWords()) {
     const steps = [];
     const tried = [];
     const problems = [];
@@ -62437,9 +64089,9 @@ function makeAuth(who, r, passphrase, log) {
                 const p = tildePath(explicitProblem.file.path);
                 switch (explicitProblem.problem) {
                     case 'encrypted':
-                        return fail('identity', `${who}: identity file ${p} is encrypted and no passphrase was given`, 'pass its passphrase (passphrase option) or load it into ssh-agent');
+                        return fail('identity', `${who}: identity file ${p} is encrypted and no passphrase was given`, `give its passphrase in ${words.passphrase}, or load it into ssh-agent`);
                     case 'bad-passphrase':
-                        return fail('identity', `${who}: wrong passphrase for identity file ${p}`, 'pass the right passphrase, or load the key into ssh-agent');
+                        return fail('identity', `${who}: wrong passphrase for identity file ${p}`, `check ${words.passphrase}, or load the key into ssh-agent`);
                     default:
                         return fail('identity', `${who}: identity file ${p} is not a usable private key (${explicitProblem.detail})`, 'pass the private key file (not the .pub) in OpenSSH or PEM format');
                 }
@@ -62450,11 +64102,11 @@ function makeAuth(who, r, passphrase, log) {
             }
             const skipped = problems.map((p) => `${tildePath(p.file.path)}: ${p.detail}`);
             if (tried.length === 0) {
-                return fail('auth', `${who}: no key to offer to ${target} (no ssh-agent, no identity file found${skipped.length ? `; ${skipped.join('; ')}` : ''})`, 'pass -i/--identity, or start ssh-agent and ssh-add your key');
+                return fail('auth', `${who}: no key to offer to ${target} (no ssh-agent, no identity file found${skipped.length ? `; ${skipped.join('; ')}` : ''})`, words.giveKey);
             }
             const server = serverMessage ? ` (server said: ${serverMessage})` : '';
             const skippedText = skipped.length ? `; skipped: ${skipped.join('; ')}` : '';
-            return fail('auth', `${who}: permission denied (publickey) for ${target}${server}; tried: ${tried.join(', ')}${skippedText}`, `add the public key to ~${r.user}/.ssh/authorized_keys on the host, or pass -i with the right key${/too many/i.test(serverMessage ?? '') ? ' (too many keys offered: set IdentitiesOnly yes for this host)' : ''}`);
+            return fail('auth', `${who}: permission denied (publickey) for ${target}${server}; tried: ${tried.join(', ')}${skippedText}`, `add the public key to ~${r.user}/.ssh/authorized_keys on the host, or give the right key (${words.keyInput})${/too many/i.test(serverMessage ?? '') ? ' (too many keys offered: set IdentitiesOnly yes for this host)' : ''}`);
         },
     };
 }
@@ -62627,6 +64279,8 @@ async function openTunnel(client, to, timeoutMs = 10_000) {
 
 
 
+
+
 /** Variables a child ssh must never see: the Action's inputs (the key among them) and herd's passphrase. */
 function scrubbedEnv(env = process.env) {
     const out = {};
@@ -62692,7 +64346,7 @@ function sshOnce(args, timeoutMs) {
     });
 }
 /** OpenSSH's last words as an SshError with the kind herd's retry policy and messages use. */
-function classify(who, r, stderr) {
+function classify(who, r, stderr, frontEnd) {
     const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Warning: Permanently added|Control socket)/.test(l));
     const last = lines.at(-1) ?? 'ssh exited without a message';
     const addr = `${r.user}@${r.hostname}:${r.port}`;
@@ -62700,7 +64354,10 @@ function classify(who, r, stderr) {
         return fail('host-key-changed', `${who}: HOST KEY CHANGED for ${r.hostname} (OpenSSH: ${last})`, `if the change is expected, remove the old key with: ssh-keygen -R ${r.hostname}`);
     }
     if (/Host key verification failed|No .* host key is known/i.test(stderr)) {
-        return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then add it to known_hosts (ssh-keyscan), or use the accept-new host key option`);
+        const words = fixWords(frontEnd);
+        const port = r.port !== 22 ? `-p ${r.port} ` : '';
+        const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
+        return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${port}${shellQuote(r.hostname)}`, kh)}; or trust it on first use with ${words.acceptNew}`);
     }
     if (/REVOKED/i.test(stderr))
         return fail('host-key-revoked', `${who}: the host key of ${r.hostname} is revoked (OpenSSH: ${last})`, 'the host must get a new host key');
@@ -62757,7 +64414,7 @@ async function connectOpenSsh(target, r, settings, policy, log) {
     for (;;) {
         if (exited) {
             cleanup();
-            throw classify(who, r, masterErr);
+            throw classify(who, r, masterErr, settings.frontEnd);
         }
         const check = await sshOnce(['-o', `ControlPath=${control}`, '-O', 'check', '--', target.host], 5000);
         if (check.code === 0)
@@ -62826,6 +64483,7 @@ async function connectOpenSsh(target, r, settings, policy, log) {
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/connect.js
 // One SSH connection per host with OpenSSH semantics: config, ProxyJump, known_hosts, agent and keys.
+
 
 
 
@@ -63012,7 +64670,8 @@ async function openHop(label, r, settings, baseLog, isJump) {
                     const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
                     const portArg = r.port !== 22 ? `-p ${r.port} ` : '';
                     const alias = r.hostKeyAlias ? ` (then replace the host name by ${r.hostKeyAlias}, the HostKeyAlias)` : '';
-                    hostKeyError = fail('host-key-unknown', `${who}: host key for ${lookup} is not known (${type} ${fp})`, `check that fingerprint with the host's owner, then run: ssh-keyscan ${portArg}${shellQuote(r.hostname)} >> ${kh}${alias}; or use the accept-new host key option`);
+                    const words = fixWords(settings.frontEnd);
+                    hostKeyError = fail('host-key-unknown', `${who}: host key for ${lookup} is not known (${type} ${fp})`, `check that fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${portArg}${shellQuote(r.hostname)}`, kh)}${alias}; or trust it on first use with ${words.acceptNew}`);
                     return false;
                 }
             }
@@ -63022,7 +64681,7 @@ async function openHop(label, r, settings, baseLog, isJump) {
             return false;
         }
     };
-    const auth = makeAuth(who, r, settings.passphrase, log);
+    const auth = makeAuth(who, r, settings.passphrase, log, fixWords(settings.frontEnd));
     const client = new connect_Client();
     // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
     client.on('error', () => { });
@@ -63094,7 +64753,7 @@ async function openHop(label, r, settings, baseLog, isJump) {
         if (err.level === 'client-authentication')
             return auth.failure();
         if (err.level === 'client-timeout') {
-            return fail('timeout', `${who}: timed out after ${Math.round(timeoutMs / 1000)} s waiting for the SSH handshake with ${addr}`, 'check that the host is up and this port is its sshd (ConnectTimeout in ssh config or the connect timeout option sets the limit)');
+            return fail('timeout', `${who}: timed out after ${Math.round(timeoutMs / 1000)} s waiting for the SSH handshake with ${addr}`, 'check that the host is up and this port is its sshd (ConnectTimeout in the ssh config sets the limit)');
         }
         if (err.level === 'client-socket')
             return socketError(who, err, r.hostname, r.port);
@@ -63364,6 +65023,7 @@ function throwIfEnded(signal) {
 // plain shell commands that any SSH transport runs the same way (no SFTP subsystem needed).
 
 
+
 /** Runs a short command (with `input` on its standard input) and collects its output. */
 async function execCollect(conn, command, opts = {}) {
     const timeoutMs = opts.timeoutMs ?? 20_000;
@@ -63438,26 +65098,28 @@ function modeOf(perm) {
  */
 async function prepareRemote(conn, plan, uid, agent, log, force) {
     const where = `working folder ${plan.remotePath}`;
+    // The fix in the words of the front end in use: --remote-path, or its input.
+    const another = `set ${fixWords(plan.frontEnd).option('--remote-path')} to another folder`;
     const r = await execCollect(conn, shellCommand(['sh', '-c', INSPECT_FOLDER, 'sh', plan.remotePath, agent.remoteName]));
     const lines = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
     const listing = lines.find((l) => /^[-dlcbps][-rwxsStT]{9}/.test(l));
     if (r.code !== 0 || !listing) {
         if (r.code !== 3)
             throw new AttemptError('channel', `could not inspect ${where}: ${r.signal ? `killed by ${r.signal}` : `exit ${r.code}`}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''} (output: ${JSON.stringify(r.stdout.slice(0, 200))})`, true);
-        throw new AttemptError('unsafe-folder', `cannot create ${where} (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}); choose --remote-path in a folder you can write`, false);
+        throw new AttemptError('unsafe-folder', `cannot create ${where} (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}); ${another}, one you can write in`, false);
     }
     if (lines.includes('created'))
         log.write(`created ${plan.remotePath} (0700)`);
     const [perm = '', , owner = ''] = listing.split(/\s+/);
     if (perm.startsWith('l'))
-        throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder or choose another --remote-path)`, false);
+        throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder, or ${another})`, false);
     if (!perm.startsWith('d'))
-        throw new AttemptError('unsafe-folder', `${where} is not a folder; choose another --remote-path`, false);
+        throw new AttemptError('unsafe-folder', `${where} is not a folder; ${another}`, false);
     if (uid >= 0 && Number(owner) !== uid)
-        throw new AttemptError('unsafe-folder', `${where} is owned by uid ${owner}, not by the login user (uid ${uid}); herd refuses it (choose another --remote-path)`, false);
+        throw new AttemptError('unsafe-folder', `${where} is owned by uid ${owner}, not by the login user (uid ${uid}); herd refuses it (${another})`, false);
     const mode = modeOf(perm);
     if ((mode & 0o022) !== 0)
-        throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 700 on it or choose another --remote-path`, false);
+        throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 700 on it, or ${another}`, false);
     const present = Number(/^agent (\d+)$/m.exec(r.stdout)?.[1] ?? -1);
     if (!force && present === agent.bytes.length) {
         log.write(`agent ${agent.remoteName} already on the host`);
@@ -63474,6 +65136,7 @@ async function prepareRemote(conn, plan, uid, agent, log, force) {
 ;// CONCATENATED MODULE: ./build/src/core/runtime.js
 // A Node runtime for hosts without a usable one: the runner's own node where the platform matches,
 // gzipped once per run, verified by hash on the host and kept in the private working folder for later runs.
+
 
 
 
@@ -63504,6 +65167,11 @@ const ARCH = { x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', arm64: 'arm64' };
  * returns its path (relative to the login's home, like --remote-path) and the bytes it cost the runner.
  * `why` is what was wrong with the host's own node, for the message when no runtime fits.
  */
+/** The fix for a host without a usable node, with the front end's way to name one (--node) where it has one. */
+function installNode(plan) {
+    const node = fixWords(plan.frontEnd).option('--node');
+    return `install Node.js 20 or newer there${node ? `, or give its path with ${node}` : ''}`;
+}
 async function provideRuntime(conn, plan, why, log) {
     const probe = await execCollect(conn, shellCommand(['sh', '-c', 'uname -sm; getconf GNU_LIBC_VERSION 2>/dev/null || echo no-glibc']));
     const [kernel = '', machine = ''] = probe.stdout.split('\n')[0].trim().split(/\s+/);
@@ -63512,7 +65180,7 @@ async function provideRuntime(conn, plan, why, log) {
     const runtime = await runnersRuntime();
     if (!runtime || platform !== runtime.platform || !glibc) {
         const have = runtime ? `${runtime.platform} (glibc)` : `none (the runner is ${process.platform}-${process.arch})`;
-        throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); install Node.js 20 or newer there, or pass --node with its path`, false);
+        throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); ${installNode(plan)}`, false);
     }
     const node = `${plan.remotePath}/${runtime.remoteName}`;
     const present = await execCollect(conn, shellCommand(['test', '-x', node]));
@@ -63526,7 +65194,7 @@ async function provideRuntime(conn, plan, why, log) {
         'if gzip -dc > "$t" && test "$(sha256sum "$t" | cut -d " " -f 1)" = "$3" && chmod 700 "$t" && mv -f -- "$t" "$2"; then exit 0; fi; rm -f -- "$t"; exit 5';
     const put = await execCollect(conn, shellCommand(['sh', '-c', install, 'sh', plan.remotePath, runtime.remoteName, runtime.sha256]), { input: runtime.gzipped, timeoutMs: 600_000 });
     if (put.code !== 0) {
-        throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); install Node.js 20 or newer there, or pass --node`, true);
+        throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); ${installNode(plan)}`, true);
     }
     log.write(`uploaded Node runtime ${runtime.remoteName} (${runtime.gzipped.length} bytes gzipped, hash checked on the host) in ${Date.now() - began} ms`);
     return { node, uploaded: runtime.gzipped.length };
@@ -63569,7 +65237,7 @@ async function runPostCommand(conn, plan, report, log) {
 ;// CONCATENATED MODULE: ./build/src/core/protocol.js
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 /** Version of this message set; the runner refuses an agent that speaks another. */
-const PROTOCOL_VERSION = 3;
+const PROTOCOL_VERSION = 4;
 /** Seconds between the agent's `alive` lines; the runner gives up on an agent silent for 12 of them. */
 const ALIVE_SECONDS = 5;
 /** Agent exit codes the runner tells apart. */
@@ -63740,6 +65408,8 @@ async function startAgent(ctx, conn, node, log) {
         sha256: swarm.torrent.sha256,
         size: swarm.torrent.size,
         mode: plan.mode,
+        tree: swarm.tree,
+        attributes: plan.attributes,
         routes: ways.routes,
         probeMs: PROBE_MS,
         runnerId: swarm.runnerId,
@@ -63749,6 +65419,7 @@ async function startAgent(ctx, conn, node, log) {
         progressMs: 1000,
         host: ctx.spec.label,
         spread: ctx.spread,
+        limitRate: plan.limitRate,
     };
     session.send(start);
     log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; the runner's ways: ${ways.routes.map((r) => `${r.via} ${r.seedPeer}`).join(', ')} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`);
@@ -64041,28 +65712,6 @@ async function hostRun(ctx) {
     };
 }
 
-;// CONCATENATED MODULE: ./build/src/core/report.js
-// The result of a run, shared by every front end (CLI text and JSON, Action outputs and summary).
-/** Documented exit codes. */
-const EXIT = {
-    /** Every host has the file. */
-    ok: 0,
-    /** Some host failed; the others still got the file. */
-    someFailed: 1,
-    /** Bad usage or input, before any host was touched. */
-    usage: 2,
-    /** Interrupted by SIGINT (128 + 2) / SIGTERM (128 + 15). */
-    sigint: 130,
-    sigterm: 143,
-};
-function exitCodeFor(hosts, interrupted) {
-    if (interrupted === 'SIGINT')
-        return EXIT.sigint;
-    if (interrupted === 'SIGTERM')
-        return EXIT.sigterm;
-    return hosts.every((h) => h.status === 'ok') ? EXIT.ok : EXIT.someFailed;
-}
-
 ;// CONCATENATED MODULE: ./build/src/core/limit.js
 // A counting semaphore: at most `size` holders at once, the rest wait in order.
 class Limit {
@@ -64097,6 +65746,7 @@ class Limit {
 
 
 
+
 /**
  * Tracker announce interval. Every host announces once as it starts and dials every peer it hears of,
  * so a host that starts late meets the early ones without their announcing again; later announces only
@@ -64117,6 +65767,7 @@ function sshSettingsFor(plan) {
         connectTimeoutMs: 15_000,
         keepaliveIntervalMs: 5_000,
         client: plan.sshClient,
+        frontEnd: plan.frontEnd,
     };
 }
 /**
@@ -64136,9 +65787,10 @@ async function distribute(plan, opts = {}) {
     catch (err) {
         const code = err.code;
         const range = plan.ports[0] === plan.ports[1] ? `port ${plan.ports[0]}` : `ports ${plan.ports[0]}-${plan.ports[1]}`;
-        throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`);
+        throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a wider range, e.g. 8998-9197`);
     }
     let seeder;
+    let payload;
     // The run's secret: only agents that got it over their SSH session can join the swarm or read its bytes.
     const seal = { secret: external_node_crypto_namespaceObject.randomBytes(32), encrypt: plan.encrypt };
     const runAbort = new AbortController();
@@ -64148,17 +65800,21 @@ async function distribute(plan, opts = {}) {
     const swarm = (async () => {
         opts.onPhase?.('hashing');
         const hashBegan = Date.now();
-        const hashed = await hashFile(plan.file, { nonce: external_node_crypto_namespaceObject.randomBytes(16) });
+        payload = await preparePayload(plan);
+        if (payload.tree)
+            opts.onPhase?.('hashing', `${plan.file} packed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s`);
+        const hashed = await hashFile(payload.path, { nonce: external_node_crypto_namespaceObject.randomBytes(16) });
         opts.onPhase?.('hashing', `${hashed.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`);
-        if (hashed.size !== plan.size)
+        if (!plan.tree && hashed.size !== plan.size)
             throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`);
         torrent = hashed;
         // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
         // serves every host: which pieces each may ask it for is the agents' stripe policy.
         const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535);
-        seeder = await startSeeder(plan.file, hashed, { ports: seederPorts, seal });
-        opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}`);
-        return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal };
+        seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal, uploadLimit: plan.limitRate });
+        const limited = plan.limitRate ? `, at most ${plan.limitRate} bytes/s into and out of each host and out of the runner (--limit-rate)` : '';
+        opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}${limited}`);
+        return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, tree: payload.tree };
     })();
     // A swarm that can't start ends the run: hosts stop where they are.
     swarm.catch(() => runAbort.abort('swarm'));
@@ -64174,7 +65830,7 @@ async function distribute(plan, opts = {}) {
         }
         const connectLimit = new Limit(plan.concurrency);
         const ssh = sshSettingsFor(plan);
-        opts.onPhase?.('hosts', `${plan.hosts.length} hosts`);
+        opts.onPhase?.('hosts', count(plan.hosts.length, 'host'));
         // With batched post-commands every agent stays until they have run: their connections carry them.
         const seeds = new SeedRelease(plan.hosts.map((h) => h.label), plan.postBatch === undefined);
         const runs = await Promise.all(plan.hosts.map((spec, index) => hostRun({
@@ -64227,6 +65883,7 @@ async function distribute(plan, opts = {}) {
         opts.signal?.removeEventListener('abort', onOuterAbort);
         await swarm.catch(() => { });
         await seeder?.close();
+        await payload?.dispose();
         await tracker.close();
     }
 }

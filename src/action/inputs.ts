@@ -3,7 +3,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import * as core from '@actions/core'
 import ssh2 from 'ssh2'
-import { wholeNumberIn, type HerdOptions } from '../core/plan.js'
+import { PlanError, wholeNumberIn, type HerdOptions } from '../core/plan.js'
+import { ACTION_INPUT_FOR_OPTION } from '../core/front-end.js'
 import type { ActionSettings, UploadLogs } from './settings.js'
 import type { RunFiles } from './run-files.js'
 
@@ -115,6 +116,11 @@ export function getInputs(): ActionSettings {
     sshClient: core.getInput('ssh-client'),
     postCommand: core.getInput('post-command'),
     postBatch: core.getInput('post-batch'),
+    releases: core.getInput('releases'),
+    mode: core.getInput('mode'),
+    owner: core.getInput('owner'),
+    group: core.getInput('group'),
+    limitRate: core.getInput('limit-rate'),
     username: core.getInput('username') || undefined,
     uploadLogs,
     artifactName,
@@ -145,8 +151,21 @@ export function toHerdOptions(s: ActionSettings, files: RunFiles): HerdOptions {
     sshClient: s.sshClient || undefined,
     postCommand: s.postCommand || undefined,
     postBatch: s.postBatch || undefined,
+    releases: s.releases || undefined,
+    mode: s.mode || undefined,
+    owner: s.owner || undefined,
+    group: s.group || undefined,
+    limitRate: s.limitRate || undefined,
     user: s.username,
     passphrase: s.sshKeyPassphrase,
     frontEnd: 'action',
   }
+}
+
+/** A plan error worded with the Action's input names. */
+export function planErrorMessage(err: PlanError, s?: Pick<ActionSettings, 'hostsFile'>): string {
+  const detail = err.message.startsWith(`${err.input}: `) ? err.message.slice(err.input.length + 2) : err.message
+  if (s?.hostsFile !== undefined && err.input === s.hostsFile) return `hosts: ${s.hostsFile}: ${detail}`
+  const input = ACTION_INPUT_FOR_OPTION[err.input]
+  return input ? `${input}: ${detail}` : err.message
 }

@@ -4,8 +4,8 @@ import * as core from '@actions/core'
 import { makePlan, PlanError } from '../core/plan.js'
 import { distribute } from '../core/distribute.js'
 import { eventLines, formatBytes } from '../core/report-text.js'
-import type { Report } from '../core/report.js'
-import { getInputs, InputError, toHerdOptions } from './inputs.js'
+import { count, type Report } from '../core/report.js'
+import { getInputs, InputError, planErrorMessage, toHerdOptions } from './inputs.js'
 import type { ActionSettings } from './settings.js'
 import { maskSecrets, writeRunFiles, type RunFiles } from './run-files.js'
 import { annotateFailures, outcomeLine, writeSummary } from './summary.js'
@@ -53,7 +53,7 @@ export async function run(): Promise<void> {
     maskSecrets(settings)
     files = writeRunFiles(settings)
     const plan = makePlan(toHerdOptions(settings, files))
-    core.info(`herd: pushing ${plan.file} (${formatBytes(plan.size)}) to ${plan.destination} on ${plan.hosts.length} hosts; logs in ${files.logDir}`)
+    core.info(`herd: pushing ${plan.file} (${formatBytes(plan.size)}) to ${plan.destination} on ${count(plan.hosts.length, 'host')}; logs in ${files.logDir}`)
     const report = await distribute(plan, { ...eventLines({ quiet: false, out: (line) => core.info(line) }), signal: interrupt.signal })
     fs.mkdirSync(files.logDir, { recursive: true })
     fs.writeFileSync(files.reportPath, JSON.stringify(report, null, 2) + '\n')
@@ -64,8 +64,8 @@ export async function run(): Promise<void> {
     if (report.exitCode === 0) core.info(`herd: ${outcomeLine(report)}`)
     else core.setFailed(outcomeLine(report))
   } catch (err) {
-    // Both name the Action's inputs (the plan's messages are worded for the front end in use).
-    if (err instanceof InputError || err instanceof PlanError) core.setFailed(err.message)
+    if (err instanceof InputError) core.setFailed(err.message)
+    else if (err instanceof PlanError) core.setFailed(planErrorMessage(err, settings))
     else core.setFailed(`herd: internal error: ${(err as Error)?.stack ?? String(err)}`)
   } finally {
     process.off('SIGINT', onSignal)

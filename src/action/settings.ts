@@ -61,6 +61,16 @@ export interface ActionSettings {
   postCommand: string
   /** The `post-batch` input: at most this many hosts run the post-command at once; empty: each when done. */
   postBatch: string
+  /** The `mode` input: the file's octal mode on every host; empty for the default. */
+  mode: string
+  /** The `owner` input: owner name or uid; empty for the default. */
+  owner: string
+  /** The `group` input: group name or gid; empty for the default. */
+  group: string
+  /** The `releases` input: with a folder, how many releases to keep; empty: the folder is swapped in. */
+  releases: string
+  /** The `limit-rate` input: bytes per second for each host's upload and download and the runner's upload (50M, 500K); empty: none. */
+  limitRate: string
 
   /** Remote user for hosts that name none (else ~/.ssh/config's, else the runner's user). */
   username?: string

@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import * as core from '@actions/core'
 import { formatBytes } from '../core/report-text.js'
-import type { HostReport, Report } from '../core/report.js'
+import { count, type HostReport, type Report } from '../core/report.js'
 
 /** Rows beyond this are left to report.json: the job summary is limited to 1 MiB. */
 const MAX_ROWS = 300
@@ -52,13 +52,13 @@ export function outcomeLine(report: Report): string {
   const n = report.hosts.length
   if (report.interrupted) {
     const why = report.interrupted === 'timeout' ? 'the timeout' : report.interrupted
-    return `interrupted by ${why}: ${report.succeeded.length} of ${n} hosts have ${report.destination}, ${report.failed.length} do not (${report.failed.join(', ')})`
+    return `interrupted by ${why}: ${report.succeeded.length} of ${count(n, 'host')} ${report.succeeded.length === 1 ? 'has' : 'have'} ${report.destination}, ${count(report.failed.length, 'does', 'do')} not (${report.failed.join(', ')})`
   }
   if (report.failed.length > 0) {
     const shown = report.failed.slice(0, 10).join(', ') + (report.failed.length > 10 ? `, and ${report.failed.length - 10} more` : '')
-    return `${report.failed.length} of ${n} hosts failed: ${shown}; ${report.succeeded.length} have ${report.destination}`
+    return `${report.failed.length} of ${count(n, 'host')} failed: ${shown}; ${count(report.succeeded.length, 'has', 'have')} ${report.destination}`
   }
-  return `all ${n} hosts have ${report.destination}`
+  return n === 1 ? `the host has ${report.destination}` : `all ${n} hosts have ${report.destination}`
 }
 
 /** Writes the job summary: a heading, the outcome, one row per host and the totals. */
@@ -81,10 +81,10 @@ export async function writeSummary(report: Report, details: { reportPath: string
   const copies = report.size > 0 ? report.bytesFromRunner / report.size : 0
   const icon = report.failed.length === 0 && !report.interrupted ? '✅' : '❌'
   const summary = core.summary
-    .addHeading(`herd: ${escapeHtml(report.destination)} on ${n} host${n === 1 ? '' : 's'}`, 2)
+    .addHeading(`herd: ${escapeHtml(report.destination)} on ${count(n, 'host')}`, 2)
     .addRaw(`<p>${icon} ${escapeHtml(outcomeLine(report))}</p>`, true)
     .addTable([header, ...shown.map(hostRow), totals])
-  if (shown.length < n) summary.addRaw(`<p>${n - shown.length} more hosts (all ok) are listed in report.json.</p>`, true)
+  if (shown.length < n) summary.addRaw(`<p>${count(n - shown.length, 'more host is', 'more hosts are')} (all ok) listed in report.json.</p>`, true)
   summary.addRaw(
     `<p><code>${escapeHtml(report.file)}</code> (${formatBytes(report.size)}, sha256 <code>${report.sha256}</code>); ` +
       `the runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies of the file)` +

@@ -3,6 +3,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import type { AgentErrorCode, StartMessage } from '../core/protocol.js'
+import { deliveredMode } from '../engine/tree.js'
+import { chownFailure } from './owner.js'
 
 /** A failure with a stable cause the runner can explain. */
 export class AgentError extends Error {
@@ -108,15 +110,25 @@ export async function createPartial(partial: string, log: (message: string) => v
   await fh.close()
 }
 
+/** A uid and gid the user asked for with --owner / --group (resolved on this host). */
+export interface Owner {
+  uid?: number
+  gid?: number
+}
+
 /**
- * Mode and owner the new file takes: an existing destination's own (owner and group only where this
- * login may set them); for a new one the local file's mode without setuid, setgid, or write for group
- * and others (a 0666 file from a umask-0000 CI job lands 0644).
+ * Mode and owner the new file takes: what --mode, --owner and --group ask (`asked`: a failure to set
+ * them fails the host); else an existing destination's own (owner and group only where this login may
+ * set them); for a new one the local file's mode without setuid, setgid, or write for group and others
+ * (a 0666 file from a umask-0000 CI job lands 0644).
  */
-export async function targetAttributes(start: StartMessage): Promise<{ mode: number; uid?: number; gid?: number }> {
+export async function targetAttributes(start: StartMessage, owner: Owner): Promise<{ mode: number; uid?: number; gid?: number; asked: boolean }> {
   const st = await fs.promises.stat(start.destination).catch(() => undefined)
-  if (st?.isFile()) return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid }
-  return { mode: start.mode & 0o755 }
+  const kept = st?.isFile() ? { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid } : { mode: deliveredMode(start.mode), uid: undefined, gid: undefined }
+  const asked = owner.uid !== undefined || owner.gid !== undefined
+  const uid = owner.uid ?? kept.uid ?? (asked ? process.getuid?.() : undefined)
+  const gid = owner.gid ?? kept.gid ?? (asked ? process.getgid?.() : undefined)
+  return { mode: start.attributes?.mode ?? kept.mode, uid, gid, asked }
 }
 
 /** Refuses to start a download that can't fit, rather than fill the filesystem and fail at the end. */
@@ -130,7 +142,8 @@ export async function checkFreeSpace(start: StartMessage, partial: string): Prom
     return // not knowable here (old kernel, odd filesystem): the writes will tell
   }
   const resumed = await fs.promises.stat(partial).then((st) => st.blocks * 512, () => 0)
-  const needed = start.size - Math.min(resumed, start.size)
+  // A folder's payload is unpacked beside itself before it is removed: room for both.
+  const needed = start.size - Math.min(resumed, start.size) + (start.tree ? start.size : 0)
   if (needed > free) {
     throw new AgentError('no-space', `no space left for ${start.destination}: ${needed} more bytes needed in ${dir}, ${free} free; free space on that filesystem or choose another destination`)
   }
@@ -200,17 +213,42 @@ export async function takeDestinationLock(destination: string, run: string, log:
   }
 }
 
-/** Moves the verified temporary file into place: mode, fsync, rename, fsync of the folder. */
-export async function placeFile(partial: string, start: StartMessage, wholeHash: () => Promise<string>, log: (message: string) => void): Promise<void> {
+/** Waits for the whole payload's SHA-256 and fails unless it is the runner's. */
+export async function checkWhole(start: StartMessage, wholeHash: () => Promise<string>, log: (message: string) => void): Promise<void> {
   const began = Date.now()
   const actual = await wholeHash()
+  if (actual !== start.sha256) throw new AgentError('checksum', `the downloaded ${start.tree ? "folder's payload" : 'file'}'s SHA-256 ${actual} differs from the runner's ${start.sha256}; the local ${start.tree ? 'folder' : 'file'} may have changed during the run`)
+  log(`whole payload's SHA-256 checked ${((Date.now() - began) / 1000).toFixed(2)} s after the last piece`)
+}
+
+/** An identical file already in place gets what --mode, --owner and --group ask, in place: nothing moves. */
+export async function retouchFile(start: StartMessage, owner: Owner, log: (message: string) => void): Promise<void> {
+  if (start.attributes?.mode === undefined && owner.uid === undefined && owner.gid === undefined) return
+  const fh = await fs.promises.open(start.destination, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+  try {
+    const st = await fh.stat()
+    if ((owner.uid !== undefined && owner.uid !== st.uid) || (owner.gid !== undefined && owner.gid !== st.gid)) {
+      await fh.chown(owner.uid ?? st.uid, owner.gid ?? st.gid).catch((err: NodeJS.ErrnoException) => { throw chownFailure(err, start.destination, owner) })
+      log(`owner of the identical file set to ${owner.uid ?? st.uid}:${owner.gid ?? st.gid}`)
+    }
+    const mode = start.attributes?.mode ?? st.mode & 0o7777
+    if ((st.mode & 0o7777) !== mode || owner.uid !== undefined || owner.gid !== undefined) await fh.chmod(mode)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Moves the verified temporary file into place: mode, fsync, rename, fsync of the folder. */
+export async function placeFile(partial: string, start: StartMessage, owner: Owner, log: (message: string) => void): Promise<void> {
   const hashed = Date.now()
-  if (actual !== start.sha256) throw new AgentError('checksum', `the downloaded file's SHA-256 ${actual} differs from the runner's ${start.sha256}; the local file may have changed during the run`)
-  const target = await targetAttributes(start)
+  const target = await targetAttributes(start, owner)
   const fh = await fs.promises.open(partial, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW)
   try {
     if (target.uid !== undefined && target.gid !== undefined && (target.uid !== process.getuid?.() || target.gid !== process.getgid?.())) {
-      await fh.chown(target.uid, target.gid).catch((err: NodeJS.ErrnoException) => log(`kept this login's owner: the previous file's ${target.uid}:${target.gid} may not be set here (${err.code})`))
+      await fh.chown(target.uid, target.gid).catch((err: NodeJS.ErrnoException) => {
+        if (target.asked) throw chownFailure(err, start.destination, target)
+        log(`kept this login's owner: the previous file's ${target.uid}:${target.gid} may not be set here (${err.code})`)
+      })
     }
     // After chown, which clears setuid and setgid.
     await fh.chmod(target.mode)
@@ -218,7 +256,7 @@ export async function placeFile(partial: string, start: StartMessage, wholeHash:
   } finally {
     await fh.close()
   }
-  log(`whole file's SHA-256 checked ${((hashed - began) / 1000).toFixed(2)} s after the last piece, written to disk (fsync) in ${((Date.now() - hashed) / 1000).toFixed(2)} s`)
+  log(`written to disk (fsync) in ${((Date.now() - hashed) / 1000).toFixed(2)} s`)
   await fs.promises.rename(partial, start.destination)
   const dirHandle = await fs.promises.open(path.dirname(start.destination), 'r')
   try {

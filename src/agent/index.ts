@@ -18,9 +18,12 @@ import { Bitfield } from '../engine/bitfield.js'
 import { readTorrent } from '../engine/metainfo.js'
 import { Store, piecesPresent } from '../engine/store.js'
 import { Swarm } from '../engine/swarm.js'
+import { RateLimit } from '../engine/rate.js'
 import { RunningHash } from './running-hash.js'
 import { hostPort, pickRoute, sshServerAddress } from './route.js'
-import { AgentError, checkFreeSpace, createPartial, fsFailure, partialPathFor, placeFile, preflight, removeStalePartials, takeDestinationLock } from './destination.js'
+import { AgentError, checkFreeSpace, checkWhole, retouchFile, createPartial, fsFailure, partialPathFor, placeFile, preflight, removeStalePartials, takeDestinationLock } from './destination.js'
+import { placeTree, preflightTree, removeStaleStaging } from './place-tree.js'
+import { requestedOwner } from './owner.js'
 
 function send(event: AgentEvent): void {
   process.stdout.write(encodeLine(event))
@@ -49,6 +52,8 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
   let stopHashing = () => {}
   let finished = false
   let lock: string | undefined
+  // Work left for the end of the agent's life (the old folder a swap put aside).
+  let cleanup = async () => {}
   let settle!: (code: number) => void
   const ended = new Promise<number>((resolve) => { settle = resolve })
 
@@ -62,6 +67,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     stopHashing()
     // Only the holder of the destination's lock touches its temporary file: a refused agent leaves it be.
     if (removePartial && lock) await fs.promises.rm(partial, { force: true }).catch(() => {})
+    await cleanup().catch(() => {})
     if (lock) await fs.promises.rm(lock, { force: true }).catch(() => {})
     settle(code)
   }
@@ -97,8 +103,21 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       await fs.promises.rm(lock, { force: true }).catch(() => {})
       return ended
     }
-    const mode = await preflight(start)
+    const tree = start.tree ? { ...start, tree: start.tree } : undefined
+    const mode = tree ? await preflightTree(tree) : await preflight(start)
+    // Names resolved before any byte moves: an unknown user fails the host now, not after the download.
+    const owner = requestedOwner(start.attributes ?? {})
+    if (!tree && mode === 'identical') await retouchFile(start, owner, log)
     await removeStalePartials(start.destination, mode === 'identical' ? '' : partial, log)
+    if (tree) await removeStaleStaging(tree, log)
+    if (tree && mode === 'identical') {
+      // The host holds the tree but not its payload: nothing to serve, so it only waits to be released.
+      log(`${start.destination} already holds this folder; nothing transferred`)
+      send({ t: 'ready', protocol: PROTOCOL_VERSION, node: process.version, pid: process.pid, have: start.size })
+      done = true
+      send({ t: 'done', transferred: false, downloaded: 0, fromRunner: 0, seconds: (Date.now() - began) / 1000 })
+      return ended
+    }
     if (mode === 'fetch') await checkFreeSpace(start, partial)
     // Told to stop meanwhile (abort, release, eof): create nothing more.
     if (finished) return ended
@@ -123,9 +142,12 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       have,
       stripe: mode === 'fetch' ? start.spread : undefined,
       runnerId: start.runnerId,
+      // Two buckets: what a host sends does not slow what it receives.
+      limits: start.limitRate ? { upload: new RateLimit(start.limitRate), download: new RateLimit(start.limitRate) } : undefined,
     })
     const active = swarm
     active.on('log', log)
+    if (start.limitRate) log(`receiving and sending at most ${start.limitRate} bytes/s each (--limit-rate)`)
     // The whole file's SHA-256 follows the written, verified prefix in a worker thread.
     let wholeHash: RunningHash | undefined
     if (mode === 'fetch') {
@@ -178,7 +200,14 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       try {
         if (mode === 'fetch') {
           log(`every piece verified ${((Date.now() - began) / 1000).toFixed(2)} s after the start`)
-          await placeFile(partial, start, () => wholeHash!.digest(start.size), log)
+          await checkWhole(start, () => wholeHash!.digest(start.size), log)
+          if (tree) {
+            const placed = await placeTree(partial, tree, owner, log)
+            cleanup = placed.cleanup
+            // Unlinked now, so no payload is left behind; the store's open descriptor still serves the
+            // other hosts until the release, and the space returns when the agent exits.
+            await fs.promises.rm(partial, { force: true })
+          } else await placeFile(partial, start, owner, log)
         }
         done = true
         announcer?.completed()

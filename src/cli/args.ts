@@ -2,6 +2,7 @@
 import { Command, Option, CommanderError } from 'commander'
 import type { HerdOptions } from '../core/plan.js'
 import { DEFAULTS } from '../core/plan.js'
+import { commandFrontEnd } from '../core/front-end.js'
 
 /** Parsed command line: the core's options plus how to show the run. */
 export interface CliSettings {
@@ -40,12 +41,12 @@ export function buildCommand(version: string): Command {
   return new Command('herd')
     .description('Push one file to many hosts over SSH and a private BitTorrent swarm: every host fetches from the runner and from each other.')
     .usage('[options] LOCAL_FILE REMOTE_FILE [HOSTS_FILE]')
-    .argument('<local-file>', 'file to push')
-    .argument('<remote-file>', 'absolute path of the file on every host')
+    .argument('<local-file>', 'file or folder to push')
+    .argument('<remote-file>', 'absolute path of the file (or folder) on every host')
     .argument('[hosts-file]', 'hosts, one per line (else --hostlist or standard input)')
     .option('--hostlist <hosts>', 'hosts separated by commas')
     .option('--retry <n>', 'extra attempts per host after a failure; -1 retries until success or --timeout', String(DEFAULTS.retry))
-    .option('--port <port>', 'tracker port, or a range LOW-HIGH to pick a free one', DEFAULTS.port)
+    .option('--port <port>', 'tracker port, or a range LOW-HIGH: the first free one (the default range lets several runs share a machine)', DEFAULTS.port)
     .option('--remote-path <dir>', "working folder on each host for herd's agent (relative to the login's home)", DEFAULTS.remotePath)
     .option('--log-dir <dir>', 'write one log file per host with the whole story of every attempt')
     .option('--data-file <file>', 'accepted for herd.py compatibility; has no use now')
@@ -59,7 +60,12 @@ export function buildCommand(version: string): Command {
     .option('--stall-timeout <seconds>', 'fail a host that gets no verified byte for this long (it is retried under --retry)', String(DEFAULTS.stallTimeout))
     .option('--ssh <client>', "SSH client: auto (the built-in one, or the system's OpenSSH for hosts whose config needs it: CertificateFile, Match exec, a host certificate...), builtin, openssh", DEFAULTS.sshClient)
     .option('--post-command <cmd>', 'shell command to run on each host once its copy is in place ($HERD_DEST is the destination); a non-zero exit fails that host')
+    .option('--mode <octal>', "the file's mode on every host, e.g. 0640 (default: a replaced file's own, else the local mode without group/other write)")
+    .option('--owner <user>', 'owner of the file, or of every entry of a folder, by name or uid (default: a replaced file\'s own, else the login)')
+    .option('--group <group>', 'group of the file, or of every entry of a folder, by name or gid')
+    .option('--releases <k>', 'with a folder: keep K releases in REMOTE/releases, REMOTE/current linking to the newest (switched by one rename)')
     .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
+    .option('--limit-rate <rate>', "cap each host's upload and download, and the runner's upload, in bytes per second; K, M, G as curl's (1024-based): 50M, 500K")
     .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
     .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
     .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
@@ -105,7 +111,13 @@ export function parseCli(argv: string[], version: string, stdinIsTTY: boolean): 
       sshClient: o.ssh as string,
       postCommand: o.postCommand as string | undefined,
       postBatch: o.postBatch as string | undefined,
+      releases: o.releases as string | undefined,
+      mode: o.mode as string | undefined,
+      owner: o.owner as string | undefined,
+      group: o.group as string | undefined,
+      limitRate: o.limitRate as string | undefined,
       passphrase: process.env.HERD_SSH_PASSPHRASE || undefined,
+      frontEnd: commandFrontEnd(),
     },
     json: !!o.json,
     quiet: !!o.quiet,

@@ -2,7 +2,7 @@
 import cliProgress from 'cli-progress'
 import type { RunListener } from '../core/distribute.js'
 import type { ProgressEvent } from '../core/protocol.js'
-import type { Report } from '../core/report.js'
+import { count, type Report } from '../core/report.js'
 import { eventLines, formatBytes } from '../core/report-text.js'
 
 function formatSeconds(s: number): string {
@@ -78,13 +78,13 @@ export function summaryLines(report: Report): string[] {
   // Hosts that got every byte from the runner reached no other host: they cost what scp would.
   const alone = report.hosts.length > 1 ? report.hosts.filter((h) => h.status === 'ok' && h.downloaded > 0 && h.fromRunner >= h.downloaded).map((h) => h.host) : []
   lines.push(
-    `${ok}/${report.hosts.length} hosts have ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
+    `${ok}/${count(report.hosts.length, 'host has', 'hosts have')} ${report.destination} (${formatBytes(report.size)}, sha256 ${report.sha256.slice(0, 16)}…)` +
       `${unchanged ? `, ${unchanged} already had it` : ''}${tunnelled ? `, ${tunnelled} reached the runner through SSH` : ''}; ${report.failed.length} failed; ` +
       `${report.seconds.toFixed(1)} s; runner uploaded ${formatBytes(report.bytesFromRunner)} (${copies.toFixed(2)} copies)` +
       (report.interrupted ? `; interrupted by ${report.interrupted}` : ''),
   )
   const given = report.hosts.filter((h) => h.runtimeBytes).length
-  if (given > 0) lines.push(`Node runtime uploaded to ${given} host${given === 1 ? '' : 's'} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`)
+  if (given > 0) lines.push(`Node runtime uploaded to ${count(given, 'host')} without a usable node: ${formatBytes(report.runtimeBytes)} from the runner, kept in their working folders for later runs`)
   if (alone.length > 0) lines.push(`${alone.join(', ')} got every byte from the runner: ${alone.length === 1 ? 'it' : 'they'} reached no other host (check the firewall between the hosts)`)
   return lines
 }

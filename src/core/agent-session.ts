@@ -1,6 +1,6 @@
 // The agent on one host: the ways to the runner, the start message, its events, and its end.
 import { ForwardRefused, shellCommand, type RemoteChannel, type SshConnection, type Tunnel } from './ssh/index.js'
-import { AGENT_EXIT, ALIVE_SECONDS, MAX_LINE_BYTES, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage } from './protocol.js'
+import { AGENT_EXIT, ALIVE_SECONDS, MAX_LINE_BYTES, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage, type TreeDelivery } from './protocol.js'
 import { AGENT_NODE_FLAGS, BOOTSTRAP } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
@@ -8,7 +8,7 @@ import type { RunSeal } from '../engine/seal.js'
 import type { HostLog } from './host-log.js'
 import type { HostRunContext } from './host-run.js'
 import { AttemptError, endedError } from './attempt.js'
-import { optionNamed, optionSetTo } from './option-names.js'
+import { fixWords } from './front-end.js'
 
 /** The swarm every host joins. */
 export interface SwarmInfo {
@@ -19,6 +19,8 @@ export interface SwarmInfo {
   runnerId: string
   /** The run's secret (sent to each agent over its SSH session only, never logged) and encryption choice. */
   seal: RunSeal
+  /** Set when a folder is pushed: how it lands. */
+  tree?: TreeDelivery
 }
 
 const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy'])
@@ -50,7 +52,7 @@ async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmIn
   const routes: RunnerRoute[] = []
   if (address && way !== 'ssh') routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) })
   if (way === 'direct') {
-    if (!address) throw new AttemptError('unreachable', `this host is reached through ProxyCommand, so the runner has no address it can dial; use ${optionSetTo('runnerVia', 'auto', ctx.plan.frontEnd)} or ssh`, false)
+    if (!address) throw new AttemptError('unreachable', `this host is reached through ProxyCommand, so the runner has no address it can dial; set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to auto or ssh`, false)
     return { routes }
   }
   try {
@@ -62,7 +64,7 @@ async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmIn
     if (!(err instanceof ForwardRefused)) throw err
     const why = `sshd refused to forward a port to the runner (${err.message})`
     if (way === 'ssh' || routes.length === 0) {
-      throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ` or use ${optionSetTo('runnerVia', 'direct', ctx.plan.frontEnd)}` : ''}`, false)
+      throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ` or set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to direct` : ''}`, false)
     }
     log.write(`${why}: only the direct way (${address}) is left`)
     return { routes, noTunnel: why }
@@ -155,6 +157,8 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
     sha256: swarm.torrent.sha256,
     size: swarm.torrent.size,
     mode: plan.mode,
+    tree: swarm.tree,
+    attributes: plan.attributes,
     routes: ways.routes,
     probeMs: PROBE_MS,
     runnerId: swarm.runnerId,
@@ -164,6 +168,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
     progressMs: 1000,
     host: ctx.spec.label,
     spread: ctx.spread,
+    limitRate: plan.limitRate,
   }
   session.send(start)
   log.write(`agent started for the file with sha256 ${swarm.torrent.sha256}; the runner's ways: ${ways.routes.map((r) => `${r.via} ${r.seedPeer}`).join(', ')} (seeder port ${swarm.seederPort}, tracker port ${swarm.tracker.port})`)
@@ -204,7 +209,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
         ctx.signal.removeEventListener('abort', onAbort)
         const p = session.lastProgress
         const where = via === 'ssh' ? 'through its SSH connection' : `directly at ${ways.routes[0]?.seedPeer}`
-        const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise ${optionNamed('stallTimeout', ctx.plan.frontEnd)}`
+        const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise ${fixWords(ctx.plan.frontEnd).option('--stall-timeout')}`
         log.write(`stalled: ${cause}`)
         void session.finish('abort', 'stalled').then(() => reject(new AttemptError('stalled', cause, true)))
         return

@@ -1,5 +1,5 @@
 // Why a host's attempt failed, and whether another attempt can help: shared by every step of a host's run.
-import { optionNamed, type FrontEnd } from './option-names.js'
+import { fixWords, type FrontEnd } from './front-end.js'
 
 /** Why an attempt failed: `retryable` false means another attempt can't help. */
 export class AttemptError extends Error {
@@ -12,7 +12,7 @@ export class AttemptError extends Error {
 export function endedError(signal: AbortSignal, frontEnd: FrontEnd): AttemptError {
   const reason = String(signal.reason ?? 'interrupted')
   return reason === 'timeout'
-    ? new AttemptError('timed-out', `the overall ${optionNamed('timeout', frontEnd)} ended before this host finished`, false)
+    ? new AttemptError('timed-out', `the time limit (${fixWords(frontEnd).option('--timeout')}) ended before this host finished`, false)
     : new AttemptError('interrupted', `the run was interrupted (${reason})`, false)
 }
 

@@ -3,11 +3,11 @@ import crypto from 'node:crypto'
 import { hashFile, type FileTorrent } from './swarm/torrent.js'
 import { startTracker, type PrivateTracker } from './swarm/tracker.js'
 import { startSeeder, type Seeder } from './swarm/seeder.js'
+import { preparePayload, type Payload } from './swarm/payload.js'
 import { loadAgentBundle } from './agent-bundle.js'
 import { hostRun, type HostRun, type HostState, type SwarmInfo } from './host-run.js'
 import { PlanError, type Plan } from './plan.js'
-import { optionNamed } from './option-names.js'
-import { exitCodeFor, type Report } from './report.js'
+import { count, exitCodeFor, type Report } from './report.js'
 import { Limit } from './limit.js'
 import type { ProgressEvent } from './protocol.js'
 import type { SshSettings } from './ssh/index.js'
@@ -65,9 +65,10 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const range = plan.ports[0] === plan.ports[1] ? `port ${plan.ports[0]}` : `ports ${plan.ports[0]}-${plan.ports[1]}`
-    throw new PlanError(optionNamed('port', plan.frontEnd), `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a range like 8998-9098`)
+    throw new PlanError('--port', `${range} ${code === 'EADDRINUSE' ? 'busy' : `unusable (${code})`}; pick a free port or a wider range, e.g. 8998-9197`)
   }
   let seeder: Seeder | undefined
+  let payload: Payload | undefined
   // The run's secret: only agents that got it over their SSH session can join the swarm or read its bytes.
   const seal = { secret: crypto.randomBytes(32), encrypt: plan.encrypt }
   const runAbort = new AbortController()
@@ -77,16 +78,19 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   const swarm = (async (): Promise<SwarmInfo> => {
     opts.onPhase?.('hashing')
     const hashBegan = Date.now()
-    const hashed = await hashFile(plan.file, { nonce: crypto.randomBytes(16) })
+    payload = await preparePayload(plan)
+    if (payload.tree) opts.onPhase?.('hashing', `${plan.file} packed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s`)
+    const hashed = await hashFile(payload.path, { nonce: crypto.randomBytes(16) })
     opts.onPhase?.('hashing', `${hashed.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`)
-    if (hashed.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
+    if (!plan.tree && hashed.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
     torrent = hashed
     // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
     // serves every host: which pieces each may ask it for is the agents' stripe policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
-    seeder = await startSeeder(plan.file, hashed, { ports: seederPorts, seal })
-    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : `NOT encrypted (${optionNamed('noEncryption', plan.frontEnd)})`}`)
-    return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal }
+    seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal, uploadLimit: plan.limitRate })
+    const limited = plan.limitRate ? `, at most ${plan.limitRate} bytes/s into and out of each host and out of the runner (--limit-rate)` : ''
+    opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}${limited}`)
+    return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, tree: payload.tree }
   })()
   // A swarm that can't start ends the run: hosts stop where they are.
   swarm.catch(() => runAbort.abort('swarm'))
@@ -100,7 +104,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     }
     const connectLimit = new Limit(plan.concurrency)
     const ssh = sshSettingsFor(plan)
-    opts.onPhase?.('hosts', `${plan.hosts.length} hosts`)
+    opts.onPhase?.('hosts', count(plan.hosts.length, 'host'))
     // With batched post-commands every agent stays until they have run: their connections carry them.
     const seeds = new SeedRelease(plan.hosts.map((h) => h.label), plan.postBatch === undefined)
     const runs: HostRun[] = await Promise.all(
@@ -156,6 +160,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     opts.signal?.removeEventListener('abort', onOuterAbort)
     await swarm.catch(() => {})
     await seeder?.close()
+    await payload?.dispose()
     await tracker.close()
   }
 }

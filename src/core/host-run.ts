@@ -9,7 +9,7 @@ import type { HostReport } from './report.js'
 import { HostLog } from './host-log.js'
 import type { Limit } from './limit.js'
 import { AttemptError, endedError, throwIfEnded } from './attempt.js'
-import { optionNamed, type FrontEnd } from './option-names.js'
+import { fixWords, type FrontEnd } from './front-end.js'
 import { checkNode, loginUid, prepareRemote } from './remote-folder.js'
 import { provideRuntime } from './runtime.js'
 import { runPostCommand } from './post-command.js'
@@ -201,7 +201,7 @@ export async function hostRun(ctx: HostRunContext): Promise<HostRun> {
   }
   const reason = ctx.signal.aborted ? String(ctx.signal.reason) : undefined
   const status: HostReport['status'] = reason === 'timeout' ? 'timed-out' : reason ? 'interrupted' : 'failed'
-  const cause = last?.message ?? (reason === 'timeout' ? `the overall ${optionNamed('timeout', plan.frontEnd)} ended before this host started` : `the run was interrupted (${reason}) before this host started`)
+  const cause = last?.message ?? (reason === 'timeout' ? `the time limit (${fixWords(plan.frontEnd).option('--timeout')}) ended before this host started` : `the run was interrupted (${reason}) before this host started`)
   log.write(`FAILED (${status}) after ${attempts} attempt(s): ${cause}`)
   log.close()
   ctx.onState(spec.label, 'failed', cause)

@@ -3,17 +3,29 @@ import fs from 'node:fs'
 import path from 'node:path'
 import ssh2 from 'ssh2'
 import { HostParseError, parseHostList, parseHostsText, portNumber, type HostSpec } from './hosts.js'
-import { optionName, optionNamed, type FrontEnd } from './option-names.js'
+import { TreeError, payloadSizeOf, walkTree } from '../engine/tree.js'
+import { pieceLengthFor } from './swarm/torrent.js'
+import { BLOCK } from '../engine/store.js'
+import { canOfferKey } from './ssh/key-available.js'
+import { fixWords, type FrontEnd } from './front-end.js'
 
 // ssh2 is CommonJS: take utils from its default export so unbundled ESM imports work too.
 const sshUtils = ssh2.utils
 
 /** Options as a front end gathers them (strings where the user typed strings). */
 export interface HerdOptions {
-  /** Local file to push. */
+  /** Local file or folder to push. */
   file: string
-  /** Absolute path of the file on every host. */
+  /** Absolute path of the file (or folder) on every host. */
   destination: string
+  /** With a folder: keep this many releases, `current` linking to the newest (absent: the folder is swapped in). */
+  releases?: number | string
+  /** The file's mode on every host, octal (e.g. 0640); default: a replaced file's own, else the local mode without group/other write. */
+  mode?: string
+  /** Owner (name or uid) of the file, or of a folder's every entry; default: a replaced file's own, else the login. */
+  owner?: string
+  /** Group (name or gid), as for owner. */
+  group?: string
   /** A herd.py hosts file: one host per line. */
   hostsFile?: string
   /** Hosts separated by commas or white space. */
@@ -64,15 +76,26 @@ export interface HerdOptions {
   postCommand?: string
   /** Run the post-command on at most this many hosts at a time, once the file is everywhere. */
   postBatch?: number | string
-  /** The front end gathering these options: messages name its flags or inputs (default cli). */
+  /** Cap on each host's upload and download and the runner's upload, as curl's --limit-rate: `50M`, `200K`, `1G` (1024-based), bytes; 0 or empty: none. */
+  limitRate?: string
+  /** The front end in use: its flags and inputs are what messages name (default the herd command's). */
   frontEnd?: FrontEnd
 }
 
 /** A validated run: types are exact, files exist, hosts parsed. */
 export interface Plan {
+  /** The local file or folder, absolute. */
   file: string
+  /** Bytes to move: the file's size, or about the size of a folder's payload. */
   size: number
+  /** The file's mode, or the folder's. */
   mode: number
+  /** A folder is pushed: its tree travels as one tar payload and is switched in whole on each host. */
+  tree: boolean
+  /** With a folder: releases kept under the destination, `current` linking to the newest. */
+  releases?: number
+  /** What --mode, --owner, --group ask of the delivered file (or a folder's entries); absent: the defaults. */
+  attributes?: { mode?: number; owner?: string; group?: string }
   destination: string
   hosts: HostSpec[]
   /** Extra attempts; -1 = until success or timeout. */
@@ -101,7 +124,9 @@ export interface Plan {
   postCommand?: string
   /** With a post-command: at most this many hosts run it at once, after every host settled (absent: each as soon as it is done). */
   postBatch?: number
-  /** The front end in use: every message names its flags or inputs. */
+  /** Bytes per second each host may receive and send, and the runner send (absent: no limit). */
+  limitRate?: number
+  /** Whose flags and inputs the messages name. */
   frontEnd: FrontEnd
 }
 
@@ -117,7 +142,8 @@ export class PlanError extends Error {
 
 export const DEFAULTS = {
   retry: 0,
-  port: '8998',
+  // A range, so that two runs on one runner (two CI jobs) each find a free port.
+  port: '8998-9097',
   remotePath: '.cache/herd-action',
   concurrency: 32,
   node: 'node',
@@ -141,12 +167,13 @@ function wholeNumber(input: string, value: number | string | undefined, fallback
   return n
 }
 
-export function parsePorts(value: number | string | undefined, frontEnd?: FrontEnd): [number, number] {
+export function parsePorts(value: number | string | undefined): [number, number] {
   const text = String(value ?? DEFAULTS.port).trim()
   const [lowText = '', highText = lowText, ...more] = text.split('-')
   const low = portNumber(lowText)
   const high = portNumber(highText)
-  if (low === undefined || high === undefined || more.length > 0 || low > high) throw new PlanError(optionNamed('port', frontEnd), `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9098`)
+  if (low === undefined || high === undefined || more.length > 0) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9097`)
+  if (low > high) throw new PlanError('--port', `'${text}' is a range with LOW > HIGH; write the lower port first: ${high}-${low}`)
   return [low, high]
 }
 
@@ -170,91 +197,182 @@ function readableFile(input: string, file: string, whatName: string): fs.Stats {
   return st
 }
 
-function hostsFrom(opts: HerdOptions, fe: FrontEnd): HostSpec[] {
-  const hostsName = optionNamed('hosts', fe)
-  const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && optionNamed('hostList', fe), opts.hostsText !== undefined && 'hosts text'].filter((g): g is string => !!g)
-  if (given.length > 1) throw new PlanError(hostsName, `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, ${optionNamed('hostList', fe)}, or standard input`)
+/** The log folder can be made and written: a mistake there is the user's to fix (exit 2), found before any host is touched. */
+function writableFolder(input: string, dir: string): string {
+  const full = path.resolve(dir)
+  // The folder itself, or the nearest existing folder above it that herd would create it in.
+  let existing = full
+  let st: fs.Stats | undefined
+  for (;;) {
+    try {
+      st = fs.statSync(existing)
+      break
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || path.dirname(existing) === existing) throw new PlanError(input, `${full} cannot be created (${code}); give a folder you can write to`)
+      existing = path.dirname(existing)
+    }
+  }
+  if (!st.isDirectory()) throw new PlanError(input, `${existing} is not a folder, so ${full} cannot be one; give a folder you can write to`)
+  try {
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new PlanError(input, `${existing === full ? full : `${full} cannot be created: ${existing}`} is not writable (${code}); give a folder you can write to`)
+  }
+  return full
+}
+
+function hostsFrom(opts: HerdOptions): HostSpec[] {
+  const given = [opts.hostsFile !== undefined && 'a hosts file', opts.hostList !== undefined && '--hostlist', opts.hostsText !== undefined && 'hosts text'].filter((g): g is string => !!g)
+  if (given.length > 1) throw new PlanError('hosts', `given twice (${given.join(' and ')}); give the hosts one way only: a hosts file, --hostlist, or standard input`)
   try {
     if (opts.hostsFile !== undefined) {
-      readableFile(optionNamed('hostsFile', fe), opts.hostsFile, optionNamed('hostsFile', fe))
+      readableFile('hosts file', opts.hostsFile, 'hosts file')
       const hosts = parseHostsText(fs.readFileSync(opts.hostsFile, 'utf8'))
-      if (hosts.length === 0) throw new PlanError(optionNamed('hostsFile', fe), `${opts.hostsFile} names no host; write one host per line`)
+      if (hosts.length === 0) throw new PlanError('hosts file', `${opts.hostsFile} names no host; write one host per line`)
       return hosts
     }
     const hosts = opts.hostList !== undefined ? parseHostList(opts.hostList) : parseHostsText(opts.hostsText ?? '')
-    if (hosts.length === 0) {
-      throw new PlanError(hostsName, fe === 'cli' ? 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input' : 'no host given; list the hosts one per line, or give the path of a hosts file')
-    }
+    if (hosts.length === 0) throw new PlanError('hosts', 'no host given; pass a hosts file, --hostlist a,b,c, or hosts on standard input')
     return hosts
   } catch (err) {
-    // A line of a hosts file is named by the file (and by the input that named the file).
-    if (err instanceof HostParseError) throw new PlanError(opts.hostsFile === undefined ? hostsName : fe === 'cli' ? opts.hostsFile : `${hostsName}: ${opts.hostsFile}`, `${err.message}`)
+    if (err instanceof HostParseError) throw new PlanError(opts.hostsFile ?? 'hosts', `${err.message}`)
     throw err
   }
 }
 
-function checkIdentity(file: string, passphrase: string | undefined, fe: FrontEnd): void {
-  readableFile(optionNamed('identity', fe), file, 'identity')
+function checkIdentity(file: string, passphrase: string | undefined): void {
+  readableFile('--identity', file, 'identity')
   const parsed = sshUtils.parseKey(fs.readFileSync(file), passphrase)
   if (parsed instanceof Error) {
     const encrypted = /encrypted|passphrase|decrypt|bad decrypt/i.test(parsed.message)
     throw new PlanError(
-      optionNamed('identity', fe),
+      '--identity',
       encrypted
         ? passphrase
-          ? `identity ${file}: the passphrase does not decrypt it; check ${optionNamed('passphrase', fe)}`
-          : `identity ${file} is encrypted; give its passphrase (${optionNamed('passphrase', fe)}) or load it into ssh-agent`
+          ? `identity ${file}: the passphrase does not decrypt it; check HERD_SSH_PASSPHRASE`
+          : `identity ${file} is encrypted; give its passphrase (HERD_SSH_PASSPHRASE) or load it into ssh-agent`
         : `identity ${file} is not a private key this client can read (${parsed.message}); use an OpenSSH or PEM private key`,
     )
   }
 }
 
+/** --mode, --owner, --group: octal bits, and user or group names (or numbers) as the hosts know them. */
+function attributesFrom(opts: HerdOptions, tree: boolean): Plan['attributes'] {
+  const given = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim())
+  const [mode, owner, group] = [given(opts.mode), given(opts.owner), given(opts.group)]
+  if (mode !== undefined) {
+    if (!/^0?[0-7]{3,4}$/.test(mode)) throw new PlanError('--mode', `'${mode}' is not an octal mode; give one like 0644 or 0640`)
+    if (tree) throw new PlanError('--mode', "sets a file's mode, and a folder's entries keep their own; leave --mode out (--owner and --group apply to every entry)")
+  }
+  const name = /^(?:\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/
+  if (owner !== undefined && !name.test(owner)) throw new PlanError('--owner', `'${owner}' is not a user name or uid; give one like www-data or 33`)
+  if (group !== undefined && !name.test(group)) throw new PlanError('--group', `'${group}' is not a group name or gid; give one like www-data or 33`)
+  if (mode === undefined && owner === undefined && group === undefined) return undefined
+  return { mode: mode === undefined ? undefined : parseInt(mode, 8), owner, group }
+}
+
+/** A local folder to push: readable and searchable, holding only files, folders and links; its payload's size. */
+function localFolder(folder: string): number {
+  try {
+    fs.accessSync(folder, fs.constants.R_OK | fs.constants.X_OK)
+    return payloadSizeOf(walkTree(folder))
+  } catch (err) {
+    if (err instanceof TreeError) throw new PlanError('local file', err.message)
+    const e = err as NodeJS.ErrnoException
+    throw new PlanError('local file', `${e.path ?? folder} in the folder cannot be read (${e.code}); check its permissions`)
+  }
+}
+
+const RATE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }
+
+/**
+ * Bytes per second for a rate written as curl's --limit-rate takes it: a whole number of bytes, or with
+ * K, M or G (either case, 1024-based as curl's: 5M is 5 MiB/s). 0 means no limit, as in curl.
+ */
+export function parseRate(value: string): number {
+  const text = value.trim()
+  const m = /^(\d+)([kKmMgG]?)$/.exec(text)
+  const bytes = m ? Number(m[1]) * RATE_UNITS[m[2]!.toLowerCase()]! : NaN
+  if (!Number.isSafeInteger(bytes)) throw new PlanError('--limit-rate', `'${text}' is not a rate; give bytes per second as a whole number with an optional K, M or G (1024-based, as curl), e.g. 50M or 500K`)
+  return bytes
+}
+
+/**
+ * The rate limit, if any, checked against the stall timeout: at the start each host waits its turn for
+ * one block of the runner's limited upload among all hosts, and a host that waits longer than the stall
+ * timeout would fail for nothing.
+ */
+function limitRateOf(opts: HerdOptions, size: number, hosts: number, stallSeconds: number): number | undefined {
+  if (opts.limitRate === undefined || opts.limitRate.trim() === '') return undefined
+  const rate = parseRate(opts.limitRate)
+  if (rate === 0) return undefined
+  const block = Math.min(BLOCK, pieceLengthFor(size))
+  const wait = (2 * (hosts + 1) * block) / rate
+  if (wait > stallSeconds) {
+    throw new PlanError('--limit-rate', `at ${opts.limitRate.trim()} a host may wait ${Math.ceil(wait)} s for data while ${hosts === 1 ? '1 host shares' : `${hosts} hosts share`} the runner, longer than --stall-timeout ${stallSeconds}; raise --stall-timeout to ${Math.ceil(wait)} or the rate`)
+  }
+  return rate
+}
+
 /** Validates everything that can be checked on the runner before any host is touched. */
 export function makePlan(opts: HerdOptions): Plan {
-  const fe = opts.frontEnd ?? 'cli'
-  const named = (key: Parameters<typeof optionNamed>[0]) => optionNamed(key, fe)
-  if (!opts.file) throw new PlanError(named('file'), 'missing; give the file to push')
-  const st = readableFile(named('file'), opts.file, named('file'))
-  if (st.size === 0) throw new PlanError(named('file'), `${opts.file} is empty; give a file with content`)
-  if (!opts.destination) throw new PlanError(named('destination'), 'missing; give the absolute path on the hosts')
-  const destination = opts.destination
-  if (!destination.startsWith('/')) throw new PlanError(named('destination'), `'${destination}' is not an absolute path; write it from / (e.g. /srv/${path.basename(opts.file)})`)
-  if (destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) throw new PlanError(named('destination'), `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${path.basename(opts.file)}`)
-  if (destination.includes('\0')) throw new PlanError(named('destination'), 'contains a NUL byte; remove it')
+  if (!opts.file) throw new PlanError('local file', 'missing; give the file or folder to push')
+  const tree = fs.statSync(opts.file, { throwIfNoEntry: false })?.isDirectory() === true
+  const st = tree ? fs.statSync(opts.file) : readableFile('local file', opts.file, 'local file')
+  if (!tree && st.size === 0) throw new PlanError('local file', `${opts.file} is empty; give a file with content`)
+  const size = tree ? localFolder(opts.file) : st.size
+  if (!opts.destination) throw new PlanError('remote file', 'missing; give the absolute path on the hosts')
+  // A folder goes to a folder: `/srv/app/` and `/srv/app` name the same one.
+  const destination = tree && opts.destination.length > 1 ? opts.destination.replace(/\/+$/, '') : opts.destination
+  if (!destination.startsWith('/')) throw new PlanError('remote file', `'${destination}' is not an absolute path; write it from / (e.g. /srv/${path.basename(path.resolve(opts.file))})`)
+  if (destination === '/' || destination.endsWith('/') || /\/\.{1,2}$/.test(destination)) {
+    throw new PlanError('remote file', tree ? `'${destination}' is not a folder herd can replace; give the folder's own path, e.g. /srv/${path.basename(path.resolve(opts.file))}` : `'${destination}' names a folder; give the full path of the file, e.g. ${destination.replace(/\/+$/, '')}/${path.basename(opts.file)}`)
+  }
+  const releases = opts.releases === undefined || opts.releases === '' ? undefined : wholeNumber('--releases', opts.releases, 1, 1, 1000)
+  if (releases !== undefined && !tree) throw new PlanError('--releases', `keeps releases of a folder, and ${opts.file} is a file; push a folder or leave --releases out`)
+  const attributes = attributesFrom(opts, tree)
+  if (destination.includes('\0')) throw new PlanError('remote file', 'contains a NUL byte; remove it')
   const hostKeyPolicy = (opts.hostKeyPolicy ?? 'strict') as Plan['hostKeyPolicy']
   if (hostKeyPolicy !== 'strict' && hostKeyPolicy !== 'accept-new') {
-    throw new PlanError(named('hostKeyPolicy'), `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`)
+    throw new PlanError('host key policy', `'${opts.hostKeyPolicy}' is not known; use strict or accept-new`)
   }
   const identityFiles = opts.identityFiles ?? []
-  for (const id of identityFiles) checkIdentity(id, opts.passphrase, fe)
+  for (const id of identityFiles) checkIdentity(id, opts.passphrase)
   const knownHostsFiles = opts.knownHostsFiles ?? []
-  for (const kh of knownHostsFiles) readableFile(named('knownHosts'), kh, 'known_hosts file')
-  if (opts.sshConfig !== undefined) readableFile(optionName('sshConfig', fe) ?? 'ssh config', opts.sshConfig, 'ssh config')
+  for (const kh of knownHostsFiles) readableFile('--known-hosts', kh, 'known_hosts file')
+  if (opts.sshConfig !== undefined) readableFile('--ssh-config', opts.sshConfig, 'ssh config')
   const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '')
-  if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError(named('remotePath'), 'is empty or contains a NUL or newline; give a folder path without them')
+  if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them')
   const node = opts.node ?? DEFAULTS.node
-  if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError(optionName('node', fe) ?? 'node', 'is empty or contains a NUL or newline; give a command or path without them')
+  if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them')
   const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim()) as RunnerVia
-  if (!['auto', 'direct', 'ssh'].includes(runnerVia)) throw new PlanError(named('runnerVia'), `'${runnerVia}' is not known; use auto, direct or ssh`)
+  if (!['auto', 'direct', 'ssh'].includes(runnerVia)) throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`)
   const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim()) as Plan['sshClient']
-  if (!['auto', 'builtin', 'openssh'].includes(sshClient)) throw new PlanError(named('sshClient'), `'${sshClient}' is not known; use auto, builtin or openssh`)
+  if (!['auto', 'builtin', 'openssh'].includes(sshClient)) throw new PlanError('--ssh', `'${sshClient}' is not known; use auto, builtin or openssh`)
   const postCommand = opts.postCommand === undefined || opts.postCommand.trim() === '' ? undefined : opts.postCommand
-  if (postCommand?.includes('\0')) throw new PlanError(named('postCommand'), 'contains a NUL byte; give a shell command without it')
-  const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber(named('postBatch'), opts.postBatch, 1, 1)
-  if (postBatch !== undefined && postCommand === undefined) throw new PlanError(named('postBatch'), `needs ${named('postCommand')}; give the command to run in batches`)
-  const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber(named('timeout'), opts.timeout, 0, 1)
-  return {
+  if (postCommand?.includes('\0')) throw new PlanError('--post-command', 'contains a NUL byte; give a shell command without it')
+  const postBatch = opts.postBatch === undefined || opts.postBatch === '' ? undefined : wholeNumber('--post-batch', opts.postBatch, 1, 1)
+  if (postBatch !== undefined && postCommand === undefined) throw new PlanError('--post-batch', 'needs --post-command; give the command to run in batches')
+  const timeout = opts.timeout === undefined || opts.timeout === '' ? undefined : wholeNumber('--timeout', opts.timeout, 0, 1)
+  const hosts = hostsFrom(opts)
+  const stallSeconds = wholeNumber('--stall-timeout', opts.stallTimeout, DEFAULTS.stallTimeout, 5)
+  const plan: Plan = {
     file: path.resolve(opts.file),
-    size: st.size,
+    size,
     mode: st.mode & 0o7777,
+    tree,
+    releases,
+    attributes,
     destination,
-    hosts: hostsFrom(opts, fe),
-    retry: wholeNumber(named('retry'), opts.retry, DEFAULTS.retry, -1),
-    ports: parsePorts(opts.port, fe),
+    hosts,
+    retry: wholeNumber('--retry', opts.retry, DEFAULTS.retry, -1),
+    ports: parsePorts(opts.port),
     remotePath,
-    logDir: opts.logDir ? path.resolve(opts.logDir) : undefined,
+    logDir: opts.logDir ? writableFolder('--log-dir', opts.logDir) : undefined,
     timeoutSeconds: timeout,
-    concurrency: wholeNumber(named('concurrency'), opts.concurrency, DEFAULTS.concurrency, 1, 1000),
+    concurrency: wholeNumber('--concurrency', opts.concurrency, DEFAULTS.concurrency, 1, 1000),
     identityFiles,
     knownHostsFiles,
     hostKeyPolicy,
@@ -264,10 +382,20 @@ export function makePlan(opts: HerdOptions): Plan {
     node,
     sshConfig: opts.sshConfig,
     runnerVia,
-    stallSeconds: wholeNumber(named('stallTimeout'), opts.stallTimeout, DEFAULTS.stallTimeout, 5),
+    stallSeconds,
     sshClient,
     postCommand,
     postBatch,
-    frontEnd: fe,
+    limitRate: limitRateOf(opts, size, hosts.length, stallSeconds),
+    frontEnd: opts.frontEnd ?? 'cli',
   }
+  checkSomeKey(plan)
+  return plan
+}
+
+/** Without any key every host would fail authentication alike: the setup is the user's to fix (exit 2), checked after the inputs themselves. */
+function checkSomeKey(plan: Plan): void {
+  if (plan.identityFiles.length > 0 || plan.hosts.some((h) => canOfferKey(h, { configPath: plan.sshConfig, defaultUser: plan.user }))) return
+  const words = fixWords(plan.frontEnd)
+  throw new PlanError(words.keyInput, `no SSH key to offer: ${words.noKey}; ${words.giveKey}`)
 }

@@ -4,7 +4,6 @@ import type { HostLog } from './host-log.js'
 import type { Plan } from './plan.js'
 import type { HostReport } from './report.js'
 import { execCollect } from './remote-folder.js'
-import { optionNamed } from './option-names.js'
 
 /** How long a post-command may run: a service restart or a cache warm-up, not a second deploy. */
 const POST_COMMAND_TIMEOUT_MS = 30 * 60_000
@@ -32,6 +31,6 @@ export async function runPostCommand(conn: SshConnection, plan: Plan, report: Ho
     status: 'failed',
     kind: 'post-command',
     postCommandExit: r.code ?? undefined,
-    cause: `the file is in place, but ${optionNamed('postCommand', plan.frontEnd)} ${how}${tail ? `: ${tail}` : ''}; see the host's log`,
+    cause: `the file is in place, but the post-command ${how}${tail ? `: ${tail}` : ''}; see the host's log`,
   } satisfies Partial<HostReport>)
 }

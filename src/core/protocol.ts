@@ -1,7 +1,7 @@
 // The messages between the runner and an agent: one JSON object per line, on the agent's stdin and stdout.
 
 /** Version of this message set; the runner refuses an agent that speaks another. */
-export const PROTOCOL_VERSION = 3
+export const PROTOCOL_VERSION = 4
 
 /** Runner → agent: everything the agent needs for one run, sent once as the first line. */
 export interface StartMessage {
@@ -15,8 +15,12 @@ export interface StartMessage {
   sha256: string
   /** File size in bytes. */
   size: number
-  /** Permission bits to give the delivered file (e.g. 0o644). */
+  /** Permission bits to give the delivered file, or a folder's top folder (e.g. 0o644). */
   mode: number
+  /** What the user asked the delivered file (or a folder's every entry) to get; absent fields are not asked. */
+  attributes?: { mode?: number; owner?: string; group?: string }
+  /** Set when a folder is pushed: the payload is its tar stream, unpacked beside the destination and switched in. */
+  tree?: TreeDelivery
   /**
    * Ways to the runner's seeder and tracker, in order of preference: each gets `probeMs` of head start
    * over the next, and the first whose seeder accepts a TCP connection is used for the whole run.
@@ -41,6 +45,18 @@ export interface StartMessage {
   host: string
   /** This host's place among the hosts: it walks the pieces from `index/of` of the way in, so hosts start apart. */
   spread: { index: number; of: number }
+  /** Bytes per second this host may receive, and may send, over all its peers (--limit-rate); absent: no limit. */
+  limitRate?: number
+}
+
+/** How a folder lands. */
+export interface TreeDelivery {
+  /** SHA-256 of the folder's manifest (engine/tree.ts): a destination with the same digest is left as it is. */
+  digest: string
+  /** Keep this many releases: the destination holds releases/<release> and a `current` link (absent: the folder itself is swapped). */
+  releases?: number
+  /** This run's release name, the same on every host: UTC time and a run tag, so names sort by age. */
+  release: string
 }
 
 /** One way from a host to the runner's services. */

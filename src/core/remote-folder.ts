@@ -5,7 +5,7 @@ import type { AgentBundle } from './agent-bundle.js'
 import type { HostLog } from './host-log.js'
 import type { Plan } from './plan.js'
 import { AttemptError } from './attempt.js'
-import { optionNamed } from './option-names.js'
+import { fixWords } from './front-end.js'
 
 /** Runs a short command (with `input` on its standard input) and collects its output. */
 export async function execCollect(conn: SshConnection, command: string, opts: { input?: Buffer; timeoutMs?: number } = {}): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
@@ -84,21 +84,22 @@ function modeOf(perm: string): number {
  */
 export async function prepareRemote(conn: SshConnection, plan: Plan, uid: number, agent: AgentBundle, log: HostLog, force: boolean): Promise<void> {
   const where = `working folder ${plan.remotePath}`
-  const remotePath = optionNamed('remotePath', plan.frontEnd)
+  // The fix in the words of the front end in use: --remote-path, or its input.
+  const another = `set ${fixWords(plan.frontEnd).option('--remote-path')} to another folder`
   const r = await execCollect(conn, shellCommand(['sh', '-c', INSPECT_FOLDER, 'sh', plan.remotePath, agent.remoteName]))
   const lines = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean)
   const listing = lines.find((l) => /^[-dlcbps][-rwxsStT]{9}/.test(l))
   if (r.code !== 0 || !listing) {
     if (r.code !== 3) throw new AttemptError('channel', `could not inspect ${where}: ${r.signal ? `killed by ${r.signal}` : `exit ${r.code}`}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''} (output: ${JSON.stringify(r.stdout.slice(0, 200))})`, true)
-    throw new AttemptError('unsafe-folder', `cannot create ${where} (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}); choose ${remotePath} in a folder you can write`, false)
+    throw new AttemptError('unsafe-folder', `cannot create ${where} (${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}); ${another}, one you can write in`, false)
   }
   if (lines.includes('created')) log.write(`created ${plan.remotePath} (0700)`)
   const [perm = '', , owner = ''] = listing.split(/\s+/)
-  if (perm.startsWith('l')) throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder or choose another ${remotePath})`, false)
-  if (!perm.startsWith('d')) throw new AttemptError('unsafe-folder', `${where} is not a folder; choose another ${remotePath}`, false)
-  if (uid >= 0 && Number(owner) !== uid) throw new AttemptError('unsafe-folder', `${where} is owned by uid ${owner}, not by the login user (uid ${uid}); herd refuses it (choose another ${remotePath})`, false)
+  if (perm.startsWith('l')) throw new AttemptError('unsafe-folder', `${where} is a symbolic link; herd refuses it (replace it with a real folder, or ${another})`, false)
+  if (!perm.startsWith('d')) throw new AttemptError('unsafe-folder', `${where} is not a folder; ${another}`, false)
+  if (uid >= 0 && Number(owner) !== uid) throw new AttemptError('unsafe-folder', `${where} is owned by uid ${owner}, not by the login user (uid ${uid}); herd refuses it (${another})`, false)
   const mode = modeOf(perm)
-  if ((mode & 0o022) !== 0) throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 700 on it or choose another ${remotePath}`, false)
+  if ((mode & 0o022) !== 0) throw new AttemptError('unsafe-folder', `${where} is writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 700 on it, or ${another}`, false)
   const present = Number(/^agent (\d+)$/m.exec(r.stdout)?.[1] ?? -1)
   if (!force && present === agent.bytes.length) {
     log.write(`agent ${agent.remoteName} already on the host`)

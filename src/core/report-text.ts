@@ -12,7 +12,7 @@ export function formatBytes(n: number): string {
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`
 }
 
-/** A line per phase detail and host event, stamped with the seconds since the start; `quiet`: failures only. */
+/** A line per phase detail and host event, stamped with the seconds since the start; `quiet`: none (failures show once, in the summary). */
 export function eventLines(opts: { quiet: boolean; out: (line: string) => void }): RunListener {
   const began = Date.now()
   const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`
@@ -21,7 +21,7 @@ export function eventLines(opts: { quiet: boolean; out: (line: string) => void }
       if (!opts.quiet && detail) opts.out(`${stamp()} ${phase}: ${detail}`)
     },
     onHostState(host, state, detail) {
-      if (!opts.quiet || state === 'failed') opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`)
+      if (!opts.quiet) opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`)
     },
   }
 }

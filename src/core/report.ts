@@ -61,6 +61,11 @@ export const EXIT = {
   sigterm: 143,
 } as const
 
+/** `1 host`, `2 hosts`: a count with its noun, for every front end's sentences. */
+export function count(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`
+}
+
 export function exitCodeFor(hosts: HostReport[], interrupted?: Report['interrupted']): number {
   if (interrupted === 'SIGINT') return EXIT.sigint
   if (interrupted === 'SIGTERM') return EXIT.sigterm

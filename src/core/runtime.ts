@@ -9,7 +9,7 @@ import type { HostLog } from './host-log.js'
 import type { Plan } from './plan.js'
 import { AttemptError } from './attempt.js'
 import { execCollect } from './remote-folder.js'
-import { optionName } from './option-names.js'
+import { fixWords } from './front-end.js'
 
 /** The runtime the runner can give: its own node binary, for hosts of its platform. */
 interface Runtime {
@@ -39,12 +39,6 @@ function runnersRuntime(): Promise<Runtime | undefined> {
   return prepared
 }
 
-/** The other way out, where the front end has it: naming a node the host does have. */
-function orNode(plan: Plan): string {
-  const flag = optionName('node', plan.frontEnd)
-  return flag ? `, or pass ${flag} with its path` : ''
-}
-
 /** `uname -m` as Node names architectures. */
 const ARCH: Record<string, string> = { x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', arm64: 'arm64' }
 
@@ -53,6 +47,12 @@ const ARCH: Record<string, string> = { x86_64: 'x64', amd64: 'x64', aarch64: 'ar
  * returns its path (relative to the login's home, like --remote-path) and the bytes it cost the runner.
  * `why` is what was wrong with the host's own node, for the message when no runtime fits.
  */
+/** The fix for a host without a usable node, with the front end's way to name one (--node) where it has one. */
+function installNode(plan: Plan): string {
+  const node = fixWords(plan.frontEnd).option('--node')
+  return `install Node.js 20 or newer there${node ? `, or give its path with ${node}` : ''}`
+}
+
 export async function provideRuntime(conn: SshConnection, plan: Plan, why: string, log: HostLog): Promise<{ node: string; uploaded: number }> {
   const probe = await execCollect(conn, shellCommand(['sh', '-c', 'uname -sm; getconf GNU_LIBC_VERSION 2>/dev/null || echo no-glibc']))
   const [kernel = '', machine = ''] = probe.stdout.split('\n')[0]!.trim().split(/\s+/)
@@ -61,7 +61,7 @@ export async function provideRuntime(conn: SshConnection, plan: Plan, why: strin
   const runtime = await runnersRuntime()
   if (!runtime || platform !== runtime.platform || !glibc) {
     const have = runtime ? `${runtime.platform} (glibc)` : `none (the runner is ${process.platform}-${process.arch})`
-    throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); install Node.js 20 or newer there${orNode(plan)}`, false)
+    throw new AttemptError('no-node', `${why}, and herd has no Node runtime for this host's ${platform}${glibc ? '' : ' without glibc'} (it can give: ${have}); ${installNode(plan)}`, false)
   }
   const node = `${plan.remotePath}/${runtime.remoteName}`
   const present = await execCollect(conn, shellCommand(['test', '-x', node]))
@@ -76,7 +76,7 @@ export async function provideRuntime(conn: SshConnection, plan: Plan, why: strin
     'if gzip -dc > "$t" && test "$(sha256sum "$t" | cut -d " " -f 1)" = "$3" && chmod 700 "$t" && mv -f -- "$t" "$2"; then exit 0; fi; rm -f -- "$t"; exit 5'
   const put = await execCollect(conn, shellCommand(['sh', '-c', install, 'sh', plan.remotePath, runtime.remoteName, runtime.sha256]), { input: runtime.gzipped, timeoutMs: 600_000 })
   if (put.code !== 0) {
-    throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); install Node.js 20 or newer there${orNode(plan)}`, true)
+    throw new AttemptError('no-node', `${why}; herd's Node runtime could not be installed in ${plan.remotePath} (${put.code === 5 ? 'its hash did not match after unpacking, or gzip/sha256sum is missing' : put.stderr.trim().split('\n').pop() || `exit ${put.code}`}); ${installNode(plan)}`, true)
   }
   log.write(`uploaded Node runtime ${runtime.remoteName} (${runtime.gzipped.length} bytes gzipped, hash checked on the host) in ${Date.now() - began} ms`)
   return { node, uploaded: runtime.gzipped.length }

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events'
 import { Bitfield } from './bitfield.js'
 import { Peer } from './peer.js'
 import { Picker, type Stripe } from './picker.js'
+import type { RateLimit } from './rate.js'
 import type { RunSeal } from './seal.js'
 import { Wire } from './wire.js'
 import { BLOCK, byteLength, type Store } from './store.js'
@@ -55,6 +56,8 @@ export interface SwarmOptions {
   stripe?: Stripe
   /** The runner's peer id (hex): asked only under the stripe policy, never blamed for bad pieces. */
   runnerId?: string
+  /** What this side may send and receive, over all its peers (--limit-rate); absent: no limit. */
+  limits?: { upload?: RateLimit; download?: RateLimit }
 }
 
 export interface SwarmEvents {
@@ -96,6 +99,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Bytes received from each address, for the host's log. */
   readonly receivedFrom = new Map<string, number>()
   private readonly ourId: string
+  private readonly upload: RateLimit | undefined
+  private readonly download: RateLimit | undefined
+  /** Peers with a request to serve once the upload limit has tokens again. */
+  private readonly waitingForUpload = new Set<Peer>()
 
   constructor(private readonly opts: SwarmOptions) {
     super()
@@ -103,6 +110,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.have = opts.have
     this.ourId = opts.peerId.toString('hex')
     if (opts.stripe) this.picker = new Picker(opts.have, opts.stripe)
+    this.upload = opts.limits?.upload
+    this.download = opts.limits?.download
     opts.store.onWritten = () => {
       if (!this.heldForWrites || opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) return
       this.heldForWrites = false
@@ -127,7 +136,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       let handshaking = 0
       for (const w of this.wires) if (!w.ready) handshaking++
       if (handshaking >= MAX_HANDSHAKING) return socket.destroy()
-      this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId))
+      this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download }))
     })
     let lastError: Error | undefined
     for (const port of ports) {
@@ -157,7 +166,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     for (const p of this.peers.values()) if (p.wire.remoteAddress === host && !p.isRunner) return
     this.dialled.add(key)
     const socket = net.connect({ host, port })
-    const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { host, port })
+    const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { dialled: { host, port }, download: this.download })
     wire.once('close', (reason) => {
       // Our own address (the tracker names us too) is never dialled again.
       if (reason === 'ourselves') return
@@ -357,8 +366,12 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       peer.requests.unshift(next)
       return // 'drain' calls again
     }
-    peer.serving = true
     const [i, offset, length] = next
+    if (this.upload && !this.takeUpload(peer, length)) {
+      peer.requests.unshift(next)
+      return // the upload limit's timer calls again
+    }
+    peer.serving = true
     this.opts.store.read(i * this.opts.meta.pieceLength + offset, length).then(
       (parts) => {
         peer.serving = false
@@ -374,13 +387,46 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     )
   }
 
+  /**
+   * Spends a block's bytes of the upload limit; false when it has none left: the peer is served again,
+   * after the peers that waited before it, once tokens return.
+   */
+  private takeUpload(peer: Peer, length: number): boolean {
+    const upload = this.upload!
+    if (upload.open) {
+      upload.spend(length)
+      return true
+    }
+    if (this.waitingForUpload.size === 0) {
+      upload.whenOpen(() => {
+        const waiting = [...this.waitingForUpload]
+        this.waitingForUpload.clear()
+        for (const p of waiting) this.serve(p)
+      })
+    }
+    this.waitingForUpload.add(peer)
+    return false
+  }
+
+  /**
+   * How long a peer may send nothing of what we asked for. Under a rate limit a block may wait its turn
+   * behind one from every other peer at our download rate, and behind one to every host at its upload.
+   */
+  private stallMs(): number {
+    const rate = Math.min(this.download?.bytesPerSecond ?? Infinity, this.upload?.bytesPerSecond ?? Infinity)
+    if (rate === Infinity) return STALL_MS
+    const block = Math.min(BLOCK, this.opts.meta.pieceLength)
+    return STALL_MS + ((this.peers.size + (this.opts.stripe?.of ?? 1)) * block * 1000) / rate
+  }
+
   /** Every quarter second: the starving flag, and peers that stopped delivering. */
   private tick(): void {
     if (this.closed || !this.picker || this.have.complete) return
     const now = Date.now()
+    const stallMs = this.stallMs()
     if (!this.picker.starving) this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs)
     for (const p of this.peers.values()) {
-      if (p.outstanding > 0 && now - p.lastBlockAt > STALL_MS) p.wire.destroy(`sent nothing of what we asked for ${STALL_MS / 1000} s`)
+      if (p.outstanding > 0 && now - p.lastBlockAt > stallMs) p.wire.destroy(`sent nothing of what we asked for ${Math.round(stallMs / 1000)} s`)
       // Idle wires raise no events: look for work for the runner's and for any peer with offers left.
       else if (p.isRunner || p.offers.head < p.offers.queue.length) this.fill(p)
     }

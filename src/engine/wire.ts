@@ -1,6 +1,7 @@
 // One connection between two peers of a run: the sealed handshake, then five messages in sealed records.
 import { EventEmitter } from 'node:events'
 import type net from 'node:net'
+import type { RateLimit } from './rate.js'
 import {
   HELLO_BYTES,
   PROOF_BYTES,
@@ -51,6 +52,24 @@ function splitHead(parts: Buffer[], n: number): { head: Buffer; rest: Buffer[] }
   return { head: all.subarray(0, n), rest: all.length > n ? [all.subarray(n)] : [] }
 }
 
+/** Reads through a download limit: past it the socket is not read (TCP holds the sender back) until tokens return. */
+function metered(socket: net.Socket, limit: RateLimit, onData: (chunk: Buffer) => void): (chunk: Buffer) => void {
+  const resume = () => socket.resume()
+  return (chunk) => {
+    onData(chunk)
+    if (limit.spend(chunk.length)) return
+    socket.pause()
+    limit.whenOpen(resume)
+  }
+}
+
+export interface WireOptions {
+  /** The address we dial, known before (or without) a connection. */
+  dialled?: { host: string; port: number }
+  /** This side's download limit, shared by all its wires; absent: read as fast as bytes come. */
+  download?: RateLimit
+}
+
 export class Wire extends EventEmitter<WireEvents> {
   /** The other side's peer id (hex), known once `ready`. */
   peerId = ''
@@ -69,9 +88,9 @@ export class Wire extends EventEmitter<WireEvents> {
    * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
    * its hello and proof; the dialer's proof closes the handshake. Nothing else is read or sent before.
    */
-  /** `dialled`: the address we dial, known before (or without) a connection. */
-  constructor(readonly socket: net.Socket, readonly role: Role, seal: RunSeal, peerId: Buffer, dialled?: { host: string; port: number }) {
+  constructor(readonly socket: net.Socket, readonly role: Role, seal: RunSeal, peerId: Buffer, opts: WireOptions = {}) {
     super()
+    const { dialled } = opts
     if (dialled) {
       this.address = dialled.host
       this.port = dialled.port
@@ -122,7 +141,8 @@ export class Wire extends EventEmitter<WireEvents> {
       const rest = bytes.subarray(proofAt + PROOF_BYTES)
       if (rest.length) this.receive(rest)
     }
-    socket.on('data', onData)
+    // Unlimited, the socket's bytes go straight to the records: no cost per read.
+    socket.on('data', opts.download ? metered(socket, opts.download, onData) : onData)
     socket.on('error', (err) => this.destroy(err.message))
     socket.on('close', () => this.destroy('connection closed'))
     socket.on('drain', () => this.emit('drain'))

@@ -6,7 +6,7 @@ import type { AuthHandlerMiddleware, IdentityCallback, ParsedKey, SignCallback, 
 import type { IdentityFile, ResolvedHost } from './config.js';
 import { fail, tildePath, type SshError } from './errors.js';
 import { fingerprint, keyTypeOf } from './known-hosts.js';
-import { optionNamed, type FrontEnd } from '../option-names.js';
+import { fixWords, type FixWords } from '../front-end.js';
 
 const { OpenSSHAgent, utils } = ssh2;
 
@@ -152,7 +152,7 @@ export interface Auth {
 }
 
 /** The authHandler for one hop, plus what it tried, for the log and the error message. */
-export function makeAuth(who: string, r: ResolvedHost, passphrase: string | undefined, log: (line: string) => void, frontEnd?: FrontEnd): Auth {
+export function makeAuth(who: string, r: ResolvedHost, passphrase: string | undefined, log: (line: string) => void, words: FixWords = fixWords()): Auth {
   type Step = { kind: 'agent'; socket: string } | { kind: 'key'; file: IdentityFile };
   const steps: Step[] = [];
   const tried: string[] = [];
@@ -242,9 +242,9 @@ export function makeAuth(who: string, r: ResolvedHost, passphrase: string | unde
         const p = tildePath(explicitProblem.file.path);
         switch (explicitProblem.problem) {
           case 'encrypted':
-            return fail('identity', `${who}: identity file ${p} is encrypted and no passphrase was given`, `give its passphrase (${optionNamed('passphrase', frontEnd)}) or load it into ssh-agent`);
+            return fail('identity', `${who}: identity file ${p} is encrypted and no passphrase was given`, `give its passphrase in ${words.passphrase}, or load it into ssh-agent`);
           case 'bad-passphrase':
-            return fail('identity', `${who}: wrong passphrase for identity file ${p}`, `give the right passphrase (${optionNamed('passphrase', frontEnd)}), or load the key into ssh-agent`);
+            return fail('identity', `${who}: wrong passphrase for identity file ${p}`, `check ${words.passphrase}, or load the key into ssh-agent`);
           default:
             return fail('identity', `${who}: identity file ${p} is not a usable private key (${explicitProblem.detail})`, 'pass the private key file (not the .pub) in OpenSSH or PEM format');
         }
@@ -256,12 +256,12 @@ export function makeAuth(who: string, r: ResolvedHost, passphrase: string | unde
       const skipped = problems.map((p) => `${tildePath(p.file.path)}: ${p.detail}`);
       if (tried.length === 0) {
         return fail('auth', `${who}: no key to offer to ${target} (no ssh-agent, no identity file found${skipped.length ? `; ${skipped.join('; ')}` : ''})`,
-          `give a key (${optionNamed('identity', frontEnd)}), or start ssh-agent and ssh-add your key`);
+          words.giveKey);
       }
       const server = serverMessage ? ` (server said: ${serverMessage})` : '';
       const skippedText = skipped.length ? `; skipped: ${skipped.join('; ')}` : '';
       return fail('auth', `${who}: permission denied (publickey) for ${target}${server}; tried: ${tried.join(', ')}${skippedText}`,
-        `add the public key to ~${r.user}/.ssh/authorized_keys on the host, or pass -i with the right key${/too many/i.test(serverMessage ?? '') ? ' (too many keys offered: set IdentitiesOnly yes for this host)' : ''}`);
+        `add the public key to ~${r.user}/.ssh/authorized_keys on the host, or give the right key (${words.keyInput})${/too many/i.test(serverMessage ?? '') ? ' (too many keys offered: set IdentitiesOnly yes for this host)' : ''}`);
     },
   };
 }

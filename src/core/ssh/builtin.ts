@@ -8,6 +8,7 @@ import { fail, handshakeError, tildePath, type SshError } from './errors.js';
 import { effectivePolicy, hostKeyVerifier, preferredHostKeyAlgorithms } from './host-key.js';
 import { openTransport } from './transport.js';
 import { builtinConnection, type BuiltinConnection } from './builtin-session.js';
+import { fixWords } from '../front-end.js';
 
 const { Client } = ssh2;
 
@@ -30,7 +31,7 @@ export async function openHop(label: string, r: ResolvedHost, settings: SshSetti
   if (fromConfig) log(`host key policy ${policy} (StrictHostKeyChecking ${r.strictHostKeyChecking} in ssh config; a changed key still fails)`);
   const hostKey = hostKeyVerifier(who, r, policy, log, settings.frontEnd);
   const preferredAlgos = preferredHostKeyAlgorithms(r);
-  const auth = makeAuth(who, r, settings.passphrase, log, settings.frontEnd);
+  const auth = makeAuth(who, r, settings.passphrase, log, fixWords(settings.frontEnd));
   const client = new Client();
   // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
   client.on('error', () => {});

@@ -9,7 +9,6 @@ import { effectivePolicy } from './host-key.js';
 import { hasCertAuthority, knownKeyTypes } from './known-hosts.js';
 import { openHop } from './builtin.js';
 import { connectOpenSsh } from './openssh.js';
-import { optionSetTo } from '../option-names.js';
 
 /** Connect to `target` like `ssh -o BatchMode=yes target` would; rejects with SshError. */
 export async function connectHost(target: HostSpec, settings: SshSettings, log: SshLog): Promise<SshConnection> {
@@ -33,11 +32,11 @@ export async function connectHost(target: HostSpec, settings: SshSettings, log: 
   const client = settings.client ?? 'auto';
   const why = client === 'auto' ? openSshReason(resolved) : undefined;
   if (client === 'openssh' || (why && hasOpenSsh())) {
-    log(`using OpenSSH's ssh for this host${why ? ` (${why})` : ` (${optionSetTo('sshClient', 'openssh', settings.frontEnd)})`}`);
+    log(`using OpenSSH's ssh for this host${why ? ` (${why})` : ' (--ssh openssh)'}`);
     return connectOpenSsh(target, resolved, settings, effectivePolicy(settings, resolved).policy, log);
   }
   if (why) log(`${why}, but OpenSSH's ssh is not installed: the built-in client tries without it`);
-  if (resolved.ignored.length > 0) log(`the built-in client does not use these ssh config settings: ${resolved.ignored.join(', ')} (${optionSetTo('sshClient', 'openssh', settings.frontEnd)} would)`);
+  if (resolved.ignored.length > 0) log(`the built-in client does not use these ssh config settings: ${resolved.ignored.join(', ')} (--ssh openssh would)`);
   return openHop(target.label, resolved, settings, log, false);
 }
 

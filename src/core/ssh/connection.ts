@@ -1,13 +1,13 @@
 // What an SSH connection to a host is, whichever client carries it: the settings, the target, the interface.
 import type { Duplex, Readable } from 'node:stream';
 import type { ResolvedHost } from './config.js';
-import type { FrontEnd } from '../option-names.js';
+import type { FrontEnd } from '../front-end.js';
 import type { Tunnel } from './forward.js';
 
 export interface SshSettings {
   /** ssh config file; default ~/.ssh/config (missing = empty). */
   configPath?: string;
-  /** -i/--identity files, tried first (after the agent); a missing one is an 'identity' error. */
+  /** -i/--identity files, tried first (before the agent's keys, as OpenSSH); a missing one is an 'identity' error. */
   identityFiles: string[];
   /** --known-hosts files; when non-empty they replace UserKnownHostsFile (global files still count). */
   knownHostsFiles: string[];
@@ -29,7 +29,7 @@ export interface SshSettings {
    * certificate in known_hosts...) and OpenSSH is installed.
    */
   client?: 'auto' | 'builtin' | 'openssh';
-  /** The front end in use: fixes in messages name its flags or inputs (default cli). */
+  /** Whose flags and inputs the fixes in messages name (default the herd command's). */
   frontEnd?: FrontEnd;
 }
 

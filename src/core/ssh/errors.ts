@@ -79,7 +79,7 @@ export function handshakeError(err: Error & { level?: string; code?: unknown }, 
   if (err.level === 'client-authentication') return c.auth.failure();
   if (err.level === 'client-timeout') {
     return fail('timeout', `${c.who}: timed out after ${Math.round(c.timeoutMs / 1000)} s waiting for the SSH handshake with ${addr}`,
-      'check that the host is up and this port is its sshd (ConnectTimeout in the ssh config sets this limit)');
+      'check that the host is up and this port is its sshd (ConnectTimeout in the ssh config sets the limit)');
   }
   if (err.level === 'client-socket') return socketError(c.who, err as NodeJS.ErrnoException, c.host, c.port);
   if (typeof err.code === 'number' && c.auth.started()) return c.auth.failure(err.message);

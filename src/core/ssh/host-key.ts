@@ -6,7 +6,7 @@ import type { HostKeyPolicy, SshLog, SshSettings } from './connection.js';
 import { fail, tildePath, type SshError } from './errors.js';
 import { appendKnownHost, checkHostKey, fingerprint, formatKnownHostsLine, keyTypeOf, knownKeyTypes } from './known-hosts.js';
 import { shellQuote } from './quote.js';
-import { optionNamed, type FrontEnd } from '../option-names.js';
+import { fixWords, type FrontEnd } from '../front-end.js';
 
 /**
  * What the user told herd beats the ssh config: with known_hosts files or accept-new given to herd,
@@ -85,9 +85,10 @@ export function hostKeyVerifier(who: string, r: ResolvedHost, policy: HostKeyPol
           const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
           const portArg = r.port !== 22 ? `-p ${r.port} ` : '';
           const alias = r.hostKeyAlias ? ` (then replace the host name by ${r.hostKeyAlias}, the HostKeyAlias)` : '';
+          const words = fixWords(frontEnd);
           refusal = fail('host-key-unknown',
             `${who}: host key for ${lookup} is not known (${type} ${fp})`,
-            `check that fingerprint with the host's owner, then run: ssh-keyscan ${portArg}${shellQuote(r.hostname)} >> ${kh}${alias}; or let herd add it on first use (${optionNamed('acceptNew', frontEnd)})`);
+            `check that fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${portArg}${shellQuote(r.hostname)}`, kh)}${alias}; or trust it on first use with ${words.acceptNew}`);
           return false;
         }
       }

@@ -9,9 +9,10 @@ import { Duplex, PassThrough } from 'node:stream';
 import type { ResolvedHost } from './config.js';
 import type { HostSpec } from '../hosts.js';
 import type { RemoteChannel, SshConnection, SshLog, SshSettings } from './connection.js';
-import { fail, type SshError } from './errors.js';
+import { fail, tildePath, type SshError } from './errors.js';
+import { shellQuote } from './quote.js';
+import { fixWords, type FrontEnd } from '../front-end.js';
 import { ForwardRefused, type Tunnel } from './forward.js';
-import { optionNamed, type FrontEnd } from '../option-names.js';
 
 /** Variables a child ssh must never see: the Action's inputs (the key among them) and herd's passphrase. */
 export function scrubbedEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -88,7 +89,10 @@ function classify(who: string, r: ResolvedHost, stderr: string, frontEnd?: Front
     return fail('host-key-changed', `${who}: HOST KEY CHANGED for ${r.hostname} (OpenSSH: ${last})`, `if the change is expected, remove the old key with: ssh-keygen -R ${r.hostname}`);
   }
   if (/Host key verification failed|No .* host key is known/i.test(stderr)) {
-    return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then add it to known_hosts (ssh-keyscan), or let herd add it on first use (${optionNamed('acceptNew', frontEnd)})`);
+    const words = fixWords(frontEnd);
+    const port = r.port !== 22 ? `-p ${r.port} ` : '';
+    const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
+    return fail('host-key-unknown', `${who}: host key for ${r.hostname} is not known (OpenSSH: ${last})`, `check its fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${port}${shellQuote(r.hostname)}`, kh)}; or trust it on first use with ${words.acceptNew}`);
   }
   if (/REVOKED/i.test(stderr)) return fail('host-key-revoked', `${who}: the host key of ${r.hostname} is revoked (OpenSSH: ${last})`, 'the host must get a new host key');
   if (/Permission denied|Too many authentication failures/i.test(stderr)) {

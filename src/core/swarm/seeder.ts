@@ -2,6 +2,7 @@
 import crypto from 'node:crypto'
 import { Bitfield } from '../../engine/bitfield.js'
 import type { RunSeal } from '../../engine/seal.js'
+import { RateLimit } from '../../engine/rate.js'
 import { Store } from '../../engine/store.js'
 import { Swarm } from '../../engine/swarm.js'
 import type { FileTorrent } from './torrent.js'
@@ -16,8 +17,11 @@ export interface Seeder {
   close(): Promise<void>
 }
 
-/** Seeds on the first free port of `ports` (a firewall can then name it), else on any free port. */
-export async function startSeeder(file: string, t: FileTorrent, opts: { ports: number[]; seal: RunSeal }): Promise<Seeder> {
+/**
+ * Seeds on the first free port of `ports` (a firewall can then name it), else on any free port; sends
+ * at most `uploadLimit` bytes per second to all hosts together when given.
+ */
+export async function startSeeder(file: string, t: FileTorrent, opts: { ports: number[]; seal: RunSeal; uploadLimit?: number }): Promise<Seeder> {
   const pieces = Math.max(1, Math.ceil(t.size / t.pieceLength))
   const peerId = crypto.randomBytes(20)
   const swarm = new Swarm({
@@ -26,6 +30,7 @@ export async function startSeeder(file: string, t: FileTorrent, opts: { ports: n
     peerId,
     store: new Store({ path: file, length: t.size }),
     have: Bitfield.full(pieces),
+    limits: opts.uploadLimit ? { upload: new RateLimit(opts.uploadLimit) } : undefined,
   })
   let port: number
   try {
