@@ -419,8 +419,11 @@ class ClusterImpl implements Cluster {
     return PRIVATE_DIRS.map((d) => path.join(h.dir, d));
   }
 
-  /** Wait until every given host's sshd sends its SSH banner to a connection from the runner namespace. */
-  private async waitForSshd(hosts: ClusterHost[], timeoutMs = 15000): Promise<void> {
+  /**
+   * Wait until every given host's sshd sends its SSH banner to a connection from the runner namespace. On a
+   * loaded machine sshd's re-exec for each connection can take seconds: each try waits 5 s for the banner.
+   */
+  private async waitForSshd(hosts: ClusterHost[], timeoutMs = 40_000): Promise<void> {
     const probe = `
       const net = require('node:net');
       const deadline = Date.now() + ${timeoutMs - 500};
@@ -428,7 +431,7 @@ class ClusterImpl implements Cluster {
         const s = net.connect({ host: addr, port: 22 });
         let buf = '';
         const done = (ok) => { s.destroy(); resolve(ok); };
-        s.setTimeout(1000, () => done(false));
+        s.setTimeout(5000, () => done(false));
         s.on('data', (d) => { buf += d; if (buf.startsWith('SSH-')) done(true); });
         s.on('error', () => done(false));
         s.on('close', () => done(false));
