@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, afterEach, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { after, before, test } from 'node:test'
+import { endedAfterEach, openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
 import { herd, inSshdMounts, leftovers, nodeWrapper, partialBytes as partialBytesOn, randomFile, repoRoot, startHerd as startHerdIn, verifiedAtStart, waitUntil, type StartedHerd } from './support/herd.js'
 import { pieceLengthFor } from '../src/core/swarm/torrent.js'
@@ -25,12 +25,8 @@ before(async () => {
   ;({ cluster, work, file: big } = fx)
 })
 
-/** herd runs started detached; a test that fails half way must not leave one holding the port and the hosts. */
-const detached = new Set<() => void>()
-afterEach(() => {
-  for (const kill of detached) kill()
-  detached.clear()
-})
+/** herd runs started detached, killed after each test. */
+const detached = endedAfterEach()
 
 after(() => fx?.close())
 

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, afterEach, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { after, before, test } from 'node:test'
+import { endedAfterEach, openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
 import { herd, partialBytes, randomFile, startHerd as startHerdIn, verifiedAtStart, waitUntil, type StartedHerd } from './support/herd.js'
 
@@ -22,12 +22,8 @@ before(async () => {
   ;({ cluster, work, file: big } = fx)
 })
 
-/** Runs and frozen processes a test started: a test that fails half way must not leave them behind. */
-const cleanups = new Set<() => void>()
-afterEach(() => {
-  for (const clean of cleanups) clean()
-  cleanups.clear()
-})
+/** Runs and frozen processes a test started, ended after each test. */
+const cleanups = endedAfterEach()
 
 after(() => fx?.close())
 
