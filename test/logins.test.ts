@@ -25,14 +25,17 @@ before(async () => {
 
 after(() => fx?.close())
 
-test('a non-root login on every host: its own home, working folder and file, the hosts trading pieces as that user', { skip, timeout: 120_000 }, async () => {
+test('a non-root login on every host (--user beats the ssh config\'s User): its own home, working folder and file, the hosts trading pieces as that user', { skip, timeout: 120_000 }, async () => {
   const uid = 4244
   const homes: string[] = []
   for (const h of cluster.hosts) homes.push((await cluster.addLogin(h, { name: 'deploy', uid, shell: '/bin/sh' })).home)
   const home = homes[0]!
   const dest = `${home}/app.bin`
   const logs = path.join(work, 'logs-deploy')
-  const r = await herd(cluster, [file.path, dest, '--hostlist', cluster.hosts.map((h) => `deploy@${h.alias}`).join(','), '--log-dir', logs])
+  // One host by its alias alone: --user beats the ssh config's `User root` for it, as ssh -l does.
+  const [first, second] = cluster.hosts as [ClusterHost, ClusterHost]
+  const labels = new Map([[first, first.alias], [second, `deploy@${second.alias}`]])
+  const r = await herd(cluster, [file.path, dest, '--hostlist', [...labels.values()].join(','), '--user', 'deploy', '--log-dir', logs])
   assert.equal(r.code, 0, r.stderr)
   for (const h of cluster.hosts) {
     assert.equal(await cluster.sha256On(h, dest), file.sha256, `${h.alias}: sha256`)
@@ -41,7 +44,7 @@ test('a non-root login on every host: its own home, working folder and file, the
     const wd = fs.statSync(cluster.hostPath(h, `${home}/.cache/herd-action`))
     assert.deepEqual([wd.uid, wd.mode & 0o777], [uid, 0o700], `${h.alias}: the working folder is the login's, 0700`)
     assert.equal(fs.existsSync(cluster.hostPath(h, '/root/.cache/herd-action')), false, `${h.alias}: nothing in root's home`)
-    assert.match(fs.readFileSync(path.join(logs, `deploy@${h.alias}.log`), 'utf8'), /authenticated as deploy /)
+    assert.match(fs.readFileSync(path.join(logs, `${labels.get(h)}.log`), 'utf8'), /authenticated as deploy /)
     assert.deepEqual(leftovers(cluster, h, dest), [])
   }
   // The agents, running as the login, served each other too.
