@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine for herd's tests and demo: OpenSSH server, iproute2, nftables, rsync, node packages.
+# Sets up a fresh Debian machine for herd's tests and demo: OpenSSH server, iproute2, nftables, rsync, tcsh, node packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -13,6 +13,8 @@ command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
 # gitlab-ci-local (the component's test) copies the project with rsync and reads it with git.
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v git >/dev/null 2>&1 || need+=(git)
+# A test login's shell: the agent must start under csh/tcsh too.
+command -v tcsh >/dev/null 2>&1 || need+=(tcsh)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "setup: need root to install ${need[*]} (run with sudo)" >&2; exit 2; fi
   export DEBIAN_FRONTEND=noninteractive

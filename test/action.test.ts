@@ -182,7 +182,7 @@ describe('action.yml', () => {
       .readdirSync(path.join(repoRoot, 'src', 'action'))
       .map((f) => fs.readFileSync(path.join(repoRoot, 'src', 'action', f), 'utf8'))
       .join('\n')
-    const read = new Set([...source.matchAll(/(?:getInput|booleanInput|wholeNumber)\('([a-z-]+)'/g)].map((m) => m[1]!))
+    const read = new Set([...source.matchAll(/(?:getInput|booleanInput)\('([a-z-]+)'/g)].map((m) => m[1]!))
     const set = new Set([...source.matchAll(/setOutput\('([a-z-]+)'/g)].map((m) => m[1]!))
     assert.deepEqual([...read].sort(), Object.keys(yml.inputs).sort(), 'inputs read by src/action vs declared in action.yml')
     assert.deepEqual([...set].sort(), Object.keys(yml.outputs).sort(), 'outputs set by src/action vs declared in action.yml')

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, afterEach, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { after, before, test } from 'node:test'
+import { endedAfterEach, openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster } from './support/cluster.js'
 import { cliPath, herd, randomFile, repoRoot, waitUntil } from './support/herd.js'
 
@@ -22,11 +22,7 @@ before(async () => {
   ;({ cluster, work, file } = fx)
 })
 
-const started = new Set<() => void>()
-afterEach(() => {
-  for (const kill of started) kill()
-  started.clear()
-})
+const started = endedAfterEach()
 
 after(() => fx?.close())
 

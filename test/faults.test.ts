@@ -3,11 +3,10 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, afterEach, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { after, before, test } from 'node:test'
+import { endedAfterEach, openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
-import { cliPath, herd, inSshdMounts, leftovers, nodeWrapper, randomFile, repoRoot, waitUntil } from './support/herd.js'
-import type { Report } from '../src/core/report.js'
+import { herd, inSshdMounts, leftovers, nodeWrapper, partialBytes as partialBytesOn, randomFile, repoRoot, startHerd as startHerdIn, verifiedAtStart, waitUntil, type StartedHerd } from './support/herd.js'
 import { pieceLengthFor } from '../src/core/swarm/torrent.js'
 
 const can = canRunCluster()
@@ -26,12 +25,8 @@ before(async () => {
   ;({ cluster, work, file: big } = fx)
 })
 
-/** herd runs started detached; a test that fails half way must not leave one holding the port and the hosts. */
-const detached = new Set<() => void>()
-afterEach(() => {
-  for (const kill of detached) kill()
-  detached.clear()
-})
+/** herd runs started detached, killed after each test. */
+const detached = endedAfterEach()
 
 after(() => fx?.close())
 
@@ -41,18 +36,6 @@ async function assertNothingLeftRunning(hosts = cluster.hosts): Promise<void> {
   for (const h of hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 15_000), [], `${h.alias}: processes left running`)
 }
 
-/** Bytes on disk of the temporary file herd is filling beside `dest` on a host (0 when there is none). */
-function partialBytes(h: ClusterHost, dest: string): number {
-  const dir = cluster.hostPath(h, path.dirname(dest))
-  const name = fs.existsSync(dir) ? fs.readdirSync(dir).find((n) => n.startsWith(`.${path.basename(dest)}.herd-`) && n.endsWith('.part')) : undefined
-  if (!name) return 0
-  try {
-    return fs.statSync(path.join(dir, name)).blocks * 512
-  } catch {
-    return 0
-  }
-}
-
 /** herd's working folder on a host holds the agent and nothing else once a run is over (no lock, no upload left half done). */
 function assertWorkDirClean(h: ClusterHost): void {
   const wd = cluster.hostPath(h, '/root/.cache/herd-action')
@@ -60,35 +43,13 @@ function assertWorkDirClean(h: ClusterHost): void {
   assert.deepEqual(extra, [], `${h.alias}: left in the working folder`)
 }
 
-/** The `N bytes already verified` figures of every agent start in a host log. */
-function verifiedAtStart(log: string): number[] {
-  return [...log.matchAll(/agent ready \(pid \d+, node [^)]*\); (\d+) bytes already verified/g)].map((m) => Number(m[1]))
-}
+const partialBytes = (h: ClusterHost, dest: string) => partialBytesOn(cluster, h, dest)
 
-/** Starts herd detached in the runner namespace; `done` resolves with its exit and parsed report. */
-function startHerd(args: string[]): { pid: number; done: Promise<{ code: number | null; stdout: string; stderr: string; report?: Report }>; kill(): void } {
-  const child = cluster.spawnInRunner(['node', cliPath, ...args, '--json'], { cwd: repoRoot })
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.on('data', (d: Buffer) => (stdout += d))
-  child.stderr!.on('data', (d: Buffer) => (stderr += d))
-  child.stdin!.end()
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string; report?: Report }>((resolve) => {
-    const killer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 120_000)
-    child.on('close', (code, signal) => {
-      clearTimeout(killer)
-      let report: Report | undefined
-      try {
-        report = JSON.parse(stdout) as Report
-      } catch {}
-      resolve({ code: code ?? (signal ? -1 : null), stdout, stderr, report })
-    })
-  })
-  const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL')
-  }
-  detached.add(kill)
-  return { pid: child.pid!, done, kill }
+/** Starts herd detached; a test that fails half way kills it in afterEach. */
+function startHerd(args: string[]): StartedHerd {
+  const run = startHerdIn(cluster, args)
+  detached.add(run.kill)
+  return run
 }
 
 test('a link cut mid-transfer and restored: the host retries, finishes, and keeps the pieces it had verified', { skip, timeout: 180_000 }, async () => {
@@ -103,8 +64,9 @@ test('a link cut mid-transfer and restored: the host retries, finishes, and keep
   assert.ok(stale, `an agent on ${cut.alias}`)
   process.kill(stale.pid, 'SIGSTOP')
   await cluster.setLink(cut, false)
-  // Long enough for the runner to give the connection up (keepalive 3 x 5 s), short of the agent's 30 s heartbeat.
-  await new Promise((r) => setTimeout(r, 22_000))
+  // Back once the runner has given the connection up (keepalive 3 x 5 s) and retries.
+  const cutLog = path.join(logs, `${cut.alias}.log`)
+  await waitUntil('the runner to give up the cut connection', () => fs.readFileSync(cutLog, 'utf8').includes('attempt 1 failed'), 60_000)
   await cluster.setLink(cut, true)
   const r = await run.done
   assert.equal(r.code, 0, r.stderr)
@@ -320,7 +282,7 @@ test('--timeout reached: the hosts still running are reported timed out, nothing
   assert.equal(r.report!.interrupted, 'timeout')
   for (const x of r.report!.hosts) {
     assert.equal(x.status, 'timed-out', `${x.host}: ${x.status}`)
-    assert.match(x.cause!, /the overall --timeout ended before this host finished/)
+    assert.match(x.cause!, /the time limit \(--timeout\) ended before this host finished/)
   }
   for (const h of cluster.hosts) {
     assert.deepEqual(leftovers(cluster, h, dest), [], `${h.alias}: temporary file left`)

@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { HostParseError, parseHost, parseHostList, parseHostsText } from '../src/core/hosts.js'
+import { parsePorts } from '../src/core/plan.js'
+import { parseUserHostPort } from '../src/core/ssh/config.js'
 
 test('every host form herd.py users write', () => {
   assert.deepEqual(parseHost('web-1'), { label: 'web-1', host: 'web-1', user: undefined, port: undefined })
@@ -30,5 +32,14 @@ test('a malformed line is named with its line number and what is wrong', () => {
   ]
   for (const [text, expected] of cases) {
     assert.throws(() => parseHostsText(text), (err: unknown) => err instanceof HostParseError && expected.test(err.message), text)
+  }
+})
+
+test('one rule for a port wherever herd reads one: a hosts line, a ProxyJump and --port agree', () => {
+  for (const [text, ok] of [['1', true], ['22', true], ['65535', true], ['0', false], ['65536', false], ['022', true], ['2e3', false], ['-1', false], ['', false], ['99999', false], ['123456', false], ['000022', false]] as const) {
+    const fromHosts = (() => { try { return parseHost(`web:${text}`).port } catch { return undefined } })()
+    const fromJump = (() => { try { return parseUserHostPort(`web:${text}`).port } catch { return undefined } })()
+    const fromPort = (() => { try { return parsePorts(text)[0] } catch { return undefined } })()
+    assert.deepEqual([fromHosts, fromJump, fromPort], ok ? [Number(text), Number(text), Number(text)] : [undefined, undefined, undefined], `port '${text}'`)
   }
 })

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { after, before, test } from 'node:test'
 import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster } from './support/cluster.js'
-import { cliPath, herd, hostsFile, repoRoot, sshConnections } from './support/herd.js'
+import { cliPath, herd, hostsFile, repoRoot, sshConnections, sshConnectionsUpToNow } from './support/herd.js'
 
 const can = canRunCluster()
 const skip = can.ok ? false : can.why
@@ -30,7 +30,7 @@ after(() => fx?.close())
  * that no host saw an SSH connection or got herd's working folder.
  */
 async function refused(args: string[], input: string, message: RegExp, opts: { env?: Record<string, string>; asNobody?: boolean; noFix?: boolean } = {}): Promise<string> {
-  const before = cluster.hosts.map(sshConnections)
+  const before = await sshConnectionsUpToNow(cluster, cluster.hosts)
   const r = opts.asNobody
     ? await cluster.runInRunner(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'node', cliPath, ...args, '--json'], { env: cluster.env(opts.env), timeoutMs: 30_000, cwd: repoRoot })
     : await herd(cluster, args, { timeoutMs: 30_000, env: opts.env })
@@ -42,9 +42,8 @@ async function refused(args: string[], input: string, message: RegExp, opts: { e
   assert.ok(line.startsWith(`herd: ${input}: `), `the error names ${input}: ${line}`)
   assert.match(line, message)
   if (!opts.noFix) assert.match(line, /; /, `the error says the fix after '; ': ${line}`)
-  // No host touched: sshd logged no new connection, and no working folder appeared.
-  await new Promise((r) => setTimeout(r, 200))
-  assert.deepEqual(cluster.hosts.map(sshConnections), before, 'an SSH connection was made')
+  // No host touched: between two marker connections sshd logged none of herd's, and no working folder appeared.
+  assert.deepEqual(await sshConnectionsUpToNow(cluster, cluster.hosts), before.map((n) => n + 1), 'an SSH connection was made')
   for (const h of cluster.hosts) assert.equal(fs.existsSync(cluster.hostPath(h, '/root/.cache/herd-action')), false, `${h.alias} was touched`)
   return line
 }
@@ -160,7 +159,7 @@ test('--log-dir where herd cannot write: exit 2 naming --log-dir, nothing writte
 })
 
 test('the same inputs, corrected, do reach the hosts (the checks above are not vacuous)', { skip, timeout: 60_000 }, async () => {
-  const before = cluster.hosts.map(sshConnections)
+  const before = await sshConnectionsUpToNow(cluster, cluster.hosts)
   const r = await herd(cluster, [file.path, '/srv/x.bin', ...hostlist()])
   assert.equal(r.code, 0, r.stderr)
   for (const h of cluster.hosts) assert.equal(await cluster.sha256On(h, '/srv/x.bin'), file.sha256)

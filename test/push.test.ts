@@ -5,7 +5,7 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster } from './support/cluster.js'
-import { cliPath, herd, hostsFile, leftovers, repoRoot } from './support/herd.js'
+import { cliPath, herd, hostsFile, leftovers, repoRoot, startHerd, waitUntil } from './support/herd.js'
 
 const can = canRunCluster()
 const MiB = 1024 * 1024
@@ -89,10 +89,15 @@ test('an unreachable host fails alone: exit 1, its log names the cause, the othe
 
 test('a host that fails once succeeds on retry', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
   const flaky = cluster.hosts[1]!
+  const logs = path.join(work, 'logs-retry')
   await cluster.stopSshd(flaky)
-  const restart = setTimeout(() => void cluster.startSshd(flaky), 1500)
+  const run = startHerd(cluster, [file.path, '/srv/retry.bin', hostsFile(work, cluster.hosts), '--retry', '3', '--log-dir', logs])
   try {
-    const r = await herd(cluster, [file.path, '/srv/retry.bin', hostsFile(work, cluster.hosts), '--retry', '3'])
+    // Its sshd comes back once the first attempt has failed (and before the retry, 1 s later, is over).
+    const log = path.join(logs, `${flaky.alias}.log`)
+    await waitUntil(`${flaky.alias}'s first attempt to fail`, () => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('attempt 1 failed'), 60_000)
+    await cluster.startSshd(flaky)
+    const r = await run.done
     assert.equal(r.code, 0, r.stderr)
     const h = r.report!.hosts.find((x) => x.host === flaky.alias)!
     assert.equal(h.status, 'ok')
@@ -100,7 +105,8 @@ test('a host that fails once succeeds on retry', { skip: can.ok ? false : can.wh
     for (const x of r.report!.hosts.filter((x) => x.host !== flaky.alias)) assert.equal(x.attempts, 1, `${x.host} was run again after success`)
     for (const c of cluster.hosts) assert.equal(await cluster.sha256On(c, '/srv/retry.bin'), file.sha256)
   } finally {
-    clearTimeout(restart)
+    run.kill()
+    await cluster.startSshd(flaky)
   }
   await assertNothingLeftRunning()
 })

@@ -227,7 +227,7 @@ test('a host that receives nothing fails after --stall-timeout with what it had 
     const h = r.report!.hosts[0]!
     assert.equal(h.kind, 'stalled', h.cause)
     assert.equal(h.attempts, 2)
-    assert.match(h.cause!, /^no data arrived for 5 s \(0 of \d+ bytes verified, 0 peers, the runner reached directly at [\d.]+:18999\); check .*raise stall-timeout/)
+    assert.match(h.cause!, /^no data arrived for 5 s \(0 of \d+ bytes verified, 0 peers, the runner reached directly at [\d.]+:18999\); check .*raise --stall-timeout/)
     assert.ok(Date.now() - began < 60_000, `took ${(Date.now() - began) / 1000} s`)
     assert.equal(await cluster.sha256On(starved, '/srv/starved.bin'), null)
   } finally {

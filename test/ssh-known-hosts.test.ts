@@ -1,7 +1,9 @@
 // known_hosts parsing and host key checks, cross-checked against OpenSSH's own ssh-keygen.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import crypto from 'node:crypto';
+import fs, { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -120,4 +122,29 @@ test('appendKnownHost creates the directory and keeps lines separate', () => {
   const lines = readFileSync(f, 'utf8').trimEnd().split('\n');
   assert.equal(lines.length, 3);
   assert.equal(checkHostKey([f], ['web2'], 22, A.blob).line, 3);
+});
+
+test('each known_hosts file is read once and each hashed entry matched once per host name, until the file changes', (t) => {
+  const fleet = Array.from({ length: 200 }, (_, i) => `web${i}.example`);
+  const f = file('fleet', fleet.map((h, i) => `${hashHostName(h)} ${(i === 7 ? A : B).line}`).join('\n') + '\n');
+  // Counted where known-hosts.ts calls them: the module's named imports follow the patched builtins.
+  const reads = t.mock.method(fs, 'readFileSync');
+  const hmacs = t.mock.method(crypto, 'createHmac');
+  syncBuiltinESMExports();
+  try {
+    for (let i = 0; i < 3; i++) assert.equal(checkHostKey([f], ['web7.example'], 22, A.blob).status, 'match');
+    assert.equal(checkHostKey([f], ['web8.example'], 22, A.blob).status, 'changed');
+    assert.equal(checkHostKey([f], ['web8.example'], 22, B.blob).status, 'match');
+    assert.equal(reads.mock.calls.filter((c) => c.arguments[0] === f).length, 1, 'read once');
+    assert.equal(hmacs.mock.callCount(), 2 * fleet.length, 'every entry matched once per name looked up');
+  } finally {
+    t.mock.restoreAll();
+    syncBuiltinESMExports();
+  }
+  appendKnownHost(f, formatKnownHostsLine('web7.example', 22, E.blob, { hash: true }));
+  assert.equal(checkHostKey([f], ['web7.example'], 22, E.blob).status, 'match', 'a line added to the file counts at once');
+  writeFileSync(f, `web7.example ${B.line}\n`);
+  assert.equal(checkHostKey([f], ['web7.example'], 22, A.blob).status, 'changed', 'a rewritten file counts at once');
+  rmSync(f);
+  assert.equal(checkHostKey([f], ['web7.example'], 22, A.blob).status, 'unknown', 'a removed file counts as empty');
 });

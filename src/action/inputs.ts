@@ -1,13 +1,12 @@
-// Reads the Action's inputs into ActionSettings, writes the SSH secrets to a private folder, and maps them to the core's options.
+// Reads the Action's inputs into ActionSettings (reading only: no file, state or mask is written here) and maps them to the core's options.
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import * as core from '@actions/core'
 import ssh2 from 'ssh2'
-import { PlanError, type HerdOptions } from '../core/plan.js'
+import { PlanError, wholeNumberIn, type HerdOptions } from '../core/plan.js'
 import { ACTION_INPUT_FOR_OPTION } from '../core/front-end.js'
 import type { ActionSettings, UploadLogs } from './settings.js'
-import { STATE } from './state.js'
+import type { RunFiles } from './run-files.js'
 
 /** A mistake in one input: the message names the input and the fix. */
 export class InputError extends Error {
@@ -51,14 +50,6 @@ function normalizedKey(text: string): string {
   return text.replace(/\r\n?/g, '\n').trim() + '\n'
 }
 
-/** Masks the key whole and line by line (the runner masks line by line in multi-line values). */
-function maskKey(key: string): void {
-  core.setSecret(key)
-  for (const line of key.split('\n')) {
-    if (line.length >= 8 && !line.startsWith('-----')) core.setSecret(line)
-  }
-}
-
 function checkKey(key: string, passphrase: string | undefined): void {
   const parsed = ssh2.utils.parseKey(key, passphrase)
   if (parsed instanceof Error) {
@@ -70,14 +61,19 @@ function checkKey(key: string, passphrase: string | undefined): void {
   if (!first?.isPrivateKey()) throw new InputError('ssh-key', 'is a public key; give the private key (the file without .pub)')
 }
 
-function wholeNumber(name: string, min: number, max: number): number | undefined {
-  const text = core.getInput(name)
+/** Days the logs artifact is kept (1 to 90, GitHub's limits); undefined for the repository's default. */
+function retentionDays(): number | undefined {
+  const text = core.getInput('artifact-retention-days')
   if (text === '') return undefined
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new InputError(name, `'${text}' is not a whole number from ${min} to ${max}`)
-  return Number(text)
+  const days = wholeNumberIn(text, 1, 90)
+  if (days === undefined) throw new InputError('artifact-retention-days', `'${text}' is not a whole number from 1 to 90`)
+  return days
 }
 
-/** Reads and checks every input; writes ssh-key and ssh-known-hosts to a private folder (saved for the post step). */
+/**
+ * Reads and checks every input, as actions/checkout's input helper does: nothing is written, masked or
+ * saved here (the run does that, see run-files.ts), so reading the inputs twice does no harm.
+ */
 export function getInputs(): ActionSettings {
   const file = core.getInput('file')
   if (file === '') throw new InputError('file', 'required; give the path of the file to push')
@@ -85,41 +81,20 @@ export function getInputs(): ActionSettings {
   if (destination === '') throw new InputError('destination', 'required; give the absolute path of the file on the hosts')
   const hosts = hostsInput()
 
-  // Secrets are masked before anything else can print them.
   const keyInput = core.getInput('ssh-key')
   const sshKey = keyInput === '' ? undefined : normalizedKey(keyInput)
-  if (sshKey) maskKey(sshKey)
-  const passphrase = core.getInput('ssh-key-passphrase', { trimWhitespace: false }) || undefined
-  if (passphrase) core.setSecret(passphrase)
-  if (sshKey) checkKey(sshKey, passphrase)
+  const sshKeyPassphrase = core.getInput('ssh-key-passphrase', { trimWhitespace: false }) || undefined
+  if (sshKey) checkKey(sshKey, sshKeyPassphrase)
   const knownHosts = core.getInput('ssh-known-hosts')
 
   const uploadLogs = (core.getInput('upload-logs') || 'on-failure').toLowerCase() as UploadLogs
   if (!UPLOAD_LOGS.includes(uploadLogs)) throw new InputError('upload-logs', `'${core.getInput('upload-logs')}' is not one of ${UPLOAD_LOGS.join(', ')}`)
   const artifactName = core.getInput('artifact-name') || `herd-logs-${process.env.GITHUB_JOB || 'run'}`
   if (ARTIFACT_NAME_FORBIDDEN.test(artifactName)) throw new InputError('artifact-name', `'${artifactName}' contains one of " : < > | * ? \\ / or a line break; choose a name without them`)
-  const artifactRetentionDays = wholeNumber('artifact-retention-days', 1, 90)
+  const artifactRetentionDays = retentionDays()
   const hostKeyPolicy = booleanInput('ssh-strict', true) ? 'strict' : 'accept-new'
   const encrypt = booleanInput('encryption', true)
-
-  // Everything this run writes lives in one private folder under the runner's temp folder.
-  const tempRoot = process.env.RUNNER_TEMP || os.tmpdir()
-  fs.mkdirSync(tempRoot, { recursive: true })
-  const runDir = fs.mkdtempSync(path.join(tempRoot, 'herd-action-'))
-  const secretsDir = path.join(runDir, 'ssh')
-  core.saveState(STATE.secretsDir, secretsDir)
-  let sshKeyPath: string | undefined
-  let knownHostsPath: string | undefined
-  if (sshKey || knownHosts) fs.mkdirSync(secretsDir, { mode: 0o700 })
-  if (sshKey) {
-    sshKeyPath = path.join(secretsDir, 'id_key')
-    fs.writeFileSync(sshKeyPath, sshKey, { mode: 0o600, flag: 'wx' })
-  }
-  if (knownHosts) {
-    knownHostsPath = path.join(secretsDir, 'known_hosts')
-    fs.writeFileSync(knownHostsPath, knownHosts.replace(/\r\n?/g, '\n') + '\n', { mode: 0o600, flag: 'wx' })
-  }
-  const logDir = path.resolve(core.getInput('log-dir') || path.join(runDir, 'logs'))
+  const logDir = core.getInput('log-dir')
 
   return {
     file,
@@ -130,12 +105,10 @@ export function getInputs(): ActionSettings {
     remotePath: core.getInput('remote-path'),
     timeout: core.getInput('timeout'),
     concurrency: core.getInput('concurrency'),
-    logDir,
-    reportPath: path.join(logDir, 'report.json'),
-    secretsDir,
-    sshKeyPath,
-    sshKeyPassphrase: passphrase,
-    knownHostsPath,
+    logDir: logDir ? path.resolve(logDir) : undefined,
+    sshKey,
+    sshKeyPassphrase,
+    knownHosts: knownHosts || undefined,
     hostKeyPolicy,
     encrypt,
     runnerVia: core.getInput('runner-via'),
@@ -155,8 +128,8 @@ export function getInputs(): ActionSettings {
   }
 }
 
-/** The core's options for these settings (empty inputs fall back to the core's defaults). */
-export function toHerdOptions(s: ActionSettings): HerdOptions {
+/** The core's options for these settings and this run's files (empty inputs fall back to the core's defaults). */
+export function toHerdOptions(s: ActionSettings, files: RunFiles): HerdOptions {
   return {
     file: s.file,
     destination: s.destination,
@@ -168,9 +141,9 @@ export function toHerdOptions(s: ActionSettings): HerdOptions {
     remotePath: s.remotePath || undefined,
     timeout: s.timeout || undefined,
     concurrency: s.concurrency || undefined,
-    logDir: s.logDir,
-    identityFiles: s.sshKeyPath ? [s.sshKeyPath] : undefined,
-    knownHostsFiles: s.knownHostsPath ? [s.knownHostsPath] : undefined,
+    logDir: files.logDir,
+    identityFiles: files.sshKeyPath ? [files.sshKeyPath] : undefined,
+    knownHostsFiles: files.knownHostsPath ? [files.knownHostsPath] : undefined,
     hostKeyPolicy: s.hostKeyPolicy,
     encrypt: s.encrypt,
     runnerVia: s.runnerVia || undefined,

@@ -3,10 +3,11 @@ import fs from 'node:fs'
 import * as core from '@actions/core'
 import { makePlan, PlanError } from '../core/plan.js'
 import { distribute } from '../core/distribute.js'
-import { formatBytes, makeRenderer } from '../cli/render.js'
+import { eventLines, formatBytes } from '../core/report-text.js'
 import { count, type Report } from '../core/report.js'
 import { getInputs, InputError, planErrorMessage, toHerdOptions } from './inputs.js'
 import type { ActionSettings } from './settings.js'
+import { maskSecrets, writeRunFiles, type RunFiles } from './run-files.js'
 import { annotateFailures, outcomeLine, writeSummary } from './summary.js'
 import { uploadLogs } from './artifact.js'
 import { STATE, processStart } from './state.js'
@@ -33,11 +34,12 @@ export async function run(): Promise<void> {
   core.saveState(STATE.mainPid, String(process.pid))
   core.saveState(STATE.mainStart, processStart(process.pid) ?? '')
   let settings: ActionSettings | undefined
+  let files: RunFiles | undefined
   // A cancelled job gets SIGINT, then SIGTERM: the first stops the run cleanly, the next leaves at once.
   const interrupt = new AbortController()
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupt.signal.aborted) {
-      if (settings) fs.rmSync(settings.secretsDir, { recursive: true, force: true })
+      if (files) fs.rmSync(files.secretsDir, { recursive: true, force: true })
       process.exit(1)
     }
     core.warning(`herd: ${sig}: stopping every host's agent (again to quit at once)`)
@@ -47,17 +49,18 @@ export async function run(): Promise<void> {
   process.on('SIGTERM', onSignal)
   try {
     settings = getInputs()
-    const plan = makePlan(toHerdOptions(settings))
-    core.info(`herd: pushing ${plan.file} (${formatBytes(plan.size)}) to ${plan.destination} on ${count(plan.hosts.length, 'host')}; logs in ${settings.logDir}`)
-    const renderer = makeRenderer({ tty: false, quiet: false, hosts: plan.hosts.length, size: plan.size, out: (line) => core.info(line) })
-    const report = await distribute(plan, { ...renderer, signal: interrupt.signal })
-    renderer.stop()
-    fs.mkdirSync(settings.logDir, { recursive: true })
-    fs.writeFileSync(settings.reportPath, JSON.stringify(report, null, 2) + '\n')
-    setOutputs(report, settings.reportPath)
+    // Masked before anything else can print them; then written for this run only.
+    maskSecrets(settings)
+    files = writeRunFiles(settings)
+    const plan = makePlan(toHerdOptions(settings, files))
+    core.info(`herd: pushing ${plan.file} (${formatBytes(plan.size)}) to ${plan.destination} on ${count(plan.hosts.length, 'host')}; logs in ${files.logDir}`)
+    const report = await distribute(plan, { ...eventLines({ quiet: false, out: (line) => core.info(line) }), signal: interrupt.signal })
+    fs.mkdirSync(files.logDir, { recursive: true })
+    fs.writeFileSync(files.reportPath, JSON.stringify(report, null, 2) + '\n')
+    setOutputs(report, files.reportPath)
     annotateFailures(report)
-    const logs = await uploadLogs(report, settings)
-    await summarize(report, { reportPath: settings.reportPath, logs })
+    const logs = await uploadLogs(report, settings, files)
+    await summarize(report, { reportPath: files.reportPath, logs })
     if (report.exitCode === 0) core.info(`herd: ${outcomeLine(report)}`)
     else core.setFailed(outcomeLine(report))
   } catch (err) {
@@ -68,6 +71,6 @@ export async function run(): Promise<void> {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
     // The key is needed no longer; the post step removes it too if this step never got here.
-    if (settings) fs.rmSync(settings.secretsDir, { recursive: true, force: true })
+    if (files) fs.rmSync(files.secretsDir, { recursive: true, force: true })
   }
 }

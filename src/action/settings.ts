@@ -34,23 +34,17 @@ export interface ActionSettings {
   /** SSH connections opened at once, as typed. */
   concurrency: string
 
-  /** Folder that receives one log file per host and report.json. */
-  logDir: string
+  /** The `log-dir` input made absolute: one log file per host and report.json; absent for the run's own folder. */
+  logDir?: string
 
-  /** Path of the JSON report (inside logDir). */
-  reportPath: string
-
-  /** Private folder (0700) in the runner's temp folder for this run's key and known_hosts files. */
-  secretsDir: string
-
-  /** The `ssh-key` input written 0600 inside secretsDir; absent when no key was given. */
-  sshKeyPath?: string
+  /** The `ssh-key` input as ssh reads a key file (LF line ends, one final newline); absent when none was given. */
+  sshKey?: string
 
   /** Passphrase of the `ssh-key`; absent when the key is not encrypted. */
   sshKeyPassphrase?: string
 
-  /** The `ssh-known-hosts` input written inside secretsDir; absent to use ~/.ssh's known_hosts. */
-  knownHostsPath?: string
+  /** The `ssh-known-hosts` input (known_hosts lines); absent to use ~/.ssh's known_hosts. */
+  knownHosts?: string
 
   /** strict: unknown or changed host keys fail; accept-new (ssh-strict false): unknown keys are trusted, changed keys still fail. */
   hostKeyPolicy: 'strict' | 'accept-new'

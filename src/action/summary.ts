@@ -1,7 +1,7 @@
 // How a run shows on GitHub: the job summary table, one error annotation per failed host, its log folded in the job log.
 import fs from 'node:fs'
 import * as core from '@actions/core'
-import { formatBytes } from '../cli/render.js'
+import { formatBytes } from '../core/report-text.js'
 import { count, type HostReport, type Report } from '../core/report.js'
 
 /** Rows beyond this are left to report.json: the job summary is limited to 1 MiB. */

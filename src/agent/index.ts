@@ -5,6 +5,7 @@ import crypto from 'node:crypto'
 import {
   AGENT_EXIT,
   ALIVE_SECONDS,
+  MAX_LINE_BYTES,
   PROTOCOL_VERSION,
   encodeLine,
   lineReader,
@@ -99,6 +100,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       log(`aborted by the runner: ${(msg as { reason?: string }).reason ?? ''}`)
       void stop(AGENT_EXIT.failed, !done)
     } else if (msg.t === 'eof') void stop(done ? AGENT_EXIT.ok : AGENT_EXIT.failed, false)
+    else if (msg.t === 'broken') void stop(AGENT_EXIT.protocol, !done)
   })
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => void stop(AGENT_EXIT.failed, false))
 
@@ -279,7 +281,12 @@ async function main(): Promise<void> {
     if (handler) handler(msg)
     else pending.push(msg)
   }
-  process.stdin.on('data', lineReader((m) => deliver(m as { t: string }), () => {}))
+  const tooLong = (bytes: number) => {
+    send({ t: 'error', code: 'protocol', message: `a line from the runner ran past ${MAX_LINE_BYTES.toAgent} bytes (${bytes} without its end): the runner and this agent do not speak the same protocol` })
+    if (gotStart) deliver({ t: 'broken' })
+    else process.stdout.write('', () => process.exit(AGENT_EXIT.protocol))
+  }
+  process.stdin.on('data', lineReader((m) => deliver(m as { t: string }), () => {}, { maxBytes: MAX_LINE_BYTES.toAgent, onTooLong: tooLong }))
   // A closed stdin means the runner or its connection is gone: never outlive it.
   process.stdin.on('end', () => {
     if (!gotStart) process.exit(AGENT_EXIT.protocol)

@@ -66,7 +66,7 @@ export function buildCommand(version: string): Command {
     .option('--releases <k>', 'with a folder: keep K releases in REMOTE/releases, REMOTE/current linking to the newest (switched by one rename)')
     .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
     .option('--limit-rate <rate>', "cap each host's upload and download, and the runner's upload, in bytes per second; K, M, G as curl's (1024-based): 50M, 500K")
-    .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
+    .option('--user <name>', 'remote user for hosts written without user@ (beats User in ~/.ssh/config, as ssh -l does)')
     .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
     .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
     .option('--json', 'print the report as JSON on stdout (messages go to stderr)')

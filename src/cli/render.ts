@@ -1,18 +1,9 @@
-// How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
+// How a run looks in a terminal: a live bar on a TTY, else the core's line per event; and the report's end.
 import cliProgress from 'cli-progress'
 import type { RunListener } from '../core/distribute.js'
 import type { ProgressEvent } from '../core/protocol.js'
 import { count, type Report } from '../core/report.js'
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let i = 0
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024
-    i++
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`
-}
+import { eventLines, formatBytes } from '../core/report-text.js'
 
 function formatSeconds(s: number): string {
   if (!Number.isFinite(s) || s < 0) return '--'
@@ -20,46 +11,36 @@ function formatSeconds(s: number): string {
   return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`
 }
 
-/** Renders run events; `out` receives human lines. */
+/** Renders run events; `out` receives human lines. A bar only on a terminal and without --quiet. */
 export function makeRenderer(opts: { tty: boolean; quiet: boolean; hosts: number; size: number; out: (line: string) => void }): RunListener & { stop(): void } {
-  const began = Date.now()
+  if (!opts.tty || opts.quiet) return { ...eventLines(opts), stop() {} }
   const have = new Map<string, number>()
   const rate = new Map<string, number>()
   const finished = new Set<string>()
-  const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`
-  let bar: cliProgress.SingleBar | undefined
-  if (opts.tty && !opts.quiet) {
-    bar = new cliProgress.SingleBar(
-      {
-        format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
-        hideCursor: true,
-        clearOnComplete: true,
-        stream: process.stderr,
-        fps: 5,
-      },
-      cliProgress.Presets.shades_classic,
-    )
-    bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' })
-  }
+  const bar = new cliProgress.SingleBar(
+    {
+      format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
+      hideCursor: true,
+      clearOnComplete: true,
+      stream: process.stderr,
+      fps: 5,
+    },
+    cliProgress.Presets.shades_classic,
+  )
+  bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' })
   const update = () => {
-    if (!bar) return
     const total = [...have.values()].reduce((a, b) => a + b, 0)
     const r = [...rate.values()].reduce((a, b) => a + b, 0)
     const remaining = opts.hosts * opts.size - total
     bar.update(total, { done: finished.size, bytes: formatBytes(total), rate: formatBytes(r), eta_text: r > 0 ? formatSeconds(remaining / r) : '--' })
   }
   const say = (line: string) => {
-    if (bar) bar.stop()
+    bar.stop()
     opts.out(line)
-    if (bar) {
-      bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts })
-      update()
-    }
+    bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts })
+    update()
   }
   return {
-    onPhase(phase, detail) {
-      if (!opts.quiet && detail && !bar) opts.out(`${stamp()} ${phase}: ${detail}`)
-    },
     onHostState(host, state, detail) {
       if (state === 'done') {
         finished.add(host)
@@ -70,13 +51,8 @@ export function makeRenderer(opts: { tty: boolean; quiet: boolean; hosts: number
         finished.add(host)
         rate.delete(host)
       }
-      if (bar) {
-        if (state === 'failed' || state === 'retrying') say(`${host}: ${state}: ${detail ?? ''}`)
-        update()
-      } else if (!opts.quiet) {
-        // Quiet runs show failures once, in the summary's FAILED lines.
-        opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`)
-      }
+      if (state === 'failed' || state === 'retrying') say(`${host}: ${state}: ${detail ?? ''}`)
+      update()
     },
     onProgress(host: string, p: ProgressEvent) {
       have.set(host, p.have)
@@ -84,7 +60,7 @@ export function makeRenderer(opts: { tty: boolean; quiet: boolean; hosts: number
       update()
     },
     stop() {
-      bar?.stop()
+      bar.stop()
     },
   }
 }

@@ -42,14 +42,14 @@ export function loadAgentBundle(): AgentBundle {
  * Runs on the host under `node -e`: starts the agent only if its bytes hash to the expected value. When
  * the unpacked agent is missing or wrong it unpacks `NAME.gz` (as uploaded), checks the hash again and
  * renames it into place; with neither it exits 97 so the runner uploads it. A planted or damaged file is
- * never executed.
+ * never executed. One line without `!`: a csh or tcsh login shell expands `!` even in single quotes.
  */
 export const BOOTSTRAP =
   "const fs=require('fs'),c=require('crypto'),p=require('path'),u=require('url'),z=require('zlib');" +
-  "const [f,h]=process.argv.slice(1),ok=b=>c.createHash('sha256').update(b).digest('hex')===h;" +
+  "const [f,h]=process.argv.slice(1),ok=b=>b?c.createHash('sha256').update(b).digest('hex')===h:false;" +
   'let b=null;try{b=fs.readFileSync(f)}catch(e){}' +
-  "if(!b||!ok(b)){try{b=z.gunzipSync(fs.readFileSync(f+'.gz'))}catch(e){process.exit(97)}" +
-  "if(!ok(b))process.exit(97);const t=f+'.'+process.pid+'.tmp';fs.writeFileSync(t,b,{mode:0o600});fs.renameSync(t,f);fs.rmSync(f+'.gz',{force:true})}" +
+  "if(ok(b)===false){try{b=z.gunzipSync(fs.readFileSync(f+'.gz'))}catch(e){process.exit(97)}" +
+  "if(ok(b)===false)process.exit(97);const t=f+'.'+process.pid+'.tmp';fs.writeFileSync(t,b,{mode:0o600});fs.renameSync(t,f);fs.rmSync(f+'.gz',{force:true})}" +
   'import(u.pathToFileURL(p.resolve(f)).href).catch(e=>{console.error(e);process.exit(98)})'
 
 /**

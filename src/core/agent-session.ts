@@ -1,6 +1,6 @@
 // The agent on one host: the ways to the runner, the start message, its events, and its end.
 import { ForwardRefused, shellCommand, type RemoteChannel, type SshConnection, type Tunnel } from './ssh/index.js'
-import { AGENT_EXIT, ALIVE_SECONDS, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage, type TreeDelivery } from './protocol.js'
+import { AGENT_EXIT, ALIVE_SECONDS, MAX_LINE_BYTES, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage, type TreeDelivery } from './protocol.js'
 import { AGENT_NODE_FLAGS, BOOTSTRAP } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
@@ -8,6 +8,7 @@ import type { RunSeal } from '../engine/seal.js'
 import type { HostLog } from './host-log.js'
 import type { HostRunContext } from './host-run.js'
 import { AttemptError, endedError } from './attempt.js'
+import { fixWords } from './front-end.js'
 
 /** The swarm every host joins. */
 export interface SwarmInfo {
@@ -51,7 +52,7 @@ async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmIn
   const routes: RunnerRoute[] = []
   if (address && way !== 'ssh') routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) })
   if (way === 'direct') {
-    if (!address) throw new AttemptError('unreachable', 'this host is reached through ProxyCommand, so the runner has no address it can dial; use runner-via auto or ssh', false)
+    if (!address) throw new AttemptError('unreachable', `this host is reached through ProxyCommand, so the runner has no address it can dial; set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to auto or ssh`, false)
     return { routes }
   }
   try {
@@ -63,7 +64,7 @@ async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmIn
     if (!(err instanceof ForwardRefused)) throw err
     const why = `sshd refused to forward a port to the runner (${err.message})`
     if (way === 'ssh' || routes.length === 0) {
-      throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ' or use runner-via direct' : ''}`, false)
+      throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ` or set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to direct` : ''}`, false)
     }
     log.write(`${why}: only the direct way (${address}) is left`)
     return { routes, noTunnel: why }
@@ -132,7 +133,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
   }
   if (ctx.signal.aborted) {
     conn.close()
-    throw endedError(ctx.signal)
+    throw endedError(ctx.signal, ctx.plan.frontEnd)
   }
   let ways: Routes
   try {
@@ -184,7 +185,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
       if (settled) return
       settled = true
       // Settle only once the agent has removed its temporary file and exited (bounded by finish).
-      void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal)))
+      void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal, ctx.plan.frontEnd)))
     }
     if (ctx.signal.aborted) onAbort()
     else ctx.signal.addEventListener('abort', onAbort, { once: true })
@@ -208,7 +209,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
         ctx.signal.removeEventListener('abort', onAbort)
         const p = session.lastProgress
         const where = via === 'ssh' ? 'through its SSH connection' : `directly at ${ways.routes[0]?.seedPeer}`
-        const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise stall-timeout`
+        const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise ${fixWords(ctx.plan.frontEnd).option('--stall-timeout')}`
         log.write(`stalled: ${cause}`)
         void session.finish('abort', 'stalled').then(() => reject(new AttemptError('stalled', cause, true)))
         return
@@ -263,6 +264,15 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
           }
         },
         (text) => log.write(`agent says: ${text}`),
+        {
+          maxBytes: MAX_LINE_BYTES.toRunner,
+          onTooLong: (bytes) => {
+            const cause = `the agent's output ran ${bytes} bytes without a line end (at most ${MAX_LINE_BYTES.toRunner / 1048576} MiB): that is not herd's protocol; does a shell start-up file on the host print without end?`
+            log.write(cause)
+            agentError ??= new AttemptError('protocol', cause, false)
+            void session.finish('abort', 'protocol')
+          },
+        },
       ),
     )
     void session.waitExit().then(({ code, signal }) => {

@@ -1,4 +1,5 @@
 // One host's life: connect → check the host → agent → events → retry; every step goes to the host's log.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connectHost, SshError, type SshConnection, type SshSettings } from './ssh/index.js'
 import type { AgentBundle } from './agent-bundle.js'
 import type { ProgressEvent } from './protocol.js'
@@ -8,6 +9,7 @@ import type { HostReport } from './report.js'
 import { HostLog } from './host-log.js'
 import type { Limit } from './limit.js'
 import { AttemptError, endedError, throwIfEnded } from './attempt.js'
+import { fixWords, type FrontEnd } from './front-end.js'
 import { checkNode, loginUid, prepareRemote } from './remote-folder.js'
 import { provideRuntime } from './runtime.js'
 import { runPostCommand } from './post-command.js'
@@ -62,15 +64,15 @@ function toAttemptError(err: unknown, label: string): AttemptError {
 }
 
 /** Waits for a connection, but gives up at once when the run ends; one that completes later is closed. */
-function untilEnded(connecting: Promise<SshConnection>, signal: AbortSignal): Promise<SshConnection> {
+function untilEnded(connecting: Promise<SshConnection>, signal: AbortSignal, frontEnd: FrontEnd): Promise<SshConnection> {
   if (signal.aborted) {
     void connecting.then((c) => c.close(), () => {})
-    return Promise.reject(endedError(signal))
+    return Promise.reject(endedError(signal, frontEnd))
   }
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       void connecting.then((c) => c.close(), () => {})
-      reject(endedError(signal))
+      reject(endedError(signal, frontEnd))
     }
     signal.addEventListener('abort', onAbort, { once: true })
     connecting.then(
@@ -78,7 +80,7 @@ function untilEnded(connecting: Promise<SshConnection>, signal: AbortSignal): Pr
         signal.removeEventListener('abort', onAbort)
         if (signal.aborted) {
           c.close()
-          return reject(endedError(signal))
+          return reject(endedError(signal, frontEnd))
         }
         resolve(c)
       },
@@ -101,11 +103,11 @@ interface Prepared {
 async function connectAndPrepare(ctx: HostRunContext, log: HostLog, forceUpload: boolean): Promise<Prepared> {
   const { plan, spec } = ctx
   return ctx.connectLimit.run(async () => {
-    throwIfEnded(ctx.signal)
+    throwIfEnded(ctx.signal, ctx.plan.frontEnd)
     ctx.onState(spec.label, 'connecting')
-    const c = await untilEnded(connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line)), ctx.signal)
+    const c = await untilEnded(connectHost(spec, ctx.ssh, (line) => log.write(line)), ctx.signal, plan.frontEnd)
     try {
-      throwIfEnded(ctx.signal)
+      throwIfEnded(ctx.signal, ctx.plan.frontEnd)
       ctx.onState(spec.label, 'starting')
       await prepareRemote(c, plan, await loginUid(c), ctx.agent, log, forceUpload)
       let node = plan.node
@@ -140,13 +142,6 @@ async function attempt(ctx: HostRunContext, log: HostLog, spent: { runtimeBytes:
     spent.runtimeBytes += again.runtimeBytes
     return startAgent(ctx, again.conn, again.node, log)
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
-  })
 }
 
 /** Runs one host to a settled state: success (agent seeding until released) or failure for good. */
@@ -199,13 +194,14 @@ export async function hostRun(ctx: HostRunContext): Promise<HostRun> {
         const wait = Math.min(1000 * 2 ** (attempts - 1), 10_000)
         ctx.onState(spec.label, 'retrying', last.message)
         log.write(`retrying in ${wait / 1000} s`)
-        await sleep(wait, ctx.signal)
+        // Cut short when the run ends: the loop then stops.
+        await sleep(wait, undefined, { signal: ctx.signal }).catch(() => {})
       }
     }
   }
   const reason = ctx.signal.aborted ? String(ctx.signal.reason) : undefined
   const status: HostReport['status'] = reason === 'timeout' ? 'timed-out' : reason ? 'interrupted' : 'failed'
-  const cause = last?.message ?? (reason === 'timeout' ? 'the overall --timeout ended before this host started' : `the run was interrupted (${reason}) before this host started`)
+  const cause = last?.message ?? (reason === 'timeout' ? `the time limit (${fixWords(plan.frontEnd).option('--timeout')}) ended before this host started` : `the run was interrupted (${reason}) before this host started`)
   log.write(`FAILED (${status}) after ${attempts} attempt(s): ${cause}`)
   log.close()
   ctx.onState(spec.label, 'failed', cause)

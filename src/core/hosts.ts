@@ -1,12 +1,16 @@
 // The inventory: herd.py hosts files (one host per line, # comments) and host lists, parsed into targets.
 
-/** One host as the user named it. */
-export interface HostSpec {
-  /** The text the user wrote (trimmed), used in messages, logs and reports. */
-  label: string
+/** Where a host is, as ssh resolves it: a name, alias or address, and the user and port when given. */
+export interface HostAddress {
   host: string
   user?: string
   port?: number
+}
+
+/** One host as the user named it. */
+export interface HostSpec extends HostAddress {
+  /** The text the user wrote (trimmed), used in messages, logs and reports. */
+  label: string
 }
 
 /** A host line that can't be understood; `line` is 1-based when it came from a file. */
@@ -18,11 +22,17 @@ export class HostParseError extends Error {
 
 const HOST_RE = /^[A-Za-z0-9_.%-]+$/
 
+/** A TCP port written as digits, 1 to 65535; undefined for anything else. The one rule for every port herd reads. */
+export function portNumber(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined
+  const n = Number(text)
+  return n >= 1 && n <= 65535 ? n : undefined
+}
+
 function parsePort(text: string, raw: string, line?: number): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
-    throw new HostParseError(raw, line, `has an invalid port '${text}'; use a number from 1 to 65535`)
-  }
-  return Number(text)
+  const port = portNumber(text)
+  if (port === undefined) throw new HostParseError(raw, line, `has an invalid port '${text}'; use a number from 1 to 65535`)
+  return port
 }
 
 /** Parses `host`, `user@host`, `host:port`, `user@host:port`, `[v6addr]`, `[v6addr]:port`, or a bare v6 address. */

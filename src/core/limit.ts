@@ -5,13 +5,15 @@ export class Limit {
   constructor(private readonly size: number) {}
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve))
-    this.active++
+    if (this.active < this.size) this.active++
+    // The slot is handed to us by a leaving holder, still counted: nobody can take it in between.
+    else await new Promise<void>((resolve) => this.waiting.push(resolve))
     try {
       return await fn()
     } finally {
-      this.active--
-      this.waiting.shift()?.()
+      const next = this.waiting.shift()
+      if (next) next()
+      else this.active--
     }
   }
 }

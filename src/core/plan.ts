@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import ssh2 from 'ssh2'
-import { HostParseError, parseHostList, parseHostsText, type HostSpec } from './hosts.js'
+import { HostParseError, parseHostList, parseHostsText, portNumber, type HostSpec } from './hosts.js'
 import { TreeError, payloadSizeOf, walkTree } from '../engine/tree.js'
 import { pieceLengthFor } from './swarm/torrent.js'
 import { BLOCK } from '../engine/store.js'
@@ -152,21 +152,27 @@ export const DEFAULTS = {
   stallTimeout: 60,
 } as const
 
+/** A whole number from min to max written as digits (with a sign when min < 0); undefined for anything else. */
+export function wholeNumberIn(text: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (!/^-?\d+$/.test(text)) return undefined
+  const n = Number(text)
+  return n >= min && n <= max ? n : undefined
+}
+
 function wholeNumber(input: string, value: number | string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined || value === '') return fallback
   const text = String(value).trim()
-  if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`)
-  }
-  return Number(text)
+  const n = wholeNumberIn(text, min, max)
+  if (n === undefined) throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`)
+  return n
 }
 
 export function parsePorts(value: number | string | undefined): [number, number] {
   const text = String(value ?? DEFAULTS.port).trim()
-  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text)
-  const low = m ? Number(m[1]) : NaN
-  const high = m ? Number(m[2] ?? m[1]) : NaN
-  if (!m || low < 1 || high > 65535) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9097`)
+  const [lowText = '', highText = lowText, ...more] = text.split('-')
+  const low = portNumber(lowText)
+  const high = portNumber(highText)
+  if (low === undefined || high === undefined || more.length > 0) throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9097`)
   if (low > high) throw new PlanError('--port', `'${text}' is a range with LOW > HIGH; write the lower port first: ${high}-${low}`)
   return [low, high]
 }

@@ -31,6 +31,6 @@ export async function runPostCommand(conn: SshConnection, plan: Plan, report: Ho
     status: 'failed',
     kind: 'post-command',
     postCommandExit: r.code ?? undefined,
-    cause: `the file is in place, but --post-command ${how}${tail ? `: ${tail}` : ''}; see the host's log`,
+    cause: `the file is in place, but the post-command ${how}${tail ? `: ${tail}` : ''}; see the host's log`,
   } satisfies Partial<HostReport>)
 }

@@ -120,7 +120,6 @@ export type AgentErrorCode =
   | 'read-only-fs'
   | 'checksum'
   | 'bad-peers'
-  | 'idle-timeout'
   | 'unreachable'
   | 'busy'
   | 'protocol'
@@ -156,25 +155,64 @@ export function encodeLine(message: RunnerMessage | AgentEvent): string {
   return JSON.stringify(message) + '\n'
 }
 
-/** Splits a byte stream into lines and parses each as JSON; unparsable lines are passed on as text. */
-export function lineReader(onMessage: (msg: unknown) => void, onText: (line: string) => void): (chunk: Buffer | string) => void {
-  let buffered = ''
+/**
+ * The longest line each side reads, so a peer that never ends a line (a shell start-up file printing
+ * without end, a broken agent) can't grow the reader's memory without bound. Runner → agent lines carry
+ * the .torrent: 16 MiB holds the piece hashes of a file of 9 TiB. Agent → runner lines are events
+ * of a few hundred bytes; 1 MiB leaves room for any error message.
+ */
+export const MAX_LINE_BYTES = { toAgent: 16 * 1024 * 1024, toRunner: 1024 * 1024 } as const
+
+/**
+ * Splits a byte stream into lines and parses each as JSON; unparsable lines are passed on as text. A line
+ * longer than `maxBytes` calls `onTooLong` once with the bytes seen so far, and the rest of the stream is
+ * ignored: whatever sends it does not speak this protocol.
+ */
+export function lineReader(
+  onMessage: (msg: unknown) => void,
+  onText: (line: string) => void,
+  limit: { maxBytes: number; onTooLong: (bytes: number) => void },
+): (chunk: Buffer | string) => void {
+  let pending: Buffer[] = []
+  let pendingBytes = 0
+  let broken = false
+  const tooLong = (bytes: number): boolean => {
+    if (bytes <= limit.maxBytes) return false
+    broken = true
+    pending = []
+    limit.onTooLong(bytes)
+    return true
+  }
+  const handle = (line: string) => {
+    if (line === '') return
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(line)
+    } catch {
+      return onText(line)
+    }
+    if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { t?: unknown }).t === 'string') onMessage(parsed)
+    else onText(line)
+  }
   return (chunk) => {
-    buffered += chunk.toString()
+    if (broken) return
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    let start = 0
     let nl: number
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl).trim()
-      buffered = buffered.slice(nl + 1)
-      if (line === '') continue
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(line)
-      } catch {
-        onText(line)
-        continue
-      }
-      if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { t?: unknown }).t === 'string') onMessage(parsed)
-      else onText(line)
+    // Lines are cut as bytes and decoded whole, so a character split between chunks arrives intact.
+    while ((nl = bytes.indexOf(0x0a, start)) >= 0) {
+      const part = bytes.subarray(start, nl)
+      if (tooLong(pendingBytes + part.length)) return
+      const line = pending.length > 0 ? Buffer.concat([...pending, part]) : part
+      pending = []
+      pendingBytes = 0
+      start = nl + 1
+      handle(line.toString('utf8').trim())
+    }
+    if (start < bytes.length) {
+      if (tooLong(pendingBytes + bytes.length - start)) return
+      pending.push(Buffer.from(bytes.subarray(start)))
+      pendingBytes += bytes.length - start
     }
   }
 }

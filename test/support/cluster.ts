@@ -15,6 +15,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  chownSync,
   closeSync,
   createReadStream,
   existsSync,
@@ -27,6 +28,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { shellQuote } from '../../src/core/ssh/quote.js';
@@ -118,6 +120,12 @@ export interface Cluster {
   firewall(netns: string, ruleset: string): Promise<void>;
   /** restart a host's sshd with these lines before its config, so they win (none: the cluster's own config) */
   configureSshd(host: ClusterHost, extraLines: string[]): Promise<void>;
+  /**
+   * a login other than root on this host only: a passwd and group entry that its sshd and sessions see (bind
+   * mounted over /etc/passwd and /etc/group in the host's mount namespace, so the machine's stay untouched),
+   * a home under the host's private /srv owned by it, and the runner's key; restarts the host's sshd
+   */
+  addLogin(host: ClusterHost, login: { name: string; uid: number; shell: string }): Promise<{ home: string }>;
   /** every process in the host's netns other than its sshd listener (sessions, agents, anything left behind) */
   strayProcesses(host: ClusterHost): Promise<{ pid: number; cmdline: string }[]>;
   /** poll strayProcesses until empty or timeoutMs; returns what is still there */
@@ -163,6 +171,8 @@ const ENTER_HOST_SCRIPT = [
     const inHost = `"$${i + 1}"/${shellQuote(p.slice(PRIVATE_DIRS[i]!.length + 2))}`;
     return [`mkdir -p ${inHost}`, `mount --bind ${shellQuote(p)} ${inHost}`];
   }),
+  // Logins added to this host (addLogin): its own passwd and group, beside its private dirs.
+  'for f in passwd group; do if test -f "$1/../$f"; then mount --bind "$1/../$f" "/etc/$f"; fi; done',
   'mount --rbind "$1" /srv; mount --rbind "$2" /tmp; mount --rbind "$3" /root; shift 3; cd /root; exec "$@"',
 ].join('; ');
 
@@ -409,8 +419,11 @@ class ClusterImpl implements Cluster {
     return PRIVATE_DIRS.map((d) => path.join(h.dir, d));
   }
 
-  /** Wait until every given host's sshd sends its SSH banner to a connection from the runner namespace. */
-  private async waitForSshd(hosts: ClusterHost[], timeoutMs = 15000): Promise<void> {
+  /**
+   * Wait until every given host's sshd sends its SSH banner to a connection from the runner namespace. On a
+   * loaded machine sshd's re-exec for each connection can take seconds: each try waits 5 s for the banner.
+   */
+  private async waitForSshd(hosts: ClusterHost[], timeoutMs = 40_000): Promise<void> {
     const probe = `
       const net = require('node:net');
       const deadline = Date.now() + ${timeoutMs - 500};
@@ -418,7 +431,7 @@ class ClusterImpl implements Cluster {
         const s = net.connect({ host: addr, port: 22 });
         let buf = '';
         const done = (ok) => { s.destroy(); resolve(ok); };
-        s.setTimeout(1000, () => done(false));
+        s.setTimeout(5000, () => done(false));
         s.on('data', (d) => { buf += d; if (buf.startsWith('SSH-')) done(true); });
         s.on('error', () => done(false));
         s.on('close', () => done(false));
@@ -555,6 +568,28 @@ class ClusterImpl implements Cluster {
     writeFileSync(path.join(host.dir, 'sshd_config'), extraLines.map((l) => `${l}\n`).join('') + this.sshdConfig(host));
     await this.stopSshd(host);
     await this.startSshd(host);
+  }
+
+  async addLogin(host: ClusterHost, login: { name: string; uid: number; shell: string }): Promise<{ home: string }> {
+    this.assertLive();
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(login.name)) throw new Error(`not a login name: ${login.name}`);
+    const home = `/srv/home/${login.name}`;
+    const homeHere = this.hostPath(host, home);
+    mkdirSync(homeHere, { recursive: true, mode: 0o755 });
+    chownSync(homeHere, login.uid, login.uid);
+    for (const [file, line] of [
+      ['passwd', `${login.name}:x:${login.uid}:${login.uid}:herd test login:${home}:${login.shell}`],
+      ['group', `${login.name}:x:${login.uid}:`],
+    ] as const) {
+      const own = path.join(host.dir, file);
+      const lines = readFileSync(existsSync(own) ? own : `/etc/${file}`, 'utf8').split('\n').filter((l) => l && !l.startsWith(`${login.name}:`));
+      writeFileSync(own, [...lines, line].join('\n') + '\n', { mode: 0o644 });
+    }
+    // sshd reads authorized keys as the login: only public keys, so readable by all.
+    chmodSync(path.join(this.dir, 'authorized_keys'), 0o644);
+    await this.stopSshd(host);
+    await this.startSshd(host);
+    return { home };
   }
 
   async strayProcesses(host: ClusterHost): Promise<{ pid: number; cmdline: string }[]> {
@@ -701,10 +736,6 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** SIGTERM a child, SIGKILL after graceMs, resolve once it has exited. */

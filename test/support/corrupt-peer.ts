@@ -3,7 +3,7 @@
 // It runs on a host in place of the agent (through a --node wrapper) until /root/corrupt-peer.stop appears.
 import fs from 'node:fs'
 import crypto from 'node:crypto'
-import { PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type StartMessage } from '../../src/core/protocol.js'
+import { MAX_LINE_BYTES, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type StartMessage } from '../../src/core/protocol.js'
 import { Announcer } from '../../src/engine/announce.js'
 import { Bitfield } from '../../src/engine/bitfield.js'
 import { readTorrent } from '../../src/engine/metainfo.js'
@@ -60,5 +60,6 @@ process.stdin.on(
       }, 200)
     },
     () => {},
+    { maxBytes: MAX_LINE_BYTES.toAgent, onTooLong: () => quit('corrupt peer: a line too long') },
   ),
 )

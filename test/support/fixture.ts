@@ -2,6 +2,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { afterEach } from 'node:test'
 import { startCluster, type Cluster, type ClusterOptions } from './cluster.js'
 import { randomFile } from './herd.js'
 
@@ -53,4 +54,18 @@ export async function openClusterFixture(opts: FixtureOptions): Promise<ClusterF
       }
     },
   }
+}
+
+/**
+ * What a test started and must not leave behind (detached herd runs, frozen processes): add a way to end
+ * each; after every test of the file, each is called and forgotten, so a test that fails half way leaves
+ * nothing holding the port or the hosts. Call once, at the top of a test file.
+ */
+export function endedAfterEach(): Set<() => void> {
+  const ends = new Set<() => void>()
+  afterEach(() => {
+    for (const end of ends) end()
+    ends.clear()
+  })
+  return ends
 }

@@ -4,13 +4,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SSHConfig, { type Line } from 'ssh-config';
+import { portNumber, type HostAddress } from '../hosts.js';
 
 /** How a host was written by the user (or in a ProxyJump list). */
-export interface HostSpec {
-  host: string;
-  user?: string;
-  port?: number;
-}
 
 export interface ResolveOptions {
   /** ssh config file; default `<home>/.ssh/config`; a missing file counts as empty. */
@@ -111,7 +107,7 @@ interface Context {
 }
 
 /** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
-export function resolveHost(spec: HostSpec, opts: ResolveOptions = {}): ResolvedHost {
+export function resolveHost(spec: HostAddress, opts: ResolveOptions = {}): ResolvedHost {
   const home = opts.homeDir ?? os.homedir();
   const env = opts.env ?? process.env;
   const localUser = opts.localUser ?? localUserName(env);
@@ -132,11 +128,11 @@ export function resolveHost(spec: HostSpec, opts: ResolveOptions = {}): Resolved
 interface HopOptions {
   defaultUser?: string;
   /** Jump hops given by the caller (a ProxyJump list): they replace this host's own ProxyJump. */
-  jumpOverride?: HostSpec[];
+  jumpOverride?: HostAddress[];
   depth: number;
 }
 
-function resolveHop(ctx: Context, spec: HostSpec, hop: HopOptions): ResolvedHost {
+function resolveHop(ctx: Context, spec: HostAddress, hop: HopOptions): ResolvedHost {
   const alias = spec.host.trim();
   if (!alias) throw new ResolveError('empty host name');
   if (/[\s'"`$;&|<>\\]/.test(alias)) throw new ResolveError(`invalid host name "${alias}"`);
@@ -246,7 +242,7 @@ function resolveHop(ctx: Context, spec: HostSpec, hop: HopOptions): ResolvedHost
   const jumpIdx = keys.indexOf('proxyjump');
   const cmdIdx = keys.indexOf('proxycommand');
   const proxyTokens = { h: hostname, n: alias, p: String(port), r: user };
-  let hops: HostSpec[] | undefined = hop.jumpOverride;
+  let hops: HostAddress[] | undefined = hop.jumpOverride;
   if (hops === undefined) {
     const useCommand = cmdIdx >= 0 && (jumpIdx < 0 || cmdIdx < jumpIdx);
     if (useCommand) {
@@ -271,14 +267,14 @@ function resolveHop(ctx: Context, spec: HostSpec, hop: HopOptions): ResolvedHost
 }
 
 /** Parse a ProxyJump value: comma list of `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
-export function parseProxyJump(value: string): HostSpec[] {
+export function parseProxyJump(value: string): HostAddress[] {
   const v = value.trim();
   if (v.toLowerCase() === 'none' || v === '') return [];
   return v.split(',').map((part) => parseUserHostPort(part.trim(), 'ProxyJump'));
 }
 
 /** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`. */
-export function parseUserHostPort(text: string, what = 'host'): HostSpec {
+export function parseUserHostPort(text: string, what = 'host'): HostAddress {
   let s = text;
   if (s.toLowerCase().startsWith('ssh://')) s = s.slice(6).replace(/\/$/, '');
   if (!s) throw new ResolveError(`empty ${what} entry`);
@@ -481,9 +477,9 @@ function localUserName(env: NodeJS.ProcessEnv): string {
 
 function parsePort(value: string | undefined, what: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ResolveError(`invalid port "${value}" in ${what}`);
-  return n;
+  const port = portNumber(value.trim());
+  if (port === undefined) throw new ResolveError(`invalid port "${value}" in ${what}`);
+  return port;
 }
 
 function parseSeconds(value: string | undefined, directive: string): number | undefined {

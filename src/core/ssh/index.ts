@@ -1,6 +1,6 @@
 // SSH for herd: OpenSSH-compatible host resolution, host key checking, connections and shell quoting.
 export { resolveHost, parseProxyJump, parseUserHostPort, ResolveError } from './config.js';
-export type { HostSpec, IdentityFile, ResolveOptions, ResolvedHost, StrictHostKeyChecking } from './config.js';
+export type { IdentityFile, ResolveOptions, ResolvedHost, StrictHostKeyChecking } from './config.js';
 export {
   appendKnownHost,
   checkHostKey,
@@ -14,7 +14,7 @@ export {
 export type { HostKeyCheck, HostKeyStatus, KnownHostsEntry } from './known-hosts.js';
 export { connectHost } from './connect.js';
 export { SshError } from './errors.js';
-export type { RemoteChannel, SshConnection, SshLog, SshSettings, SshTarget } from './connect.js';
+export type { RemoteChannel, SshConnection, SshLog, SshSettings } from './connection.js';
 export { ForwardRefused, type Tunnel } from './forward.js';
 export type { SshErrorKind } from './errors.js';
 export { shellCommand, shellQuote } from './quote.js';

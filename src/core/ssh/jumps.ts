@@ -1,7 +1,7 @@
 // Jump hosts shared by every host behind them: one SSH connection per bastion, one channel per host over it.
 import { SshError } from './errors.js';
 import type { ResolvedHost } from './config.js';
-import type { SshConnection } from './connect.js';
+import type { SshConnection } from './connection.js';
 
 interface Entry {
   opening: Promise<SshConnection>;

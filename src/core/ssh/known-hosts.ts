@@ -95,9 +95,8 @@ export function checkHostKey(files: string[], hostNames: string[], port: number,
   let sameType: HostKeyCheck | undefined;
   let otherType: HostKeyCheck | undefined;
   for (const file of files) {
-    for (const e of readEntries(file)) {
+    for (const e of entriesFor(file, names)) {
       if (e.marker === 'cert-authority') continue; // plain host keys only; CAs never vouch for them
-      if (!names.some((n) => hostFieldMatches(e.hosts, n))) continue;
       const equal = e.key.equals(keyBlob);
       if (e.marker === 'revoked') {
         if (equal) return { status: 'revoked', file, line: e.line, lookupName };
@@ -114,7 +113,7 @@ export function checkHostKey(files: string[], hostNames: string[], port: number,
 /** Whether an `@cert-authority` line vouches for the host: it presents a host certificate. */
 export function hasCertAuthority(files: string[], hostNames: string[], port: number): boolean {
   const names = uniqueNames(hostNames, port);
-  return files.some((file) => readEntries(file).some((e) => e.marker === 'cert-authority' && names.some((n) => hostFieldMatches(e.hosts, n))));
+  return files.some((file) => entriesFor(file, names).some((e) => e.marker === 'cert-authority'));
 }
 
 /** Key types on record for the host (not revoked, not CA), in file order: used to prefer those algorithms. */
@@ -122,9 +121,8 @@ export function knownKeyTypes(files: string[], hostNames: string[], port: number
   const names = uniqueNames(hostNames, port);
   const types: string[] = [];
   for (const file of files) {
-    for (const e of readEntries(file)) {
-      if (e.marker) continue;
-      if (!types.includes(e.keyType) && names.some((n) => hostFieldMatches(e.hosts, n))) types.push(e.keyType);
+    for (const e of entriesFor(file, names)) {
+      if (!e.marker && !types.includes(e.keyType)) types.push(e.keyType);
     }
   }
   return types;
@@ -182,14 +180,57 @@ function uniqueNames(hostNames: string[], port: number): string[] {
   return names;
 }
 
-function readEntries(file: string): KnownHostsEntry[] {
+/** A known_hosts file as last read: its entries, and those that match each name looked up so far. */
+interface ReadFile {
+  /** Device, inode, size, mtime and ctime: any change to the file changes it. */
+  version: string;
+  entries: KnownHostsEntry[];
+  byName: Map<string, KnownHostsEntry[]>;
+}
+
+/**
+ * Files read in this process. A run checks hundreds of hosts against the same files, and each check of a
+ * hashed entry costs an HMAC: each file is read and parsed once per version, each name matched once.
+ */
+const readFiles = new Map<string, ReadFile>();
+
+function readFileOnce(file: string): ReadFile | undefined {
+  let version: string;
+  try {
+    const st = statSync(file);
+    version = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  } catch {
+    readFiles.delete(file);
+    return undefined;
+  }
+  const known = readFiles.get(file);
+  if (known?.version === version) return known;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    return [];
+    readFiles.delete(file);
+    return undefined;
   }
-  return parseKnownHosts(text);
+  const read: ReadFile = { version, entries: parseKnownHosts(text), byName: new Map() };
+  readFiles.set(file, read);
+  return read;
+}
+
+/** The entries of `file` whose host field matches any of `names`, in file order; a missing or unreadable file has none. */
+function entriesFor(file: string, names: string[]): KnownHostsEntry[] {
+  const read = readFileOnce(file);
+  if (!read) return [];
+  const lists = names.map((name) => {
+    let list = read.byName.get(name);
+    if (!list) {
+      list = read.entries.filter((e) => hostFieldMatches(e.hosts, name));
+      read.byName.set(name, list);
+    }
+    return list;
+  });
+  if (lists.length === 1) return lists[0]!;
+  return [...new Set(lists.flat())].sort((a, b) => a.line - b.line);
 }
 
 /** OpenSSH match_pattern: `*` any run, `?` exactly one character. */

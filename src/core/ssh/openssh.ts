@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import type { ResolvedHost } from './config.js';
-import type { RemoteChannel, SshConnection, SshLog, SshSettings, SshTarget } from './connect.js';
+import type { HostSpec } from '../hosts.js';
+import type { RemoteChannel, SshConnection, SshLog, SshSettings } from './connection.js';
 import { fail, tildePath, type SshError } from './errors.js';
 import { shellQuote } from './quote.js';
 import { fixWords, type FrontEnd } from '../front-end.js';
@@ -107,7 +108,7 @@ function classify(who: string, r: ResolvedHost, stderr: string, frontEnd?: Front
  * user's choices in herd are passed as options (they beat the config, as in the built-in client): -i
  * keys, known_hosts files, the host-key policy (a changed key always fails), the connect timeout.
  */
-export async function connectOpenSsh(target: SshTarget, r: ResolvedHost, settings: SshSettings, policy: 'strict' | 'accept-new', log: SshLog): Promise<SshConnection> {
+export async function connectOpenSsh(target: HostSpec, r: ResolvedHost, settings: SshSettings, policy: 'strict' | 'accept-new', log: SshLog): Promise<SshConnection> {
   const who = target.label;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'herd-ssh-'));
   const control = path.join(dir, 'c');
