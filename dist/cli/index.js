@@ -32562,7 +32562,7 @@ module.exports = string => typeof string === 'string' ? string.replace(ansiRegex
 
 /***/ }),
 
-/***/ 3156:
+/***/ 775:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const constants = { // just for envs without fs
@@ -33352,7 +33352,7 @@ exports.pack = __nccwpck_require__(861)
 const { Readable, Writable, getStreamError } = __nccwpck_require__(6204)
 const b4a = __nccwpck_require__(3057)
 
-const constants = __nccwpck_require__(3156)
+const constants = __nccwpck_require__(775)
 const headers = __nccwpck_require__(8428)
 
 const DMODE = 0o755
@@ -52669,11 +52669,18 @@ class HostParseError extends Error {
     }
 }
 const HOST_RE = /^[A-Za-z0-9_.%-]+$/;
+/** A TCP port written as digits, 1 to 65535; undefined for anything else. The one rule for every port herd reads. */
+function portNumber(text) {
+    if (!/^\d{1,5}$/.test(text))
+        return undefined;
+    const n = Number(text);
+    return n >= 1 && n <= 65535 ? n : undefined;
+}
 function parsePort(text, raw, line) {
-    if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
+    const port = portNumber(text);
+    if (port === undefined)
         throw new HostParseError(raw, line, `has an invalid port '${text}'; use a number from 1 to 65535`);
-    }
-    return Number(text);
+    return port;
 }
 /** Parses `host`, `user@host`, `host:port`, `user@host:port`, `[v6addr]`, `[v6addr]:port`, or a bare v6 address. */
 function parseHost(raw, line) {
@@ -54467,6 +54474,7 @@ function stringify(config) {
 
 
 
+
 /** A mistake in the ssh config or the host spec; connect.ts turns it into SshError 'resolve'. */
 class ResolveError extends Error {
     constructor(message) {
@@ -54869,10 +54877,10 @@ function localUserName(env) {
 function config_parsePort(value, what) {
     if (value === undefined)
         return undefined;
-    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > 65535)
+    const port = portNumber(value.trim());
+    if (port === undefined)
         throw new ResolveError(`invalid port "${value}" in ${what}`);
-    return n;
+    return port;
 }
 function parseSeconds(value, directive) {
     if (value === undefined || value.toLowerCase() === 'none')
@@ -55039,21 +55047,28 @@ const DEFAULTS = {
     sshClient: 'auto',
     stallTimeout: 60,
 };
+/** A whole number from min to max written as digits (with a sign when min < 0); undefined for anything else. */
+function wholeNumberIn(text, min, max = Number.MAX_SAFE_INTEGER) {
+    if (!/^-?\d+$/.test(text))
+        return undefined;
+    const n = Number(text);
+    return n >= min && n <= max ? n : undefined;
+}
 function wholeNumber(input, value, fallback, min, max = Number.MAX_SAFE_INTEGER) {
     if (value === undefined || value === '')
         return fallback;
     const text = String(value).trim();
-    if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    const n = wholeNumberIn(text, min, max);
+    if (n === undefined)
         throw new PlanError(input, `'${text}' is not a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}; give one`);
-    }
-    return Number(text);
+    return n;
 }
 function parsePorts(value) {
     const text = String(value ?? DEFAULTS.port).trim();
-    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
-    const low = m ? Number(m[1]) : NaN;
-    const high = m ? Number(m[2] ?? m[1]) : NaN;
-    if (!m || low < 1 || high > 65535)
+    const [lowText = '', highText = lowText, ...more] = text.split('-');
+    const low = portNumber(lowText);
+    const high = portNumber(highText);
+    if (low === undefined || high === undefined || more.length > 0)
         throw new PlanError('--port', `'${text}' is not a port (1-65535) or a range LOW-HIGH; give one, e.g. 8998 or 8998-9097`);
     if (low > high)
         throw new PlanError('--port', `'${text}' is a range with LOW > HIGH; write the lower port first: ${high}-${low}`);
@@ -55362,7 +55377,7 @@ function buildCommand(version) {
         .option('--releases <k>', 'with a folder: keep K releases in REMOTE/releases, REMOTE/current linking to the newest (switched by one rename)')
         .option('--post-batch <n>', 'run --post-command on at most N hosts at a time, after the file is on every host (rolling restarts)')
         .option('--limit-rate <rate>', "cap each host's upload and download, and the runner's upload, in bytes per second; K, M, G as curl's (1024-based): 50M, 500K")
-        .option('--user <name>', 'remote user where neither the host nor ~/.ssh/config names one')
+        .option('--user <name>', 'remote user for hosts written without user@ (beats User in ~/.ssh/config, as ssh -l does)')
         .option('--node <path>', 'node on the hosts (Node.js 20 or newer)', DEFAULTS.node)
         .option('--ssh-config <file>', 'OpenSSH client config to read (default ~/.ssh/config)')
         .option('--json', 'print the report as JSON on stdout (messages go to stderr)')
@@ -55450,10 +55465,8 @@ function exitCodeFor(hosts, interrupted) {
     return hosts.every((h) => h.status === 'ok') ? EXIT.ok : EXIT.someFailed;
 }
 
-;// CONCATENATED MODULE: ./build/src/cli/render.js
-// How a run looks: a live bar on a terminal, a line per host event in logs and CI, and the final report.
-
-
+;// CONCATENATED MODULE: ./build/src/core/report-text.js
+/** Bytes in binary units: `512 B`, `1.5 MiB`. */
 function formatBytes(n) {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
@@ -55463,6 +55476,27 @@ function formatBytes(n) {
     }
     return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
+/** A line per phase detail and host event, stamped with the seconds since the start; `quiet`: none (failures show once, in the summary). */
+function eventLines(opts) {
+    const began = Date.now();
+    const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`;
+    return {
+        onPhase(phase, detail) {
+            if (!opts.quiet && detail)
+                opts.out(`${stamp()} ${phase}: ${detail}`);
+        },
+        onHostState(host, state, detail) {
+            if (!opts.quiet)
+                opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`);
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./build/src/cli/render.js
+// How a run looks in a terminal: a live bar on a TTY, else the core's line per event; and the report's end.
+
+
+
 function formatSeconds(s) {
     if (!Number.isFinite(s) || s < 0)
         return '--';
@@ -55470,46 +55504,34 @@ function formatSeconds(s) {
         return `${Math.round(s)}s`;
     return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
 }
-/** Renders run events; `out` receives human lines. */
+/** Renders run events; `out` receives human lines. A bar only on a terminal and without --quiet. */
 function makeRenderer(opts) {
-    const began = Date.now();
+    if (!opts.tty || opts.quiet)
+        return { ...eventLines(opts), stop() { } };
     const have = new Map();
     const rate = new Map();
     const finished = new Set();
-    const stamp = () => `[${((Date.now() - began) / 1000).toFixed(1).padStart(6)}s]`;
-    let bar;
-    if (opts.tty && !opts.quiet) {
-        bar = new cli_progress.SingleBar({
-            format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
-            hideCursor: true,
-            clearOnComplete: true,
-            stream: process.stderr,
-            fps: 5,
-        }, cli_progress.Presets.shades_classic);
-        bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' });
-    }
+    const bar = new cli_progress.SingleBar({
+        format: 'herd |{bar}| {percentage}% | {done}/{hosts} hosts | {bytes} | {rate}/s | ETA {eta_text}',
+        hideCursor: true,
+        clearOnComplete: true,
+        stream: process.stderr,
+        fps: 5,
+    }, cli_progress.Presets.shades_classic);
+    bar.start(opts.hosts * opts.size, 0, { done: 0, hosts: opts.hosts, bytes: formatBytes(0), rate: formatBytes(0), eta_text: '--' });
     const update = () => {
-        if (!bar)
-            return;
         const total = [...have.values()].reduce((a, b) => a + b, 0);
         const r = [...rate.values()].reduce((a, b) => a + b, 0);
         const remaining = opts.hosts * opts.size - total;
         bar.update(total, { done: finished.size, bytes: formatBytes(total), rate: formatBytes(r), eta_text: r > 0 ? formatSeconds(remaining / r) : '--' });
     };
     const say = (line) => {
-        if (bar)
-            bar.stop();
+        bar.stop();
         opts.out(line);
-        if (bar) {
-            bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts });
-            update();
-        }
+        bar.start(opts.hosts * opts.size, 0, { done: finished.size, hosts: opts.hosts });
+        update();
     };
     return {
-        onPhase(phase, detail) {
-            if (!opts.quiet && detail && !bar)
-                opts.out(`${stamp()} ${phase}: ${detail}`);
-        },
         onHostState(host, state, detail) {
             if (state === 'done') {
                 finished.add(host);
@@ -55520,15 +55542,9 @@ function makeRenderer(opts) {
                 finished.add(host);
                 rate.delete(host);
             }
-            if (bar) {
-                if (state === 'failed' || state === 'retrying')
-                    say(`${host}: ${state}: ${detail ?? ''}`);
-                update();
-            }
-            else if (!opts.quiet) {
-                // Quiet runs show failures once, in the summary's FAILED lines.
-                opts.out(`${stamp()} ${host}: ${state}${detail ? `: ${detail}` : ''}`);
-            }
+            if (state === 'failed' || state === 'retrying')
+                say(`${host}: ${state}: ${detail ?? ''}`);
+            update();
         },
         onProgress(host, p) {
             have.set(host, p.have);
@@ -55536,7 +55552,7 @@ function makeRenderer(opts) {
             update();
         },
         stop() {
-            bar?.stop();
+            bar.stop();
         },
     };
 }
@@ -63696,13 +63712,13 @@ function loadAgentBundle() {
  * Runs on the host under `node -e`: starts the agent only if its bytes hash to the expected value. When
  * the unpacked agent is missing or wrong it unpacks `NAME.gz` (as uploaded), checks the hash again and
  * renames it into place; with neither it exits 97 so the runner uploads it. A planted or damaged file is
- * never executed.
+ * never executed. One line without `!`: a csh or tcsh login shell expands `!` even in single quotes.
  */
 const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),u=require('url'),z=require('zlib');" +
-    "const [f,h]=process.argv.slice(1),ok=b=>c.createHash('sha256').update(b).digest('hex')===h;" +
+    "const [f,h]=process.argv.slice(1),ok=b=>b?c.createHash('sha256').update(b).digest('hex')===h:false;" +
     'let b=null;try{b=fs.readFileSync(f)}catch(e){}' +
-    "if(!b||!ok(b)){try{b=z.gunzipSync(fs.readFileSync(f+'.gz'))}catch(e){process.exit(97)}" +
-    "if(!ok(b))process.exit(97);const t=f+'.'+process.pid+'.tmp';fs.writeFileSync(t,b,{mode:0o600});fs.renameSync(t,f);fs.rmSync(f+'.gz',{force:true})}" +
+    "if(ok(b)===false){try{b=z.gunzipSync(fs.readFileSync(f+'.gz'))}catch(e){process.exit(97)}" +
+    "if(ok(b)===false)process.exit(97);const t=f+'.'+process.pid+'.tmp';fs.writeFileSync(t,b,{mode:0o600});fs.renameSync(t,f);fs.rmSync(f+'.gz',{force:true})}" +
     'import(u.pathToFileURL(p.resolve(f)).href).catch(e=>{console.error(e);process.exit(98)})';
 /**
  * Node flags the agent runs with. A 1 MiB young generation collects the buffers of finished socket reads
@@ -63711,6 +63727,8 @@ const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),
  */
 const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
 
+;// CONCATENATED MODULE: external "node:timers/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 ;// CONCATENATED MODULE: ./build/src/core/ssh/known-hosts.js
 // known_hosts files as OpenSSH reads them: plain/wildcard/negated/hashed names, [host]:port, @revoked.
 
@@ -63794,11 +63812,9 @@ function checkHostKey(files, hostNames, port, keyBlob) {
     let sameType;
     let otherType;
     for (const file of files) {
-        for (const e of readEntries(file)) {
+        for (const e of entriesFor(file, names)) {
             if (e.marker === 'cert-authority')
                 continue; // plain host keys only; CAs never vouch for them
-            if (!names.some((n) => hostFieldMatches(e.hosts, n)))
-                continue;
             const equal = e.key.equals(keyBlob);
             if (e.marker === 'revoked') {
                 if (equal)
@@ -63818,17 +63834,15 @@ function checkHostKey(files, hostNames, port, keyBlob) {
 /** Whether an `@cert-authority` line vouches for the host: it presents a host certificate. */
 function hasCertAuthority(files, hostNames, port) {
     const names = uniqueNames(hostNames, port);
-    return files.some((file) => readEntries(file).some((e) => e.marker === 'cert-authority' && names.some((n) => hostFieldMatches(e.hosts, n))));
+    return files.some((file) => entriesFor(file, names).some((e) => e.marker === 'cert-authority'));
 }
 /** Key types on record for the host (not revoked, not CA), in file order: used to prefer those algorithms. */
 function knownKeyTypes(files, hostNames, port) {
     const names = uniqueNames(hostNames, port);
     const types = [];
     for (const file of files) {
-        for (const e of readEntries(file)) {
-            if (e.marker)
-                continue;
-            if (!types.includes(e.keyType) && names.some((n) => hostFieldMatches(e.hosts, n)))
+        for (const e of entriesFor(file, names)) {
+            if (!e.marker && !types.includes(e.keyType))
                 types.push(e.keyType);
         }
     }
@@ -63886,15 +63900,52 @@ function uniqueNames(hostNames, port) {
     }
     return names;
 }
-function readEntries(file) {
+/**
+ * Files read in this process. A run checks hundreds of hosts against the same files, and each check of a
+ * hashed entry costs an HMAC: each file is read and parsed once per version, each name matched once.
+ */
+const readFiles = new Map();
+function readFileOnce(file) {
+    let version;
+    try {
+        const st = (0,external_node_fs_.statSync)(file);
+        version = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    }
+    catch {
+        readFiles.delete(file);
+        return undefined;
+    }
+    const known = readFiles.get(file);
+    if (known?.version === version)
+        return known;
     let text;
     try {
         text = (0,external_node_fs_.readFileSync)(file, 'utf8');
     }
     catch {
-        return [];
+        readFiles.delete(file);
+        return undefined;
     }
-    return parseKnownHosts(text);
+    const read = { version, entries: parseKnownHosts(text), byName: new Map() };
+    readFiles.set(file, read);
+    return read;
+}
+/** The entries of `file` whose host field matches any of `names`, in file order; a missing or unreadable file has none. */
+function entriesFor(file, names) {
+    const read = readFileOnce(file);
+    if (!read)
+        return [];
+    const lists = names.map((name) => {
+        let list = read.byName.get(name);
+        if (!list) {
+            list = read.entries.filter((e) => hostFieldMatches(e.hosts, name));
+            read.byName.set(name, list);
+        }
+        return list;
+    });
+    if (lists.length === 1)
+        return lists[0];
+    return [...new Set(lists.flat())].sort((a, b) => a.line - b.line);
 }
 /** OpenSSH match_pattern: `*` any run, `?` exactly one character. */
 function wildcardMatch(pattern, text) {
@@ -63925,7 +63976,8 @@ function wildcardMatch(pattern, text) {
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/errors.js
-// SshError: one line naming the host, what went wrong and the fix, with a kind callers can act on.
+// SshError: one line naming the host, what went wrong and the fix, with a kind callers can act on; and the
+// mapping of socket and handshake failures to it.
 
 /** One line that names the host, what went wrong and the fix; `message` ends with `; ${hint}`. */
 class SshError extends Error {
@@ -63946,6 +63998,166 @@ function fail(kind, what, hint) {
 function tildePath(p) {
     const home = external_node_os_namespaceObject.homedir();
     return home && home !== '/' && p.startsWith(`${home}/`) ? `~/${p.slice(home.length + 1)}` : p;
+}
+/** A socket's failure as the one line a user can act on (refused, no route, unknown name...). */
+function socketError(who, err, host, port) {
+    const inner = err.errors?.[0];
+    const code = err.code ?? inner?.code ?? '';
+    const address = err.address ?? inner?.address ?? host;
+    switch (code) {
+        case 'ECONNREFUSED':
+            return fail('connect', `${who}: connection refused at ${address}:${port}`, 'is sshd running there, and is the port right?');
+        case 'EHOSTUNREACH':
+        case 'ENETUNREACH':
+            return fail('connect', `${who}: no route to ${address}:${port} (${code})`, 'check the address and the network (VPN, routes, firewall)');
+        case 'ETIMEDOUT':
+            return fail('timeout', `${who}: timed out connecting to ${address}:${port}`, 'check the address, the port and any firewall between here and the host');
+        case 'ENOTFOUND':
+        case 'EAI_AGAIN':
+        case 'EAI_NONAME':
+            return fail('connect', `${who}: cannot resolve host name ${host} (${code})`, 'check the name, or the HostName in ~/.ssh/config');
+        case 'ECONNRESET':
+        case 'EPIPE':
+            return fail('connect', `${who}: connection to ${host}:${port} reset (${code})`, 'check that this port is sshd and that no firewall drops the connection');
+        default:
+            return fail('connect', `${who}: cannot connect to ${host}:${port} (${err.message})`, 'check the address, the port and the network');
+    }
+}
+/** An ssh2 client error during the handshake as the cause a user can act on. */
+function handshakeError(err, c) {
+    const addr = `${c.host}:${c.port}`;
+    if (c.refusedKey)
+        return c.refusedKey;
+    if (err.level === 'client-authentication')
+        return c.auth.failure();
+    if (err.level === 'client-timeout') {
+        return fail('timeout', `${c.who}: timed out after ${Math.round(c.timeoutMs / 1000)} s waiting for the SSH handshake with ${addr}`, 'check that the host is up and this port is its sshd (ConnectTimeout in the ssh config sets the limit)');
+    }
+    if (err.level === 'client-socket')
+        return socketError(c.who, err, c.host, c.port);
+    if (typeof err.code === 'number' && c.auth.started())
+        return c.auth.failure(err.message);
+    if (/before handshake/i.test(err.message)) {
+        return fail('connect', `${c.who}: ${addr} closed the connection before the SSH banner`, 'is sshd running on that port (and not refusing this address)?');
+    }
+    if (/no matching/i.test(err.message)) {
+        return fail('connect', `${c.who}: SSH negotiation with ${addr} failed (${err.message})`, 'the server offers no algorithm ssh2 supports; check its KexAlgorithms/HostKeyAlgorithms');
+    }
+    return fail('connect', `${c.who}: SSH handshake with ${addr} failed (${err.message})`, 'check that this is an SSH server and retry');
+}
+
+;// CONCATENATED MODULE: ./build/src/core/ssh/quote.js
+// POSIX sh quoting: every remote command is built from an argv with these, never by string pasting.
+// Characters that need no quoting anywhere in a word. `=` is left out so a first word is never an
+// assignment, `~` so it is never tilde-expanded.
+const SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
+/** Quote one argument for POSIX sh: safe words as-is, else single quotes with `'\''` for `'`. */
+function shellQuote(arg) {
+    if (arg.includes('\0'))
+        throw new Error('cannot pass a NUL byte in a shell argument');
+    if (arg === '')
+        return "''";
+    if (SAFE.test(arg))
+        return arg;
+    return `'${arg.replace(/'/g, "'\\''")}'`;
+}
+/** A command line for `sh -c` (what sshd runs) from an argv: each word quoted, joined by spaces. */
+function shellCommand(argv) {
+    if (argv.length === 0)
+        throw new Error('empty command');
+    return argv.map(shellQuote).join(' ');
+}
+
+;// CONCATENATED MODULE: ./build/src/core/ssh/host-key.js
+
+
+
+
+/**
+ * What the user told herd beats the ssh config: with known_hosts files or accept-new given to herd,
+ * StrictHostKeyChecking is not read. Otherwise the config's `no` or `accept-new` lets herd record an
+ * unknown key (as `ssh` would); a changed key fails whatever the config says.
+ */
+function effectivePolicy(settings, r) {
+    if (settings.knownHostsFiles.length > 0 || settings.hostKeyPolicy !== 'strict')
+        return { policy: settings.hostKeyPolicy, fromConfig: false };
+    const relaxed = r.strictHostKeyChecking === 'no' || r.strictHostKeyChecking === 'accept-new';
+    return relaxed ? { policy: 'accept-new', fromConfig: true } : { policy: 'strict', fromConfig: false };
+}
+const ALGOS_FOR_KEY_TYPE = {
+    'ssh-ed25519': ['ssh-ed25519'],
+    'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+    'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+    'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+    'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+/** The name known_hosts records this host under, and the files that vouch for it. */
+function keyNameAndFiles(r) {
+    return { keyName: r.hostKeyAlias ?? r.hostname.toLowerCase(), files: [...r.userKnownHostsFiles, ...r.globalKnownHostsFiles] };
+}
+/**
+ * The host key algorithms to ask for first: those of the key types known_hosts has for this host, as
+ * OpenSSH does, so a host known by its RSA key is not reported unknown just because it also has an
+ * ed25519 key. Empty when none is on record.
+ */
+function preferredHostKeyAlgorithms(r) {
+    const { keyName, files } = keyNameAndFiles(r);
+    return knownKeyTypes(files, [keyName], r.port).flatMap((t) => ALGOS_FOR_KEY_TYPE[t] ?? []);
+}
+/** ssh2's hostVerifier for `r` under `policy`, and the error it refused a key with (the handshake's cause). */
+function hostKeyVerifier(who, r, policy, log, frontEnd) {
+    const { keyName, files } = keyNameAndFiles(r);
+    let refusal;
+    const verify = (key) => {
+        try {
+            const fp = fingerprint(key);
+            const type = keyTypeOf(key);
+            const res = checkHostKey(files, [keyName], r.port, key);
+            const lookup = res.lookupName;
+            switch (res.status) {
+                case 'match':
+                    log(`host key ${type} ${fp} matches ${tildePath(res.file)}:${res.line}`);
+                    return true;
+                case 'revoked':
+                    refusal = fail('host-key-revoked', `${who}: host key ${type} ${fp} for ${lookup} is marked @revoked in ${tildePath(res.file)}:${res.line}`, 'the host must get a new host key; do not connect until it has');
+                    return false;
+                case 'changed': {
+                    const other = res.knownKeyType !== type ? ` (on record: ${res.knownKeyType})` : '';
+                    refusal = fail('host-key-changed', `${who}: HOST KEY CHANGED for ${lookup}: the server offers ${type} ${fp}, which does not match ${tildePath(res.file)}:${res.line}${other}`, `if the change is expected, remove the old key with: ssh-keygen -R ${shellQuote(lookup)} -f ${shellQuote(res.file)}`);
+                    return false;
+                }
+                case 'unknown': {
+                    if (policy === 'accept-new') {
+                        const file = r.userKnownHostsFiles[0];
+                        if (file) {
+                            try {
+                                appendKnownHost(file, formatKnownHostsLine(keyName, r.port, key, { hash: r.hashKnownHosts }));
+                                log(`host key ${type} ${fp} for ${lookup} was new; added to ${tildePath(file)} (accept-new)`);
+                            }
+                            catch (err) {
+                                log(`host key ${type} ${fp} for ${lookup} was new; accepted, but could not add it to ${tildePath(file)}: ${err.message}`);
+                            }
+                        }
+                        else {
+                            log(`host key ${type} ${fp} for ${lookup} was new; accepted (no known_hosts file to record it in)`);
+                        }
+                        return true;
+                    }
+                    const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
+                    const portArg = r.port !== 22 ? `-p ${r.port} ` : '';
+                    const alias = r.hostKeyAlias ? ` (then replace the host name by ${r.hostKeyAlias}, the HostKeyAlias)` : '';
+                    const words = fixWords(frontEnd);
+                    refusal = fail('host-key-unknown', `${who}: host key for ${lookup} is not known (${type} ${fp})`, `check that fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${portArg}${shellQuote(r.hostname)}`, kh)}${alias}; or trust it on first use with ${words.acceptNew}`);
+                    return false;
+                }
+            }
+        }
+        catch (err) {
+            refusal = fail('host-key-unknown', `${who}: cannot check the host key: ${err.message}`, 'check the known_hosts files');
+            return false;
+        }
+    };
+    return { verify, refused: () => refusal };
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/auth.js
@@ -64204,28 +64416,6 @@ function makeAuth(who, r, passphrase, log, words = fixWords()) {
             return fail('auth', `${who}: permission denied (publickey) for ${target}${server}; tried: ${tried.join(', ')}${skippedText}`, `add the public key to ~${r.user}/.ssh/authorized_keys on the host, or give the right key (${words.keyInput})${/too many/i.test(serverMessage ?? '') ? ' (too many keys offered: set IdentitiesOnly yes for this host)' : ''}`);
         },
     };
-}
-
-;// CONCATENATED MODULE: ./build/src/core/ssh/quote.js
-// POSIX sh quoting: every remote command is built from an argv with these, never by string pasting.
-// Characters that need no quoting anywhere in a word. `=` is left out so a first word is never an
-// assignment, `~` so it is never tilde-expanded.
-const SAFE = /^[A-Za-z0-9_@%+:,./-]+$/;
-/** Quote one argument for POSIX sh: safe words as-is, else single quotes with `'\''` for `'`. */
-function shellQuote(arg) {
-    if (arg.includes('\0'))
-        throw new Error('cannot pass a NUL byte in a shell argument');
-    if (arg === '')
-        return "''";
-    if (SAFE.test(arg))
-        return arg;
-    return `'${arg.replace(/'/g, "'\\''")}'`;
-}
-/** A command line for `sh -c` (what sshd runs) from an argv: each word quoted, joined by spaces. */
-function shellCommand(argv) {
-    if (argv.length === 0)
-        throw new Error('empty command');
-    return argv.map(shellQuote).join(' ');
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/jumps.js
@@ -64576,367 +64766,47 @@ async function connectOpenSsh(target, r, settings, policy, log) {
     };
 }
 
-;// CONCATENATED MODULE: ./build/src/core/ssh/connect.js
-// One SSH connection per host with OpenSSH semantics: config, ProxyJump, known_hosts, agent and keys.
+;// CONCATENATED MODULE: ./build/src/core/ssh/transport.js
+// The byte stream under a built-in SSH connection: a TCP socket we own, a channel through a jump host, or
+// a ProxyCommand's stdin and stdout.
 
 
 
 
 
 
-
-
-
-
-
-
-
-
-const { Client: connect_Client } = lib;
-
-/** Connect to `target` like `ssh -o BatchMode=yes target` would; rejects with SshError. */
-async function connectHost(target, settings, log) {
-    let resolved;
-    try {
-        resolved = resolveHost({ host: target.host, ...(target.user !== undefined ? { user: target.user } : {}), ...(target.port !== undefined ? { port: target.port } : {}) }, {
-            configPath: settings.configPath,
-            defaultUser: settings.defaultUser,
-            identityFiles: settings.identityFiles,
-            knownHostsFiles: settings.knownHostsFiles,
-            agentSocket: settings.agentSocket,
-        });
-    }
-    catch (err) {
-        if (err instanceof ResolveError)
-            throw fail('resolve', `${target.label}: ${err.message}`, 'fix the host entry or ~/.ssh/config');
-        throw err;
-    }
-    checkExplicitIdentities(target.label, resolved);
-    const client = settings.client ?? 'auto';
-    const why = client === 'auto' ? openSshReason(resolved) : undefined;
-    if (client === 'openssh' || (why && hasOpenSsh())) {
-        log(`using OpenSSH's ssh for this host${why ? ` (${why})` : ' (--ssh openssh)'}`);
-        return connectOpenSsh(target, resolved, settings, effectivePolicy(settings, resolved).policy, log);
-    }
-    if (why)
-        log(`${why}, but OpenSSH's ssh is not installed: the built-in client tries without it`);
-    if (resolved.ignored.length > 0)
-        log(`the built-in client does not use these ssh config settings: ${resolved.ignored.join(', ')} (--ssh openssh would)`);
-    return openHop(target.label, resolved, settings, log, false);
-}
-/** Why the built-in client can't do what this host's config and known_hosts ask, or undefined. */
-function openSshReason(r) {
-    if (r.openSshOnly.length > 0)
-        return `the ssh config has ${r.openSshOnly.join(', ')}, which only OpenSSH does`;
-    const names = [r.hostKeyAlias ?? r.hostname.toLowerCase()];
-    const files = [...r.userKnownHostsFiles, ...r.globalKnownHostsFiles];
-    if (hasCertAuthority(files, names, r.port) && knownKeyTypes(files, names, r.port).length === 0) {
-        return 'known_hosts vouches for it with @cert-authority only (a host certificate)';
-    }
-    return undefined;
-}
-let openSshInstalled;
-function hasOpenSsh() {
-    openSshInstalled ??= (0,external_node_child_process_.spawnSync)('ssh', ['-V'], { stdio: 'ignore', timeout: 5000 }).status === 0;
-    return openSshInstalled;
-}
-// ---------------------------------------------------------------------------------------------
-/** -i files are the user's explicit choice: a missing or unreadable one stops before any network. */
-function checkExplicitIdentities(label, r) {
-    for (let hop = r; hop; hop = hop.jump) {
-        for (const f of hop.identityFiles) {
-            if (!f.explicit)
-                continue;
-            try {
-                (0,external_node_fs_.readFileSync)(f.path);
-            }
-            catch (err) {
-                const code = err.code ?? 'error';
-                throw fail('identity', `${label}: identity file ${tildePath(f.path)} cannot be read (${code})`, 'check the identity file path and its permissions');
-            }
-        }
-    }
-}
 /**
- * What the user told herd beats the ssh config: with known_hosts files or accept-new given to herd,
- * StrictHostKeyChecking is not read. Otherwise the config's `no` or `accept-new` lets herd record an
- * unknown key (as `ssh` would); a changed key fails whatever the config says.
+ * Opens the way to `r`: through its ProxyJump (a connection shared with the other hosts behind that jump,
+ * opened by `openJump` when there is none), its ProxyCommand, or a TCP connection of our own.
  */
-function effectivePolicy(settings, r) {
-    if (settings.knownHostsFiles.length > 0 || settings.hostKeyPolicy !== 'strict')
-        return { policy: settings.hostKeyPolicy, fromConfig: false };
-    const relaxed = r.strictHostKeyChecking === 'no' || r.strictHostKeyChecking === 'accept-new';
-    return relaxed ? { policy: 'accept-new', fromConfig: true } : { policy: 'strict', fromConfig: false };
-}
-const ALGOS_FOR_KEY_TYPE = {
-    'ssh-ed25519': ['ssh-ed25519'],
-    'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-    'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-    'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-    'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-};
-async function openHop(label, r, settings, baseLog, isJump) {
-    const who = isJump ? `${label}: jump host ${r.alias}` : label;
-    const log = isJump ? (line) => baseLog(`[jump ${r.alias}] ${line}`) : baseLog;
+async function openTransport(who, label, r, timeoutMs, log, openJump) {
     const addr = `${r.hostname}:${r.port}`;
-    const timeoutMs = r.connectTimeoutMs ?? settings.connectTimeoutMs;
-    const started = Date.now();
-    log(`resolved ${r.alias} -> ${r.user}@${addr}` +
-        (r.configFile ? ` (ssh config ${tildePath(r.configFile)})` : ' (no ssh config)') +
-        (r.jump ? ` via ${r.jump.alias}` : '') +
-        (r.proxyCommand ? ' via ProxyCommand' : ''));
-    // Transport: a TCP socket we own (so localAddress is known), a channel through the jump host, or a ProxyCommand.
-    let jump;
-    let sock;
-    let localAddress;
     if (r.jump) {
         const via = r.jump;
-        jump = await leaseJump(via, label, () => openHop(label, via, settings, baseLog, true));
-        const jumpConn = jump.conn;
+        const jump = await leaseJump(via, label, () => openJump(via));
         if (jump.shared)
             log(`sharing the connection to jump host ${via.alias} with other hosts`);
+        let sock;
         try {
-            sock = await forwardOut(jumpConn.client, r.hostname, r.port, timeoutMs);
+            sock = await forwardOut(jump.conn.client, r.hostname, r.port, timeoutMs);
         }
         catch (err) {
             jump.release();
             const reason = err.message.replace(/^\(SSH\) /, '');
-            throw fail('jump', `${who}: jump host ${r.jump.alias} cannot open a connection to ${addr} (${reason})`, 'check the address and port as seen from the jump host, and that it allows TCP forwarding');
+            throw fail('jump', `${who}: jump host ${via.alias} cannot open a connection to ${addr} (${reason})`, 'check the address and port as seen from the jump host, and that it allows TCP forwarding');
         }
-        localAddress = jumpConn.localAddress;
-        log(`tunnel to ${addr} opened through ${r.jump.alias}`);
+        log(`tunnel to ${addr} opened through ${via.alias}`);
+        return { sock, localAddress: jump.conn.localAddress, jump };
     }
-    else if (r.proxyCommand) {
+    if (r.proxyCommand) {
         log(`starting ProxyCommand: ${r.proxyCommand}`);
-        sock = proxyCommandStream(r.proxyCommand, log);
-        localAddress = '';
+        return { sock: proxyCommandStream(r.proxyCommand, log), localAddress: '' };
     }
-    else {
-        const tcp = await tcpConnect(who, r.hostname, r.port, timeoutMs);
-        localAddress = unmapV4(tcp.localAddress ?? '');
-        log(`tcp connected to ${unmapV4(tcp.remoteAddress ?? r.hostname)}:${r.port} from ${localAddress}:${tcp.localPort}`);
-        sock = tcp;
-    }
-    const { policy, fromConfig } = effectivePolicy(settings, r);
-    if (fromConfig)
-        log(`host key policy ${policy} (StrictHostKeyChecking ${r.strictHostKeyChecking} in ssh config; a changed key still fails)`);
-    const keyName = r.hostKeyAlias ?? r.hostname.toLowerCase();
-    const knownFiles = [...r.userKnownHostsFiles, ...r.globalKnownHostsFiles];
-    const preferredTypes = knownKeyTypes(knownFiles, [keyName], r.port).filter((t) => ALGOS_FOR_KEY_TYPE[t]);
-    // Prefer the key types known_hosts has for this host, as OpenSSH does, so a host known by its RSA key
-    // is not reported unknown just because it also has an ed25519 key.
-    const preferredAlgos = preferredTypes.flatMap((t) => ALGOS_FOR_KEY_TYPE[t]);
-    let hostKeyError;
-    const hostVerifier = (key) => {
-        try {
-            const fp = fingerprint(key);
-            const type = keyTypeOf(key);
-            const res = checkHostKey(knownFiles, [keyName], r.port, key);
-            const lookup = res.lookupName;
-            switch (res.status) {
-                case 'match':
-                    log(`host key ${type} ${fp} matches ${tildePath(res.file)}:${res.line}`);
-                    return true;
-                case 'revoked':
-                    hostKeyError = fail('host-key-revoked', `${who}: host key ${type} ${fp} for ${lookup} is marked @revoked in ${tildePath(res.file)}:${res.line}`, 'the host must get a new host key; do not connect until it has');
-                    return false;
-                case 'changed': {
-                    const other = res.knownKeyType !== type ? ` (on record: ${res.knownKeyType})` : '';
-                    hostKeyError = fail('host-key-changed', `${who}: HOST KEY CHANGED for ${lookup}: the server offers ${type} ${fp}, which does not match ${tildePath(res.file)}:${res.line}${other}`, `if the change is expected, remove the old key with: ssh-keygen -R ${shellQuote(lookup)} -f ${shellQuote(res.file)}`);
-                    return false;
-                }
-                case 'unknown': {
-                    if (policy === 'accept-new') {
-                        const file = r.userKnownHostsFiles[0];
-                        if (file) {
-                            try {
-                                appendKnownHost(file, formatKnownHostsLine(keyName, r.port, key, { hash: r.hashKnownHosts }));
-                                log(`host key ${type} ${fp} for ${lookup} was new; added to ${tildePath(file)} (accept-new)`);
-                            }
-                            catch (err) {
-                                log(`host key ${type} ${fp} for ${lookup} was new; accepted, but could not add it to ${tildePath(file)}: ${err.message}`);
-                            }
-                        }
-                        else {
-                            log(`host key ${type} ${fp} for ${lookup} was new; accepted (no known_hosts file to record it in)`);
-                        }
-                        return true;
-                    }
-                    const kh = r.userKnownHostsFiles[0] ? tildePath(r.userKnownHostsFiles[0]) : '~/.ssh/known_hosts';
-                    const portArg = r.port !== 22 ? `-p ${r.port} ` : '';
-                    const alias = r.hostKeyAlias ? ` (then replace the host name by ${r.hostKeyAlias}, the HostKeyAlias)` : '';
-                    const words = fixWords(settings.frontEnd);
-                    hostKeyError = fail('host-key-unknown', `${who}: host key for ${lookup} is not known (${type} ${fp})`, `check that fingerprint with the host's owner, then ${words.addHostKey(`ssh-keyscan ${portArg}${shellQuote(r.hostname)}`, kh)}${alias}; or trust it on first use with ${words.acceptNew}`);
-                    return false;
-                }
-            }
-        }
-        catch (err) {
-            hostKeyError = fail('host-key-unknown', `${who}: cannot check the host key: ${err.message}`, 'check the known_hosts files');
-            return false;
-        }
-    };
-    const auth = makeAuth(who, r, settings.passphrase, log, fixWords(settings.frontEnd));
-    const client = new connect_Client();
-    // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
-    client.on('error', () => { });
-    // The config's ServerAliveInterval is the user's choice; herd's own interval only where it has none.
-    const keepalive = r.serverAliveIntervalMs !== undefined
-        ? { interval: r.serverAliveIntervalMs, count: r.serverAliveCountMax ?? 3 }
-        : { interval: settings.keepaliveIntervalMs, count: 3 };
-    const config = {
-        sock,
-        username: r.user,
-        readyTimeout: Math.max(1000, timeoutMs - (Date.now() - started)),
-        keepaliveInterval: keepalive.interval,
-        keepaliveCountMax: keepalive.count,
-        hostVerifier,
-        authHandler: auth.handler,
-        ...(preferredAlgos.length > 0 ? { algorithms: { serverHostKey: { remove: preferredAlgos, prepend: preferredAlgos, append: [] } } } : {}),
-    };
-    try {
-        await new Promise((resolve, reject) => {
-            let settled = false;
-            const finish = (err) => {
-                if (settled)
-                    return;
-                settled = true;
-                client.removeListener('error', onError);
-                client.removeListener('ready', onReady);
-                client.removeListener('close', onEarlyClose);
-                if (err)
-                    reject(err);
-                else
-                    resolve();
-            };
-            const onError = (err) => {
-                // Agent trouble and a key that cannot sign are not fatal: ssh2 goes on with the next method.
-                if (err.level === 'agent') {
-                    log(`auth: ssh-agent error: ${err.message}`);
-                    return;
-                }
-                if (err.level === 'client-authentication' && !/All configured authentication methods failed/.test(err.message)) {
-                    log(`auth: ${err.message}`);
-                    return;
-                }
-                finish(handshakeError(err));
-            };
-            const onReady = () => finish();
-            const onEarlyClose = () => finish(hostKeyError ?? (auth.started() ? auth.failure() :
-                fail('connect', `${who}: connection to ${addr} closed during the SSH handshake`, 'check that this port is an SSH server and that it accepts this client (MaxStartups, firewall)')));
-            client.on('error', onError);
-            client.once('ready', onReady);
-            client.once('close', onEarlyClose);
-            try {
-                client.connect(config);
-            }
-            catch (err) {
-                finish(fail('connect', `${who}: cannot start SSH: ${err.message}`, 'this is a bug in herd; please report it'));
-            }
-        });
-    }
-    catch (err) {
-        client.destroy();
-        sock.destroy();
-        jump?.release();
-        throw err;
-    }
-    log(`authenticated as ${r.user} with ${auth.succeeded()} in ${Date.now() - started} ms`);
-    function handshakeError(err) {
-        if (hostKeyError)
-            return hostKeyError;
-        if (err.level === 'client-authentication')
-            return auth.failure();
-        if (err.level === 'client-timeout') {
-            return fail('timeout', `${who}: timed out after ${Math.round(timeoutMs / 1000)} s waiting for the SSH handshake with ${addr}`, 'check that the host is up and this port is its sshd (ConnectTimeout in the ssh config sets the limit)');
-        }
-        if (err.level === 'client-socket')
-            return socketError(who, err, r.hostname, r.port);
-        if (typeof err.code === 'number' && auth.started())
-            return auth.failure(err.message);
-        if (/before handshake/i.test(err.message)) {
-            return fail('connect', `${who}: ${addr} closed the connection before the SSH banner`, 'is sshd running on that port (and not refusing this address)?');
-        }
-        if (/no matching/i.test(err.message)) {
-            return fail('connect', `${who}: SSH negotiation with ${addr} failed (${err.message})`, 'the server offers no algorithm ssh2 supports; check its KexAlgorithms/HostKeyAlgorithms');
-        }
-        return fail('connect', `${who}: SSH handshake with ${addr} failed (${err.message})`, 'check that this is an SSH server and retry');
-    }
-    // Life after ready: one close notification, with the reason if it was not our close().
-    let closed = false;
-    let closing = false;
-    let closeErr;
-    const closeCbs = [];
-    client.on('error', (err) => {
-        if (closeErr || closing)
-            return;
-        closeErr = err.level === 'client-timeout'
-            ? fail('timeout', `${who}: connection to ${addr} lost (no answer to ${keepalive.count} keepalives every ${Math.round(keepalive.interval / 1000)} s)`, 'check the network path to the host')
-            : fail('connect', `${who}: connection to ${addr} failed (${err.message})`, 'check the network path to the host');
-    });
-    client.once('close', () => {
-        if (closed)
-            return;
-        closed = true;
-        sock.destroy(); // ends a ProxyCommand that ignores EOF
-        if (!closing && !closeErr) {
-            closeErr = fail('connect', `${who}: connection closed by ${addr}`, 'the host closed the SSH connection (sshd restart or reboot?)');
-        }
-        jump?.release();
-        const err = closing ? undefined : closeErr;
-        for (const cb of closeCbs.splice(0))
-            cb(err);
-    });
-    jump?.conn.onClose((err) => {
-        if (err && !closeErr && !closing)
-            closeErr = err;
-        if (!closed)
-            client.destroy();
-    });
-    const conn = {
-        label,
-        resolved: r,
-        transport: 'builtin',
-        localAddress,
-        viaJump: r.jump !== undefined || r.proxyCommand !== undefined,
-        client,
-        exec(command) {
-            return new Promise((resolve, reject) => {
-                const onErr = (err) => reject(fail('channel', `${who}: cannot start a remote command (${err.message})`, 'the connection may have dropped, or sshd MaxSessions was reached'));
-                try {
-                    client.exec(command, (err, ch) => (err ? onErr(err) : resolve(ch)));
-                }
-                catch (err) {
-                    onErr(err);
-                }
-            });
-        },
-        forwardToRunner: (to) => openTunnel(client, to),
-        close() {
-            if (closed || closing)
-                return;
-            closing = true;
-            client.end();
-            // A dead link never answers the disconnect: do not wait for it.
-            setTimeout(() => {
-                if (!closed)
-                    client.destroy();
-            }, 2000).unref();
-        },
-        onClose(cb) {
-            if (closed) {
-                const err = closing ? undefined : closeErr;
-                queueMicrotask(() => cb(err));
-            }
-            else {
-                closeCbs.push(cb);
-            }
-        },
-    };
-    return conn;
+    const tcp = await tcpConnect(who, r.hostname, r.port, timeoutMs);
+    const localAddress = unmapV4(tcp.localAddress ?? '');
+    log(`tcp connected to ${unmapV4(tcp.remoteAddress ?? r.hostname)}:${r.port} from ${localAddress}:${tcp.localPort}`);
+    return { sock: tcp, localAddress };
 }
-// ---------------------------------------------------------------------------------------------
-// Transport
 function tcpConnect(who, host, port, timeoutMs) {
     return new Promise((resolve, reject) => {
         const sock = external_node_net_namespaceObject.connect({ host, port });
@@ -64957,29 +64827,6 @@ function tcpConnect(who, host, port, timeoutMs) {
             resolve(sock);
         });
     });
-}
-function socketError(who, err, host, port) {
-    const inner = err.errors?.[0];
-    const code = err.code ?? inner?.code ?? '';
-    const address = err.address ?? inner?.address ?? host;
-    switch (code) {
-        case 'ECONNREFUSED':
-            return fail('connect', `${who}: connection refused at ${address}:${port}`, 'is sshd running there, and is the port right?');
-        case 'EHOSTUNREACH':
-        case 'ENETUNREACH':
-            return fail('connect', `${who}: no route to ${address}:${port} (${code})`, 'check the address and the network (VPN, routes, firewall)');
-        case 'ETIMEDOUT':
-            return fail('timeout', `${who}: timed out connecting to ${address}:${port}`, 'check the address, the port and any firewall between here and the host');
-        case 'ENOTFOUND':
-        case 'EAI_AGAIN':
-        case 'EAI_NONAME':
-            return fail('connect', `${who}: cannot resolve host name ${host} (${code})`, 'check the name, or the HostName in ~/.ssh/config');
-        case 'ECONNRESET':
-        case 'EPIPE':
-            return fail('connect', `${who}: connection to ${host}:${port} reset (${code})`, 'check that this port is sshd and that no firewall drops the connection');
-        default:
-            return fail('connect', `${who}: cannot connect to ${host}:${port} (${err.message})`, 'check the address, the port and the network');
-    }
 }
 function forwardOut(client, host, port, timeoutMs) {
     return new Promise((resolve, reject) => {
@@ -65045,6 +64892,255 @@ function unmapV4(address) {
     return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+;// CONCATENATED MODULE: ./build/src/core/ssh/builtin-session.js
+
+
+/** A ready ssh2 client as a connection: `sock` is what it runs over, `jump` the jump lease it holds. */
+function builtinConnection(opts) {
+    const { who, r, client, sock, jump, keepalive } = opts;
+    const addr = `${r.hostname}:${r.port}`;
+    let closed = false;
+    let closing = false;
+    let closeErr;
+    const closeCbs = [];
+    client.on('error', (err) => {
+        if (closeErr || closing)
+            return;
+        closeErr = err.level === 'client-timeout'
+            ? fail('timeout', `${who}: connection to ${addr} lost (no answer to ${keepalive.count} keepalives every ${Math.round(keepalive.interval / 1000)} s)`, 'check the network path to the host')
+            : fail('connect', `${who}: connection to ${addr} failed (${err.message})`, 'check the network path to the host');
+    });
+    client.once('close', () => {
+        if (closed)
+            return;
+        closed = true;
+        sock.destroy(); // ends a ProxyCommand that ignores EOF
+        if (!closing && !closeErr) {
+            closeErr = fail('connect', `${who}: connection closed by ${addr}`, 'the host closed the SSH connection (sshd restart or reboot?)');
+        }
+        jump?.release();
+        const err = closing ? undefined : closeErr;
+        for (const cb of closeCbs.splice(0))
+            cb(err);
+    });
+    jump?.conn.onClose((err) => {
+        if (err && !closeErr && !closing)
+            closeErr = err;
+        if (!closed)
+            client.destroy();
+    });
+    return {
+        label: opts.label,
+        resolved: r,
+        transport: 'builtin',
+        localAddress: opts.localAddress,
+        viaJump: r.jump !== undefined || r.proxyCommand !== undefined,
+        client,
+        exec(command) {
+            return new Promise((resolve, reject) => {
+                const onErr = (err) => reject(fail('channel', `${who}: cannot start a remote command (${err.message})`, 'the connection may have dropped, or sshd MaxSessions was reached'));
+                try {
+                    client.exec(command, (err, ch) => (err ? onErr(err) : resolve(ch)));
+                }
+                catch (err) {
+                    onErr(err);
+                }
+            });
+        },
+        forwardToRunner: (to) => openTunnel(client, to),
+        close() {
+            if (closed || closing)
+                return;
+            closing = true;
+            client.end();
+            // A dead link never answers the disconnect: do not wait for it.
+            setTimeout(() => {
+                if (!closed)
+                    client.destroy();
+            }, 2000).unref();
+        },
+        onClose(cb) {
+            if (closed) {
+                const err = closing ? undefined : closeErr;
+                queueMicrotask(() => cb(err));
+            }
+            else {
+                closeCbs.push(cb);
+            }
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./build/src/core/ssh/builtin.js
+// One hop of the built-in client (ssh2): the way there, the host key, authentication and the handshake.
+
+
+
+
+
+
+
+const { Client: builtin_Client } = lib;
+/** Connects to `r` (through its jump hosts, each opened the same way) and authenticates; rejects with SshError. */
+async function openHop(label, r, settings, baseLog, isJump) {
+    const who = isJump ? `${label}: jump host ${r.alias}` : label;
+    const log = isJump ? (line) => baseLog(`[jump ${r.alias}] ${line}`) : baseLog;
+    const addr = `${r.hostname}:${r.port}`;
+    const timeoutMs = r.connectTimeoutMs ?? settings.connectTimeoutMs;
+    const started = Date.now();
+    log(`resolved ${r.alias} -> ${r.user}@${addr}` +
+        (r.configFile ? ` (ssh config ${tildePath(r.configFile)})` : ' (no ssh config)') +
+        (r.jump ? ` via ${r.jump.alias}` : '') +
+        (r.proxyCommand ? ' via ProxyCommand' : ''));
+    const { sock, localAddress, jump } = await openTransport(who, label, r, timeoutMs, log, (via) => openHop(label, via, settings, baseLog, true));
+    const { policy, fromConfig } = effectivePolicy(settings, r);
+    if (fromConfig)
+        log(`host key policy ${policy} (StrictHostKeyChecking ${r.strictHostKeyChecking} in ssh config; a changed key still fails)`);
+    const hostKey = hostKeyVerifier(who, r, policy, log, settings.frontEnd);
+    const preferredAlgos = preferredHostKeyAlgorithms(r);
+    const auth = makeAuth(who, r, settings.passphrase, log, fixWords(settings.frontEnd));
+    const client = new builtin_Client();
+    // ssh2 may emit more errors after the one we act on (e.g. "Connection lost" after a timeout).
+    client.on('error', () => { });
+    // The config's ServerAliveInterval is the user's choice; herd's own interval only where it has none.
+    const keepalive = r.serverAliveIntervalMs !== undefined
+        ? { interval: r.serverAliveIntervalMs, count: r.serverAliveCountMax ?? 3 }
+        : { interval: settings.keepaliveIntervalMs, count: 3 };
+    const config = {
+        sock,
+        username: r.user,
+        readyTimeout: Math.max(1000, timeoutMs - (Date.now() - started)),
+        keepaliveInterval: keepalive.interval,
+        keepaliveCountMax: keepalive.count,
+        hostVerifier: hostKey.verify,
+        authHandler: auth.handler,
+        ...(preferredAlgos.length > 0 ? { algorithms: { serverHostKey: { remove: preferredAlgos, prepend: preferredAlgos, append: [] } } } : {}),
+    };
+    const context = () => ({ who, host: r.hostname, port: r.port, timeoutMs, refusedKey: hostKey.refused(), auth });
+    try {
+        await new Promise((resolve, reject) => {
+            let settled = false;
+            const finish = (err) => {
+                if (settled)
+                    return;
+                settled = true;
+                client.removeListener('error', onError);
+                client.removeListener('ready', onReady);
+                client.removeListener('close', onEarlyClose);
+                if (err)
+                    reject(err);
+                else
+                    resolve();
+            };
+            const onError = (err) => {
+                // Agent trouble and a key that cannot sign are not fatal: ssh2 goes on with the next method.
+                if (err.level === 'agent') {
+                    log(`auth: ssh-agent error: ${err.message}`);
+                    return;
+                }
+                if (err.level === 'client-authentication' && !/All configured authentication methods failed/.test(err.message)) {
+                    log(`auth: ${err.message}`);
+                    return;
+                }
+                finish(handshakeError(err, context()));
+            };
+            const onReady = () => finish();
+            const onEarlyClose = () => finish(hostKey.refused() ?? (auth.started() ? auth.failure() :
+                fail('connect', `${who}: connection to ${addr} closed during the SSH handshake`, 'check that this port is an SSH server and that it accepts this client (MaxStartups, firewall)')));
+            client.on('error', onError);
+            client.once('ready', onReady);
+            client.once('close', onEarlyClose);
+            try {
+                client.connect(config);
+            }
+            catch (err) {
+                finish(fail('connect', `${who}: cannot start SSH: ${err.message}`, 'this is a bug in herd; please report it'));
+            }
+        });
+    }
+    catch (err) {
+        client.destroy();
+        sock.destroy();
+        jump?.release();
+        throw err;
+    }
+    log(`authenticated as ${r.user} with ${auth.succeeded()} in ${Date.now() - started} ms`);
+    return builtinConnection({ who, label, r, client, sock, localAddress, jump, keepalive });
+}
+
+;// CONCATENATED MODULE: ./build/src/core/ssh/connect.js
+// One SSH connection per host with OpenSSH semantics: resolve the host, then the built-in client or OpenSSH.
+
+
+
+
+
+
+
+
+/** Connect to `target` like `ssh -o BatchMode=yes target` would; rejects with SshError. */
+async function connectHost(target, settings, log) {
+    let resolved;
+    try {
+        resolved = resolveHost({ host: target.host, ...(target.user !== undefined ? { user: target.user } : {}), ...(target.port !== undefined ? { port: target.port } : {}) }, {
+            configPath: settings.configPath,
+            defaultUser: settings.defaultUser,
+            identityFiles: settings.identityFiles,
+            knownHostsFiles: settings.knownHostsFiles,
+            agentSocket: settings.agentSocket,
+        });
+    }
+    catch (err) {
+        if (err instanceof ResolveError)
+            throw fail('resolve', `${target.label}: ${err.message}`, 'fix the host entry or ~/.ssh/config');
+        throw err;
+    }
+    checkExplicitIdentities(target.label, resolved);
+    const client = settings.client ?? 'auto';
+    const why = client === 'auto' ? openSshReason(resolved) : undefined;
+    if (client === 'openssh' || (why && hasOpenSsh())) {
+        log(`using OpenSSH's ssh for this host${why ? ` (${why})` : ' (--ssh openssh)'}`);
+        return connectOpenSsh(target, resolved, settings, effectivePolicy(settings, resolved).policy, log);
+    }
+    if (why)
+        log(`${why}, but OpenSSH's ssh is not installed: the built-in client tries without it`);
+    if (resolved.ignored.length > 0)
+        log(`the built-in client does not use these ssh config settings: ${resolved.ignored.join(', ')} (--ssh openssh would)`);
+    return openHop(target.label, resolved, settings, log, false);
+}
+/** Why the built-in client can't do what this host's config and known_hosts ask, or undefined. */
+function openSshReason(r) {
+    if (r.openSshOnly.length > 0)
+        return `the ssh config has ${r.openSshOnly.join(', ')}, which only OpenSSH does`;
+    const names = [r.hostKeyAlias ?? r.hostname.toLowerCase()];
+    const files = [...r.userKnownHostsFiles, ...r.globalKnownHostsFiles];
+    if (hasCertAuthority(files, names, r.port) && knownKeyTypes(files, names, r.port).length === 0) {
+        return 'known_hosts vouches for it with @cert-authority only (a host certificate)';
+    }
+    return undefined;
+}
+let openSshInstalled;
+function hasOpenSsh() {
+    openSshInstalled ??= (0,external_node_child_process_.spawnSync)('ssh', ['-V'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+    return openSshInstalled;
+}
+/** -i files are the user's explicit choice: a missing or unreadable one stops before any network. */
+function checkExplicitIdentities(label, r) {
+    for (let hop = r; hop; hop = hop.jump) {
+        for (const f of hop.identityFiles) {
+            if (!f.explicit)
+                continue;
+            try {
+                (0,external_node_fs_.readFileSync)(f.path);
+            }
+            catch (err) {
+                const code = err.code ?? 'error';
+                throw fail('identity', `${label}: identity file ${tildePath(f.path)} cannot be read (${code})`, 'check the identity file path and its permissions');
+            }
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/ssh/index.js
 // SSH for herd: OpenSSH-compatible host resolution, host key checking, connections and shell quoting.
 
@@ -65090,6 +65186,7 @@ class HostLog {
 
 ;// CONCATENATED MODULE: ./build/src/core/attempt.js
 // Why a host's attempt failed, and whether another attempt can help: shared by every step of a host's run.
+
 /** Why an attempt failed: `retryable` false means another attempt can't help. */
 class AttemptError extends Error {
     kind;
@@ -65101,16 +65198,16 @@ class AttemptError extends Error {
     }
 }
 /** The failure of a host the run ended for (timeout or signal) before it finished. */
-function endedError(signal) {
+function endedError(signal, frontEnd) {
     const reason = String(signal.reason ?? 'interrupted');
     return reason === 'timeout'
-        ? new AttemptError('timed-out', 'the overall --timeout ended before this host finished', false)
+        ? new AttemptError('timed-out', `the time limit (${fixWords(frontEnd).option('--timeout')}) ended before this host finished`, false)
         : new AttemptError('interrupted', `the run was interrupted (${reason})`, false);
 }
 /** Stops an attempt between steps once the run has ended, so no agent starts after an interrupt. */
-function throwIfEnded(signal) {
+function throwIfEnded(signal, frontEnd) {
     if (signal.aborted)
-        throw endedError(signal);
+        throw endedError(signal, frontEnd);
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/remote-folder.js
@@ -65325,7 +65422,7 @@ async function runPostCommand(conn, plan, report, log) {
         status: 'failed',
         kind: 'post-command',
         postCommandExit: r.code ?? undefined,
-        cause: `the file is in place, but --post-command ${how}${tail ? `: ${tail}` : ''}; see the host's log`,
+        cause: `the file is in place, but the post-command ${how}${tail ? `: ${tail}` : ''}; see the host's log`,
     });
 }
 
@@ -65347,35 +65444,74 @@ const AGENT_EXIT = {
 function encodeLine(message) {
     return JSON.stringify(message) + '\n';
 }
-/** Splits a byte stream into lines and parses each as JSON; unparsable lines are passed on as text. */
-function lineReader(onMessage, onText) {
-    let buffered = '';
+/**
+ * The longest line each side reads, so a peer that never ends a line (a shell start-up file printing
+ * without end, a broken agent) can't grow the reader's memory without bound. Runner → agent lines carry
+ * the .torrent: 16 MiB holds the piece hashes of a file of 9 TiB. Agent → runner lines are events
+ * of a few hundred bytes; 1 MiB leaves room for any error message.
+ */
+const MAX_LINE_BYTES = { toAgent: 16 * 1024 * 1024, toRunner: 1024 * 1024 };
+/**
+ * Splits a byte stream into lines and parses each as JSON; unparsable lines are passed on as text. A line
+ * longer than `maxBytes` calls `onTooLong` once with the bytes seen so far, and the rest of the stream is
+ * ignored: whatever sends it does not speak this protocol.
+ */
+function lineReader(onMessage, onText, limit) {
+    let pending = [];
+    let pendingBytes = 0;
+    let broken = false;
+    const tooLong = (bytes) => {
+        if (bytes <= limit.maxBytes)
+            return false;
+        broken = true;
+        pending = [];
+        limit.onTooLong(bytes);
+        return true;
+    };
+    const handle = (line) => {
+        if (line === '')
+            return;
+        let parsed;
+        try {
+            parsed = JSON.parse(line);
+        }
+        catch {
+            return onText(line);
+        }
+        if (parsed !== null && typeof parsed === 'object' && typeof parsed.t === 'string')
+            onMessage(parsed);
+        else
+            onText(line);
+    };
     return (chunk) => {
-        buffered += chunk.toString();
+        if (broken)
+            return;
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        let start = 0;
         let nl;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, nl).trim();
-            buffered = buffered.slice(nl + 1);
-            if (line === '')
-                continue;
-            let parsed;
-            try {
-                parsed = JSON.parse(line);
-            }
-            catch {
-                onText(line);
-                continue;
-            }
-            if (parsed !== null && typeof parsed === 'object' && typeof parsed.t === 'string')
-                onMessage(parsed);
-            else
-                onText(line);
+        // Lines are cut as bytes and decoded whole, so a character split between chunks arrives intact.
+        while ((nl = bytes.indexOf(0x0a, start)) >= 0) {
+            const part = bytes.subarray(start, nl);
+            if (tooLong(pendingBytes + part.length))
+                return;
+            const line = pending.length > 0 ? Buffer.concat([...pending, part]) : part;
+            pending = [];
+            pendingBytes = 0;
+            start = nl + 1;
+            handle(line.toString('utf8').trim());
+        }
+        if (start < bytes.length) {
+            if (tooLong(pendingBytes + bytes.length - start))
+                return;
+            pending.push(Buffer.from(bytes.subarray(start)));
+            pendingBytes += bytes.length - start;
         }
     };
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/agent-session.js
 // The agent on one host: the ways to the runner, the start message, its events, and its end.
+
 
 
 
@@ -65402,7 +65538,7 @@ async function routesTo(ctx, conn, swarm, log) {
         routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) });
     if (way === 'direct') {
         if (!address)
-            throw new AttemptError('unreachable', 'this host is reached through ProxyCommand, so the runner has no address it can dial; use runner-via auto or ssh', false);
+            throw new AttemptError('unreachable', `this host is reached through ProxyCommand, so the runner has no address it can dial; set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to auto or ssh`, false);
         return { routes };
     }
     try {
@@ -65416,7 +65552,7 @@ async function routesTo(ctx, conn, swarm, log) {
             throw err;
         const why = `sshd refused to forward a port to the runner (${err.message})`;
         if (way === 'ssh' || routes.length === 0) {
-            throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ' or use runner-via direct' : ''}`, false);
+            throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ` or set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to direct` : ''}`, false);
         }
         log.write(`${why}: only the direct way (${address}) is left`);
         return { routes, noTunnel: why };
@@ -65478,7 +65614,7 @@ async function startAgent(ctx, conn, node, log) {
     }
     if (ctx.signal.aborted) {
         conn.close();
-        throw endedError(ctx.signal);
+        throw endedError(ctx.signal, ctx.plan.frontEnd);
     }
     let ways;
     try {
@@ -65534,7 +65670,7 @@ async function startAgent(ctx, conn, node, log) {
                 return;
             settled = true;
             // Settle only once the agent has removed its temporary file and exited (bounded by finish).
-            void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal)));
+            void session.finish('abort', String(ctx.signal.reason ?? 'interrupted')).then(() => reject(endedError(ctx.signal, ctx.plan.frontEnd)));
         };
         if (ctx.signal.aborted)
             onAbort();
@@ -65561,7 +65697,7 @@ async function startAgent(ctx, conn, node, log) {
                 ctx.signal.removeEventListener('abort', onAbort);
                 const p = session.lastProgress;
                 const where = via === 'ssh' ? 'through its SSH connection' : `directly at ${ways.routes[0]?.seedPeer}`;
-                const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise stall-timeout`;
+                const cause = `no data arrived for ${ctx.plan.stallSeconds} s (${Math.max(0, moved.have)} of ${swarm.torrent.size} bytes verified, ${p?.peers ?? 0} peers, the runner reached ${where}); check that the hosts can reach each other on the agents' ports, or raise ${fixWords(ctx.plan.frontEnd).option('--stall-timeout')}`;
                 log.write(`stalled: ${cause}`);
                 void session.finish('abort', 'stalled').then(() => reject(new AttemptError('stalled', cause, true)));
                 return;
@@ -65608,7 +65744,15 @@ async function startAgent(ctx, conn, node, log) {
                     }
                     break;
             }
-        }, (text) => log.write(`agent says: ${text}`)));
+        }, (text) => log.write(`agent says: ${text}`), {
+            maxBytes: MAX_LINE_BYTES.toRunner,
+            onTooLong: (bytes) => {
+                const cause = `the agent's output ran ${bytes} bytes without a line end (at most ${MAX_LINE_BYTES.toRunner / 1048576} MiB): that is not herd's protocol; does a shell start-up file on the host print without end?`;
+                log.write(cause);
+                agentError ??= new AttemptError('protocol', cause, false);
+                void session.finish('abort', 'protocol');
+            },
+        }));
         void session.waitExit().then(({ code, signal }) => {
             ctx.signal.removeEventListener('abort', onAbort);
             conn.close();
@@ -65634,6 +65778,8 @@ async function startAgent(ctx, conn, node, log) {
 
 
 
+
+
 const RETRYABLE_SSH = new Set(['connect', 'timeout', 'jump', 'channel']);
 const CONNECT_KINDS = new Set(['connect', 'timeout', 'resolve', 'jump']);
 function toAttemptError(err, label) {
@@ -65648,22 +65794,22 @@ function toAttemptError(err, label) {
     return new AttemptError('internal', `${err?.message ?? String(err)} (an internal error: please report it with the host's log)`, false);
 }
 /** Waits for a connection, but gives up at once when the run ends; one that completes later is closed. */
-function untilEnded(connecting, signal) {
+function untilEnded(connecting, signal, frontEnd) {
     if (signal.aborted) {
         void connecting.then((c) => c.close(), () => { });
-        return Promise.reject(endedError(signal));
+        return Promise.reject(endedError(signal, frontEnd));
     }
     return new Promise((resolve, reject) => {
         const onAbort = () => {
             void connecting.then((c) => c.close(), () => { });
-            reject(endedError(signal));
+            reject(endedError(signal, frontEnd));
         };
         signal.addEventListener('abort', onAbort, { once: true });
         connecting.then((c) => {
             signal.removeEventListener('abort', onAbort);
             if (signal.aborted) {
                 c.close();
-                return reject(endedError(signal));
+                return reject(endedError(signal, frontEnd));
             }
             resolve(c);
         }, (err) => {
@@ -65675,11 +65821,11 @@ function untilEnded(connecting, signal) {
 async function connectAndPrepare(ctx, log, forceUpload) {
     const { plan, spec } = ctx;
     return ctx.connectLimit.run(async () => {
-        throwIfEnded(ctx.signal);
+        throwIfEnded(ctx.signal, ctx.plan.frontEnd);
         ctx.onState(spec.label, 'connecting');
-        const c = await untilEnded(connectHost({ host: spec.host, user: spec.user, port: spec.port, label: spec.label }, ctx.ssh, (line) => log.write(line)), ctx.signal);
+        const c = await untilEnded(connectHost(spec, ctx.ssh, (line) => log.write(line)), ctx.signal, plan.frontEnd);
         try {
-            throwIfEnded(ctx.signal);
+            throwIfEnded(ctx.signal, ctx.plan.frontEnd);
             ctx.onState(spec.label, 'starting');
             await prepareRemote(c, plan, await loginUid(c), ctx.agent, log, forceUpload);
             let node = plan.node;
@@ -65718,12 +65864,6 @@ async function attempt(ctx, log, spent) {
         spent.runtimeBytes += again.runtimeBytes;
         return startAgent(ctx, again.conn, again.node, log);
     }
-}
-function sleep(ms, signal) {
-    return new Promise((resolve) => {
-        const timer = setTimeout(resolve, ms);
-        signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-    });
 }
 /** Runs one host to a settled state: success (agent seeding until released) or failure for good. */
 async function hostRun(ctx) {
@@ -65779,13 +65919,14 @@ async function hostRun(ctx) {
                 const wait = Math.min(1000 * 2 ** (attempts - 1), 10_000);
                 ctx.onState(spec.label, 'retrying', last.message);
                 log.write(`retrying in ${wait / 1000} s`);
-                await sleep(wait, ctx.signal);
+                // Cut short when the run ends: the loop then stops.
+                await (0,promises_namespaceObject.setTimeout)(wait, undefined, { signal: ctx.signal }).catch(() => { });
             }
         }
     }
     const reason = ctx.signal.aborted ? String(ctx.signal.reason) : undefined;
     const status = reason === 'timeout' ? 'timed-out' : reason ? 'interrupted' : 'failed';
-    const cause = last?.message ?? (reason === 'timeout' ? 'the overall --timeout ended before this host started' : `the run was interrupted (${reason}) before this host started`);
+    const cause = last?.message ?? (reason === 'timeout' ? `the time limit (${fixWords(plan.frontEnd).option('--timeout')}) ended before this host started` : `the run was interrupted (${reason}) before this host started`);
     log.write(`FAILED (${status}) after ${attempts} attempt(s): ${cause}`);
     log.close();
     ctx.onState(spec.label, 'failed', cause);
@@ -65817,15 +65958,20 @@ class Limit {
         this.size = size;
     }
     async run(fn) {
-        if (this.active >= this.size)
+        if (this.active < this.size)
+            this.active++;
+        // The slot is handed to us by a leaving holder, still counted: nobody can take it in between.
+        else
             await new Promise((resolve) => this.waiting.push(resolve));
-        this.active++;
         try {
             return await fn();
         }
         finally {
-            this.active--;
-            this.waiting.shift()?.();
+            const next = this.waiting.shift();
+            if (next)
+                next();
+            else
+                this.active--;
         }
     }
 }
