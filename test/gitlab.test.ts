@@ -401,8 +401,8 @@ describe('the command the job runs, through the real CLI', { skip: hasSsh ? fals
     const dir = fs.mkdtempSync(path.join(work, 'package-'))
     const project = path.join(dir, 'project')
     fs.mkdirSync(project)
-    const spec = 'https://gitlab.example.com/api/v4/projects/42/packages/npm/herd-action/-/herd-action-0.1.0.tgz'
-    const { job } = jobFor({ file: 'missing.bin', destination: '/srv/x.bin', hosts: 'web-1', 'herd-package': '${CI_API_V4_URL}/projects/42/packages/npm/herd-action/-/herd-action-0.1.0.tgz' })
+    const spec = 'https://gitlab.example.com/api/v4/projects/42/packages/npm/herd-action/-/herd-action-1.0.0.tgz'
+    const { job } = jobFor({ file: 'missing.bin', destination: '/srv/x.bin', hosts: 'web-1', 'herd-package': '${CI_API_V4_URL}/projects/42/packages/npm/herd-action/-/herd-action-1.0.0.tgz' })
     const npx = fakeNpx(dir, PACKAGE.version, cliPath, spec)
     const env = jobEnv(job, ciEnvFor(project, { CI_API_V4_URL: 'https://gitlab.example.com/api/v4' }), npx.bin, path.join(dir, 'home'))
     const r = await run('bash', shellArgv('bash', job).slice(1), { env, cwd: project, timeoutMs: 60_000 })

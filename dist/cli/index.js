@@ -66180,7 +66180,7 @@ class SeedRelease {
 
 ;// CONCATENATED MODULE: ./build/src/core/version.js
 // herd's version, kept in step with package.json by the build.
-const VERSION = '0.1.0';
+const VERSION = '1.0.0';
 
 ;// CONCATENATED MODULE: ./build/src/cli/index.js
 // `herd`: parse the command line, run the push, print the report, exit with a documented code.

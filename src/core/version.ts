@@ -1,2 +1,2 @@
 // herd's version, kept in step with package.json by the build.
-export const VERSION = '0.1.0'
+export const VERSION = '1.0.0'
