@@ -1,5 +1,6 @@
 // The destination on real hosts: a temporary file never written through a planted link, one run at a
 // time per destination, and modes and owners as a deploy expects.
+import crypto from 'node:crypto'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -109,4 +110,22 @@ test('--post-command runs once per host after the file is in place; a failing on
     assert.equal(fs.readFileSync(cluster.hostPath(h, '/srv/post.log'), 'utf8'), `${file.sha256}  /srv/post.bin\n`, h.alias)
     assert.equal(await cluster.sha256On(h, '/srv/post.bin'), file.sha256)
   }
+})
+
+test('a reader sampling the destination every 20 ms during a push finds the old file or the new one, never a partial one', { skip, timeout: 120_000 }, async () => {
+  const h = cluster.hosts[0]!
+  const old = randomFile(work, 'sampled-old.bin', 8 * MiB)
+  const next = randomFile(work, 'sampled-new.bin', 8 * MiB)
+  assert.equal((await herd(cluster, [old.path, '/srv/sampled.bin', '--hostlist', h.alias])).code, 0)
+  const seen: string[] = []
+  const dest = cluster.hostPath(h, '/srv/sampled.bin')
+  const sample = () => seen.push(crypto.createHash('sha256').update(fs.readFileSync(dest)).digest('hex'))
+  sample()
+  const timer = setInterval(sample, 20)
+  const r = await herd(cluster, [next.path, '/srv/sampled.bin', '--hostlist', h.alias])
+  clearInterval(timer)
+  sample()
+  assert.equal(r.code, 0, r.stderr)
+  assert.deepEqual(seen.filter((s) => s !== old.sha256 && s !== next.sha256), [], 'a sample was neither file')
+  assert.ok(seen.includes(old.sha256) && seen.at(-1) === next.sha256, `the samples saw the switch (${seen.length} samples: ${seen.filter((s) => s === old.sha256).length} old, ${seen.filter((s) => s === next.sha256).length} new)`)
 })
