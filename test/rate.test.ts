@@ -60,7 +60,15 @@ test('rates as curl writes them: bytes, or K, M, G in either case, 1024-based; 0
 test('the plan: a limit takes bytes per second, 0 or empty none; one so slow that hosts would stall first names --stall-timeout and the fix', () => {
   const file = path.join(work, 'plan.bin')
   fs.writeFileSync(file, crypto.randomBytes(64 * KiB))
-  const base = { file, destination: '/srv/plan.bin', hostList: 'a,b,c' }
+  // The plan wants some key to offer: a HOME of the test's own with one (only its presence counts), no agent.
+  const home = path.join(work, 'home')
+  fs.mkdirSync(path.join(home, '.ssh'), { recursive: true })
+  fs.writeFileSync(path.join(home, '.ssh', 'id_ed25519'), 'a key file\n', { mode: 0o600 })
+  const sshConfig = path.join(work, 'ssh_config')
+  fs.writeFileSync(sshConfig, '')
+  process.env.HOME = home
+  delete process.env.SSH_AUTH_SOCK
+  const base = { file, destination: '/srv/plan.bin', hostList: 'a,b,c', sshConfig }
   assert.equal(makePlan({ ...base, limitRate: '5M' }).limitRate, 5 * MiB)
   assert.equal(makePlan({ ...base, limitRate: '0' }).limitRate, undefined)
   assert.equal(makePlan({ ...base, limitRate: '' }).limitRate, undefined)
