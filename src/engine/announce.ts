@@ -42,6 +42,9 @@ function compactPeers(bytes: Uint8Array | undefined, v6: boolean): { host: strin
   return out
 }
 
+/** Peers asked of the tracker per announce (bittorrent-tracker answers at most 82). */
+export const NUMWANT = 200
+
 export class Announcer {
   private timer: NodeJS.Timeout | undefined
   private stopped = false
@@ -69,7 +72,7 @@ export class Announcer {
   private async announce(event?: 'started' | 'completed' | 'stopped'): Promise<void> {
     if (this.stopped) return
     const { url, infoHash, peerId, port } = this.opts
-    const query = `info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(peerId)}&port=${port}&uploaded=0&downloaded=0&left=${this.opts.left()}&compact=1&numwant=200${this.opts.ip ? `&ip=${encodeURIComponent(this.opts.ip)}` : ''}${event ? `&event=${event}` : ''}`
+    const query = `info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(peerId)}&port=${port}&uploaded=0&downloaded=0&left=${this.opts.left()}&compact=1&numwant=${NUMWANT}${this.opts.ip ? `&ip=${encodeURIComponent(this.opts.ip)}` : ''}${event ? `&event=${event}` : ''}`
     let interval = 10
     try {
       const body = await get(`${url}${url.includes('?') ? '&' : '?'}${query}`)
