@@ -33,11 +33,13 @@ function main(): number {
     checks: [],
   }
   if (opts.check) {
-    if (!fs.existsSync(opts.check)) {
-      console.error(`sim: --check ${opts.check}: no such file; give a results JSON the benchmark wrote (bench/results/latest.json)`)
-      return 2
+    for (const file of opts.check) {
+      if (!fs.existsSync(file)) {
+        console.error(`sim: --check ${file}: no such file; give results JSONs the benchmark wrote (bench/results/latest.json)`)
+        return 2
+      }
+      report.checks.push(...checkAgainst(file, opts.base, opts.base.efficiency).map((row) => ({ ...row, file: path.relative(process.cwd(), file) })))
     }
-    report.checks = checkAgainst(opts.check, opts.base, opts.base.efficiency)
   } else {
     const b = opts.base
     console.log(
@@ -45,8 +47,9 @@ function main(): number {
         `latency ${b.latencyMs} ms, ${b.slowFraction * 100} % of hosts at ${b.slowFactor}x, peer list ${b.peerList}, tracker remembers ${b.trackerCache}`,
     )
     for (const n of opts.hosts) {
-      const row: SimRow = simulate({ ...opts.base, hosts: n })
-      if (opts.baseline) row.equal = simulate({ ...opts.base, hosts: n, slowFraction: 0 })
+      const progress = (s: number, done: number) => console.log(`  N=${n}: ${f(s)} s simulated, ${done} hosts done`)
+      const row: SimRow = simulate({ ...opts.base, hosts: n }, progress)
+      if (opts.baseline) row.equal = simulate({ ...opts.base, hosts: n, slowFraction: 0 }, progress)
       report.rows.push(row)
       console.log(
         `N=${n}: last host ${f(row.seconds)} s = ${f(row.seconds / row.bound, 2)} x bound, p50 ${f(row.p50)} s, p99 ${f(row.p99)} s, runner ${f(row.runnerCopies, 2)} copies, ` +

@@ -29,7 +29,7 @@ export const USAGE = `usage: npm run sim -- [options]
   --efficiency E        share of a link's nominal rate that carries the file (default 0.85)
   --machine-gibps G     model one machine all hosts share, delivering at most G GiB/s (its CPU)
   --seed S              random seed (default 1)
-  --check FILE          simulate each point of a benchmark results JSON (its hosts' start times, the floor's
+  --check FILES         simulate each point of benchmark results JSONs, comma-separated (their hosts' start times, the floor's
                         link efficiency; again with the machine's CPU as a shared link) and compare
   --out FILE            results JSON (default bench/results/sim.json); the Markdown table and the SVG chart beside it`
 
@@ -38,7 +38,7 @@ export interface SimOptions {
   base: Omit<Scenario, 'hosts'>
   /** Run each N with equal links as well (a slow share was asked for). */
   baseline: boolean
-  check?: string
+  check?: string[]
   out: string
 }
 
@@ -98,6 +98,6 @@ export function parseSimOptions(argv: string[]): SimOptions {
     seed: num('--seed', 1),
   }
   const out = path.resolve(values.get('--out') ?? path.join(repoRoot, 'bench', 'results', 'sim.json'))
-  const check = values.has('--check') ? path.resolve(values.get('--check')!) : undefined
+  const check = values.get('--check')?.split(',').map((f) => path.resolve(f))
   return { hosts, base, baseline: slowFraction > 0, check, out }
 }

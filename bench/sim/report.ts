@@ -9,6 +9,8 @@ export interface SimRow extends SimResult {
 
 /** A measured point beside its simulation (the check against the benchmark). */
 export interface CheckRow {
+  /** The results file the point comes from. */
+  file?: string
   case: string
   hosts: number
   rateMbit: number
@@ -58,12 +60,12 @@ export function simTable(r: SimReport): string {
   }
   if (r.checks.length) {
     if (lines.length) lines.push('')
-    lines.push('| case | N | link | file | floor s (link efficiency) | herd measured: transfer s (wall s) | simulated s | simulated / measured |' + (r.checks.some((c) => c.simulatedWithCpu) ? ' with the machine\'s CPU s | / measured |' : '') + ' runner copies measured / simulated |')
-    lines.push(`|---|--:|--:|--:|--:|--:|--:|--:|${r.checks.some((c) => c.simulatedWithCpu) ? '--:|--:|' : ''}--:|`)
+    lines.push('| run | case | N | link | file | floor s (link efficiency) | herd measured: transfer s (wall s) | simulated s | simulated / measured |' + (r.checks.some((c) => c.simulatedWithCpu) ? ' with the machine\'s CPU s | / measured |' : '') + ' runner copies measured / simulated |')
+    lines.push(`|---|---|--:|--:|--:|--:|--:|--:|--:|${r.checks.some((c) => c.simulatedWithCpu) ? '--:|--:|' : ''}--:|`)
     for (const c of r.checks) {
       const cpu = r.checks.some((x) => x.simulatedWithCpu) ? ` ${f(c.simulatedWithCpu)} | ${f(c.simulatedWithCpu ? c.simulatedWithCpu / c.measured : undefined, 2)} |` : ''
       lines.push(
-        `| ${c.case} | ${c.hosts} | ${c.rateMbit} Mbit/s | ${size(c.sizeBytes)} | ${f(c.floor)} (${f(c.efficiency, 2)}) | ${f(c.measured)} (${f(c.measuredWall)}) | ${f(c.simulated)} | ${f(c.simulated / c.measured, 2)} |${cpu} ${f(c.measuredCopies, 2)} / ${f(c.runnerCopies, 2)} |`,
+        `| ${c.file ? c.file.split('/').pop()!.replace(/\.json$/, '') : ''} | ${c.case} | ${c.hosts} | ${c.rateMbit} Mbit/s | ${size(c.sizeBytes)} | ${f(c.floor)} (${f(c.efficiency, 2)}) | ${f(c.measured)} (${f(c.measuredWall)}) | ${f(c.simulated)} | ${f(c.simulated / c.measured, 2)} |${cpu} ${f(c.measuredCopies, 2)} / ${f(c.runnerCopies, 2)} |`,
       )
     }
   }

@@ -59,6 +59,8 @@ export class Side {
   /** Bytes sent, and bytes received from the runner. */
   uploaded = 0
   fromRunner = 0
+  /** When the last piece this side sent was through. */
+  lastSentAt = 0
   private asker: Asker | undefined
   private have: Bitfield | undefined
   /** For each piece, how many connected peers other than the runner have it (the swarm's offeredByPeer). */
@@ -186,6 +188,7 @@ export class Side {
     if (this.world.machine) links.push(this.world.machine)
     v.conn = new Conn(links, (i, length) => {
       from.uploaded += length
+      from.lastSentAt = this.world.clock.now
       this.world.clock.after(this.world.latency(from, this), () => this.receive(v, i, length))
     })
     return v.conn

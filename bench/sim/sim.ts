@@ -54,6 +54,8 @@ export interface SimResult {
   othersP50: number
   slowP50?: number
   runnerCopies: number
+  /** When the runner's last byte was through: its link's share of the time. */
+  runnerBusy: number
   completed: number
   failed: number
   /** Hosts that neither completed nor failed within the time limit. */
@@ -88,7 +90,8 @@ function pick(n: number, share: number, random: () => number): Set<number> {
 
 const percentile = (sorted: number[], p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]! : NaN)
 
-export function simulate(s: Scenario): SimResult {
+/** `progress` hears, every 30 s of wall time, the simulated time and the hosts done. */
+export function simulate(s: Scenario, progress?: (seconds: number, done: number) => void): SimResult {
   const began = performance.now()
   const random = seeded(s.seed)
   const clock = new Clock()
@@ -163,7 +166,14 @@ export function simulate(s: Scenario): SimResult {
   })
   const bound = (s.sizeBytes * 8) / (s.rateMbit * 1e6)
   const limit = Math.max(...joinAt) + 100 * bound + 600
-  clock.run(limit, () => remaining <= 0)
+  let lastReport = performance.now()
+  clock.run(limit, () => {
+    if (progress && (clock.events & 0xffff) === 0 && performance.now() - lastReport > 30_000) {
+      lastReport = performance.now()
+      progress(clock.now - t0, hosts.filter((h) => h.doneAt !== undefined).length)
+    }
+    return remaining <= 0
+  })
 
   const done = hosts.filter((h) => h.doneAt !== undefined)
   const times = done.map((h) => h.doneAt! - t0).sort((a, b) => a - b)
@@ -183,6 +193,7 @@ export function simulate(s: Scenario): SimResult {
     othersP50: percentile(others, 0.5),
     slowP50: slowTimes.length ? percentile(slowTimes, 0.5) : undefined,
     runnerCopies: runner.uploaded / s.sizeBytes,
+    runnerBusy: runner.lastSentAt - t0,
     completed: done.length,
     failed,
     stuck: n - done.length - failed,
