@@ -43,9 +43,9 @@ export function markdownTable(r: BenchResults): string {
   return lines.join('\n') + '\n'
 }
 
-const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+export const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
-interface Series {
+export interface Series {
   label: string
   color: string
   dash?: string
@@ -54,7 +54,7 @@ interface Series {
 }
 
 /** One panel: log-scale seconds against N (N spaced by log2). */
-function panel(title: string, series: Series[], x0: number, y0: number, w: number, h: number): string {
+export function panel(title: string, series: Series[], x0: number, y0: number, w: number, h: number): string {
   const all = series.flatMap((s) => s.points)
   const ns = [...new Set(all.map((p) => p.n))].sort((a, b) => a - b)
   const lo = Math.min(...all.map((p) => p.s))

@@ -62362,6 +62362,15 @@ function server_noop () {}
 const JOINING_INTERVAL_MS = 2000;
 const JOINING_WINDOW_MS = 6000;
 /**
+ * Tracker announce interval. Every host announces once as it starts and dials every peer it hears of,
+ * so a host that starts late meets the early ones without their announcing again; later announces only
+ * heal broken connections. Each costs every agent a request and a pass over the peer list: every 2 s
+ * they took 15 of 76 CPU s per GiB at N = 32 (sweep 65.6 s → 54.8 s with 10 s).
+ */
+function announceIntervalFor(hosts) {
+    return Math.max(10, Math.ceil(hosts / 50));
+}
+/**
  * Tries each port of [low, high] in turn; fails with the last error when none is free. Hosts are told to
  * announce every 2 s while others are still joining (two hosts that start together learn of each other
  * within seconds), and every `intervalSeconds` once no host has joined for a few seconds.
@@ -62566,6 +62575,95 @@ class RateLimit {
         }, ms);
         // Sockets and the swarm's own timer keep a side alive; a waiting bucket alone does not.
         this.timer.unref();
+    }
+}
+
+;// CONCATENATED MODULE: ./build/src/engine/ask.js
+
+/** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
+const OUTSTANDING_BYTES = 2 * BLOCK;
+/**
+ * Nothing verified for this long, and at least twice as long as a piece takes to arrive, with the own
+ * pieces in: ask the runner for other pieces. On slow links a piece takes seconds, and a shorter idle
+ * spell only means the owner's copy is still on its way from the runner (asking again doubled the
+ * runner's bytes: 1.58 copies at 8 hosts on 20 Mbit/s with a fixed 1 s).
+ */
+const STARVING_MS = 1000;
+/** How often the swarm's clock runs (starving, stalled peers, idle wires). */
+const TICK_MS = 250;
+/** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
+const STALL_MS = 30_000;
+/** One side's request state over the stripe policy of its Picker. */
+class Asker {
+    picker;
+    pieceLength;
+    lastVerifiedAt;
+    /** How long a piece takes from request to verification (moving average). */
+    pieceMs = 0;
+    constructor(picker, pieceLength, now) {
+        this.picker = picker;
+        this.pieceLength = pieceLength;
+        this.lastVerifiedAt = now;
+    }
+    /** A peer's bitfield: the pieces it has that we want are its offers. */
+    bitfield(peer) {
+        if (peer.isRunner)
+            return;
+        for (let i = 0; i < peer.has.length; i++)
+            if (peer.has.get(i) && this.picker.wanted(i))
+                peer.offers.queue.push(i);
+    }
+    /** A peer's `have` (already in its bitfield): true when it is an offer, so that peer is to be asked. */
+    have(peer, i) {
+        if (!this.picker.wanted(i))
+            return false;
+        peer.offers.queue.push(i);
+        return true;
+    }
+    /** A piece given back (its peer left or sent a bad copy): no longer in flight. */
+    release(i) {
+        this.picker.release(i);
+    }
+    /** After `release`: offers piece i again to `peer` if it has it; true when that peer is to be asked. */
+    reoffer(peer, i) {
+        if (peer.isRunner || !peer.has.get(i))
+            return false;
+        peer.offers.queue.push(i);
+        return true;
+    }
+    /**
+     * The next piece to ask `peer` for, or undefined: it has enough in flight, or offers nothing we want
+     * (the runner: nothing the stripe policy asks it for now). The piece is taken and its bytes counted
+     * as outstanding. `offeredByPeer` tells whether a connected peer other than the runner has piece i.
+     */
+    next(peer, offeredByPeer) {
+        if (peer.outstanding >= OUTSTANDING_BYTES)
+            return undefined;
+        const i = peer.isRunner ? this.picker.fromRunner(offeredByPeer) : this.picker.fromPeer(peer.offers, peer.has);
+        if (i === undefined)
+            return undefined;
+        this.picker.take(i);
+        peer.outstanding += this.pieceLength(i);
+        return i;
+    }
+    /** Piece i arrived whole and matched its hash, `askedAt` being when it was asked for. */
+    verified(i, fromRunner, askedAt, now) {
+        this.pieceMs += (now - askedAt - this.pieceMs) / 8;
+        this.picker.verified(i);
+        this.lastVerifiedAt = now;
+        // Only a peer's piece ends starving: the runner's would stop the very flow that feeds a host no peer
+        // serves (one that reaches no other host got 96 MiB in 51 s instead of 8).
+        if (!fromRunner)
+            this.picker.starving = false;
+    }
+    /** The clock: starving once the own pieces are in and nothing was verified for a while. */
+    tick(now) {
+        if (!this.picker.starving)
+            this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs);
+    }
+    /** On the clock, whether an idle peer is to be asked (idle wires raise no events): the runner, and any peer with offers left. */
+    idleAsk(peer) {
+        return peer.isRunner || peer.offers.head < peer.offers.queue.length;
     }
 }
 
@@ -63150,8 +63248,7 @@ class Wire extends external_node_events_.EventEmitter {
 
 
 
-/** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
-const OUTSTANDING_BYTES = 2 * BLOCK;
+
 /**
  * Received bytes allowed to wait for their write: past this no more is asked for until the file catches
  * up. Where the file is slower than the network (fresh pages on a loaded machine) they would pile up in
@@ -63162,15 +63259,6 @@ const WRITE_BACKLOG_BYTES = 8 * BLOCK;
 const MAX_QUEUED_REQUESTS = 64;
 /** Serve the next block once the socket's own queue is below this. */
 const SEND_QUEUE_BYTES = BLOCK;
-/** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
-const STALL_MS = 30_000;
-/**
- * Nothing verified for this long, and at least twice as long as a piece takes to arrive, with the own
- * pieces in: ask the runner for other pieces. On slow links a piece takes seconds, and a shorter idle
- * spell only means the owner's copy is still on its way from the runner (asking again doubled the
- * runner's bytes: 1.58 copies at 8 hosts on 20 Mbit/s with a fixed 1 s).
- */
-const STARVING_MS = 1000;
 /** Incoming connections allowed in their handshake at once. */
 const MAX_HANDSHAKING = 64;
 /** Pieces that fail verification from one peer before it is dropped. */
@@ -63179,7 +63267,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     opts;
     pieces;
     have;
-    picker;
+    /** What to ask which peer for (the stripe policy); absent for a side that only serves. */
+    asker;
     peers = new Map();
     /** Addresses dialled or connected, so an announce does not dial them again. */
     dialled = new Set();
@@ -63192,11 +63281,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     failures = 0;
     server;
     timer;
-    lastVerifiedAt = Date.now();
     /** A fill stopped at the write backlog: the next settled write asks again. */
     heldForWrites = false;
-    /** How long a piece takes from request to verification (moving average). */
-    pieceMs = 0;
     closed = false;
     doneEmitted = false;
     stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 };
@@ -63217,7 +63303,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         this.have = opts.have;
         this.ourId = opts.peerId.toString('hex');
         if (opts.stripe)
-            this.picker = new Picker(opts.have, opts.stripe);
+            this.asker = new Asker(new Picker(opts.have, opts.stripe), (i) => this.pieceLength(i), Date.now());
         this.sent = new Uint8Array(this.pieces);
         this.slots = opts.maxServing ? new ServeSlots(opts.maxServing, (p) => p.requests.length > 0 && this.sent[p.requests[0][0]] === 0) : undefined;
         this.upload = opts.limits?.upload;
@@ -63229,7 +63315,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             for (const p of this.peers.values())
                 this.fill(p);
         };
-        this.timer = setInterval(() => this.tick(), 250);
+        this.timer = setInterval(() => this.tick(), TICK_MS);
         this.timer.unref();
     }
     get done() {
@@ -63361,33 +63447,27 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     }
     /** A piece asked of a peer that will not deliver it: offered again to the peers that have it. */
     giveBack(i) {
-        this.picker?.release(i);
-        for (const p of this.peers.values()) {
-            if (!p.isRunner && p.has.get(i)) {
-                p.offers.queue.push(i);
+        const asker = this.asker;
+        if (!asker)
+            return;
+        asker.release(i);
+        for (const p of this.peers.values())
+            if (asker.reoffer(p, i))
                 this.fill(p);
-            }
-        }
         for (const p of this.peers.values())
             if (p.isRunner)
                 this.fill(p);
     }
     onBitfield(peer, bits) {
         peer.has = new Bitfield(this.pieces, bits);
-        if (!peer.isRunner && this.picker) {
-            for (let i = 0; i < this.pieces; i++)
-                if (peer.has.get(i) && this.picker.wanted(i))
-                    peer.offers.queue.push(i);
-        }
+        this.asker?.bitfield(peer);
         this.fill(peer);
     }
     onHave(peer, i) {
         if (i >= this.pieces || !peer.has.set(i))
             return;
-        if (this.picker?.wanted(i)) {
-            peer.offers.queue.push(i);
+        if (this.asker?.have(peer, i))
             this.fill(peer);
-        }
     }
     pieceLength(i) {
         const { pieceLength, length } = this.opts.meta;
@@ -63395,23 +63475,22 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     }
     /** Asks `peer` for pieces until it has enough outstanding. */
     fill(peer) {
-        const picker = this.picker;
-        if (!picker || this.closed || peer.wire.closed || this.have.complete)
+        const asker = this.asker;
+        if (!asker || this.closed || peer.wire.closed || this.have.complete)
             return;
         while (peer.outstanding < OUTSTANDING_BYTES) {
             if (this.opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) {
                 this.heldForWrites = true;
                 return;
             }
-            const i = peer.isRunner ? picker.fromRunner((j) => this.offeredByPeer(j)) : picker.fromPeer(peer.offers, peer.has);
+            const idle = peer.outstanding === 0;
+            const i = asker.next(peer, (j) => this.offeredByPeer(j));
             if (i === undefined)
                 return;
-            picker.take(i);
             const length = this.pieceLength(i);
-            if (peer.outstanding === 0)
+            if (idle)
                 peer.lastBlockAt = Date.now();
             peer.assigned.set(i, { index: i, length, next: 0, hash: external_node_crypto_namespaceObject.createHash('sha1'), writes: [], askedAt: Date.now() });
-            peer.outstanding += length;
             for (let offset = 0; offset < length; offset += BLOCK)
                 peer.wire.request(i, offset, Math.min(BLOCK, length - offset));
         }
@@ -63445,8 +63524,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             peer.assigned.delete(i);
             const digest = a.hash.digest();
             if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20))) {
-                this.pieceMs += ((Date.now() - a.askedAt) - this.pieceMs) / 8;
-                this.verified(i, peer.isRunner);
+                this.verified(i, peer.isRunner, a.askedAt);
                 Promise.all(a.writes).then(() => this.emit('stored', i), () => { });
             }
             else
@@ -63454,13 +63532,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         }
         this.fill(peer);
     }
-    verified(i, fromRunner) {
-        this.picker?.verified(i);
-        this.lastVerifiedAt = Date.now();
-        // Only a peer's piece ends starving: the runner's would stop the very flow that feeds a host no peer
-        // serves (one that reaches no other host got 96 MiB in 51 s instead of 8).
-        if (this.picker && !fromRunner)
-            this.picker.starving = false;
+    verified(i, fromRunner, askedAt) {
+        this.asker?.verified(i, fromRunner, askedAt, Date.now());
         for (const p of this.peers.values())
             if (!p.isRunner)
                 p.wire.have(i);
@@ -63569,19 +63642,18 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     }
     /** Every quarter second: the starving flag, and peers that stopped delivering. */
     tick() {
-        if (this.closed || !this.picker || this.have.complete)
+        const asker = this.asker;
+        if (this.closed || !asker || this.have.complete)
             return;
         const now = Date.now();
         const stallMs = this.stallMs();
-        if (!this.picker.starving)
-            this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs);
+        asker.tick(now);
         for (const p of this.peers.values()) {
             // The runner's seeder takes its peers in turns: a long wait there is its queue, not a stall (a dead
             // runner closes the connection, a frozen one trips the host's --stall-timeout).
             if (p.outstanding > 0 && !p.isRunner && now - p.lastBlockAt > stallMs)
                 p.wire.destroy(`sent nothing of what we asked for ${Math.round(stallMs / 1000)} s`);
-            // Idle wires raise no events: look for work for the runner's and for any peer with offers left.
-            else if (p.isRunner || p.offers.head < p.offers.queue.length)
+            else if (asker.idleAsk(p))
                 this.fill(p);
         }
     }
@@ -65988,15 +66060,6 @@ class Limit {
 
 
 
-/**
- * Tracker announce interval. Every host announces once as it starts and dials every peer it hears of,
- * so a host that starts late meets the early ones without their announcing again; later announces only
- * heal broken connections. Each costs every agent a request and a pass over the peer list: every 2 s
- * they took 15 of 76 CPU s per GiB at N = 32 (sweep 65.6 s → 54.8 s with 10 s).
- */
-function announceIntervalFor(hosts) {
-    return Math.max(10, Math.ceil(hosts / 50));
-}
 function sshSettingsFor(plan) {
     return {
         configPath: plan.sshConfig,

@@ -13,7 +13,7 @@ import {
   type RunnerRoute,
   type StartMessage,
 } from '../core/protocol.js'
-import { Announcer } from '../engine/announce.js'
+import { Announcer, NUMWANT } from '../engine/announce.js'
 import { Bitfield } from '../engine/bitfield.js'
 import { readTorrent } from '../engine/metainfo.js'
 import { Store, piecesPresent } from '../engine/store.js'
@@ -40,12 +40,6 @@ function log(message: string): void {
  */
 const RECENT_BYTES = 4 * 1024 * 1024
 
-/**
- * Peers a host dials and asks the tracker for. Pieces spread through any connected graph, so a host needs
- * a few dozen peers, not all: at N = 200 every host dialling every other was 20,000 handshakes on 4 Mbit/s
- * links, and hosts failed on handshake timeouts before a byte moved.
- */
-const PEERS = 40
 
 async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t: string }) => void) => void }): Promise<number> {
   if (start.protocol !== PROTOCOL_VERSION) {
@@ -151,7 +145,8 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       runnerId: start.runnerId,
       // Two buckets: what a host sends does not slow what it receives.
       limits: start.limitRate ? { upload: new RateLimit(start.limitRate), download: new RateLimit(start.limitRate) } : undefined,
-      maxPeers: PEERS,
+      // As many as the tracker is asked for (see NUMWANT).
+      maxPeers: NUMWANT,
     })
     const active = swarm
     active.on('log', log)
@@ -195,7 +190,6 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       peerId,
       port,
       left: () => (active.done ? 0 : start.size - active.have.count * meta.pieceLength),
-      numwant: PEERS,
       onPeers: (peers) => { for (const p of peers) active.connect(p.host, p.port) },
       onError: log,
     })

@@ -15,8 +15,6 @@ export interface AnnounceOptions {
   left(): number
   onPeers(peers: { host: string; port: number }[]): void
   onError(message: string): void
-  /** How many peers to ask the tracker for (it picks them at random). */
-  numwant?: number
 }
 
 /** Percent-encodes raw bytes for a query string, as trackers expect for info_hash and peer_id. */
@@ -43,6 +41,13 @@ function compactPeers(bytes: Uint8Array | undefined, v6: boolean): { host: strin
   }
   return out
 }
+
+/**
+ * Peers asked of the tracker per announce, and how many an agent dials (bittorrent-tracker answers at
+ * most 82). Pieces spread through any connected graph: at N = 200 every host dialling every other was
+ * 20,000 handshakes on 4 Mbit/s links, and hosts failed on handshake timeouts before a byte moved.
+ */
+export const NUMWANT = 40
 
 export class Announcer {
   private timer: NodeJS.Timeout | undefined
@@ -71,7 +76,7 @@ export class Announcer {
   private async announce(event?: 'started' | 'completed' | 'stopped'): Promise<void> {
     if (this.stopped) return
     const { url, infoHash, peerId, port } = this.opts
-    const query = `info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(peerId)}&port=${port}&uploaded=0&downloaded=0&left=${this.opts.left()}&compact=1&numwant=${this.opts.numwant ?? 200}${this.opts.ip ? `&ip=${encodeURIComponent(this.opts.ip)}` : ''}${event ? `&event=${event}` : ''}`
+    const query = `info_hash=${escapeBytes(infoHash)}&peer_id=${escapeBytes(peerId)}&port=${port}&uploaded=0&downloaded=0&left=${this.opts.left()}&compact=1&numwant=${NUMWANT}${this.opts.ip ? `&ip=${encodeURIComponent(this.opts.ip)}` : ''}${event ? `&event=${event}` : ''}`
     let interval = 10
     try {
       const body = await get(`${url}${url.includes('?') ? '&' : '?'}${query}`)

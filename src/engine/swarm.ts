@@ -2,6 +2,7 @@
 import net from 'node:net'
 import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import { Asker, OUTSTANDING_BYTES, STALL_MS, TICK_MS } from './ask.js'
 import { Bitfield } from './bitfield.js'
 import { Peer } from './peer.js'
 import { Picker, type Stripe } from './picker.js'
@@ -20,8 +21,6 @@ export interface Metainfo {
   pieceHashes: Buffer
 }
 
-/** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
-const OUTSTANDING_BYTES = 2 * BLOCK
 /**
  * Received bytes allowed to wait for their write: past this no more is asked for until the file catches
  * up. Where the file is slower than the network (fresh pages on a loaded machine) they would pile up in
@@ -32,15 +31,6 @@ const WRITE_BACKLOG_BYTES = 8 * BLOCK
 const MAX_QUEUED_REQUESTS = 64
 /** Serve the next block once the socket's own queue is below this. */
 const SEND_QUEUE_BYTES = BLOCK
-/** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
-const STALL_MS = 30_000
-/**
- * Nothing verified for this long, and at least twice as long as a piece takes to arrive, with the own
- * pieces in: ask the runner for other pieces. On slow links a piece takes seconds, and a shorter idle
- * spell only means the owner's copy is still on its way from the runner (asking again doubled the
- * runner's bytes: 1.58 copies at 8 hosts on 20 Mbit/s with a fixed 1 s).
- */
-const STARVING_MS = 1000
 /** Incoming connections allowed in their handshake at once. */
 const MAX_HANDSHAKING = 64
 /** Pieces that fail verification from one peer before it is dropped. */
@@ -83,7 +73,8 @@ export interface SwarmEvents {
 export class Swarm extends EventEmitter<SwarmEvents> {
   readonly pieces: number
   readonly have: Bitfield
-  private readonly picker: Picker | undefined
+  /** What to ask which peer for (the stripe policy); absent for a side that only serves. */
+  private readonly asker: Asker | undefined
   private readonly peers = new Map<string, Peer>()
   /** Addresses dialled or connected, so an announce does not dial them again. */
   private readonly dialled = new Set<string>()
@@ -96,11 +87,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private failures = 0
   private server: net.Server | undefined
   private readonly timer: NodeJS.Timeout
-  private lastVerifiedAt = Date.now()
   /** A fill stopped at the write backlog: the next settled write asks again. */
   private heldForWrites = false
-  /** How long a piece takes from request to verification (moving average). */
-  private pieceMs = 0
   private closed = false
   private doneEmitted = false
   readonly stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 }
@@ -120,7 +108,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.pieces = opts.have.length
     this.have = opts.have
     this.ourId = opts.peerId.toString('hex')
-    if (opts.stripe) this.picker = new Picker(opts.have, opts.stripe)
+    if (opts.stripe) this.asker = new Asker(new Picker(opts.have, opts.stripe), (i) => this.pieceLength(i), Date.now())
     this.sent = new Uint8Array(this.pieces)
     this.slots = opts.maxServing ? new ServeSlots<Peer>(opts.maxServing, (p) => p.requests.length > 0 && this.sent[p.requests[0]![0]] === 0) : undefined
     this.upload = opts.limits?.upload
@@ -130,7 +118,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       this.heldForWrites = false
       for (const p of this.peers.values()) this.fill(p)
     }
-    this.timer = setInterval(() => this.tick(), 250)
+    this.timer = setInterval(() => this.tick(), TICK_MS)
     this.timer.unref()
   }
 
@@ -247,30 +235,22 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   /** A piece asked of a peer that will not deliver it: offered again to the peers that have it. */
   private giveBack(i: number): void {
-    this.picker?.release(i)
-    for (const p of this.peers.values()) {
-      if (!p.isRunner && p.has.get(i)) {
-        p.offers.queue.push(i)
-        this.fill(p)
-      }
-    }
+    const asker = this.asker
+    if (!asker) return
+    asker.release(i)
+    for (const p of this.peers.values()) if (asker.reoffer(p, i)) this.fill(p)
     for (const p of this.peers.values()) if (p.isRunner) this.fill(p)
   }
 
   private onBitfield(peer: Peer, bits: Uint8Array): void {
     peer.has = new Bitfield(this.pieces, bits)
-    if (!peer.isRunner && this.picker) {
-      for (let i = 0; i < this.pieces; i++) if (peer.has.get(i) && this.picker.wanted(i)) peer.offers.queue.push(i)
-    }
+    this.asker?.bitfield(peer)
     this.fill(peer)
   }
 
   private onHave(peer: Peer, i: number): void {
     if (i >= this.pieces || !peer.has.set(i)) return
-    if (this.picker?.wanted(i)) {
-      peer.offers.queue.push(i)
-      this.fill(peer)
-    }
+    if (this.asker?.have(peer, i)) this.fill(peer)
   }
 
   private pieceLength(i: number): number {
@@ -280,20 +260,19 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   /** Asks `peer` for pieces until it has enough outstanding. */
   private fill(peer: Peer): void {
-    const picker = this.picker
-    if (!picker || this.closed || peer.wire.closed || this.have.complete) return
+    const asker = this.asker
+    if (!asker || this.closed || peer.wire.closed || this.have.complete) return
     while (peer.outstanding < OUTSTANDING_BYTES) {
       if (this.opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) {
         this.heldForWrites = true
         return
       }
-      const i = peer.isRunner ? picker.fromRunner((j) => this.offeredByPeer(j)) : picker.fromPeer(peer.offers, peer.has)
+      const idle = peer.outstanding === 0
+      const i = asker.next(peer, (j) => this.offeredByPeer(j))
       if (i === undefined) return
-      picker.take(i)
       const length = this.pieceLength(i)
-      if (peer.outstanding === 0) peer.lastBlockAt = Date.now()
+      if (idle) peer.lastBlockAt = Date.now()
       peer.assigned.set(i, { index: i, length, next: 0, hash: crypto.createHash('sha1'), writes: [], askedAt: Date.now() })
-      peer.outstanding += length
       for (let offset = 0; offset < length; offset += BLOCK) peer.wire.request(i, offset, Math.min(BLOCK, length - offset))
     }
   }
@@ -324,20 +303,15 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       peer.assigned.delete(i)
       const digest = a.hash.digest()
       if (digest.equals(this.opts.meta.pieceHashes.subarray(i * 20, i * 20 + 20))) {
-        this.pieceMs += ((Date.now() - a.askedAt) - this.pieceMs) / 8
-        this.verified(i, peer.isRunner)
+        this.verified(i, peer.isRunner, a.askedAt)
         Promise.all(a.writes).then(() => this.emit('stored', i), () => {})
       } else this.badPiece(peer, i)
     }
     this.fill(peer)
   }
 
-  private verified(i: number, fromRunner: boolean): void {
-    this.picker?.verified(i)
-    this.lastVerifiedAt = Date.now()
-    // Only a peer's piece ends starving: the runner's would stop the very flow that feeds a host no peer
-    // serves (one that reaches no other host got 96 MiB in 51 s instead of 8).
-    if (this.picker && !fromRunner) this.picker.starving = false
+  private verified(i: number, fromRunner: boolean, askedAt: number): void {
+    this.asker?.verified(i, fromRunner, askedAt, Date.now())
     for (const p of this.peers.values()) if (!p.isRunner) p.wire.have(i)
     this.emit('verified', i)
     if (this.have.complete && !this.doneEmitted) {
@@ -445,16 +419,16 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   /** Every quarter second: the starving flag, and peers that stopped delivering. */
   private tick(): void {
-    if (this.closed || !this.picker || this.have.complete) return
+    const asker = this.asker
+    if (this.closed || !asker || this.have.complete) return
     const now = Date.now()
     const stallMs = this.stallMs()
-    if (!this.picker.starving) this.picker.starving = this.picker.ownDone && now - this.lastVerifiedAt > Math.max(STARVING_MS, 2 * this.pieceMs)
+    asker.tick(now)
     for (const p of this.peers.values()) {
       // The runner's seeder takes its peers in turns: a long wait there is its queue, not a stall (a dead
       // runner closes the connection, a frozen one trips the host's --stall-timeout).
       if (p.outstanding > 0 && !p.isRunner && now - p.lastBlockAt > stallMs) p.wire.destroy(`sent nothing of what we asked for ${Math.round(stallMs / 1000)} s`)
-      // Idle wires raise no events: look for work for the runner's and for any peer with offers left.
-      else if (p.isRunner || p.offers.head < p.offers.queue.length) this.fill(p)
+      else if (asker.idleAsk(p)) this.fill(p)
     }
   }
 
