@@ -493,7 +493,7 @@ describe('the job on a 2-host cluster', { skip: can.ok ? (hasSsh ? false : 'need
   })
 
   /** Runs the interpolated job in the runner namespace as the GitLab runner would, with a fresh HOME (no ~/.ssh). */
-  async function runJob(given: Record<string, unknown>, ci: Record<string, string>, name: string): Promise<{ r: RunResult; logDir: string; report?: Report }> {
+  async function runJob(given: Record<string, unknown>, ci: Record<string, string>, name: string): Promise<{ r: RunResult; logDir: string; report?: Report; home: string }> {
     const { job } = jobFor(given)
     const npx = fakeNpx(fs.mkdtempSync(path.join(dir, `${name}-`)), PACKAGE.version)
     const home = fs.mkdtempSync(path.join(dir, `${name}-home-`))
@@ -504,7 +504,7 @@ describe('the job on a 2-host cluster', { skip: can.ok ? (hasSsh ? false : 'need
     try {
       report = JSON.parse(fs.readFileSync(path.join(logDir, 'report.json'), 'utf8')) as Report
     } catch {}
-    return { r, logDir, report }
+    return { r, logDir, report, home }
   }
 
   async function assertLanded(dest: string): Promise<void> {
@@ -537,8 +537,7 @@ describe('the job on a 2-host cluster', { skip: can.ok ? (hasSsh ? false : 'need
     fs.chmodSync(encrypted, 0o600)
     const re = spawnSync('ssh-keygen', ['-q', '-p', '-f', encrypted, '-P', '', '-N', 'open sesame'], { encoding: 'utf8', timeout: 15_000 })
     assert.equal(re.status, 0, re.stderr)
-    const agentsBefore = countProcesses('ssh-agent')
-    const { r, report } = await runJob(
+    const { r, report, home } = await runJob(
       { file: 'model.bin', destination: '/srv/gitlab-agent.bin', hosts: cluster.hosts.map((h) => h.address).join(' '), 'ssh-agent': true, args: '--user root', 'log-dir': 'agent-logs' },
       {
         SSH_PRIVATE_KEY: fs.readFileSync(encrypted, 'utf8').replace(/\n/g, '\r\n'),
@@ -551,8 +550,9 @@ describe('the job on a 2-host cluster', { skip: can.ok ? (hasSsh ? false : 'need
     assert.equal(report?.succeeded.length, 2)
     await assertLanded('/srv/gitlab-agent.bin')
     const deadline = Date.now() + 5000
-    while (countProcesses('ssh-agent') > agentsBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-    assert.equal(countProcesses('ssh-agent'), agentsBefore, 'the job stops the ssh-agent it started')
+    // Only this job's agent counts (its environment names the job's HOME): other agents on the machine come and go.
+    while (agentsOf(home).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    assert.deepEqual(agentsOf(home), [], 'the job stops the ssh-agent it started')
   })
 
   test('hosts missing from SSH_KNOWN_HOSTS: the fix names SSH_KNOWN_HOSTS and ssh-strict, not the job\'s temporary file', { timeout: 120_000 }, async () => {
@@ -588,17 +588,6 @@ describe('the job on a 2-host cluster', { skip: can.ok ? (hasSsh ? false : 'need
     }
   })
 })
-
-function countProcesses(comm: string): number {
-  let n = 0
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue
-    try {
-      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) n++
-    } catch {}
-  }
-  return n
-}
 
 /** ssh-agents started by a job whose HOME is `home` (they carry the job's environment): only the test's own. */
 function agentsOf(home: string): number[] {
