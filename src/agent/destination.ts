@@ -57,16 +57,22 @@ export async function sha256Of(file: string): Promise<string> {
   return hash.digest('hex')
 }
 
+/** The folder a destination goes in, which must exist (herd creates none). */
+export async function parentFolder(destination: string): Promise<string> {
+  const dir = path.dirname(destination)
+  const dirStat = await fs.promises.stat(dir).catch((err: NodeJS.ErrnoException) => { throw fsFailure(err, `folder ${dir}`) })
+  if (!dirStat.isDirectory()) throw new AgentError('no-folder', `${dir} is not a folder; choose a destination inside an existing folder`)
+  return dir
+}
+
+/** Fails unless this login may create entries in `dir`. */
+export async function writableFolder(dir: string): Promise<void> {
+  await fs.promises.access(dir, fs.constants.W_OK).catch((err: NodeJS.ErrnoException) => { throw fsFailure(err, `folder ${dir}`) })
+}
+
 /** Checks what can be checked before any byte moves: the folder, the destination, write access. */
 export async function preflight(start: StartMessage): Promise<'identical' | 'fetch'> {
-  const dir = path.dirname(start.destination)
-  let dirStat: fs.Stats
-  try {
-    dirStat = await fs.promises.stat(dir)
-  } catch (err) {
-    throw fsFailure(err as NodeJS.ErrnoException, `folder ${dir}`)
-  }
-  if (!dirStat.isDirectory()) throw new AgentError('no-folder', `${dir} is not a folder; choose a destination inside an existing folder`)
+  const dir = await parentFolder(start.destination)
   let destStat: fs.Stats | undefined
   try {
     destStat = await fs.promises.stat(start.destination)
@@ -74,11 +80,7 @@ export async function preflight(start: StartMessage): Promise<'identical' | 'fet
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsFailure(err as NodeJS.ErrnoException, start.destination)
   }
   if (destStat && !destStat.isFile()) throw new AgentError('not-a-file', `${start.destination} exists and is not a regular file; remove it or choose another destination`)
-  try {
-    await fs.promises.access(dir, fs.constants.W_OK)
-  } catch (err) {
-    throw fsFailure(err as NodeJS.ErrnoException, `folder ${dir}`)
-  }
+  await writableFolder(dir)
   // The identical file stays as it is, mode and owner included: a re-run changes nothing.
   if (destStat && destStat.size === start.size && (await sha256Of(start.destination)) === start.sha256) return 'identical'
   return 'fetch'

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { StartMessage } from '../core/protocol.js'
 import { treeDigest } from '../engine/tree.js'
-import { AgentError, fsFailure, type Owner } from './destination.js'
+import { AgentError, fsFailure, parentFolder, writableFolder, type Owner } from './destination.js'
 import { syncFolder, unpackTree } from './unpack.js'
 
 type TreeStart = StartMessage & { tree: NonNullable<StartMessage['tree']> }
@@ -25,10 +25,7 @@ async function lstatOrNone(p: string): Promise<fs.Stats | undefined> {
 /** Checks before any byte moves: the parent folder, what the destination is now, and whether it already holds the tree. */
 export async function preflightTree(start: TreeStart): Promise<'identical' | 'fetch'> {
   const dest = start.destination
-  const parent = path.dirname(dest)
-  const parentStat = await fs.promises.stat(parent).catch((err: NodeJS.ErrnoException) => { throw fsFailure(err, `folder ${parent}`) })
-  if (!parentStat.isDirectory()) throw new AgentError('no-folder', `${parent} is not a folder; choose a destination inside an existing folder`)
-  await fs.promises.access(parent, fs.constants.W_OK).catch((err: NodeJS.ErrnoException) => { throw fsFailure(err, `folder ${parent}`) })
+  await writableFolder(await parentFolder(dest))
   const st = await lstatOrNone(dest)
   if (st && !st.isDirectory()) {
     const what = st.isSymbolicLink() ? 'a symbolic link' : 'not a folder'
@@ -37,7 +34,7 @@ export async function preflightTree(start: TreeStart): Promise<'identical' | 'fe
   if (start.tree.releases && st) {
     const current = await lstatOrNone(path.join(dest, 'current'))
     if (current && !current.isSymbolicLink()) throw new AgentError('not-a-file', `${dest}/current is not a symbolic link, so --releases would replace what is there; move it away or push without --releases`)
-    await fs.promises.access(dest, fs.constants.W_OK).catch((err: NodeJS.ErrnoException) => { throw fsFailure(err, `folder ${dest}`) })
+    await writableFolder(dest)
   }
   const live = livePath(start)
   const liveStat = await fs.promises.stat(live).catch(() => undefined)
