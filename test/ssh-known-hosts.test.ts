@@ -23,9 +23,15 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 function newKey(type: 'ed25519' | 'ecdsa' | 'rsa' = 'ed25519'): { line: string; blob: Buffer } {
   const opts = type === 'rsa' ? { bits: 2048 } : type === 'ecdsa' ? { bits: 256 } : undefined;
-  const pair = ssh2.utils.generateKeyPairSync(type, opts as never);
-  const [t, b64] = pair.public.split(' ') as [string, string];
-  return { line: `${t} ${b64}`, blob: Buffer.from(b64, 'base64') };
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync(type, opts as never);
+    const [t, b64] = pair.public.split(' ') as [string, string];
+    const blob = Buffer.from(b64, 'base64');
+    // ssh2 drops a leading zero byte of an ed25519 public key (1 key in 256): a 31-byte key that
+    // ssh-keygen rightly refuses ("not a public key file"). Such a key is drawn again.
+    if (type === 'ed25519' && blob.length !== 4 + 11 + 4 + 32) continue;
+    return { line: `${t} ${b64}`, blob };
+  }
 }
 
 function file(name: string, text: string): string {
