@@ -154,7 +154,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
     // The whole file's SHA-256 follows the written, verified prefix in a worker thread.
     let wholeHash: RunningHash | undefined
     if (mode === 'fetch') {
-      const hasher = (wholeHash = new RunningHash(partial))
+      const hasher = (wholeHash = new RunningHash(partial, { flush: !tree }))
       stopHashing = () => hasher.stop()
       const stored = new Bitfield(pieces)
       for (let i = 0; i < pieces; i++) if (have.get(i)) stored.set(i)
