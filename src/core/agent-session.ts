@@ -24,8 +24,13 @@ export interface SwarmInfo {
 }
 
 const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy'])
-/** The direct way's head start before the agent tries the SSH one too (a connect in a datacenter takes ms). */
-const PROBE_MS = 1000
+/**
+ * The direct way's head start before the agent tries the SSH one too. A connect in a datacenter takes
+ * ms; a SYN lost on a congested link is sent again after 1 s, so with a 1 s head start one lost packet
+ * sent the host through SSH (seen at 8 hosts on 4 Mbit/s links: that host then failed). 3 s outlasts
+ * one retransmission; a runner behind a firewall that drops packets costs 3 s once per host.
+ */
+const PROBE_MS = 3000
 const PING_MS = 5000
 const AGENT_IDLE_TIMEOUT_S = 30
 
