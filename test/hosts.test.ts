@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { HostParseError, parseHost, parseHostList, parseHostsText } from '../src/core/hosts.js'
 import { parsePorts } from '../src/core/plan.js'
-import { parseUserHostPort } from '../src/core/ssh/config.js'
+import { parseUserHostPort } from '../src/core/ssh/config-parse.js'
 
 test('every host form herd.py users write', () => {
   assert.deepEqual(parseHost('web-1'), { label: 'web-1', host: 'web-1', user: undefined, port: undefined })
