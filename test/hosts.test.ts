@@ -43,3 +43,10 @@ test('one rule for a port wherever herd reads one: a hosts line, a ProxyJump and
     assert.deepEqual([fromHosts, fromJump, fromPort], ok ? [Number(text), Number(text), Number(text)] : [undefined, undefined, undefined], `port '${text}'`)
   }
 })
+
+test('one reading of user@host:port: a hosts line and a ProxyJump hop split an address alike', () => {
+  for (const text of ['web', 'deploy@web', 'web:2222', 'deploy@10.0.0.4:22', '[2001:db8::5]', '[2001:db8::5]:2200', 'root@[fe80::1%eth0]', '2001:db8::6', 'a.b@web-1:1']) {
+    const { host, user, port } = parseHost(text)
+    assert.deepEqual(parseUserHostPort(text), { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) }, text)
+  }
+})

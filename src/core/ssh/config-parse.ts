@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import SSHConfig, { type Line } from 'ssh-config';
-import { portNumber, type HostAddress } from '../hosts.js';
+import { portNumber, splitAddress, type HostAddress } from '../hosts.js';
 
 /** A mistake in the ssh config or the host spec; connect.ts turns it into SshError 'resolve'. */
 export class ResolveError extends Error {
@@ -25,33 +25,16 @@ export function parseProxyJump(value: string): HostAddress[] {
   return v.split(',').map((part) => parseUserHostPort(part.trim(), 'ProxyJump'));
 }
 
-/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`. */
+/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]` (read as a hosts line is). */
 export function parseUserHostPort(text: string, what = 'host'): HostAddress {
   let s = text;
   if (s.toLowerCase().startsWith('ssh://')) s = s.slice(6).replace(/\/$/, '');
   if (!s) throw new ResolveError(`empty ${what} entry`);
-  const at = s.lastIndexOf('@');
-  const user = at >= 0 ? s.slice(0, at) : undefined;
-  let rest = at >= 0 ? s.slice(at + 1) : s;
-  if (user !== undefined && user === '') throw new ResolveError(`empty user in ${what} "${text}"`);
-  let port: number | undefined;
-  let host: string;
-  if (rest.startsWith('[')) {
-    const close = rest.indexOf(']');
-    if (close < 0) throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
-    host = rest.slice(1, close);
-    rest = rest.slice(close + 1);
-    if (rest.startsWith(':')) port = parsePort(rest.slice(1), what);
-    else if (rest) throw new ResolveError(`unexpected "${rest}" in ${what} "${text}"`);
-  } else {
-    const colon = rest.indexOf(':');
-    if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
-      host = rest.slice(0, colon);
-      port = parsePort(rest.slice(colon + 1), what);
-    } else {
-      host = rest; // bare IPv6 address or plain host
-    }
-  }
+  const { user, host, port: portText, fault, after } = splitAddress(s);
+  if (user === '') throw new ResolveError(`empty user in ${what} "${text}"`);
+  if (fault === 'unclosed') throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
+  if (fault === 'after-bracket') throw new ResolveError(`unexpected "${after}" in ${what} "${text}"`);
+  const port = parsePort(portText, what);
   if (!host) throw new ResolveError(`empty host in ${what} "${text}"`);
   return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
 }
