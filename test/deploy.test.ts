@@ -3,25 +3,16 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture } from './support/fixture.js'
-import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile } from './support/fixture.js'
+import type { Cluster, ClusterHost } from './support/cluster.js'
 import { herd } from './support/herd.js'
 import { makeSampleTree, treeListing } from './support/sample-tree.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 8, prefix: 'herd-deploy-', file: { name: 'unused.bin', bytes: 1024 } })
-  ;({ cluster, work } = fx)
-})
-
-after(() => fx?.close())
+const skip = clusterForFile({ hosts: 8, prefix: 'herd-deploy-', file: { name: 'unused.bin', bytes: 1024 } }, (fx) => ({ cluster, work } = fx))
 
 const aliases = () => cluster.hosts.map((h) => h.alias).join(',')
 

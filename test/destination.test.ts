@@ -4,28 +4,19 @@ import crypto from 'node:crypto'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
-import { endedAfterEach, openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, endedAfterEach, type TestFile } from './support/fixture.js'
+import type { Cluster } from './support/cluster.js'
 import { cliPath, herd, randomFile, repoRoot, waitUntil } from './support/herd.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 2, rateMbit: 100, prefix: 'herd-destination-', file: { name: 'app.bin', bytes: 48 * MiB } })
-  ;({ cluster, work, file } = fx)
-})
+const skip = clusterForFile({ hosts: 2, rateMbit: 100, prefix: 'herd-destination-', file: { name: 'app.bin', bytes: 48 * MiB } }, (fx) => ({ cluster, work, file } = fx))
 
 const started = endedAfterEach()
-
-after(() => fx?.close())
 
 const aliases = () => cluster.hosts.map((h) => h.alias).join(',')
 

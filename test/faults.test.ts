@@ -3,32 +3,23 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
-import { endedAfterEach, openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, endedAfterEach, type TestFile } from './support/fixture.js'
+import type { Cluster, ClusterHost } from './support/cluster.js'
 import { herd, inSshdMounts, leftovers, nodeWrapper, partialBytes as partialBytesOn, randomFile, repoRoot, startHerd as startHerdIn, verifiedAtStart, waitUntil, type StartedHerd } from './support/herd.js'
 import { pieceLengthFor } from '../src/core/swarm/torrent.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
 // herd's piece length for these files: a killed transfer may lose the pieces it had in flight.
 const PIECE = pieceLengthFor(96 * MiB)
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let big: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 4, rateMbit: 100, prefix: 'herd-faults-', file: { name: 'big.bin', bytes: 96 * MiB } })
-  ;({ cluster, work, file: big } = fx)
-})
+const skip = clusterForFile({ hosts: 4, rateMbit: 100, prefix: 'herd-faults-', file: { name: 'big.bin', bytes: 96 * MiB } }, (fx) => ({ cluster, work, file: big } = fx))
 
 /** herd runs started detached, killed after each test. */
 const detached = endedAfterEach()
-
-after(() => fx?.close())
 
 const aliases = (hosts: ClusterHost[]) => hosts.map((h) => h.alias).join(',')
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { HostParseError, parseHost, parseHostList, parseHostsText } from '../src/core/hosts.js'
 import { parsePorts } from '../src/core/plan.js'
-import { parseUserHostPort } from '../src/core/ssh/config.js'
+import { parseUserHostPort } from '../src/core/ssh/config-parse.js'
 
 test('every host form herd.py users write', () => {
   assert.deepEqual(parseHost('web-1'), { label: 'web-1', host: 'web-1', user: undefined, port: undefined })
@@ -41,5 +41,12 @@ test('one rule for a port wherever herd reads one: a hosts line, a ProxyJump and
     const fromJump = (() => { try { return parseUserHostPort(`web:${text}`).port } catch { return undefined } })()
     const fromPort = (() => { try { return parsePorts(text)[0] } catch { return undefined } })()
     assert.deepEqual([fromHosts, fromJump, fromPort], ok ? [Number(text), Number(text), Number(text)] : [undefined, undefined, undefined], `port '${text}'`)
+  }
+})
+
+test('one reading of user@host:port: a hosts line and a ProxyJump hop split an address alike', () => {
+  for (const text of ['web', 'deploy@web', 'web:2222', 'deploy@10.0.0.4:22', '[2001:db8::5]', '[2001:db8::5]:2200', 'root@[fe80::1%eth0]', '2001:db8::6', 'a.b@web-1:1']) {
+    const { host, user, port } = parseHost(text)
+    assert.deepEqual(parseUserHostPort(text), { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) }, text)
   }
 })

@@ -3,27 +3,18 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { after, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, type TestFile } from './support/fixture.js'
+import type { Cluster } from './support/cluster.js'
 import { cliPath, herd, hostsFile, repoRoot, sshConnections, sshConnectionsUpToNow } from './support/herd.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  // The folder is readable by an unprivileged user too (the unreadable-file cases run herd as nobody).
-  fx = await openClusterFixture({ hosts: 2, prefix: 'herd-input-', workMode: 0o755, file: { name: 'app.bin', bytes: 1 * MiB } })
-  ;({ cluster, work, file } = fx)
-})
-
-after(() => fx?.close())
+// The folder is readable by an unprivileged user too (the unreadable-file cases run herd as nobody).
+const skip = clusterForFile({ hosts: 2, prefix: 'herd-input-', workMode: 0o755, file: { name: 'app.bin', bytes: 1 * MiB } }, (fx) => ({ cluster, work, file } = fx))
 
 /**
  * Runs herd with args; asserts exit 2, a `herd: INPUT: ...` line on stderr that matches `message`, and

@@ -3,27 +3,18 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, type TestFile } from './support/fixture.js'
+import type { Cluster, ClusterHost } from './support/cluster.js'
 import { herd, leftovers, nodeWrapper } from './support/herd.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const tcsh = spawnSync('sh', ['-c', 'command -v tcsh'], { encoding: 'utf8' }).stdout.trim()
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 2, prefix: 'herd-logins-', file: { name: 'app.bin', bytes: 8 * MiB } })
-  ;({ cluster, work, file } = fx)
-})
-
-after(() => fx?.close())
+const skip = clusterForFile({ hosts: 2, prefix: 'herd-logins-', file: { name: 'app.bin', bytes: 8 * MiB } }, (fx) => ({ cluster, work, file } = fx))
 
 test('a non-root login on every host (--user beats the ssh config\'s User): its own home, working folder and file, the hosts trading pieces as that user', { skip, timeout: 120_000 }, async () => {
   const uid = 4244

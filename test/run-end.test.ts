@@ -3,29 +3,20 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
-import { endedAfterEach, openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, endedAfterEach, type TestFile } from './support/fixture.js'
+import type { Cluster, ClusterHost } from './support/cluster.js'
 import { herd, partialBytes, randomFile, startHerd as startHerdIn, verifiedAtStart, waitUntil, type StartedHerd } from './support/herd.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let big: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 2, rateMbit: 100, prefix: 'herd-run-end-', file: { name: 'big.bin', bytes: 96 * MiB } })
-  ;({ cluster, work, file: big } = fx)
-})
+const skip = clusterForFile({ hosts: 2, rateMbit: 100, prefix: 'herd-run-end-', file: { name: 'big.bin', bytes: 96 * MiB } }, (fx) => ({ cluster, work, file: big } = fx))
 
 /** Runs and frozen processes a test started, ended after each test. */
 const cleanups = endedAfterEach()
-
-after(() => fx?.close())
 
 function startHerd(args: string[]): StartedHerd {
   const run = startHerdIn(cluster, args)

@@ -2,26 +2,17 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, type TestFile } from './support/fixture.js'
+import type { Cluster } from './support/cluster.js'
 import { herd, hostsFile } from './support/herd.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 8, prefix: 'herd-runtime-', file: { name: 'index.bin', bytes: 16 * MiB } })
-  ;({ cluster, work, file } = fx)
-})
-
-after(() => fx?.close())
+const skip = clusterForFile({ hosts: 8, prefix: 'herd-runtime-', file: { name: 'index.bin', bytes: 16 * MiB } }, (fx) => ({ cluster, work, file } = fx))
 
 test('8 hosts on which node is missing or too old get the file in one run; the second run uploads no runtime', { skip, timeout: 240_000 }, async () => {
   // What `--node` names on every host: missing on hosts with an even address, Node 16 on the others.

@@ -5,28 +5,23 @@ import net from 'node:net'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { after, afterEach, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, run, type Cluster, type ClusterHost } from './support/cluster.js'
+import { afterEach, test } from 'node:test'
+import { clusterForFile, type TestFile } from './support/fixture.js'
+import { run, type Cluster, type ClusterHost } from './support/cluster.js'
 import { cliPath, herd, repoRoot, waitUntil } from './support/herd.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const hasTcpdump = spawnSync('sh', ['-c', 'command -v tcpdump'], { timeout: 5000 }).status === 0
 const MiB = 1024 * 1024
 /** Any 1 KiB run of the file holds a whole 512-byte block that starts at a multiple of 512 in the file. */
 const BLOCK = 512
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
 let data: Buffer
 
-before(async () => {
-  if (!can.ok) return
-  // 20 Mbit/s links: 24 MiB takes 10 s or more to reach every host, so the stray peers meet a push under way.
-  fx = await openClusterFixture({ hosts: 3, rateMbit: 20, prefix: 'herd-sealed-', file: { name: 'sealed.bin', bytes: 24 * MiB } })
-  ;({ cluster, work, file } = fx)
+// 20 Mbit/s links: 24 MiB takes 10 s or more to reach every host, so the stray peers meet a push under way.
+const skip = clusterForFile({ hosts: 3, rateMbit: 20, prefix: 'herd-sealed-', file: { name: 'sealed.bin', bytes: 24 * MiB } }, (fx) => {
+  ({ cluster, work, file } = fx)
   data = fs.readFileSync(file.path)
 })
 
@@ -41,7 +36,6 @@ function kill(pid: number | undefined, sig: NodeJS.Signals): void {
 afterEach(() => {
   for (const c of started) kill(c.pid, 'SIGKILL')
 })
-after(() => fx?.close())
 
 const aliases = () => cluster.hosts.map((h) => h.alias).join(',')
 

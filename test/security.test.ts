@@ -6,28 +6,19 @@ import http from 'node:http'
 import path from 'node:path'
 import crypto from 'node:crypto'
 import { spawnSync } from 'node:child_process'
-import { after, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, type TestFile } from './support/fixture.js'
+import type { Cluster, ClusterHost } from './support/cluster.js'
 import { herd, leftovers, nodeWrapper, waitUntil } from './support/herd.js'
 import { startTracker } from '../src/core/swarm/tracker.js'
 import { loadAgentBundle } from '../src/core/agent-bundle.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 3, prefix: 'herd-security-', file: { name: 'secure.bin', bytes: 8 * MiB } })
-  ;({ cluster, work, file } = fx)
-})
-
-after(() => fx?.close())
+const skip = clusterForFile({ hosts: 3, prefix: 'herd-security-', file: { name: 'secure.bin', bytes: 8 * MiB } }, (fx) => ({ cluster, work, file } = fx))
 
 async function assertNothingLeftRunning(): Promise<void> {
   for (const h of cluster.hosts) assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 10_000), [], `${h.alias}: processes left running`)

@@ -3,26 +3,17 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
-import { openClusterFixture, type ClusterFixture, type TestFile } from './support/fixture.js'
-import { canRunCluster, type Cluster, type ClusterHost } from './support/cluster.js'
+import { test } from 'node:test'
+import { clusterForFile, type TestFile } from './support/fixture.js'
+import type { Cluster, ClusterHost } from './support/cluster.js'
 import { herd, hostsFile, waitUntil } from './support/herd.js'
 
-const can = canRunCluster()
-const skip = can.ok ? false : can.why
 const MiB = 1024 * 1024
-let fx: ClusterFixture | undefined
 let cluster: Cluster
 let work: string
 let file: TestFile
 
-before(async () => {
-  if (!can.ok) return
-  fx = await openClusterFixture({ hosts: 3, prefix: 'herd-ssh-hosts-', file: { name: 'app.bin', bytes: 8 * MiB } })
-  ;({ cluster, work, file } = fx)
-})
-
-after(() => fx?.close())
+const skip = clusterForFile({ hosts: 3, prefix: 'herd-ssh-hosts-', file: { name: 'app.bin', bytes: 8 * MiB } }, (fx) => ({ cluster, work, file } = fx))
 
 /** An ssh config for the cluster's hosts by alias, with `extra` lines in each block and no IdentityFile. */
 function configWith(name: string, extra: (h: ClusterHost) => string[]): string {

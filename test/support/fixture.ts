@@ -2,8 +2,8 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterEach } from 'node:test'
-import { startCluster, type Cluster, type ClusterOptions } from './cluster.js'
+import { after, afterEach, before } from 'node:test'
+import { canRunCluster, startCluster, type Cluster, type ClusterOptions } from './cluster.js'
 import { randomFile } from './herd.js'
 
 export interface TestFile {
@@ -54,6 +54,22 @@ export async function openClusterFixture(opts: FixtureOptions): Promise<ClusterF
       }
     },
   }
+}
+
+/**
+ * One cluster for every test of a file: opened before the first test, closed after the last; `use` is given
+ * it once open, to keep short names for its parts. Returns the tests' `skip` option: false, or why they
+ * cannot run here (no cluster on this machine, or `can` says no). Call once, at the top of a test file.
+ */
+export function clusterForFile(opts: FixtureOptions, use: (fx: ClusterFixture) => void, can = canRunCluster()): string | false {
+  let fx: ClusterFixture | undefined
+  before(async () => {
+    if (!can.ok) return
+    fx = await openClusterFixture(opts)
+    use(fx)
+  })
+  after(() => fx?.close())
+  return can.ok ? false : (can.why ?? 'cannot run a cluster here')
 }
 
 /**

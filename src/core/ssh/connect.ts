@@ -1,7 +1,8 @@
 // One SSH connection per host with OpenSSH semantics: resolve the host, then the built-in client or OpenSSH.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { resolveHost, ResolveError, type ResolvedHost } from './config.js';
+import { resolveHost, type ResolvedHost } from './config.js';
+import { ResolveError } from './config-parse.js';
 import type { HostSpec } from '../hosts.js';
 import type { SshConnection, SshLog, SshSettings } from './connection.js';
 import { fail, tildePath } from './errors.js';

@@ -1,6 +1,8 @@
 // SSH for herd: OpenSSH-compatible host resolution, host key checking, connections and shell quoting.
-export { resolveHost, parseProxyJump, parseUserHostPort, ResolveError } from './config.js';
-export type { IdentityFile, ResolveOptions, ResolvedHost, StrictHostKeyChecking } from './config.js';
+export { resolveHost } from './config.js';
+export type { IdentityFile, ResolveOptions, ResolvedHost } from './config.js';
+export { parseProxyJump, parseUserHostPort, ResolveError } from './config-parse.js';
+export type { StrictHostKeyChecking } from './config-parse.js';
 export {
   appendKnownHost,
   checkHostKey,

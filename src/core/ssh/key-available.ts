@@ -1,7 +1,8 @@
 // Whether a host has any key herd could offer it, read from the runner alone, so a run without any key stops before a host is touched.
 import { existsSync } from 'node:fs';
 import type { HostAddress } from '../hosts.js';
-import { resolveHost, ResolveError, type ResolveOptions } from './config.js';
+import { resolveHost, type ResolveOptions } from './config.js';
+import { ResolveError } from './config-parse.js';
 
 /**
  * True when the host, as the ssh config resolves it, has an agent socket or a key file that exists, or
