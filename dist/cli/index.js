@@ -52682,6 +52682,34 @@ function parsePort(text, raw, line) {
         throw new HostParseError(raw, line, `has an invalid port '${text}'; use a number from 1 to 65535`);
     return port;
 }
+/**
+ * Where the user, host and port are in `[user@]host[:port]`, `[user@][v6addr][:port]` or `[user@]v6addr`:
+ * the one reading of an address for a hosts line and a ProxyJump hop alike. The user is all before the
+ * last `@`. Each reader checks the parts with its own rules and messages.
+ */
+function splitAddress(text) {
+    const at = text.lastIndexOf('@');
+    const user = at >= 0 ? text.slice(0, at) : undefined;
+    const rest = at >= 0 ? text.slice(at + 1) : text;
+    if (rest.startsWith('[')) {
+        const close = rest.indexOf(']');
+        if (close < 0)
+            return { user, host: '', form: 'bracketed', fault: 'unclosed' };
+        const host = rest.slice(1, close);
+        const after = rest.slice(close + 1);
+        if (after === '')
+            return { user, host, form: 'bracketed' };
+        if (!after.startsWith(':'))
+            return { user, host, form: 'bracketed', fault: 'after-bracket', after };
+        return { user, host, port: after.slice(1), form: 'bracketed' };
+    }
+    if ((rest.match(/:/g) ?? []).length > 1)
+        return { user, host: rest, form: 'bare-v6' };
+    const colon = rest.indexOf(':');
+    if (colon < 0)
+        return { user, host: rest, form: 'name' };
+    return { user, host: rest.slice(0, colon), port: rest.slice(colon + 1), form: 'name' };
+}
 /** Parses `host`, `user@host`, `host:port`, `user@host:port`, `[v6addr]`, `[v6addr]:port`, or a bare v6 address. */
 function parseHost(raw, line) {
     const label = raw.trim();
@@ -52689,44 +52717,20 @@ function parseHost(raw, line) {
         throw new HostParseError(raw, line, 'is empty');
     if (/\s/.test(label))
         throw new HostParseError(label, line, 'contains white space; write one host per line');
-    let rest = label;
-    let user;
-    const at = rest.lastIndexOf('@');
-    if (at >= 0) {
-        user = rest.slice(0, at);
-        rest = rest.slice(at + 1);
-        if (user === '' || !/^[A-Za-z0-9_.-]+$/.test(user))
-            throw new HostParseError(label, line, 'has an invalid user name; write user@host');
-    }
-    let host;
-    let port;
-    if (rest.startsWith('[')) {
-        const close = rest.indexOf(']');
-        if (close < 0)
-            throw new HostParseError(label, line, "has '[' without ']'; write [v6addr]:port");
-        host = rest.slice(1, close);
-        const after = rest.slice(close + 1);
-        if (after !== '') {
-            if (!after.startsWith(':'))
-                throw new HostParseError(label, line, "has text after ']'; write [v6addr]:port");
-            port = parsePort(after.slice(1), label, line);
-        }
-        if (!/^[0-9A-Fa-f:.%a-z]+$/.test(host) || !host.includes(':'))
-            throw new HostParseError(label, line, 'is not an IPv6 address inside [ ]');
-    }
-    else if ((rest.match(/:/g) ?? []).length > 1) {
-        host = rest; // a bare IPv6 address, no port
-        if (!/^[0-9A-Fa-f:.]+$/.test(host))
-            throw new HostParseError(label, line, 'is not a valid IPv6 address; write [v6addr]:port');
-    }
-    else {
-        const colon = rest.indexOf(':');
-        host = colon >= 0 ? rest.slice(0, colon) : rest;
-        if (colon >= 0)
-            port = parsePort(rest.slice(colon + 1), label, line);
-        if (!HOST_RE.test(host))
-            throw new HostParseError(label, line, 'is not a valid host name; use letters, digits, dots and dashes, or an ssh config alias');
-    }
+    const { user, host, port: portText, form, fault } = splitAddress(label);
+    if (user !== undefined && !/^[A-Za-z0-9_.-]+$/.test(user))
+        throw new HostParseError(label, line, 'has an invalid user name; write user@host');
+    if (fault === 'unclosed')
+        throw new HostParseError(label, line, "has '[' without ']'; write [v6addr]:port");
+    if (fault === 'after-bracket')
+        throw new HostParseError(label, line, "has text after ']'; write [v6addr]:port");
+    const port = portText === undefined ? undefined : parsePort(portText, label, line);
+    if (form === 'bracketed' && (!/^[0-9A-Fa-f:.%a-z]+$/.test(host) || !host.includes(':')))
+        throw new HostParseError(label, line, 'is not an IPv6 address inside [ ]');
+    if (form === 'bare-v6' && !/^[0-9A-Fa-f:.]+$/.test(host))
+        throw new HostParseError(label, line, 'is not a valid IPv6 address; write [v6addr]:port');
+    if (form === 'name' && !HOST_RE.test(host))
+        throw new HostParseError(label, line, 'is not a valid host name; use letters, digits, dots and dashes, or an ssh config alias');
     if (host === '')
         throw new HostParseError(label, line, 'has no host name');
     return { label, host, user, port };
@@ -54467,10 +54471,9 @@ function stringify(config) {
 }
 
 //# sourceMappingURL=ssh-config.js.map
-;// CONCATENATED MODULE: ./build/src/core/ssh/config.js
-// Resolves a host spec into connection parameters the way OpenSSH does (ssh_config, tokens, defaults).
-
-
+;// CONCATENATED MODULE: ./build/src/core/ssh/config-parse.js
+// Reads ssh_config text as OpenSSH does: a file and its Includes into one config, the lines that apply to a
+// host, and the values its directives take (ports, seconds, yes/no, %tokens, ${VAR}, ProxyJump lists).
 
 
 
@@ -54482,172 +54485,7 @@ class ResolveError extends Error {
         this.name = 'ResolveError';
     }
 }
-const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
-const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
-const MAX_JUMP_DEPTH = 8;
 const MAX_INCLUDE_DEPTH = 16;
-/** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
-function resolveHost(spec, opts = {}) {
-    const home = opts.homeDir ?? external_node_os_namespaceObject.homedir();
-    const env = opts.env ?? process.env;
-    const localUser = opts.localUser ?? localUserName(env);
-    const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
-    const gated = new Set();
-    const { config, found } = loadConfig(configPath, external_node_path_.join(home, '.ssh'), home, env, gated);
-    const systemPath = opts.systemConfigPath === undefined ? (opts.configPath === undefined ? '/etc/ssh/ssh_config' : null) : opts.systemConfigPath;
-    if (systemPath) {
-        const system = loadConfig(systemPath, external_node_path_.dirname(systemPath), home, env, gated);
-        // After the user's, like ssh: the first value obtained wins. `Host *` first, so the system file's
-        // leading lines are not taken into the user file's last block.
-        if (system.found)
-            config.push(...SSHConfig.parse('Host *\n'), ...system.config);
-    }
-    const ctx = { home, localUser, env, config, configFile: found ? configPath : undefined, opts, hasMatchExec: /^\s*Match\b.*\bexec\b/im.test(config.toString()), gated };
-    return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
-}
-function resolveHop(ctx, spec, hop) {
-    const alias = spec.host.trim();
-    if (!alias)
-        throw new ResolveError('empty host name');
-    if (/[\s'"`$;&|<>\\]/.test(alias))
-        throw new ResolveError(`invalid host name "${alias}"`);
-    if (hop.depth > MAX_JUMP_DEPTH) {
-        throw new ResolveError(`ProxyJump chain deeper than ${MAX_JUMP_DEPTH} hops at "${alias}" (a loop in the ssh config?)`);
-    }
-    const cfg = computeFor(ctx.config, alias);
-    const str = (key) => {
-        const v = cfg[key];
-        if (v === undefined)
-            return undefined;
-        return Array.isArray(v) ? v.join(' ') : v;
-    };
-    const list = (key) => {
-        const v = cfg[key];
-        if (v === undefined)
-            return undefined;
-        return (Array.isArray(v) ? v : v.split(/\s+/)).filter((s) => s.length > 0);
-    };
-    const hostnameRaw = str('hostname');
-    const hostname = hostnameRaw !== undefined ? percentExpand(hostnameRaw, { h: alias }, 'HostName') : alias;
-    const user = spec.user ?? hop.defaultUser ?? str('user') ?? ctx.localUser;
-    const port = spec.port ?? config_parsePort(str('port'), 'Port') ?? 22;
-    if (!Number.isInteger(port) || port < 1 || port > 65535)
-        throw new ResolveError(`invalid port ${port} for "${alias}"`);
-    const hostKeyAliasRaw = str('hostkeyalias');
-    const hostKeyAlias = hostKeyAliasRaw?.toLowerCase();
-    // Tokens shared by IdentityFile, IdentityAgent, UserKnownHostsFile (ssh_config(5) TOKENS).
-    const localHost = external_node_os_namespaceObject.hostname();
-    const proxyJumpRaw = str('proxyjump');
-    const tokens = {
-        d: ctx.home,
-        u: ctx.localUser,
-        h: hostname,
-        n: alias,
-        p: String(port),
-        r: user,
-        l: localHost,
-        L: localHost.split('.')[0] ?? localHost,
-        i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
-        k: hostKeyAlias ?? alias,
-        j: proxyJumpRaw ?? '',
-    };
-    tokens.C = (0,external_node_crypto_namespaceObject.createHash)('sha1').update(`${tokens.l}${hostname}${port}${user}`).digest('hex');
-    const expandPath = (value, directive) => external_node_path_.resolve(ctx.home, percentExpand(expandEnv(expandTilde(value, ctx.home), ctx.env, directive), tokens, directive));
-    // Identities: -i first, then config; OpenSSH adds its defaults only when neither gave any.
-    const identityFiles = [];
-    const addIdentity = (p, explicit, isDefault) => {
-        if (!identityFiles.some((f) => f.path === p))
-            identityFiles.push({ path: p, explicit, isDefault });
-    };
-    for (const f of ctx.opts.identityFiles ?? [])
-        addIdentity(expandPath(f, '-i'), true, false);
-    for (const f of list('identityfile') ?? []) {
-        if (f.toLowerCase() === 'none')
-            continue;
-        addIdentity(expandPath(f, 'IdentityFile'), false, false);
-    }
-    if (identityFiles.length === 0) {
-        for (const name of DEFAULT_IDENTITIES)
-            addIdentity(external_node_path_.join(ctx.home, '.ssh', name), false, true);
-    }
-    const userKnownHostsFiles = ctx.opts.knownHostsFiles && ctx.opts.knownHostsFiles.length > 0
-        ? ctx.opts.knownHostsFiles.map((f) => external_node_path_.resolve(expandTilde(f, ctx.home)))
-        : (list('userknownhostsfile') ?? ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'])
-            .filter((f) => f.toLowerCase() !== 'none')
-            .map((f) => expandPath(f, 'UserKnownHostsFile'));
-    const globalKnownHostsFiles = (list('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
-        .filter((f) => f.toLowerCase() !== 'none')
-        .map((f) => expandPath(f, 'GlobalKnownHostsFile'));
-    // Agent: explicit option > IdentityAgent > SSH_AUTH_SOCK.
-    let identityAgent;
-    if (ctx.opts.agentSocket !== undefined) {
-        identityAgent = ctx.opts.agentSocket || undefined;
-    }
-    else {
-        const ia = str('identityagent');
-        if (ia === undefined || ia === 'SSH_AUTH_SOCK')
-            identityAgent = ctx.env.SSH_AUTH_SOCK || undefined;
-        else if (ia.toLowerCase() === 'none')
-            identityAgent = undefined;
-        else
-            identityAgent = expandPath(ia.startsWith('$') && !ia.startsWith('${') ? `\${${ia.slice(1)}}` : ia, 'IdentityAgent');
-    }
-    const resolved = {
-        alias,
-        hostname,
-        port,
-        user,
-        identityFiles,
-        identitiesOnly: yesNo(str('identitiesonly'), 'IdentitiesOnly') ?? false,
-        identityAgent,
-        userKnownHostsFiles,
-        globalKnownHostsFiles,
-        strictHostKeyChecking: parseStrict(str('stricthostkeychecking')),
-        hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
-        hostKeyAlias,
-        configFile: ctx.configFile,
-        openSshOnly: openSshOnly(cfg, ctx, alias),
-        ignored: Object.keys(cfg).filter((k) => !HANDLED.has(k.toLowerCase())),
-    };
-    const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
-    if (connectTimeout !== undefined && connectTimeout > 0)
-        resolved.connectTimeoutMs = connectTimeout * 1000;
-    const aliveInterval = parseSeconds(str('serveraliveinterval'), 'ServerAliveInterval');
-    if (aliveInterval !== undefined)
-        resolved.serverAliveIntervalMs = aliveInterval * 1000;
-    const aliveCount = parseSeconds(str('serveralivecountmax'), 'ServerAliveCountMax');
-    if (aliveCount !== undefined)
-        resolved.serverAliveCountMax = aliveCount;
-    // ProxyJump / ProxyCommand: whichever the config gave first wins, like OpenSSH.
-    const keys = Object.keys(cfg);
-    const jumpIdx = keys.indexOf('proxyjump');
-    const cmdIdx = keys.indexOf('proxycommand');
-    const proxyTokens = { h: hostname, n: alias, p: String(port), r: user };
-    let hops = hop.jumpOverride;
-    if (hops === undefined) {
-        const useCommand = cmdIdx >= 0 && (jumpIdx < 0 || cmdIdx < jumpIdx);
-        if (useCommand) {
-            const cmd = str('proxycommand');
-            if (cmd.toLowerCase() !== 'none')
-                resolved.proxyCommand = percentExpand(cmd, proxyTokens, 'ProxyCommand');
-        }
-        else if (proxyJumpRaw !== undefined && proxyJumpRaw.toLowerCase() !== 'none') {
-            hops = parseProxyJump(percentExpand(proxyJumpRaw, proxyTokens, 'ProxyJump'));
-        }
-    }
-    if (hops && hops.length > 0) {
-        const last = hops[hops.length - 1];
-        // `Host * / ProxyJump bastion` can only mean "reach bastion directly" (OpenSSH 9.2 stops with "jumphost loop").
-        const sameAsSelf = (last.host === alias || last.host === hostname) && (last.port ?? 22) === port;
-        if (!sameAsSelf) {
-            resolved.jump = resolveHop(ctx, last, {
-                jumpOverride: hops.length > 1 ? hops.slice(0, -1) : undefined,
-                depth: hop.depth + 1,
-            });
-        }
-    }
-    return resolved;
-}
 /** Parse a ProxyJump value: comma list of `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
 function parseProxyJump(value) {
     const v = value.trim();
@@ -54655,81 +54493,34 @@ function parseProxyJump(value) {
         return [];
     return v.split(',').map((part) => parseUserHostPort(part.trim(), 'ProxyJump'));
 }
-/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`. */
+/** Parse `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]` (read as a hosts line is). */
 function parseUserHostPort(text, what = 'host') {
     let s = text;
     if (s.toLowerCase().startsWith('ssh://'))
         s = s.slice(6).replace(/\/$/, '');
     if (!s)
         throw new ResolveError(`empty ${what} entry`);
-    const at = s.lastIndexOf('@');
-    const user = at >= 0 ? s.slice(0, at) : undefined;
-    let rest = at >= 0 ? s.slice(at + 1) : s;
-    if (user !== undefined && user === '')
+    const { user, host, port: portText, fault, after } = splitAddress(s);
+    if (user === '')
         throw new ResolveError(`empty user in ${what} "${text}"`);
-    let port;
-    let host;
-    if (rest.startsWith('[')) {
-        const close = rest.indexOf(']');
-        if (close < 0)
-            throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
-        host = rest.slice(1, close);
-        rest = rest.slice(close + 1);
-        if (rest.startsWith(':'))
-            port = config_parsePort(rest.slice(1), what);
-        else if (rest)
-            throw new ResolveError(`unexpected "${rest}" in ${what} "${text}"`);
-    }
-    else {
-        const colon = rest.indexOf(':');
-        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
-            host = rest.slice(0, colon);
-            port = config_parsePort(rest.slice(colon + 1), what);
-        }
-        else {
-            host = rest; // bare IPv6 address or plain host
-        }
-    }
+    if (fault === 'unclosed')
+        throw new ResolveError(`unbalanced [ in ${what} "${text}"`);
+    if (fault === 'after-bracket')
+        throw new ResolveError(`unexpected "${after}" in ${what} "${text}"`);
+    const port = config_parse_parsePort(portText, what);
     if (!host)
         throw new ResolveError(`empty host in ${what} "${text}"`);
     return { host, ...(user !== undefined ? { user } : {}), ...(port !== undefined ? { port } : {}) };
 }
-/** Keywords the built-in client can't honour; each sends the host to OpenSSH under `--ssh auto`. */
-const OPENSSH_ONLY = ['certificatefile', 'pkcs11provider', 'securitykeyprovider', 'knownhostscommand', 'controlmaster', 'hostbasedauthentication'];
-function openSshOnly(cfg, ctx, alias) {
-    const found = OPENSSH_ONLY.filter((k) => cfg[k] !== undefined && !/^(no|none)$/i.test(String(cfg[k])));
-    // `Match exec` is never run here (it would run the config's commands for every host): OpenSSH can.
-    if (ctx.hasMatchExec)
-        found.push('match exec');
-    for (const block of ctx.gated) {
-        // Whether this host matches the block: its header alone, with a marker, computed for the alias.
-        const alone = SSHConfig.parse('');
-        alone.push(block);
-        const header = SSHConfig.stringify(alone).split('\n').find((l) => l.trim() !== '') ?? '';
-        const probe = SSHConfig.parse(`${header.trim()}\n  HostKeyAlias herd-gated\n`);
-        if (computeFor(probe, alias).hostkeyalias === 'herd-gated') {
-            found.push('an Include of Host sections inside a Host block');
-            break;
-        }
-    }
-    return found;
-}
-/**
- * Settings of the host's config that the built-in client does not act on (the rest it does, or sends
- * the host to OpenSSH for): named once in the host's log.
- */
-const HANDLED = new Set([
-    'host', 'match', 'include', 'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'userknownhostsfile',
-    'globalknownhostsfile', 'stricthostkeychecking', 'hashknownhosts', 'hostkeyalias', 'connecttimeout', 'serveraliveinterval',
-    'serveralivecountmax', 'proxyjump', 'proxycommand', 'batchmode', 'passwordauthentication', 'kbdinteractiveauthentication',
-    'pubkeyauthentication', 'preferredauthentications', 'checkhostip',
-    ...OPENSSH_ONLY,
-]);
-// ---------------------------------------------------------------------------------------------
+/** The settings `config` gives `host`, first value obtained winning, as ssh -G would list them (keys lower-cased). */
 function computeFor(config, host) {
     // matchExec false: `Match exec` would run shell commands from the config for every host.
     return config.compute(host, { ignoreCase: true, matchExec: false });
 }
+/**
+ * Reads an ssh config file with its Includes inlined (`includeDir` is where relative ones are); a missing
+ * file is an empty config (`found` false), an unreadable or unparsable one a ResolveError.
+ */
 function loadConfig(file, includeDir, home, env, gated) {
     let text;
     try {
@@ -54866,15 +54657,7 @@ function expandTilde(value, home) {
         return external_node_path_.join(home, value.slice(2));
     return value;
 }
-function localUserName(env) {
-    try {
-        return external_node_os_namespaceObject.userInfo().username;
-    }
-    catch {
-        return env.USER ?? env.LOGNAME ?? 'root';
-    }
-}
-function config_parsePort(value, what) {
+function config_parse_parsePort(value, what) {
     if (value === undefined)
         return undefined;
     const port = portNumber(value.trim());
@@ -54919,8 +54702,221 @@ function parseStrict(value) {
     }
 }
 
+;// CONCATENATED MODULE: ./build/src/core/ssh/config.js
+// Resolves a host spec into the settings ssh would use for it (ssh_config, tokens, defaults, jump hosts).
+
+
+
+
+
+const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
+const DEFAULT_GLOBAL_KNOWN_HOSTS = ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+const MAX_JUMP_DEPTH = 8;
+/** Resolve `spec` like `ssh [-l user] [-p port] [-i file] spec` would (BatchMode). */
+function resolveHost(spec, opts = {}) {
+    const home = opts.homeDir ?? external_node_os_namespaceObject.homedir();
+    const env = opts.env ?? process.env;
+    const localUser = opts.localUser ?? localUserName(env);
+    const configPath = expandTilde(opts.configPath ?? '~/.ssh/config', home);
+    const gated = new Set();
+    const { config, found } = loadConfig(configPath, external_node_path_.join(home, '.ssh'), home, env, gated);
+    const systemPath = opts.systemConfigPath === undefined ? (opts.configPath === undefined ? '/etc/ssh/ssh_config' : null) : opts.systemConfigPath;
+    if (systemPath) {
+        const system = loadConfig(systemPath, external_node_path_.dirname(systemPath), home, env, gated);
+        // After the user's, like ssh: the first value obtained wins. `Host *` first, so the system file's
+        // leading lines are not taken into the user file's last block.
+        if (system.found)
+            config.push(...SSHConfig.parse('Host *\n'), ...system.config);
+    }
+    const ctx = { home, localUser, env, config, configFile: found ? configPath : undefined, opts, hasMatchExec: /^\s*Match\b.*\bexec\b/im.test(config.toString()), gated };
+    return resolveHop(ctx, spec, { defaultUser: opts.defaultUser, depth: 0 });
+}
+function resolveHop(ctx, spec, hop) {
+    const alias = spec.host.trim();
+    if (!alias)
+        throw new ResolveError('empty host name');
+    if (/[\s'"`$;&|<>\\]/.test(alias))
+        throw new ResolveError(`invalid host name "${alias}"`);
+    if (hop.depth > MAX_JUMP_DEPTH) {
+        throw new ResolveError(`ProxyJump chain deeper than ${MAX_JUMP_DEPTH} hops at "${alias}" (a loop in the ssh config?)`);
+    }
+    const cfg = computeFor(ctx.config, alias);
+    const str = (key) => {
+        const v = cfg[key];
+        if (v === undefined)
+            return undefined;
+        return Array.isArray(v) ? v.join(' ') : v;
+    };
+    const list = (key) => {
+        const v = cfg[key];
+        if (v === undefined)
+            return undefined;
+        return (Array.isArray(v) ? v : v.split(/\s+/)).filter((s) => s.length > 0);
+    };
+    const hostnameRaw = str('hostname');
+    const hostname = hostnameRaw !== undefined ? percentExpand(hostnameRaw, { h: alias }, 'HostName') : alias;
+    const user = spec.user ?? hop.defaultUser ?? str('user') ?? ctx.localUser;
+    const port = spec.port ?? config_parse_parsePort(str('port'), 'Port') ?? 22;
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+        throw new ResolveError(`invalid port ${port} for "${alias}"`);
+    const hostKeyAliasRaw = str('hostkeyalias');
+    const hostKeyAlias = hostKeyAliasRaw?.toLowerCase();
+    // Tokens shared by IdentityFile, IdentityAgent, UserKnownHostsFile (ssh_config(5) TOKENS).
+    const localHost = external_node_os_namespaceObject.hostname();
+    const proxyJumpRaw = str('proxyjump');
+    const tokens = {
+        d: ctx.home,
+        u: ctx.localUser,
+        h: hostname,
+        n: alias,
+        p: String(port),
+        r: user,
+        l: localHost,
+        L: localHost.split('.')[0] ?? localHost,
+        i: String(typeof process.getuid === 'function' ? process.getuid() : 0),
+        k: hostKeyAlias ?? alias,
+        j: proxyJumpRaw ?? '',
+    };
+    tokens.C = (0,external_node_crypto_namespaceObject.createHash)('sha1').update(`${tokens.l}${hostname}${port}${user}`).digest('hex');
+    const expandPath = (value, directive) => external_node_path_.resolve(ctx.home, percentExpand(expandEnv(expandTilde(value, ctx.home), ctx.env, directive), tokens, directive));
+    // Identities: -i first, then config; OpenSSH adds its defaults only when neither gave any.
+    const identityFiles = [];
+    const addIdentity = (p, explicit, isDefault) => {
+        if (!identityFiles.some((f) => f.path === p))
+            identityFiles.push({ path: p, explicit, isDefault });
+    };
+    for (const f of ctx.opts.identityFiles ?? [])
+        addIdentity(expandPath(f, '-i'), true, false);
+    for (const f of list('identityfile') ?? []) {
+        if (f.toLowerCase() === 'none')
+            continue;
+        addIdentity(expandPath(f, 'IdentityFile'), false, false);
+    }
+    if (identityFiles.length === 0) {
+        for (const name of DEFAULT_IDENTITIES)
+            addIdentity(external_node_path_.join(ctx.home, '.ssh', name), false, true);
+    }
+    const userKnownHostsFiles = ctx.opts.knownHostsFiles && ctx.opts.knownHostsFiles.length > 0
+        ? ctx.opts.knownHostsFiles.map((f) => external_node_path_.resolve(expandTilde(f, ctx.home)))
+        : (list('userknownhostsfile') ?? ['~/.ssh/known_hosts', '~/.ssh/known_hosts2'])
+            .filter((f) => f.toLowerCase() !== 'none')
+            .map((f) => expandPath(f, 'UserKnownHostsFile'));
+    const globalKnownHostsFiles = (list('globalknownhostsfile') ?? DEFAULT_GLOBAL_KNOWN_HOSTS)
+        .filter((f) => f.toLowerCase() !== 'none')
+        .map((f) => expandPath(f, 'GlobalKnownHostsFile'));
+    // Agent: explicit option > IdentityAgent > SSH_AUTH_SOCK.
+    let identityAgent;
+    if (ctx.opts.agentSocket !== undefined) {
+        identityAgent = ctx.opts.agentSocket || undefined;
+    }
+    else {
+        const ia = str('identityagent');
+        if (ia === undefined || ia === 'SSH_AUTH_SOCK')
+            identityAgent = ctx.env.SSH_AUTH_SOCK || undefined;
+        else if (ia.toLowerCase() === 'none')
+            identityAgent = undefined;
+        else
+            identityAgent = expandPath(ia.startsWith('$') && !ia.startsWith('${') ? `\${${ia.slice(1)}}` : ia, 'IdentityAgent');
+    }
+    const resolved = {
+        alias,
+        hostname,
+        port,
+        user,
+        identityFiles,
+        identitiesOnly: yesNo(str('identitiesonly'), 'IdentitiesOnly') ?? false,
+        identityAgent,
+        userKnownHostsFiles,
+        globalKnownHostsFiles,
+        strictHostKeyChecking: parseStrict(str('stricthostkeychecking')),
+        hashKnownHosts: yesNo(str('hashknownhosts'), 'HashKnownHosts') ?? false,
+        hostKeyAlias,
+        configFile: ctx.configFile,
+        openSshOnly: openSshOnly(cfg, ctx, alias),
+        ignored: Object.keys(cfg).filter((k) => !HANDLED.has(k.toLowerCase())),
+    };
+    const connectTimeout = parseSeconds(str('connecttimeout'), 'ConnectTimeout');
+    if (connectTimeout !== undefined && connectTimeout > 0)
+        resolved.connectTimeoutMs = connectTimeout * 1000;
+    const aliveInterval = parseSeconds(str('serveraliveinterval'), 'ServerAliveInterval');
+    if (aliveInterval !== undefined)
+        resolved.serverAliveIntervalMs = aliveInterval * 1000;
+    const aliveCount = parseSeconds(str('serveralivecountmax'), 'ServerAliveCountMax');
+    if (aliveCount !== undefined)
+        resolved.serverAliveCountMax = aliveCount;
+    // ProxyJump / ProxyCommand: whichever the config gave first wins, like OpenSSH.
+    const keys = Object.keys(cfg);
+    const jumpIdx = keys.indexOf('proxyjump');
+    const cmdIdx = keys.indexOf('proxycommand');
+    const proxyTokens = { h: hostname, n: alias, p: String(port), r: user };
+    let hops = hop.jumpOverride;
+    if (hops === undefined) {
+        const useCommand = cmdIdx >= 0 && (jumpIdx < 0 || cmdIdx < jumpIdx);
+        if (useCommand) {
+            const cmd = str('proxycommand');
+            if (cmd.toLowerCase() !== 'none')
+                resolved.proxyCommand = percentExpand(cmd, proxyTokens, 'ProxyCommand');
+        }
+        else if (proxyJumpRaw !== undefined && proxyJumpRaw.toLowerCase() !== 'none') {
+            hops = parseProxyJump(percentExpand(proxyJumpRaw, proxyTokens, 'ProxyJump'));
+        }
+    }
+    if (hops && hops.length > 0) {
+        const last = hops[hops.length - 1];
+        // `Host * / ProxyJump bastion` can only mean "reach bastion directly" (OpenSSH 9.2 stops with "jumphost loop").
+        const sameAsSelf = (last.host === alias || last.host === hostname) && (last.port ?? 22) === port;
+        if (!sameAsSelf) {
+            resolved.jump = resolveHop(ctx, last, {
+                jumpOverride: hops.length > 1 ? hops.slice(0, -1) : undefined,
+                depth: hop.depth + 1,
+            });
+        }
+    }
+    return resolved;
+}
+/** Keywords the built-in client can't honour; each sends the host to OpenSSH under `--ssh auto`. */
+const OPENSSH_ONLY = ['certificatefile', 'pkcs11provider', 'securitykeyprovider', 'knownhostscommand', 'controlmaster', 'hostbasedauthentication'];
+function openSshOnly(cfg, ctx, alias) {
+    const found = OPENSSH_ONLY.filter((k) => cfg[k] !== undefined && !/^(no|none)$/i.test(String(cfg[k])));
+    // `Match exec` is never run here (it would run the config's commands for every host): OpenSSH can.
+    if (ctx.hasMatchExec)
+        found.push('match exec');
+    for (const block of ctx.gated) {
+        // Whether this host matches the block: its header alone, with a marker, computed for the alias.
+        const alone = SSHConfig.parse('');
+        alone.push(block);
+        const header = SSHConfig.stringify(alone).split('\n').find((l) => l.trim() !== '') ?? '';
+        const probe = SSHConfig.parse(`${header.trim()}\n  HostKeyAlias herd-gated\n`);
+        if (computeFor(probe, alias).hostkeyalias === 'herd-gated') {
+            found.push('an Include of Host sections inside a Host block');
+            break;
+        }
+    }
+    return found;
+}
+/**
+ * Settings of the host's config that the built-in client does not act on (the rest it does, or sends
+ * the host to OpenSSH for): named once in the host's log.
+ */
+const HANDLED = new Set([
+    'host', 'match', 'include', 'hostname', 'user', 'port', 'identityfile', 'identitiesonly', 'identityagent', 'userknownhostsfile',
+    'globalknownhostsfile', 'stricthostkeychecking', 'hashknownhosts', 'hostkeyalias', 'connecttimeout', 'serveraliveinterval',
+    'serveralivecountmax', 'proxyjump', 'proxycommand', 'batchmode', 'passwordauthentication', 'kbdinteractiveauthentication',
+    'pubkeyauthentication', 'preferredauthentications', 'checkhostip',
+    ...OPENSSH_ONLY,
+]);
+function localUserName(env) {
+    try {
+        return external_node_os_namespaceObject.userInfo().username;
+    }
+    catch {
+        return env.USER ?? env.LOGNAME ?? 'root';
+    }
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/ssh/key-available.js
 // Whether a host has any key herd could offer it, read from the runner alone, so a run without any key stops before a host is touched.
+
 
 
 /**
@@ -65165,6 +65161,7 @@ async function openHop(label, r, settings, baseLog, isJump) {
 
 
 
+
 /** Connect to `target` like `ssh -o BatchMode=yes target` would; rejects with SshError. */
 async function connectHost(target, settings, log) {
     let resolved;
@@ -65230,6 +65227,7 @@ function checkExplicitIdentities(label, r) {
 
 ;// CONCATENATED MODULE: ./build/src/core/ssh/index.js
 // SSH for herd: OpenSSH-compatible host resolution, host key checking, connections and shell quoting.
+
 
 
 
