@@ -1,10 +1,9 @@
 // When a side asks which peer for which piece: the request loop's rules, free of sockets and clocks, shared by the swarm and the simulation.
 import type { Bitfield } from './bitfield.js'
 import type { Picker } from './picker.js'
-import { BLOCK } from './store.js'
 
 /** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
-export const OUTSTANDING_BYTES = 2 * BLOCK
+export const OUTSTANDING_BYTES = 2 * 1024 * 1024
 /**
  * Nothing verified for this long, and at least twice as long as a piece takes to arrive, with the own
  * pieces in: ask the runner for other pieces. On slow links a piece takes seconds, and a shorter idle

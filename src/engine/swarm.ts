@@ -26,11 +26,11 @@ export interface Metainfo {
  * up. Where the file is slower than the network (fresh pages on a loaded machine) they would pile up in
  * memory without bound (84 MiB in an agent before this bound).
  */
-const WRITE_BACKLOG_BYTES = 8 * BLOCK
+const WRITE_BACKLOG_BYTES = 8 * 1024 * 1024
 /** Requests one peer may have waiting with us; more is a peer that does not follow the protocol. */
 const MAX_QUEUED_REQUESTS = 64
 /** Serve the next block once the socket's own queue is below this. */
-const SEND_QUEUE_BYTES = BLOCK
+const SEND_QUEUE_BYTES = 1024 * 1024
 /** Incoming connections allowed in their handshake at once. */
 const MAX_HANDSHAKING = 64
 /** Pieces that fail verification from one peer before it is dropped. */
