@@ -15,14 +15,13 @@ export interface StoreOptions {
 }
 
 /**
- * Pieces travel in blocks of at most 256 KiB, one record each. A received block is decrypted, then
- * hashed, then copied into the file; at 1 MiB it had left the CPU's cache before the copy, which cost
- * the agents about a third of their system time (1 GiB to 4 hosts, unshaped, alternating runs: agent
- * system CPU 2.7-3.2 s -> 1.7-2.1 s per host, herd 15.4-17.0 s -> 14.2-14.8 s; 128 KiB and 512 KiB
- * were no better). One host alone gains nothing and the runner spends ~0.4 s more system CPU per GiB
- * on the smaller reads and records; where hosts forward to each other the agents' saving is larger.
+ * Pieces travel in blocks of at most 1 MiB, one record each. 256 KiB blocks were tried (a received
+ * block still cached when it is hashed and copied into the file): on unshaped links, 4 hosts, agents'
+ * system CPU 2.7-3.2 -> 1.7-2.1 s per GiB and herd 15.4-17.0 -> 14.2-14.8 s, but on 1000 Mbit/s links
+ * (2 GiB to 4 hosts) herd took 32.4 -> 38.3 s, agents' CPU 12.5 -> 15.3 s each (4x the records and
+ * requests): kept at 1 MiB.
  */
-export const BLOCK = 256 * 1024
+export const BLOCK = 1024 * 1024
 
 /** Reads and writes one file by absolute offset; writes go to the thread pool, never the event loop. */
 export class Store {
