@@ -39,7 +39,7 @@ export class Store {
   /** Block reads served from memory and from the file: the agent logs them. */
   readonly reads = { recent: 0, file: 0 }
   /**
-   * Buffers of finished file reads, reused: a fresh buffer per block read is a fresh mapping of
+   * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
    * 256 pages to fault in and zero, which cost the runner more than the read itself.
    */
   private readonly spare: Buffer[] = []
