@@ -53671,7 +53671,7 @@ class Store {
     /** Block reads served from memory and from the file: the agent logs them. */
     reads = { recent: 0, file: 0 };
     /**
-     * Buffers of finished file reads, reused: a fresh buffer per block read is a fresh mapping of
+     * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
      * 256 pages to fault in and zero, which cost the runner more than the read itself.
      */
     spare = [];
