@@ -44,9 +44,10 @@ test('sealed records survive any split of the byte stream; a flipped bit or anot
   assert.equal(bytes.includes(messages[1]!.subarray(0, 64)), false, 'plaintext is not on the wire')
   for (const split of [1, 7, 1447, 65536]) {
     const opener = sessionKeys(secret, 'listener', d, l).opener
-    const got: Buffer[] = []
-    for (let at = 0; at < bytes.length; at += split) opener.push(bytes.subarray(at, at + split), (parts) => got.push(Buffer.concat(parts)))
-    assert.deepEqual(got, messages, `split every ${split} bytes`)
+    const records: Buffer[][] = []
+    for (let at = 0; at < bytes.length; at += split) opener.push(bytes.subarray(at, at + split), (parts) => records.push(parts))
+    // Joined only now: a part handed out must not change when later bytes arrive.
+    assert.deepEqual(records.map((parts) => Buffer.concat(parts)), messages, `split every ${split} bytes`)
   }
   const flipped = Buffer.from(bytes)
   flipped[100]! ^= 1
@@ -68,9 +69,9 @@ test('with encryption off, records travel in the clear and still survive any spl
   assert.ok(bytes.includes(messages[2]!), 'the bytes are on the wire as they are')
   for (const split of [1, 3, 4, 5, 1447]) {
     const opener = sessionKeys(plain, 'listener', d, l).opener
-    const got: Buffer[] = []
-    for (let at = 0; at < bytes.length; at += split) opener.push(bytes.subarray(at, at + split), (parts) => got.push(Buffer.concat(parts)))
-    assert.deepEqual(got, messages, `split every ${split} bytes`)
+    const records: Buffer[][] = []
+    for (let at = 0; at < bytes.length; at += split) opener.push(bytes.subarray(at, at + split), (parts) => records.push(parts))
+    assert.deepEqual(records.map((parts) => Buffer.concat(parts)), messages, `split every ${split} bytes`)
   }
   // A peer can't be talked into the clear: the run's choice is part of what each side proves.
   assert.notDeepEqual(proofOf(plain, 'dialer', d, l), proofOf({ ...plain, encrypt: true }, 'dialer', d, l))

@@ -65,6 +65,8 @@ test('a link cut mid-transfer and restored: the host retries, finishes, and keep
   const host = r.report!.hosts.find((x) => x.host === cut.alias)!
   assert.ok(host.attempts >= 2, `the cut host was retried (attempts ${host.attempts})`)
   const log = fs.readFileSync(path.join(logs, `${cut.alias}.log`), 'utf8')
+  // The first attempt's failure names the cause and the fix, not only that the agent went away.
+  assert.match(log, /attempt 1 failed \(agent-exit\): the agent lost its connection before the file was in place: connection to \S+ lost \(no answer to 3 keepalives every 5 s\); check the network path to the host/)
   assert.match(log, new RegExp(`stopping an earlier agent \\(pid ${stale.pid}\\) still running`))
   assert.equal(fs.existsSync(`/proc/${stale.pid}`), false, 'the stale agent is gone')
   const resumed = verifiedAtStart(log).at(-1)!

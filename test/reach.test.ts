@@ -188,6 +188,25 @@ test('a host that can reach no other host, nor they it, gets the file from the r
   await assertNothingLeftRunning()
 })
 
+test('through SSH on slow links that the push saturates, every host gets the file: late keepalive answers and runner messages queued behind the data cut nothing', { skip, timeout: 240_000 }, async (t) => {
+  // 4 hosts behind 2 Mbit/s links: each SSH connection carries its host's stripe at about 62 KB/s, so what
+  // the runner sends through it (its messages, the keepalives' answers) waits tens of seconds behind the
+  // data already queued. Such a connection is alive: the server's packets keep coming.
+  const slow = await openClusterFixture({ hosts: 4, rateMbit: 2, prefix: 'herd-reach-slow-', file: { name: 'slow.bin', bytes: 8 * MiB } })
+  try {
+    const logs = path.join(slow.work, 'logs')
+    const r = await herd(slow.cluster, [slow.file.path, '/srv/slow.bin', hostsFile(slow.work, slow.cluster.hosts), '--runner-via', 'ssh', '--log-dir', logs], { timeoutMs: 180_000 })
+    assert.equal(r.code, 0, r.stderr)
+    for (const h of r.report!.hosts) assert.equal(h.runnerVia, 'ssh', h.host)
+    for (const h of slow.cluster.hosts) assert.equal(await slow.cluster.sha256On(h, '/srv/slow.bin'), slow.file.sha256, h.alias)
+    const bound = (8 * MiB * 8) / 2e6
+    t.diagnostic(`${r.report!.seconds.toFixed(1)} s for 8 MiB through SSH (one copy over the runner's link: ${bound.toFixed(1)} s)`)
+    for (const h of slow.cluster.hosts) assert.deepEqual(await slow.cluster.waitForNoStrayProcesses(h, 10_000), [], `${h.alias}: processes left running`)
+  } finally {
+    await slow.close()
+  }
+})
+
 test('an IPv6-only cluster gets the file, the runner sending at most 1.5 copies', { skip, timeout: 180_000 }, async () => {
   const v6 = await openClusterFixture({ hosts: 4, rateMbit: 100, ipv6: true, prefix: 'herd-reach6-', file: { name: 'v6.bin', bytes: 48 * MiB } })
   try {

@@ -64983,6 +64983,33 @@ function unmapV4(address) {
 ;// CONCATENATED MODULE: ./build/src/core/ssh/builtin-session.js
 
 
+/**
+ * Calls `dead` once `count` keepalives in a row went out with nothing at all heard from the server since
+ * (ssh2 sends one each interval, so a live server always has something to say). Any byte counts, as in
+ * OpenSSH's ServerAliveCountMax: on an uplink saturated by the transfer a keepalive's reply waits behind
+ * megabytes of queued data, while the server's window adjustments keep arriving. Returns the stop.
+ */
+function watchLiveness(sock, keepalive, dead) {
+    if (!(keepalive.interval > 0))
+        return () => { };
+    let heard = true;
+    let silent = 0;
+    const onData = () => {
+        heard = true;
+    };
+    sock.on('data', onData);
+    const timer = setInterval(() => {
+        silent = heard ? 0 : silent + 1;
+        heard = false;
+        if (silent >= keepalive.count)
+            dead();
+    }, keepalive.interval);
+    timer.unref();
+    return () => {
+        clearInterval(timer);
+        sock.removeListener('data', onData);
+    };
+}
 /** A ready ssh2 client as a connection: `sock` is what it runs over, `jump` the jump lease it holds. */
 function builtinConnection(opts) {
     const { who, r, client, sock, jump, keepalive } = opts;
@@ -64994,14 +65021,19 @@ function builtinConnection(opts) {
     client.on('error', (err) => {
         if (closeErr || closing)
             return;
-        closeErr = err.level === 'client-timeout'
-            ? fail('timeout', `${who}: connection to ${addr} lost (no answer to ${keepalive.count} keepalives every ${Math.round(keepalive.interval / 1000)} s)`, 'check the network path to the host')
-            : fail('connect', `${who}: connection to ${addr} failed (${err.message})`, 'check the network path to the host');
+        closeErr = fail('connect', `${who}: connection to ${addr} failed (${err.message})`, 'check the network path to the host');
+    });
+    const stopWatch = watchLiveness(sock, keepalive, () => {
+        if (closeErr || closing || closed)
+            return;
+        closeErr = fail('timeout', `${who}: connection to ${addr} lost (no answer to ${keepalive.count} keepalives every ${Math.round(keepalive.interval / 1000)} s)`, 'check the network path to the host');
+        client.destroy();
     });
     client.once('close', () => {
         if (closed)
             return;
         closed = true;
+        stopWatch();
         sock.destroy(); // ends a ProxyCommand that ignores EOF
         if (!closing && !closeErr) {
             closeErr = fail('connect', `${who}: connection closed by ${addr}`, 'the host closed the SSH connection (sshd restart or reboot?)');
@@ -65098,8 +65130,11 @@ async function openHop(label, r, settings, baseLog, isJump) {
         sock,
         username: r.user,
         readyTimeout: Math.max(1000, timeoutMs - (Date.now() - started)),
+        // ssh2 sends the keepalives, but it counts a connection dead when its own replies are late, even while
+        // the server's packets keep coming (they queue behind the data on a saturated uplink): the connection
+        // judges liveness itself, from any byte heard, as OpenSSH does (builtin-session.ts).
         keepaliveInterval: keepalive.interval,
-        keepaliveCountMax: keepalive.count,
+        keepaliveCountMax: Number.POSITIVE_INFINITY,
         hostVerifier: hostKey.verify,
         authHandler: auth.handler,
         ...(preferredAlgos.length > 0 ? { algorithms: { serverHostKey: { remove: preferredAlgos, prepend: preferredAlgos, append: [] } } } : {}),
@@ -65848,8 +65883,12 @@ async function startAgent(ctx, conn, node, log) {
                 void session.finish('abort', 'protocol');
             },
         }));
-        void session.waitExit().then(({ code, signal }) => {
+        // Why the SSH connection ended, when it was not our doing (a dead link's keepalives): it names the cause.
+        const connectionEnded = new Promise((resolve) => conn.onClose(resolve));
+        void session.waitExit().then(async ({ code, signal }) => {
             ctx.signal.removeEventListener('abort', onAbort);
+            // The channel may close a moment before the connection reports why.
+            const lost = !settled && code === null && !signal ? await Promise.race([connectionEnded, new Promise((r) => setTimeout(() => r(undefined), 1000).unref())]) : undefined;
             conn.close();
             if (settled)
                 return;
@@ -65859,7 +65898,8 @@ async function startAgent(ctx, conn, node, log) {
             if (code === AGENT_EXIT.missingAgent)
                 return reject(new AttemptError('agent-missing', 'the agent file on the host is missing or does not match its hash', true));
             const how = signal ? `was killed by ${signal}` : code === null ? 'lost its connection' : `exited with code ${code}`;
-            reject(new AttemptError('agent-exit', `the agent ${how} before the file was in place${stderrTail.trim() ? `: ${stderrTail.trim().split('\n').pop()}` : ''}`, true));
+            const why = lost ? lost.message.replace(`${ctx.spec.label}: `, '') : stderrTail.trim().split('\n').pop();
+            reject(new AttemptError('agent-exit', `the agent ${how} before the file was in place${why ? `: ${why}` : ''}`, true));
         });
     });
 }

@@ -79,8 +79,15 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
   }
 
   let lastHeard = Date.now()
+  let fromRunner = 0
   let progressTimer: NodeJS.Timeout | undefined
   const idleTimer = setInterval(() => {
+    // Bytes from the runner's seeder are word from it too: where they come through the SSH connection on a
+    // saturated link, the runner's messages wait behind them (a 1 MiB piece takes 16 s at 0.5 Mbit/s).
+    if (swarm && swarm.stats.fromRunner !== fromRunner) {
+      fromRunner = swarm.stats.fromRunner
+      lastHeard = Date.now()
+    }
     if (Date.now() - lastHeard > start.idleTimeoutSeconds * 1000) {
       log(`no word from the runner for ${start.idleTimeoutSeconds} s; exiting and keeping verified pieces for a retry`)
       void stop(AGENT_EXIT.failed, false)

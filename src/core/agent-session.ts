@@ -280,15 +280,20 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
         },
       ),
     )
-    void session.waitExit().then(({ code, signal }) => {
+    // Why the SSH connection ended, when it was not our doing (a dead link's keepalives): it names the cause.
+    const connectionEnded = new Promise<Error | undefined>((resolve) => conn.onClose(resolve))
+    void session.waitExit().then(async ({ code, signal }) => {
       ctx.signal.removeEventListener('abort', onAbort)
+      // The channel may close a moment before the connection reports why.
+      const lost = !settled && code === null && !signal ? await Promise.race([connectionEnded, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000).unref())]) : undefined
       conn.close()
       if (settled) return
       settled = true
       if (agentError) return reject(agentError)
       if (code === AGENT_EXIT.missingAgent) return reject(new AttemptError('agent-missing', 'the agent file on the host is missing or does not match its hash', true))
       const how = signal ? `was killed by ${signal}` : code === null ? 'lost its connection' : `exited with code ${code}`
-      reject(new AttemptError('agent-exit', `the agent ${how} before the file was in place${stderrTail.trim() ? `: ${stderrTail.trim().split('\n').pop()}` : ''}`, true))
+      const why = lost ? lost.message.replace(`${ctx.spec.label}: `, '') : stderrTail.trim().split('\n').pop()
+      reject(new AttemptError('agent-exit', `the agent ${how} before the file was in place${why ? `: ${why}` : ''}`, true))
     })
   })
 }

@@ -13,6 +13,32 @@ export interface BuiltinConnection extends SshConnection {
   client: SshClient;
 }
 
+/**
+ * Calls `dead` once `count` keepalives in a row went out with nothing at all heard from the server since
+ * (ssh2 sends one each interval, so a live server always has something to say). Any byte counts, as in
+ * OpenSSH's ServerAliveCountMax: on an uplink saturated by the transfer a keepalive's reply waits behind
+ * megabytes of queued data, while the server's window adjustments keep arriving. Returns the stop.
+ */
+function watchLiveness(sock: Duplex, keepalive: { interval: number; count: number }, dead: () => void): () => void {
+  if (!(keepalive.interval > 0)) return () => {};
+  let heard = true;
+  let silent = 0;
+  const onData = (): void => {
+    heard = true;
+  };
+  sock.on('data', onData);
+  const timer = setInterval(() => {
+    silent = heard ? 0 : silent + 1;
+    heard = false;
+    if (silent >= keepalive.count) dead();
+  }, keepalive.interval);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    sock.removeListener('data', onData);
+  };
+}
+
 /** A ready ssh2 client as a connection: `sock` is what it runs over, `jump` the jump lease it holds. */
 export function builtinConnection(opts: {
   who: string;
@@ -32,13 +58,17 @@ export function builtinConnection(opts: {
   const closeCbs: Array<(err?: Error) => void> = [];
   client.on('error', (err: Error & { level?: string }) => {
     if (closeErr || closing) return;
-    closeErr = err.level === 'client-timeout'
-      ? fail('timeout', `${who}: connection to ${addr} lost (no answer to ${keepalive.count} keepalives every ${Math.round(keepalive.interval / 1000)} s)`, 'check the network path to the host')
-      : fail('connect', `${who}: connection to ${addr} failed (${err.message})`, 'check the network path to the host');
+    closeErr = fail('connect', `${who}: connection to ${addr} failed (${err.message})`, 'check the network path to the host');
+  });
+  const stopWatch = watchLiveness(sock, keepalive, () => {
+    if (closeErr || closing || closed) return;
+    closeErr = fail('timeout', `${who}: connection to ${addr} lost (no answer to ${keepalive.count} keepalives every ${Math.round(keepalive.interval / 1000)} s)`, 'check the network path to the host');
+    client.destroy();
   });
   client.once('close', () => {
     if (closed) return;
     closed = true;
+    stopWatch();
     sock.destroy(); // ends a ProxyCommand that ignores EOF
     if (!closing && !closeErr) {
       closeErr = fail('connect', `${who}: connection closed by ${addr}`, 'the host closed the SSH connection (sshd restart or reboot?)');

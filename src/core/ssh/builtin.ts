@@ -43,8 +43,11 @@ export async function openHop(label: string, r: ResolvedHost, settings: SshSetti
     sock,
     username: r.user,
     readyTimeout: Math.max(1000, timeoutMs - (Date.now() - started)),
+    // ssh2 sends the keepalives, but it counts a connection dead when its own replies are late, even while
+    // the server's packets keep coming (they queue behind the data on a saturated uplink): the connection
+    // judges liveness itself, from any byte heard, as OpenSSH does (builtin-session.ts).
     keepaliveInterval: keepalive.interval,
-    keepaliveCountMax: keepalive.count,
+    keepaliveCountMax: Number.POSITIVE_INFINITY,
     hostVerifier: hostKey.verify,
     authHandler: auth.handler,
     ...(preferredAlgos.length > 0 ? { algorithms: { serverHostKey: { remove: preferredAlgos, prepend: preferredAlgos, append: [] } } } : {}),
