@@ -237,6 +237,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       active.once('done', () => void onDone())
       // The runner is dialled directly (it never announces); again whenever its wire drops.
       const seed = hostPort(route!.seedPeer)
+      active.runnerShared = route!.via === 'ssh'
       const dialRunner = () => { if (!finished && !active.done) active.connect(seed.host, seed.port, { always: true }) }
       active.on('wire', (w) => { if (w.peerId === start.runnerId) w.once('close', () => setTimeout(dialRunner, 500).unref()) })
       dialRunner()

@@ -5,6 +5,21 @@ import type { Picker } from './picker.js'
 /** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
 export const OUTSTANDING_BYTES = 2 * 1024 * 1024
 /**
+ * Where the runner's wire shares its TCP connection with other traffic (the SSH route: the tracker's
+ * announces, the runner's messages to the agent, the keepalives), what is asked of the runner is what
+ * arrives in this long at the rate it delivers (at least one piece): every byte asked for waits in that
+ * one queue ahead of them. Through SSH on 4 Mbit/s links 2 MiB asked of the runner by each of 8 hosts
+ * held those messages for 30 s and more; announces timed out.
+ */
+export const SHARED_QUEUE_MS = 2000
+
+/** Bytes to have asked of a peer: OUTSTANDING_BYTES, or on a shared connection what `rate` brings in SHARED_QUEUE_MS. */
+export function askLimit(shared: boolean, rate: number, pieceLength: number): number {
+  if (!shared) return OUTSTANDING_BYTES
+  return Math.min(OUTSTANDING_BYTES, Math.max(pieceLength, (rate * SHARED_QUEUE_MS) / 1000))
+}
+
+/**
  * Nothing verified for this long, and at least twice as long as a piece takes to arrive, with the own
  * pieces in: ask the runner for other pieces. On slow links a piece takes seconds, and a shorter idle
  * spell only means the owner's copy is still on its way from the runner (asking again doubled the

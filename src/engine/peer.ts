@@ -33,6 +33,8 @@ export class Peer {
   serving = false
   /** When a block last arrived (or the first request went out): the stall check goes by it. */
   lastBlockAt = Date.now()
+  /** Bytes per second it delivered while asked for something (moving average); 0 until a block came. */
+  rate = 0
 
   constructor(readonly wire: Wire, pieces: number, readonly isRunner: boolean) {
     // The runner has every piece and sends no bitfield.
