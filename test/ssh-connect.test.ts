@@ -1,7 +1,7 @@
 // connectHost against a real sshd on 127.0.0.1 started by this test (keys, known_hosts, jump, agent).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,8 @@ import {
   type SshConnection,
   type SshSettings,
 } from '../src/core/ssh/index.js';
+import { AttemptError } from '../src/core/attempt.js';
+import { execCollect } from '../src/core/remote-folder.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'herd-sshd-'));
 const user = os.userInfo().username;
@@ -377,19 +379,46 @@ test('StrictHostKeyChecking accept-new in the ssh config is honoured, with HashK
   assert.match(execFileSync('ssh-keygen', ['-F', `[127.0.0.1]:${port}`, '-f', P('known_hosts_lenient')]).toString(), /found: line 1/);
 });
 
-test('keepalives notice a frozen server', async () => {
+/** Processes named `comm` whose parent is `ppid`, from /proc. */
+function childrenNamed(ppid: number, comm: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat = '';
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
+    if (m && m[1] === comm && Number(m[2]) === ppid) found.push(Number(name));
+  }
+  return found;
+}
+
+test('keepalives notice a frozen server; a command running then fails naming why', async () => {
   const conn = await connectHost({ host: 'web1', label: 'web-1' }, settings({ keepaliveIntervalMs: 200 }), () => {});
   const pid = Number((await run(conn, 'echo $PPID')).out.trim()); // the session's sshd process
   assert.ok(pid > 1);
   const closed = new Promise<Error | undefined>((resolve) => conn.onClose(resolve));
+  const running = execCollect(conn, 'exec sleep 30');
+  running.catch(() => {}); // awaited below
+  const began = Date.now();
+  while (childrenNamed(pid, 'sleep').length === 0) {
+    assert.ok(Date.now() - began < 10_000, 'the command did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
   process.kill(pid, 'SIGSTOP');
   try {
     const err = await closed;
     assert.ok(err instanceof SshError, String(err));
     assert.equal(err.kind, 'timeout');
     assert.match(err.message, /^web-1: connection to 127\.0\.0\.1:\d+ lost \(no answer to 3 keepalives/);
+    // The command's caller hears why, not an exit status of null.
+    await assert.rejects(running, (e: Error) => e instanceof AttemptError && /^the connection was lost: connection to 127\.0\.0\.1:\d+ lost \(no answer to 3 keepalives/.test(e.message));
   } finally {
     process.kill(pid, 'SIGKILL');
+    for (const child of childrenNamed(pid, 'sleep')) process.kill(child, 'SIGKILL');
   }
 });
 

@@ -65289,8 +65289,26 @@ function checkExplicitIdentities(label, r) {
     }
 }
 
+;// CONCATENATED MODULE: ./build/src/core/ssh/connection.js
+/**
+ * Why `conn` ended, without the host's label (the report names the host), if it ends within `ms`: a
+ * channel closes a moment before its connection tells why. Undefined when it stays up that long or
+ * ended by our own close().
+ */
+function closeCause(conn, ms) {
+    return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), ms);
+        timer.unref();
+        conn.onClose((err) => {
+            clearTimeout(timer);
+            resolve(err ? err.message.replace(`${conn.label}: `, '') : undefined);
+        });
+    });
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/ssh/index.js
 // SSH for herd: OpenSSH-compatible host resolution, host key checking, connections and shell quoting.
+
 
 
 
@@ -65365,7 +65383,10 @@ function throwIfEnded(signal, frontEnd) {
 
 
 
-/** Runs a short command (with `input` on its standard input) and collects its output. */
+/**
+ * Runs a short command (with `input` on its standard input) and collects its output. Rejects when the
+ * connection goes meanwhile (no exit status), naming why.
+ */
 async function execCollect(conn, command, opts = {}) {
     const timeoutMs = opts.timeoutMs ?? 20_000;
     const channel = await conn.exec(command);
@@ -65389,7 +65410,9 @@ async function execCollect(conn, command, opts = {}) {
             if (code === null && typeof c === 'number')
                 code = c;
             signal ??= s;
-            resolve({ code, signal, stdout, stderr });
+            if (code !== null || signal)
+                return resolve({ code, signal, stdout, stderr });
+            void closeCause(conn, 1000).then((lost) => lost ? reject(new AttemptError('connect', `the connection was lost: ${lost}`, true)) : resolve({ code, signal, stdout, stderr }));
         });
         channel.end(opts.input);
     });
@@ -65907,12 +65930,10 @@ async function startAgent(ctx, conn, node, log) {
                 void session.finish('abort', 'protocol');
             },
         }));
-        // Why the SSH connection ended, when it was not our doing (a dead link's keepalives): it names the cause.
-        const connectionEnded = new Promise((resolve) => conn.onClose(resolve));
         void session.waitExit().then(async ({ code, signal }) => {
             ctx.signal.removeEventListener('abort', onAbort);
-            // The channel may close a moment before the connection reports why.
-            const lost = !settled && code === null && !signal ? await Promise.race([connectionEnded, new Promise((r) => setTimeout(() => r(undefined), 1000).unref())]) : undefined;
+            // No exit status: the connection went; why (a dead link's keepalives, a reset) names the cause.
+            const lost = !settled && code === null && !signal ? await closeCause(conn, 1000) : undefined;
             conn.close();
             if (settled)
                 return;
@@ -65922,7 +65943,7 @@ async function startAgent(ctx, conn, node, log) {
             if (code === AGENT_EXIT.missingAgent)
                 return reject(new AttemptError('agent-missing', 'the agent file on the host is missing or does not match its hash', true));
             const how = signal ? `was killed by ${signal}` : code === null ? 'lost its connection' : `exited with code ${code}`;
-            const why = lost ? lost.message.replace(`${ctx.spec.label}: `, '') : stderrTail.trim().split('\n').pop();
+            const why = lost ?? stderrTail.trim().split('\n').pop();
             reject(new AttemptError('agent-exit', `the agent ${how} before the file was in place${why ? `: ${why}` : ''}`, true));
         });
     });

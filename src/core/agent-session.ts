@@ -1,5 +1,5 @@
 // The agent on one host: the ways to the runner, the start message, its events, and its end.
-import { ForwardRefused, shellCommand, type RemoteChannel, type SshConnection, type Tunnel } from './ssh/index.js'
+import { closeCause, ForwardRefused, shellCommand, type RemoteChannel, type SshConnection, type Tunnel } from './ssh/index.js'
 import { AGENT_EXIT, ALIVE_SECONDS, MAX_LINE_BYTES, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage, type TreeDelivery } from './protocol.js'
 import { AGENT_NODE_FLAGS, BOOTSTRAP } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
@@ -280,19 +280,17 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
         },
       ),
     )
-    // Why the SSH connection ended, when it was not our doing (a dead link's keepalives): it names the cause.
-    const connectionEnded = new Promise<Error | undefined>((resolve) => conn.onClose(resolve))
     void session.waitExit().then(async ({ code, signal }) => {
       ctx.signal.removeEventListener('abort', onAbort)
-      // The channel may close a moment before the connection reports why.
-      const lost = !settled && code === null && !signal ? await Promise.race([connectionEnded, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000).unref())]) : undefined
+      // No exit status: the connection went; why (a dead link's keepalives, a reset) names the cause.
+      const lost = !settled && code === null && !signal ? await closeCause(conn, 1000) : undefined
       conn.close()
       if (settled) return
       settled = true
       if (agentError) return reject(agentError)
       if (code === AGENT_EXIT.missingAgent) return reject(new AttemptError('agent-missing', 'the agent file on the host is missing or does not match its hash', true))
       const how = signal ? `was killed by ${signal}` : code === null ? 'lost its connection' : `exited with code ${code}`
-      const why = lost ? lost.message.replace(`${ctx.spec.label}: `, '') : stderrTail.trim().split('\n').pop()
+      const why = lost ?? stderrTail.trim().split('\n').pop()
       reject(new AttemptError('agent-exit', `the agent ${how} before the file was in place${why ? `: ${why}` : ''}`, true))
     })
   })

@@ -1,13 +1,16 @@
 // The host before the agent runs: node, the private working folder and the agent file in it, through
 // plain shell commands that any SSH transport runs the same way (no SFTP subsystem needed).
-import { shellCommand, type SshConnection } from './ssh/index.js'
+import { closeCause, shellCommand, type SshConnection } from './ssh/index.js'
 import type { AgentBundle } from './agent-bundle.js'
 import type { HostLog } from './host-log.js'
 import type { Plan } from './plan.js'
 import { AttemptError } from './attempt.js'
 import { fixWords } from './front-end.js'
 
-/** Runs a short command (with `input` on its standard input) and collects its output. */
+/**
+ * Runs a short command (with `input` on its standard input) and collects its output. Rejects when the
+ * connection goes meanwhile (no exit status), naming why.
+ */
 export async function execCollect(conn: SshConnection, command: string, opts: { input?: Buffer; timeoutMs?: number } = {}): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
   const timeoutMs = opts.timeoutMs ?? 20_000
   const channel = await conn.exec(command)
@@ -30,7 +33,10 @@ export async function execCollect(conn: SshConnection, command: string, opts: { 
       clearTimeout(timer)
       if (code === null && typeof c === 'number') code = c
       signal ??= s
-      resolve({ code, signal, stdout, stderr })
+      if (code !== null || signal) return resolve({ code, signal, stdout, stderr })
+      void closeCause(conn, 1000).then((lost) =>
+        lost ? reject(new AttemptError('connect', `the connection was lost: ${lost}`, true)) : resolve({ code, signal, stdout, stderr }),
+      )
     })
     channel.end(opts.input)
   })

@@ -62,3 +62,19 @@ export interface SshConnection {
 }
 
 export type SshLog = (line: string) => void;
+
+/**
+ * Why `conn` ended, without the host's label (the report names the host), if it ends within `ms`: a
+ * channel closes a moment before its connection tells why. Undefined when it stays up that long or
+ * ended by our own close().
+ */
+export function closeCause(conn: SshConnection, ms: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+    conn.onClose((err) => {
+      clearTimeout(timer);
+      resolve(err ? err.message.replace(`${conn.label}: `, '') : undefined);
+    });
+  });
+}

@@ -16,6 +16,7 @@ export {
 export type { HostKeyCheck, HostKeyStatus, KnownHostsEntry } from './known-hosts.js';
 export { connectHost } from './connect.js';
 export { SshError } from './errors.js';
+export { closeCause } from './connection.js';
 export type { RemoteChannel, SshConnection, SshLog, SshSettings } from './connection.js';
 export { ForwardRefused, type Tunnel } from './forward.js';
 export type { SshErrorKind } from './errors.js';
