@@ -1,5 +1,5 @@
 // One simulated side, a host's agent or the runner's seeder: the agent asks its peers for pieces through the real Picker and Asker, as src/engine/swarm.ts does.
-import { Asker, OUTSTANDING_BYTES, TICK_MS, type PeerAsks } from '../../src/engine/ask.js'
+import { Asker, askLimit, nextRate, TICK_MS, type PeerAsks } from '../../src/engine/ask.js'
 import { Bitfield } from '../../src/engine/bitfield.js'
 import { Picker } from '../../src/engine/picker.js'
 import { Conn, type Clock, type Link } from './network.js'
@@ -30,6 +30,9 @@ export class View implements PeerAsks {
   readonly isRunner: boolean
   offers = { queue: [] as number[], head: 0 }
   outstanding = 0
+  /** Its delivery rate (bytes/s) and when a piece last came or, idle, was asked: the swarm's Peer has both. */
+  rate = 0
+  lastAt = 0
   /** Pieces asked of this peer: index, then the time it was asked for, for each. */
   readonly inflight: number[] = []
   /** The peer's view of us. */
@@ -169,9 +172,13 @@ export class Side {
   private fill(v: View): void {
     const asker = this.asker
     if (!asker || !this.alive || this.doneAt !== undefined || v.closed) return
-    while (v.outstanding < OUTSTANDING_BYTES) {
+    // The runner's wire goes by bytes, the peers' by time, as in the swarm (no SSH route modelled).
+    const limit = askLimit(!v.isRunner, v.rate, this.world.pieceLength(0))
+    while (v.outstanding < limit) {
+      const idle = v.outstanding === 0
       const i = asker.next(v, this.offeredByPeer)
       if (i === undefined) return
+      if (idle) v.lastAt = this.nowMs
       v.inflight.push(i, this.nowMs)
       const from = v.node
       const length = this.world.pieceLength(i)
@@ -205,6 +212,8 @@ export class Side {
       break
     }
     v.outstanding -= length
+    v.rate = nextRate(v.rate, length, this.nowMs - v.lastAt)
+    v.lastAt = this.nowMs
     if (v.isRunner) this.fromRunner += length
     this.asker.verified(i, v.isRunner, askedAt, this.nowMs)
     this.world.holds[this.id * this.world.pieces + i] = 1

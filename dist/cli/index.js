@@ -62586,18 +62586,28 @@ class RateLimit {
 /** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
 const OUTSTANDING_BYTES = 2 * 1024 * 1024;
 /**
- * Where the runner's wire shares its TCP connection with other traffic (the SSH route: the tracker's
- * announces, the runner's messages to the agent, the keepalives), what is asked of the runner is what
- * arrives in this long at the rate it delivers (at least one piece): every byte asked for waits in that
- * one queue ahead of them. Through SSH on 4 Mbit/s links 2 MiB asked of the runner by each of 8 hosts
- * held those messages for 30 s and more; announces timed out.
+ * What is asked of a peer is what arrives in this long at the rate it delivers (at least one piece, at
+ * most OUTSTANDING_BYTES): every byte asked for waits in that connection's one queue ahead of the
+ * peer's `have`s, and through SSH ahead of the tracker's announces and the runner's messages too. With
+ * 32 hosts on 20 Mbit/s links a wire carries ~80 KB/s, and 2 MiB asked of it delayed what the peer had
+ * to say by 26 s; through SSH on 4 Mbit/s links the runner's messages waited 30 s and announces timed out.
  */
-const SHARED_QUEUE_MS = 2000;
-/** Bytes to have asked of a peer: OUTSTANDING_BYTES, or on a shared connection what `rate` brings in SHARED_QUEUE_MS. */
-function askLimit(shared, rate, pieceLength) {
-    if (!shared)
+const ASK_QUEUE_MS = 2000;
+/**
+ * Bytes to have asked of a peer: by time (ASK_QUEUE_MS at `rate`, bytes/s, 0 = not yet known) when
+ * `byTime`, else OUTSTANDING_BYTES. The runner's direct wire goes by bytes: its seeder's turns pace it.
+ */
+function askLimit(byTime, rate, pieceLength) {
+    if (!byTime)
         return OUTSTANDING_BYTES;
-    return Math.min(OUTSTANDING_BYTES, Math.max(pieceLength, (rate * SHARED_QUEUE_MS) / 1000));
+    return Math.min(OUTSTANDING_BYTES, Math.max(pieceLength, (rate * ASK_QUEUE_MS) / 1000));
+}
+/** A peer's delivery rate (bytes/s, moving average) once `bytes` arrived `ms` after what came (or was asked) before. */
+function nextRate(rate, bytes, ms) {
+    if (ms <= 0)
+        return rate;
+    const sample = (bytes * 1000) / ms;
+    return rate ? rate + (sample - rate) / 4 : sample;
 }
 /**
  * Nothing verified for this long, and at least twice as long as a piece takes to arrive, with the own
@@ -63305,7 +63315,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     closed = false;
     doneEmitted = false;
     stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 };
-    /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time (askLimit). */
+    /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time too (askLimit). */
     runnerShared = false;
     /** Bytes received from each address, for the host's log. */
     receivedFrom = new Map();
@@ -63499,7 +63509,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         const asker = this.asker;
         if (!asker || this.closed || peer.wire.closed || this.have.complete)
             return;
-        const limit = askLimit(peer.isRunner && this.runnerShared, peer.rate, this.opts.meta.pieceLength);
+        const limit = askLimit(!peer.isRunner || this.runnerShared, peer.rate, this.opts.meta.pieceLength);
         while (peer.outstanding < limit) {
             if (this.opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) {
                 this.heldForWrites = true;
@@ -63532,10 +63542,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             return;
         }
         const now = Date.now();
-        if (now > peer.lastBlockAt) {
-            const rate = (length * 1000) / (now - peer.lastBlockAt);
-            peer.rate = peer.rate ? peer.rate + (rate - peer.rate) / 4 : rate;
-        }
+        peer.rate = nextRate(peer.rate, length, now - peer.lastBlockAt);
         peer.lastBlockAt = now;
         peer.outstanding -= length;
         this.receivedFrom.set(peer.wire.remoteAddress, (this.receivedFrom.get(peer.wire.remoteAddress) ?? 0) + length);

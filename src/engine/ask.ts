@@ -5,18 +5,28 @@ import type { Picker } from './picker.js'
 /** Bytes asked of one peer at a time: enough to keep a fast wire busy, little enough to move work around. */
 export const OUTSTANDING_BYTES = 2 * 1024 * 1024
 /**
- * Where the runner's wire shares its TCP connection with other traffic (the SSH route: the tracker's
- * announces, the runner's messages to the agent, the keepalives), what is asked of the runner is what
- * arrives in this long at the rate it delivers (at least one piece): every byte asked for waits in that
- * one queue ahead of them. Through SSH on 4 Mbit/s links 2 MiB asked of the runner by each of 8 hosts
- * held those messages for 30 s and more; announces timed out.
+ * What is asked of a peer is what arrives in this long at the rate it delivers (at least one piece, at
+ * most OUTSTANDING_BYTES): every byte asked for waits in that connection's one queue ahead of the
+ * peer's `have`s, and through SSH ahead of the tracker's announces and the runner's messages too. With
+ * 32 hosts on 20 Mbit/s links a wire carries ~80 KB/s, and 2 MiB asked of it delayed what the peer had
+ * to say by 26 s; through SSH on 4 Mbit/s links the runner's messages waited 30 s and announces timed out.
  */
-export const SHARED_QUEUE_MS = 2000
+export const ASK_QUEUE_MS = 2000
 
-/** Bytes to have asked of a peer: OUTSTANDING_BYTES, or on a shared connection what `rate` brings in SHARED_QUEUE_MS. */
-export function askLimit(shared: boolean, rate: number, pieceLength: number): number {
-  if (!shared) return OUTSTANDING_BYTES
-  return Math.min(OUTSTANDING_BYTES, Math.max(pieceLength, (rate * SHARED_QUEUE_MS) / 1000))
+/**
+ * Bytes to have asked of a peer: by time (ASK_QUEUE_MS at `rate`, bytes/s, 0 = not yet known) when
+ * `byTime`, else OUTSTANDING_BYTES. The runner's direct wire goes by bytes: its seeder's turns pace it.
+ */
+export function askLimit(byTime: boolean, rate: number, pieceLength: number): number {
+  if (!byTime) return OUTSTANDING_BYTES
+  return Math.min(OUTSTANDING_BYTES, Math.max(pieceLength, (rate * ASK_QUEUE_MS) / 1000))
+}
+
+/** A peer's delivery rate (bytes/s, moving average) once `bytes` arrived `ms` after what came (or was asked) before. */
+export function nextRate(rate: number, bytes: number, ms: number): number {
+  if (ms <= 0) return rate
+  const sample = (bytes * 1000) / ms
+  return rate ? rate + (sample - rate) / 4 : sample
 }
 
 /**

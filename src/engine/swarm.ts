@@ -2,7 +2,7 @@
 import net from 'node:net'
 import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { Asker, askLimit, STALL_MS, TICK_MS } from './ask.js'
+import { Asker, askLimit, nextRate, STALL_MS, TICK_MS } from './ask.js'
 import { Bitfield } from './bitfield.js'
 import { Peer } from './peer.js'
 import { Picker, type Stripe } from './picker.js'
@@ -92,7 +92,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private closed = false
   private doneEmitted = false
   readonly stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 }
-  /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time (askLimit). */
+  /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time too (askLimit). */
   runnerShared = false
   /** Bytes received from each address, for the host's log. */
   readonly receivedFrom = new Map<string, number>()
@@ -264,7 +264,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private fill(peer: Peer): void {
     const asker = this.asker
     if (!asker || this.closed || peer.wire.closed || this.have.complete) return
-    const limit = askLimit(peer.isRunner && this.runnerShared, peer.rate, this.opts.meta.pieceLength)
+    const limit = askLimit(!peer.isRunner || this.runnerShared, peer.rate, this.opts.meta.pieceLength)
     while (peer.outstanding < limit) {
       if (this.opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) {
         this.heldForWrites = true
@@ -294,10 +294,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       return
     }
     const now = Date.now()
-    if (now > peer.lastBlockAt) {
-      const rate = (length * 1000) / (now - peer.lastBlockAt)
-      peer.rate = peer.rate ? peer.rate + (rate - peer.rate) / 4 : rate
-    }
+    peer.rate = nextRate(peer.rate, length, now - peer.lastBlockAt)
     peer.lastBlockAt = now
     peer.outstanding -= length
     this.receivedFrom.set(peer.wire.remoteAddress, (this.receivedFrom.get(peer.wire.remoteAddress) ?? 0) + length)
