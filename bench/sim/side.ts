@@ -1,5 +1,5 @@
 // One simulated side, a host's agent or the runner's seeder: the agent asks its peers for pieces through the real Picker and Asker, as src/engine/swarm.ts does.
-import { Asker, askLimit, nextRate, TICK_MS, type PeerAsks } from '../../src/engine/ask.js'
+import { Asker, nextRate, TICK_MS, type PeerAsks } from '../../src/engine/ask.js'
 import { Bitfield } from '../../src/engine/bitfield.js'
 import { Picker } from '../../src/engine/picker.js'
 import { Conn, type Clock, type Link } from './network.js'
@@ -99,7 +99,7 @@ export class Side {
   /** The agent starts: host `index` of `of` under the stripe policy. */
   join(index: number, of: number): void {
     this.have = new Bitfield(this.world.pieces)
-    this.asker = new Asker(new Picker(this.have, { index, of }), (i) => this.world.pieceLength(i), this.nowMs)
+    this.asker = new Asker(new Picker(this.have, { index, of }), (i) => this.world.pieceLength(i), this.nowMs, (v) => !v.isRunner)
     this.offered = new Uint16Array(this.world.pieces)
     this.world.clock.after((this.world.random() * TICK_MS) / 1000, () => this.tick())
   }
@@ -173,7 +173,7 @@ export class Side {
     const asker = this.asker
     if (!asker || !this.alive || this.doneAt !== undefined || v.closed) return
     // The runner's wire goes by bytes, the peers' by time, as in the swarm (no SSH route modelled).
-    const limit = askLimit(!v.isRunner, v.rate, this.world.pieceLength(0))
+    const limit = asker.limit(v)
     while (v.outstanding < limit) {
       const idle = v.outstanding === 0
       const i = asker.next(v, this.offeredByPeer)

@@ -62593,15 +62593,6 @@ const OUTSTANDING_BYTES = 2 * 1024 * 1024;
  * to say by 26 s; through SSH on 4 Mbit/s links the runner's messages waited 30 s and announces timed out.
  */
 const ASK_QUEUE_MS = 2000;
-/**
- * Bytes to have asked of a peer: by time (ASK_QUEUE_MS at `rate`, bytes/s, 0 = not yet known) when
- * `byTime`, else OUTSTANDING_BYTES. The runner's direct wire goes by bytes: its seeder's turns pace it.
- */
-function askLimit(byTime, rate, pieceLength) {
-    if (!byTime)
-        return OUTSTANDING_BYTES;
-    return Math.min(OUTSTANDING_BYTES, Math.max(pieceLength, (rate * ASK_QUEUE_MS) / 1000));
-}
 /** A peer's delivery rate (bytes/s, moving average) once `bytes` arrived `ms` after what came (or was asked) before. */
 function nextRate(rate, bytes, ms) {
     if (ms <= 0)
@@ -62624,13 +62615,25 @@ const STALL_MS = 30_000;
 class Asker {
     picker;
     pieceLength;
+    byTime;
     lastVerifiedAt;
     /** How long a piece takes from request to verification (moving average). */
     pieceMs = 0;
-    constructor(picker, pieceLength, now) {
+    /**
+     * `byTime` tells which peers are asked by time (ASK_QUEUE_MS at their rate) rather than by bytes: every
+     * peer but the runner's direct wire, whose seeder's turns pace it.
+     */
+    constructor(picker, pieceLength, now, byTime) {
         this.picker = picker;
         this.pieceLength = pieceLength;
+        this.byTime = byTime;
         this.lastVerifiedAt = now;
+    }
+    /** Bytes to have asked of `peer`: OUTSTANDING_BYTES, or by time what its rate brings in ASK_QUEUE_MS (one piece while unknown). */
+    limit(peer) {
+        if (!this.byTime(peer))
+            return OUTSTANDING_BYTES;
+        return Math.min(OUTSTANDING_BYTES, Math.max(this.pieceLength(0), (peer.rate * ASK_QUEUE_MS) / 1000));
     }
     /** A peer's bitfield: the pieces it has that we want are its offers. */
     bitfield(peer) {
@@ -62664,7 +62667,7 @@ class Asker {
      * as outstanding. `offeredByPeer` tells whether a connected peer other than the runner has piece i.
      */
     next(peer, offeredByPeer) {
-        if (peer.outstanding >= OUTSTANDING_BYTES)
+        if (peer.outstanding >= this.limit(peer))
             return undefined;
         const i = peer.isRunner ? this.picker.fromRunner(offeredByPeer) : this.picker.fromPeer(peer.offers, peer.has);
         if (i === undefined)
@@ -63315,7 +63318,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     closed = false;
     doneEmitted = false;
     stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 };
-    /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time too (askLimit). */
+    /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time too (Asker.limit). */
     runnerShared = false;
     /** Bytes received from each address, for the host's log. */
     receivedFrom = new Map();
@@ -63334,7 +63337,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         this.have = opts.have;
         this.ourId = opts.peerId.toString('hex');
         if (opts.stripe)
-            this.asker = new Asker(new Picker(opts.have, opts.stripe), (i) => this.pieceLength(i), Date.now());
+            this.asker = new Asker(new Picker(opts.have, opts.stripe), (i) => this.pieceLength(i), Date.now(), (p) => !p.isRunner || this.runnerShared);
         this.sent = new Uint8Array(this.pieces);
         this.slots = opts.maxServing ? new ServeSlots(opts.maxServing, (p) => p.requests.length > 0 && this.sent[p.requests[0][0]] === 0) : undefined;
         this.upload = opts.limits?.upload;
@@ -63509,7 +63512,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         const asker = this.asker;
         if (!asker || this.closed || peer.wire.closed || this.have.complete)
             return;
-        const limit = askLimit(!peer.isRunner || this.runnerShared, peer.rate, this.opts.meta.pieceLength);
+        const limit = asker.limit(peer);
         while (peer.outstanding < limit) {
             if (this.opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) {
                 this.heldForWrites = true;

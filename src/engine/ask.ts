@@ -13,15 +13,6 @@ export const OUTSTANDING_BYTES = 2 * 1024 * 1024
  */
 export const ASK_QUEUE_MS = 2000
 
-/**
- * Bytes to have asked of a peer: by time (ASK_QUEUE_MS at `rate`, bytes/s, 0 = not yet known) when
- * `byTime`, else OUTSTANDING_BYTES. The runner's direct wire goes by bytes: its seeder's turns pace it.
- */
-export function askLimit(byTime: boolean, rate: number, pieceLength: number): number {
-  if (!byTime) return OUTSTANDING_BYTES
-  return Math.min(OUTSTANDING_BYTES, Math.max(pieceLength, (rate * ASK_QUEUE_MS) / 1000))
-}
-
 /** A peer's delivery rate (bytes/s, moving average) once `bytes` arrived `ms` after what came (or was asked) before. */
 export function nextRate(rate: number, bytes: number, ms: number): number {
   if (ms <= 0) return rate
@@ -49,6 +40,8 @@ export interface PeerAsks {
   offers: { queue: number[]; head: number }
   /** Bytes asked of this peer and not yet received. */
   outstanding: number
+  /** Bytes per second it delivered while asked for something (nextRate); 0 until something came. */
+  rate: number
 }
 
 /** One side's request state over the stripe policy of its Picker. */
@@ -57,8 +50,18 @@ export class Asker {
   /** How long a piece takes from request to verification (moving average). */
   private pieceMs = 0
 
-  constructor(readonly picker: Picker, private readonly pieceLength: (i: number) => number, now: number) {
+  /**
+   * `byTime` tells which peers are asked by time (ASK_QUEUE_MS at their rate) rather than by bytes: every
+   * peer but the runner's direct wire, whose seeder's turns pace it.
+   */
+  constructor(readonly picker: Picker, private readonly pieceLength: (i: number) => number, now: number, private readonly byTime: (peer: PeerAsks) => boolean) {
     this.lastVerifiedAt = now
+  }
+
+  /** Bytes to have asked of `peer`: OUTSTANDING_BYTES, or by time what its rate brings in ASK_QUEUE_MS (one piece while unknown). */
+  limit(peer: PeerAsks): number {
+    if (!this.byTime(peer)) return OUTSTANDING_BYTES
+    return Math.min(OUTSTANDING_BYTES, Math.max(this.pieceLength(0), (peer.rate * ASK_QUEUE_MS) / 1000))
   }
 
   /** A peer's bitfield: the pieces it has that we want are its offers. */
@@ -92,7 +95,7 @@ export class Asker {
    * as outstanding. `offeredByPeer` tells whether a connected peer other than the runner has piece i.
    */
   next(peer: PeerAsks, offeredByPeer: (i: number) => boolean): number | undefined {
-    if (peer.outstanding >= OUTSTANDING_BYTES) return undefined
+    if (peer.outstanding >= this.limit(peer)) return undefined
     const i = peer.isRunner ? this.picker.fromRunner(offeredByPeer) : this.picker.fromPeer(peer.offers, peer.has)
     if (i === undefined) return undefined
     this.picker.take(i)

@@ -2,7 +2,7 @@
 import net from 'node:net'
 import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { Asker, askLimit, nextRate, STALL_MS, TICK_MS } from './ask.js'
+import { Asker, nextRate, STALL_MS, TICK_MS } from './ask.js'
 import { Bitfield } from './bitfield.js'
 import { Peer } from './peer.js'
 import { Picker, type Stripe } from './picker.js'
@@ -92,7 +92,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private closed = false
   private doneEmitted = false
   readonly stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 }
-  /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time too (askLimit). */
+  /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time too (Asker.limit). */
   runnerShared = false
   /** Bytes received from each address, for the host's log. */
   readonly receivedFrom = new Map<string, number>()
@@ -110,7 +110,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     this.pieces = opts.have.length
     this.have = opts.have
     this.ourId = opts.peerId.toString('hex')
-    if (opts.stripe) this.asker = new Asker(new Picker(opts.have, opts.stripe), (i) => this.pieceLength(i), Date.now())
+    if (opts.stripe) this.asker = new Asker(new Picker(opts.have, opts.stripe), (i) => this.pieceLength(i), Date.now(), (p) => !p.isRunner || this.runnerShared)
     this.sent = new Uint8Array(this.pieces)
     this.slots = opts.maxServing ? new ServeSlots<Peer>(opts.maxServing, (p) => p.requests.length > 0 && this.sent[p.requests[0]![0]] === 0) : undefined
     this.upload = opts.limits?.upload
@@ -264,7 +264,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private fill(peer: Peer): void {
     const asker = this.asker
     if (!asker || this.closed || peer.wire.closed || this.have.complete) return
-    const limit = askLimit(!peer.isRunner || this.runnerShared, peer.rate, this.opts.meta.pieceLength)
+    const limit = asker.limit(peer)
     while (peer.outstanding < limit) {
       if (this.opts.store.pendingBytes >= WRITE_BACKLOG_BYTES) {
         this.heldForWrites = true
