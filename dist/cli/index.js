@@ -65394,12 +65394,31 @@ function throwIfEnded(signal, frontEnd) {
 
 
 /**
+ * Starts a remote command, within `timeoutMs`: a server that never answers the channel's opening must not
+ * hold the host (keepalives only catch a dead connection). A channel that opens too late is closed.
+ */
+async function openChannel(conn, command, timeoutMs, late) {
+    let timer;
+    const open = conn.exec(command);
+    return Promise.race([
+        open,
+        new Promise((_, reject) => {
+            timer = setTimeout(() => {
+                void open.then((ch) => ch.close(), () => { });
+                reject(late());
+            }, timeoutMs);
+        }),
+    ]).finally(() => clearTimeout(timer));
+}
+/**
  * Runs a short command (with `input` on its standard input) and collects its output. Rejects when the
  * connection goes meanwhile (no exit status), naming why.
  */
 async function execCollect(conn, command, opts = {}) {
     const timeoutMs = opts.timeoutMs ?? 20_000;
-    const channel = await conn.exec(command);
+    const began = Date.now();
+    const late = () => new AttemptError('timeout', `'${command.slice(0, 60)}' did not finish in ${timeoutMs / 1000} s`, true);
+    const channel = await openChannel(conn, command, timeoutMs, late);
     return new Promise((resolve, reject) => {
         let stdout = '';
         let stderr = '';
@@ -65407,8 +65426,8 @@ async function execCollect(conn, command, opts = {}) {
         let signal;
         const timer = setTimeout(() => {
             channel.close();
-            reject(new AttemptError('timeout', `'${command.slice(0, 60)}' did not finish in ${timeoutMs / 1000} s`, true));
-        }, timeoutMs);
+            reject(late());
+        }, Math.max(0, timeoutMs - (Date.now() - began)));
         channel.on('data', (d) => (stdout += d.toString()));
         channel.stderr.on('data', (d) => (stderr += d.toString()));
         channel.on('exit', (c, s) => {
@@ -65699,6 +65718,7 @@ function lineReader(onMessage, onText, limit) {
 
 
 
+
 const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy']);
 /**
  * The direct way's head start before the agent tries the SSH one too. A connect in a datacenter takes
@@ -65816,7 +65836,7 @@ async function startAgent(ctx, conn, node, log) {
     // A runtime herd provided lives in the working folder: named from there after the cd.
     const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node;
     const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
-    const channel = await conn.exec(command);
+    const channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true));
     const session = new AgentSession(conn, channel);
     const start = {
         t: 'start',

@@ -9,6 +9,7 @@ import type { HostLog } from './host-log.js'
 import type { HostRunContext } from './host-run.js'
 import { AttemptError, endedError } from './attempt.js'
 import { fixWords } from './front-end.js'
+import { openChannel } from './remote-folder.js'
 
 /** The swarm every host joins. */
 export interface SwarmInfo {
@@ -152,7 +153,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
   // A runtime herd provided lives in the working folder: named from there after the cd.
   const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node
   const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
-  const channel = await conn.exec(command)
+  const channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true))
   const session = new AgentSession(conn, channel)
   const start: StartMessage = {
     t: 'start',

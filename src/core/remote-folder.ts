@@ -1,6 +1,6 @@
 // The host before the agent runs: node, the private working folder and the agent file in it, through
 // plain shell commands that any SSH transport runs the same way (no SFTP subsystem needed).
-import { closeCause, shellCommand, type SshConnection } from './ssh/index.js'
+import { closeCause, shellCommand, type RemoteChannel, type SshConnection } from './ssh/index.js'
 import type { AgentBundle } from './agent-bundle.js'
 import type { HostLog } from './host-log.js'
 import type { Plan } from './plan.js'
@@ -8,12 +8,32 @@ import { AttemptError } from './attempt.js'
 import { fixWords } from './front-end.js'
 
 /**
+ * Starts a remote command, within `timeoutMs`: a server that never answers the channel's opening must not
+ * hold the host (keepalives only catch a dead connection). A channel that opens too late is closed.
+ */
+export async function openChannel(conn: SshConnection, command: string, timeoutMs: number, late: () => Error): Promise<RemoteChannel> {
+  let timer: NodeJS.Timeout | undefined
+  const open = conn.exec(command)
+  return Promise.race([
+    open,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        void open.then((ch) => ch.close(), () => {})
+        reject(late())
+      }, timeoutMs)
+    }),
+  ]).finally(() => clearTimeout(timer))
+}
+
+/**
  * Runs a short command (with `input` on its standard input) and collects its output. Rejects when the
  * connection goes meanwhile (no exit status), naming why.
  */
 export async function execCollect(conn: SshConnection, command: string, opts: { input?: Buffer; timeoutMs?: number } = {}): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
   const timeoutMs = opts.timeoutMs ?? 20_000
-  const channel = await conn.exec(command)
+  const began = Date.now()
+  const late = () => new AttemptError('timeout', `'${command.slice(0, 60)}' did not finish in ${timeoutMs / 1000} s`, true)
+  const channel = await openChannel(conn, command, timeoutMs, late)
   return new Promise((resolve, reject) => {
     let stdout = ''
     let stderr = ''
@@ -21,8 +41,8 @@ export async function execCollect(conn: SshConnection, command: string, opts: { 
     let signal: string | undefined
     const timer = setTimeout(() => {
       channel.close()
-      reject(new AttemptError('timeout', `'${command.slice(0, 60)}' did not finish in ${timeoutMs / 1000} s`, true))
-    }, timeoutMs)
+      reject(late())
+    }, Math.max(0, timeoutMs - (Date.now() - began)))
     channel.on('data', (d: Buffer) => (stdout += d.toString()))
     channel.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
     channel.on('exit', (c: number | null, s?: string) => {
