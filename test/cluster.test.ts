@@ -141,3 +141,20 @@ test('cluster harness: 8 hosts start quickly and two clusters coexist', { skip: 
   const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
   assert.ok(!netns.includes(a.id) && !netns.includes(b.id), `namespaces left: ${netns}`);
 });
+
+test('cluster harness: 40 hosts that all reach each other: the kernel neighbour table is raised while the cluster lives, then restored', { skip: can.ok ? false : can.why, timeout: 120_000 }, async () => {
+  const limit = '/proc/sys/net/ipv4/neigh/default/gc_thresh3';
+  const before = readFileSync(limit, 'utf8').trim();
+  const cluster = await startCluster({ hosts: 40 });
+  try {
+    // 41 namespaces that all talk need about 41² entries in the one table all namespaces share (1024 by default).
+    assert.ok(Number(readFileSync(limit, 'utf8')) >= 2 * 42 ** 2, `gc_thresh3 ${readFileSync(limit, 'utf8').trim()}`);
+    const peers = cluster.hosts.map((h) => h.address).join(' ');
+    const script = `n=0; for a in ${peers}; do timeout 5 bash -c "exec 3<>/dev/tcp/$a/22" 2>/dev/null || n=$((n+1)); done; echo "unreached $n"`;
+    const results = await Promise.all(cluster.hosts.map((h) => cluster.shOn(h, script, 90_000)));
+    for (const [i, r] of results.entries()) assert.match(r.stdout, /unreached 0$/m, `${cluster.hosts[i]!.alias}: ${r.stdout}${r.stderr}`);
+  } finally {
+    await cluster.destroy();
+  }
+  assert.equal(readFileSync(limit, 'utf8').trim(), before, 'the machine\'s limit is back');
+});

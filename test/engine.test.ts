@@ -14,7 +14,7 @@ import { Store, piecesPresent } from '../src/engine/store.js'
 import { Bitfield } from '../src/engine/bitfield.js'
 import { Picker, owns } from '../src/engine/picker.js'
 import { Swarm, type Metainfo } from '../src/engine/swarm.js'
-import { hashFile, type FileTorrent } from '../src/core/swarm/torrent.js'
+import { hashFile, pieceLengthFor, type FileTorrent } from '../src/core/swarm/torrent.js'
 import { startSeeder } from '../src/core/swarm/seeder.js'
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-engine-'))
@@ -175,6 +175,24 @@ async function downloader(t: FileTorrent, seal: RunSeal, runnerId: string, name:
 
 const finished = (s: Swarm) => (s.done ? Promise.resolve() : (once(s, 'done') as Promise<unknown>))
 
+test('piece length: about 1024 pieces of 256 KiB to 16 MiB, halved to 16 KiB at the least until every host owns two', () => {
+  const KiB = 1024
+  assert.equal(pieceLengthFor(1024 * MiB), MiB)
+  assert.equal(pieceLengthFor(1024 * MiB, 16), MiB, 'a fleet does not change a big file\'s pieces')
+  assert.equal(pieceLengthFor(200 * MiB, 8), 256 * KiB)
+  assert.equal(pieceLengthFor(50 * MiB, 32), 256 * KiB)
+  assert.equal(pieceLengthFor(4 * 1024 * 1024 * MiB), 16 * MiB)
+  // 20 MiB to 200 hosts: 80 pieces of 256 KiB left 120 hosts owning none.
+  assert.equal(pieceLengthFor(20 * MiB, 200), 32 * KiB)
+  for (const [size, hosts] of [[20 * MiB, 200], [64 * MiB, 1000], [1024 * MiB, 10_000], [5 * MiB, 77]]) {
+    const length = pieceLengthFor(size!, hosts)
+    assert.ok(Math.ceil(size! / length) >= 2 * hosts!, `${size} bytes to ${hosts} hosts: ${Math.ceil(size! / length)} pieces`)
+    assert.ok(size! / (length * 2) < 2 * hosts! || length * 2 > 256 * KiB, 'no smaller than it needs to be')
+  }
+  assert.equal(pieceLengthFor(MiB, 1000), 16 * KiB, 'never below 16 KiB')
+  assert.equal(pieceLengthFor(0, 5), 16 * KiB)
+})
+
 test('a seeder and three downloaders: every copy identical, the runner sends about one copy, the hosts trade the rest', { timeout: 60_000 }, async () => {
   const source = randomFile('swarm-source.bin', 24 * MiB + 12345)
   const t = await hashFile(source, { pieceLength: MiB })
@@ -193,6 +211,32 @@ test('a seeder and three downloaders: every copy identical, the runner sends abo
   for (const s of sides) assert.ok(s.swarm.stats.downloaded - s.swarm.stats.fromRunner >= t.size / 3, 'each host got a share from its peers')
   await Promise.all(sides.map((s) => s.swarm.close()))
   await seeder.close()
+})
+
+test('a seeder started held takes requests but sends no block until sendOn, then the whole file', { timeout: 60_000 }, async () => {
+  const source = randomFile('held-source.bin', 8 * MiB)
+  const t = await hashFile(source, { pieceLength: MiB })
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
+  const seeder = await startSeeder(source, t, { ports: [0], seal: secret, held: true })
+  const side = await downloader(t, secret, seeder.peerId, 'held.bin', 0, 1)
+  try {
+    const joined = once(side.swarm, 'wire')
+    side.swarm.connect('127.0.0.1', seeder.port)
+    await joined
+    // On loopback the whole file would be across in this time; nothing may be.
+    await new Promise((r) => setTimeout(r, 500))
+    assert.equal(seeder.sendingSince(), undefined)
+    assert.equal(seeder.uploaded(), 0, 'a held seeder sent blocks')
+    assert.equal(side.swarm.stats.downloaded, 0)
+    const done = finished(side.swarm)
+    seeder.sendOn()
+    assert.ok(seeder.sendingSince()! <= Date.now())
+    await done
+    assert.equal(sha256(side.file), t.sha256)
+  } finally {
+    await side.swarm.close()
+    await seeder.close()
+  }
 })
 
 test('a side with the wrong secret gets nothing; a peer serving corrupt blocks is dropped and the download completes', { timeout: 60_000 }, async () => {

@@ -4,6 +4,7 @@ import { pieceLengthFor } from '../../src/core/swarm/torrent.js'
 import type { BenchResults } from '../model.js'
 import type { CheckRow } from './report.js'
 import { simulate, type Scenario } from './sim.js'
+import type { BaseScenario } from './options.js'
 
 /** Latency of the cluster's veths and bridge, one way (no netem). */
 const CLUSTER_LATENCY_MS = 0.05
@@ -15,7 +16,7 @@ const CLUSTER_LATENCY_MS = 0.05
  * Each point is simulated a second time with the machine's cores as one link all bytes share, at herd's
  * CPU per GiB measured in that run (this machine's 2 cores, where 32 hosts run, are a bottleneck too).
  */
-export function checkAgainst(file: string, base: Omit<Scenario, 'hosts'>, fallback: number): CheckRow[] {
+export function checkAgainst(file: string, base: BaseScenario, fallback: number): CheckRow[] {
   const results = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults
   const rows: CheckRow[] = []
   for (const run of results.runs) {
@@ -28,7 +29,7 @@ export function checkAgainst(file: string, base: Omit<Scenario, 'hosts'>, fallba
       ...base,
       hosts: run.hosts,
       sizeBytes: run.sizeBytes,
-      pieceLength: pieceLengthFor(run.sizeBytes),
+      pieceLength: pieceLengthFor(run.sizeBytes, run.hosts),
       rateMbit: run.rateMbit,
       runnerMbit: run.rateMbit,
       efficiency,

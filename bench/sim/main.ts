@@ -5,6 +5,7 @@ import { checkAgainst } from './check.js'
 import { parseSimOptions, type SimOptions } from './options.js'
 import { simChart, simTable, type SimReport, type SimRow } from './report.js'
 import { simulate } from './sim.js'
+import { pieceLengthFor } from '../../src/core/swarm/torrent.js'
 
 const f = (n: number | undefined, d = 1) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d))
 
@@ -43,13 +44,14 @@ function main(): number {
   } else {
     const b = opts.base
     console.log(
-      `sim: ${f(b.sizeBytes / 2 ** 20, 0)} MiB in pieces of ${b.pieceLength / 1024} KiB, links ${b.rateMbit} Mbit/s (runner ${b.runnerMbit}) at ${b.efficiency} efficiency, ` +
+      `sim: ${f(b.sizeBytes / 2 ** 20, 0)} MiB in pieces of ${b.pieceLength ? `${b.pieceLength / 1024} KiB` : 'pieceLengthFor(size, N)'}, links ${b.rateMbit} Mbit/s (runner ${b.runnerMbit}) at ${b.efficiency} efficiency, ` +
         `latency ${b.latencyMs} ms, ${b.slowFraction * 100} % of hosts at ${b.slowFactor}x, peer list ${b.peerList}, tracker remembers ${b.trackerCache}`,
     )
     for (const n of opts.hosts) {
       const progress = (s: number, done: number) => console.log(`  N=${n}: ${f(s)} s simulated, ${done} hosts done`)
-      const row: SimRow = simulate({ ...opts.base, hosts: n }, progress)
-      if (opts.baseline) row.equal = simulate({ ...opts.base, hosts: n, slowFraction: 0 }, progress)
+      const scenario = { ...opts.base, hosts: n, pieceLength: opts.base.pieceLength ?? pieceLengthFor(opts.base.sizeBytes, n) }
+      const row: SimRow = simulate(scenario, progress)
+      if (opts.baseline) row.equal = simulate({ ...scenario, slowFraction: 0 }, progress)
       report.rows.push(row)
       console.log(
         `N=${n}: last host ${f(row.seconds)} s = ${f(row.seconds / row.bound, 2)} x bound, p50 ${f(row.p50)} s, p99 ${f(row.p99)} s, runner ${f(row.runnerCopies, 2)} copies, ` +

@@ -1,6 +1,5 @@
 // The simulation's command line (`npm run sim -- …`): host counts, file, links, slow, late and failing hosts, the tracker, and a check against a benchmark run.
 import path from 'node:path'
-import { pieceLengthFor } from '../../src/core/swarm/torrent.js'
 import { repoRoot } from '../../test/support/herd.js'
 import type { Scenario } from './sim.js'
 import { PEER_LIST, TRACKER_CACHE } from './tracker.js'
@@ -14,7 +13,7 @@ export const USAGE = `usage: npm run sim -- [options]
   --size-mib MIB        file size (default 1024: 1,024 pieces of 1 MiB)
   --rate MBIT           every host's link, each direction, nominal as tc is given it (default 1000)
   --runner-rate MBIT    the runner's link (default: --rate)
-  --piece-kib KIB       piece length (default: pieceLengthFor(size), as the runner picks it)
+  --piece-kib KIB       piece length (default: pieceLengthFor(size, N), as the runner picks it)
   --slow-fraction F     this share of the hosts runs at --slow-factor times the rate (default 0);
                         each N then runs with equal links too, for the others' p50 against it
   --slow-factor X       (default 0.25)
@@ -33,9 +32,13 @@ export const USAGE = `usage: npm run sim -- [options]
                         link efficiency; again with the machine's CPU as a shared link) and compare
   --out FILE            results JSON (default bench/results/sim.json); the Markdown table and the SVG chart beside it`
 
+/** A scenario for every N: the piece length, when not given, is the runner's for that N. */
+export type BaseScenario = Omit<Scenario, 'hosts' | 'pieceLength'> & { pieceLength?: number }
+
 export interface SimOptions {
   hosts: number[]
-  base: Omit<Scenario, 'hosts'>
+  /** Everything but N; no pieceLength: the runner's own choice for each N (pieceLengthFor). */
+  base: BaseScenario
   /** Run each N with equal links as well (a slow share was asked for). */
   baseline: boolean
   check?: string[]
@@ -78,9 +81,9 @@ export function parseSimOptions(argv: string[]): SimOptions {
   const rateMbit = positive('--rate', 1000)
   const bound = (sizeBytes * 8) / (rateMbit * 1e6)
   const slowFraction = num('--slow-fraction', 0, 0, 1)
-  const base: Omit<Scenario, 'hosts'> = {
+  const base: BaseScenario = {
     sizeBytes,
-    pieceLength: values.has('--piece-kib') ? Math.round(positive('--piece-kib', 256) * 1024) : pieceLengthFor(sizeBytes),
+    pieceLength: values.has('--piece-kib') ? Math.round(positive('--piece-kib', 256) * 1024) : undefined,
     rateMbit,
     runnerMbit: positive('--runner-rate', rateMbit),
     efficiency: num('--efficiency', 0.85, 0.01, 1),

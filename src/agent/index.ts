@@ -89,7 +89,10 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       lastHeard = Date.now()
     }
     if (Date.now() - lastHeard > start.idleTimeoutSeconds * 1000) {
-      log(`no word from the runner for ${start.idleTimeoutSeconds} s; exiting and keeping verified pieces for a retry`)
+      const silent = `no word from the runner reached the agent for ${start.idleTimeoutSeconds} s`
+      log(`${silent}; exiting and keeping verified pieces for a retry`)
+      // The other way may still be open: the runner then names the cause instead of a bare exit code.
+      send({ t: 'error', code: 'runner-silent', message: silent })
       void stop(AGENT_EXIT.failed, false)
     }
   }, 1000)

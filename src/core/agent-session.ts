@@ -22,6 +22,8 @@ export interface SwarmInfo {
   seal: RunSeal
   /** Set when a folder is pushed: how it lands. */
   tree?: TreeDelivery
+  /** When the runner began to send (undefined while it holds its pieces for hosts being set up). */
+  sendingSince(): number | undefined
 }
 
 const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy'])
@@ -33,7 +35,13 @@ const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder',
  */
 const PROBE_MS = 3000
 const PING_MS = 5000
-const AGENT_IDLE_TIMEOUT_S = 30
+/**
+ * How long an agent waits for any word from the runner (a ping every PING_MS, or the seeder's bytes)
+ * before it exits. A dead connection ends the agent sooner (sshd closes its channel); this is for a runner
+ * that froze or lost its path. 30 s was too short on a runner uplink full of pieces: 39 of 200 hosts on
+ * 4 Mbit/s links exited so while TCP backed off behind the queue.
+ */
+const AGENT_IDLE_TIMEOUT_S = 90
 
 function formatPeer(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
@@ -209,7 +217,9 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
       moved = { have, downloaded }
     }
     const watchdog = setInterval(() => {
-      if (!settled && movedAt !== undefined && moved.have < swarm.torrent.size && Date.now() - movedAt > stallMs) {
+      // Waiting for the runner to send (hosts still being set up) is not a stall.
+      const since = swarm.sendingSince()
+      if (!settled && movedAt !== undefined && since !== undefined && moved.have < swarm.torrent.size && Date.now() - Math.max(movedAt, since) > stallMs) {
         settled = true
         clearInterval(watchdog)
         ctx.signal.removeEventListener('abort', onAbort)
@@ -252,7 +262,11 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
               log.write(`agent error (${event.code}): ${event.message}`)
               agentError = new AttemptError(
                 event.code,
-                event.code === 'unreachable' ? `${event.message}${ways.noTunnel ? `, and ${ways.noTunnel}` : ''}; ${ways.noTunnel ? "open the runner's ports to this host or allow TCP forwarding in its sshd (AllowTcpForwarding)" : "open the runner's ports to this host"}` : event.message,
+                event.code === 'unreachable'
+                  ? `${event.message}${ways.noTunnel ? `, and ${ways.noTunnel}` : ''}; ${ways.noTunnel ? "open the runner's ports to this host or allow TCP forwarding in its sshd (AllowTcpForwarding)" : "open the runner's ports to this host"}`
+                  : event.code === 'runner-silent'
+                    ? `${event.message} (the way from the runner stalled: is its uplink full?); run again with ${fixWords(ctx.plan.frontEnd).option('--retry')}, or leave room on the runner's link with ${fixWords(ctx.plan.frontEnd).option('--limit-rate')}`
+                    : event.message,
                 !PERMANENT_AGENT_ERRORS.has(event.code),
               )
               break

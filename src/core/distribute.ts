@@ -9,6 +9,7 @@ import { hostRun, type HostRun, type HostState, type SwarmInfo } from './host-ru
 import { PlanError, type Plan } from './plan.js'
 import { count, exitCodeFor, type Report } from './report.js'
 import { Limit } from './limit.js'
+import { SetupGate } from './setup-gate.js'
 import type { ProgressEvent } from './protocol.js'
 import type { SshSettings } from './ssh/index.js'
 
@@ -64,23 +65,31 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
   const runAbort = new AbortController()
   let timeoutTimer: NodeJS.Timeout | undefined
   const onOuterAbort = () => runAbort.abort(opts.signal?.reason ?? 'SIGINT')
+  const gate = new SetupGate(plan.hosts.map((h) => h.label))
   // Hashing runs while the hosts connect and get the agent: only the agents' start waits for the swarm.
   const swarm = (async (): Promise<SwarmInfo> => {
     opts.onPhase?.('hashing')
     const hashBegan = Date.now()
     payload = await preparePayload(plan)
     if (payload.tree) opts.onPhase?.('hashing', `${plan.file} packed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s`)
-    const hashed = await hashFile(payload.path, { nonce: crypto.randomBytes(16) })
+    const hashed = await hashFile(payload.path, { nonce: crypto.randomBytes(16), hosts: plan.hosts.length })
     opts.onPhase?.('hashing', `${hashed.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`)
     if (!plan.tree && hashed.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)
     torrent = hashed
     // The seeder takes the next free port after the tracker's, so a firewall rule can name both. It
     // serves every host: which pieces each may ask it for is the agents' stripe policy.
     const seederPorts = Array.from({ length: 20 }, (_, i) => tracker.port + 1 + i).filter((p) => p <= 65535)
-    seeder = await startSeeder(payload.path, hashed, { ports: seederPorts, seal, uploadLimit: plan.limitRate })
+    const started = await startSeeder(payload.path, hashed, { ports: seederPorts, seal, uploadLimit: plan.limitRate, held: true })
+    seeder = started
+    const seederAt = Date.now()
+    gate.whenOpen(() => {
+      started.sendOn()
+      const held = (Date.now() - seederAt) / 1000
+      if (held >= 1 && !runAbort.signal.aborted) opts.onPhase?.('swarm', `sending: the hosts are set up (their SSH set-up had the runner's link to itself for ${held.toFixed(1)} s)`)
+    })
     const limited = plan.limitRate ? `, at most ${plan.limitRate} bytes/s into and out of each host and out of the runner (--limit-rate)` : ''
     opts.onPhase?.('swarm', `tracker on port ${tracker.port}, seeder on port ${seeder.port}, info hash ${hashed.infoHash}, ${plan.encrypt ? 'encrypted (AES-256-GCM)' : 'NOT encrypted (--no-encryption)'}${limited}`)
-    return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, tree: payload.tree }
+    return { torrent: hashed, tracker, seederPort: seeder.port, runnerId: seeder.peerId, seal, tree: payload.tree, sendingSince: started.sendingSince }
   })()
   // A swarm that can't start ends the run: hosts stop where they are.
   swarm.catch(() => runAbort.abort('swarm'))
@@ -109,6 +118,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
           connectLimit,
           signal: runAbort.signal,
           onState: (h, s, d) => {
+            gate.onState(h, s)
             seeds.onState(h, s)
             opts.onHostState?.(h, s, d)
           },
@@ -146,6 +156,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
       exitCode: exitCodeFor(hosts, interrupted),
     }
   } finally {
+    gate.open()
     clearTimeout(timeoutTimer)
     opts.signal?.removeEventListener('abort', onOuterAbort)
     await swarm.catch(() => {})

@@ -308,7 +308,7 @@ function limitRateOf(opts: HerdOptions, size: number, hosts: number, stallSecond
   if (opts.limitRate === undefined || opts.limitRate.trim() === '') return undefined
   const rate = parseRate(opts.limitRate)
   if (rate === 0) return undefined
-  const block = Math.min(BLOCK, pieceLengthFor(size))
+  const block = Math.min(BLOCK, pieceLengthFor(size, hosts))
   const wait = (2 * (hosts + 1) * block) / rate
   if (wait > stallSeconds) {
     throw new PlanError('--limit-rate', `at ${opts.limitRate.trim()} a host may wait ${Math.ceil(wait)} s for data while ${hosts === 1 ? '1 host shares' : `${hosts} hosts share`} the runner, longer than --stall-timeout ${stallSeconds}; raise --stall-timeout to ${Math.ceil(wait)} or the rate`)

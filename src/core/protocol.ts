@@ -125,6 +125,8 @@ export type AgentErrorCode =
   | 'protocol'
   | 'io'
   | 'internal'
+  /** Nothing from the runner (messages or pieces) for the start message's idleTimeoutSeconds. */
+  | 'runner-silent'
 /** Agent → runner: this host cannot finish; the agent exits after sending it. */
 export interface ErrorEvent {
   t: 'error'

@@ -104,6 +104,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly slots: ServeSlots<Peer> | undefined
   /** Pieces a block of which this side has sent: the slots serve first copies first. */
   private readonly sent: Uint8Array
+  /** While set, requests queue but no block is sent (the runner's hosts are still being set up). */
+  private holding = false
 
   constructor(private readonly opts: SwarmOptions) {
     super()
@@ -122,6 +124,18 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     }
     this.timer = setInterval(() => this.tick(), TICK_MS)
     this.timer.unref()
+  }
+
+  /** Sends no block until `sendOn`: requests wait in their queues, wires stay open. */
+  holdBack(): void {
+    this.holding = true
+  }
+
+  /** Ends `holdBack`: every peer's waiting requests are served. */
+  sendOn(): void {
+    if (!this.holding) return
+    this.holding = false
+    for (const p of this.peers.values()) this.serve(p)
   }
 
   get done(): boolean {
@@ -361,6 +375,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       for (const p of this.slots?.turnDone(peer, false) ?? []) this.serve(p)
       return
     }
+    if (this.holding) return // sendOn serves it
     if (this.slots && !this.slots.admit(peer)) return // its turn comes
     const next = peer.requests.shift()!
     if (peer.wire.queued >= SEND_QUEUE_BYTES) {

@@ -180,6 +180,41 @@ let clusterCounter = 0;
 const liveClusters = new Set<ClusterImpl>();
 let exitHandlersInstalled = false;
 
+/**
+ * The kernel keeps one neighbour (ARP) table for all namespaces, with its limits in the first one:
+ * gc_thresh3 (1024 by default) entries at the most. A cluster whose hosts talk to each other needs about
+ * (N + 1)² of them; past 32 hosts the kernel refused new ones ("neighbor table overflow"), so connects
+ * between hosts timed out or got EHOSTUNREACH (64 hosts: the 32 set up last reached almost no peer, and
+ * herd and the floor failed there for that reason alone). Raised while clusters live, to what the largest
+ * needs; the machine's own values come back when the last one goes.
+ */
+const NEIGH = '/proc/sys/net/ipv4/neigh/default';
+let savedNeigh: { thresh2: string; thresh3: string } | undefined;
+
+function raiseNeighbourLimits(hosts: number): void {
+  const need = (hosts + 2) ** 2;
+  try {
+    const thresh2 = readFileSync(`${NEIGH}/gc_thresh2`, 'utf8').trim();
+    const thresh3 = readFileSync(`${NEIGH}/gc_thresh3`, 'utf8').trim();
+    savedNeigh ??= { thresh2, thresh3 };
+    if (Number(thresh3) < 2 * need) {
+      writeFileSync(`${NEIGH}/gc_thresh3`, String(2 * need));
+      if (Number(thresh2) < need) writeFileSync(`${NEIGH}/gc_thresh2`, String(need));
+    }
+  } catch {
+    // Not writable (a container without it): small clusters still fit the default table.
+  }
+}
+
+function restoreNeighbourLimits(): void {
+  if (liveClusters.size > 0 || !savedNeigh) return;
+  try {
+    writeFileSync(`${NEIGH}/gc_thresh2`, savedNeigh.thresh2);
+    writeFileSync(`${NEIGH}/gc_thresh3`, savedNeigh.thresh3);
+  } catch {}
+  savedNeigh = undefined;
+}
+
 /** Whether this machine can run a cluster; `why` is a skip reason when not. */
 export function canRunCluster(): { ok: boolean; why?: string } {
   if (process.platform !== 'linux') return { ok: false, why: 'needs Linux network namespaces' };
@@ -203,6 +238,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   installExitHandlers();
   removeStaleClusters();
   const cluster = new ClusterImpl(opts);
+  raiseNeighbourLimits(opts.hosts);
   liveClusters.add(cluster);
   try {
     await cluster.build();
@@ -624,6 +660,7 @@ class ClusterImpl implements Cluster {
       await waitGone(pids, 3000); // a netns only really goes away with its last process
       await rm(this.dir, { recursive: true, force: true });
       liveClusters.delete(this);
+      restoreNeighbourLimits();
     })();
     return this.destroying;
   }
@@ -635,6 +672,7 @@ class ClusterImpl implements Cluster {
     spawnSync('ip', ['-force', '-batch', '-'], { input: this.netnsDeleteBatch(), timeout: 10_000, stdio: ['pipe', 'ignore', 'ignore'] });
     rmSync(this.dir, { recursive: true, force: true });
     liveClusters.delete(this);
+    restoreNeighbourLimits();
   }
 
   private allNetns(): string[] {

@@ -15,6 +15,10 @@ export interface Seeder {
   peerId: string
   /** Bytes the runner has uploaded so far. */
   uploaded(): number
+  /** Ends `held`: sends what hosts asked meanwhile, and on. */
+  sendOn(): void
+  /** When it began to send (ms since the epoch); undefined while it holds back. */
+  sendingSince(): number | undefined
   close(): Promise<void>
 }
 
@@ -39,9 +43,10 @@ function tuneCollectorForSending(): void {
 
 /**
  * Seeds on the first free port of `ports` (a firewall can then name it), else on any free port; sends
- * at most `uploadLimit` bytes per second to all hosts together when given.
+ * at most `uploadLimit` bytes per second to all hosts together when given. `held`: it takes requests but
+ * sends no block until `sendOn` (the hosts' set-up first).
  */
-export async function startSeeder(file: string, t: FileTorrent, opts: { ports: number[]; seal: RunSeal; uploadLimit?: number }): Promise<Seeder> {
+export async function startSeeder(file: string, t: FileTorrent, opts: { ports: number[]; seal: RunSeal; uploadLimit?: number; held?: boolean }): Promise<Seeder> {
   const pieces = Math.max(1, Math.ceil(t.size / t.pieceLength))
   const peerId = crypto.randomBytes(20)
   tuneCollectorForSending()
@@ -54,6 +59,9 @@ export async function startSeeder(file: string, t: FileTorrent, opts: { ports: n
     limits: opts.uploadLimit ? { upload: new RateLimit(opts.uploadLimit) } : undefined,
     maxServing: SERVING,
   })
+  let since: number | undefined
+  if (opts.held) swarm.holdBack()
+  else since = Date.now()
   let port: number
   try {
     port = await swarm.listen([...opts.ports, 0])
@@ -61,5 +69,15 @@ export async function startSeeder(file: string, t: FileTorrent, opts: { ports: n
     await swarm.close()
     throw err
   }
-  return { port, peerId: peerId.toString('hex'), uploaded: () => swarm.uploaded, close: () => swarm.close() }
+  return {
+    port,
+    peerId: peerId.toString('hex'),
+    uploaded: () => swarm.uploaded,
+    sendOn: () => {
+      since ??= Date.now()
+      swarm.sendOn()
+    },
+    sendingSince: () => since,
+    close: () => swarm.close(),
+  }
 }
