@@ -175,7 +175,7 @@ async function downloader(t: FileTorrent, seal: RunSeal, runnerId: string, name:
 
 const finished = (s: Swarm) => (s.done ? Promise.resolve() : (once(s, 'done') as Promise<unknown>))
 
-test('piece length: about 1024 pieces of 256 KiB to 16 MiB, halved to 16 KiB at the least until every host owns two', () => {
+test('piece length: about 1024 pieces of 256 KiB to 16 MiB, halved to 16 KiB at the least until every host owns two, while the hashes stay within a quarter of the file', () => {
   const KiB = 1024
   assert.equal(pieceLengthFor(1024 * MiB), MiB)
   assert.equal(pieceLengthFor(1024 * MiB, 16), MiB, 'a fleet does not change a big file\'s pieces')
@@ -184,13 +184,17 @@ test('piece length: about 1024 pieces of 256 KiB to 16 MiB, halved to 16 KiB at 
   assert.equal(pieceLengthFor(4 * 1024 * 1024 * MiB), 16 * MiB)
   // 20 MiB to 200 hosts: 80 pieces of 256 KiB left 120 hosts owning none.
   assert.equal(pieceLengthFor(20 * MiB, 200), 32 * KiB)
-  for (const [size, hosts] of [[20 * MiB, 200], [64 * MiB, 1000], [1024 * MiB, 10_000], [5 * MiB, 77]]) {
-    const length = pieceLengthFor(size!, hosts)
-    assert.ok(Math.ceil(size! / length) >= 2 * hosts!, `${size} bytes to ${hosts} hosts: ${Math.ceil(size! / length)} pieces`)
-    assert.ok(size! / (length * 2) < 2 * hosts! || length * 2 > 256 * KiB, 'no smaller than it needs to be')
+  for (const [size, hosts] of [[20 * MiB, 200], [64 * MiB, 1000], [1024 * MiB, 10_000], [5 * MiB, 77], [2 * MiB, 50]] as const) {
+    const length = pieceLengthFor(size, hosts)
+    const pieces = Math.ceil(size / length)
+    const hashes = hosts * pieces * 20
+    assert.ok(hashes <= size / 4, `${size} bytes to ${hosts} hosts: ${hashes} bytes of hashes`)
+    const halved = hosts * Math.ceil(size / (length / 2)) * 20
+    assert.ok(pieces >= 2 * hosts || length === 16 * KiB || halved > size / 4, `${size} bytes to ${hosts} hosts: ${pieces} pieces of ${length}, not halved`)
   }
-  assert.equal(pieceLengthFor(MiB, 1000), 16 * KiB, 'never below 16 KiB')
-  assert.equal(pieceLengthFor(0, 5), 16 * KiB)
+  assert.equal(pieceLengthFor(64 * MiB, 1000), 128 * KiB, '512 pieces: 2,000 would send 40 MB of hashes')
+  assert.equal(pieceLengthFor(MiB, 1000), 128 * KiB, 'a small file to many hosts: 8 pieces, as their hashes would outweigh it')
+  assert.equal(pieceLengthFor(1024 * MiB, 10_000), MiB, 'past that the hashes need another way to the hosts')
 })
 
 test('a seeder and three downloaders: every copy identical, the runner sends about one copy, the hosts trade the rest', { timeout: 60_000 }, async () => {
@@ -211,6 +215,27 @@ test('a seeder and three downloaders: every copy identical, the runner sends abo
   for (const s of sides) assert.ok(s.swarm.stats.downloaded - s.swarm.stats.fromRunner >= t.size / 3, 'each host got a share from its peers')
   await Promise.all(sides.map((s) => s.swarm.close()))
   await seeder.close()
+})
+
+test('the smallest pieces: a host asks the runner for 2 MiB of 16 KiB pieces at once (128 requests) and is served, not dropped', { timeout: 60_000 }, async () => {
+  const source = randomFile('small-pieces.bin', 4 * MiB)
+  const t = await hashFile(source, { pieceLength: 16 * 1024 })
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
+  const seeder = await startSeeder(source, t, { ports: [0], seal: secret })
+  const side = await downloader(t, secret, seeder.peerId, 'small-pieces-copy.bin', 0, 1)
+  const left: string[] = []
+  side.swarm.on('log', (m: string) => /left/.test(m) && left.push(m))
+  try {
+    side.swarm.connect('127.0.0.1', seeder.port)
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`not done in 20 s; ${left.join('; ') || 'no wire left'}`)), 20_000)))
+    await Promise.race([finished(side.swarm), late]).finally(() => clearTimeout(timer))
+    assert.deepEqual(left, [])
+    assert.equal(sha256(side.file), t.sha256)
+  } finally {
+    await side.swarm.close()
+    await seeder.close()
+  }
 })
 
 test('a seeder started held takes requests but sends no block until sendOn, then the whole file', { timeout: 60_000 }, async () => {

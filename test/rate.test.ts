@@ -74,9 +74,10 @@ test('the plan: a limit takes bytes per second, 0 or empty none; one so slow tha
   assert.equal(makePlan({ ...base, limitRate: '' }).limitRate, undefined)
   assert.equal(makePlan(base).limitRate, undefined)
   assert.throws(() => makePlan({ ...base, limitRate: '5X' }), { name: 'Error', message: /^--limit-rate: '5X' is not a rate/ })
-  // 3 hosts share the runner's 10 KiB/s: a 256 KiB block each takes 2 × 4 × 25.6 s, past the default 60 s.
-  assert.throws(() => makePlan({ ...base, limitRate: '10K' }), { message: /^--limit-rate: at 10K a host may wait 205 s for data while 3 hosts share the runner, longer than --stall-timeout 60; raise --stall-timeout to 205 or the rate$/ })
-  assert.equal(makePlan({ ...base, limitRate: '10K', stallTimeout: '205' }).limitRate, 10 * KiB)
+  // 3 hosts share the runner's 1 KiB/s: a block each (16 KiB: the 64 KiB file comes in pieces that give
+  // every host two) takes 2 × 4 × 16 s, past the default 60 s.
+  assert.throws(() => makePlan({ ...base, limitRate: '1K' }), { message: /^--limit-rate: at 1K a host may wait 128 s for data while 3 hosts share the runner, longer than --stall-timeout 60; raise --stall-timeout to 128 or the rate$/ })
+  assert.equal(makePlan({ ...base, limitRate: '1K', stallTimeout: '128' }).limitRate, KiB)
 })
 
 test('the bucket: a tenth of a second of burst, spending may overdraw it, and it reopens once the debt is paid at the rate', () => {

@@ -53515,22 +53515,30 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** Every host owns at least this many pieces when the file allows (see pieceLengthFor). */
 const PIECES_PER_HOST = 2;
-/** The smallest piece: the torrent's 20 bytes of hash per piece travel to every host over SSH. */
+/** The smallest piece. */
 const MIN_PIECE = 16 * KiB;
 /**
+ * The torrent, 20 bytes of hash per piece, travels to every host over SSH: pieces are not halved past
+ * the point where those bytes, for all hosts together, would pass this share of the file (2 N pieces to
+ * each of N hosts would grow as N²: 54 MB for a 64 MiB file at 1,000 hosts).
+ */
+const HASHES_SHARE = 1 / 4;
+/**
  * Piece length for a file size and a number of hosts: about 1024 pieces, at least 256 KiB and at most
- * 16 MiB (1 MiB for 1 GiB, 256 KiB for 200 MiB and less), then halved (to 16 KiB at the least) until every
- * host owns PIECES_PER_HOST pieces of the stripes. A host that owns none is starving from its start and asks
- * the runner for pieces no peer has yet: 20 MiB to 200 hosts in 80 pieces sent 11.6 copies from the
- * runner (the simulation: 18.5 copies at 10,000 hosts with 1,024 pieces). A host offers a piece to the
- * others only once all of it is in and verified, so on slow links small pieces start the hosts' trading
- * sooner; blocks stay at most 1 MiB and are hashed as they arrive, so large pieces cost no memory.
+ * 16 MiB (1 MiB for 1 GiB, 256 KiB for 200 MiB and less), then halved (to 16 KiB at the least, and while
+ * the hashes stay within HASHES_SHARE) until every host owns PIECES_PER_HOST pieces of the stripes. A
+ * host that owns none is starving from its start and asks the runner for pieces no peer has yet (20 MiB
+ * to 200 hosts came in 80 pieces: 120 hosts owned none; the simulation: 18.5 copies from the runner at
+ * 10,000 hosts with 1,024 pieces). A host offers a piece to the others only once all of it is in and
+ * verified, so on slow links small pieces start the hosts' trading sooner; blocks stay at most 1 MiB and
+ * are hashed as they arrive, so large pieces cost no memory.
  */
 function pieceLengthFor(size, hosts = 1) {
     let length = 256 * KiB;
     while (length < 16 * MiB && size / length > 1024)
         length *= 2;
-    while (length > MIN_PIECE && size / length < PIECES_PER_HOST * hosts)
+    const hashBytes = (l) => hosts * Math.ceil(size / l) * 20;
+    while (length > MIN_PIECE && size / length < PIECES_PER_HOST * hosts && hashBytes(length / 2) <= size * HASHES_SHARE)
         length /= 2;
     return length;
 }
@@ -63295,8 +63303,12 @@ class Wire extends external_node_events_.EventEmitter {
  * memory without bound (84 MiB in an agent before this bound).
  */
 const WRITE_BACKLOG_BYTES = 8 * 1024 * 1024;
-/** Requests one peer may have waiting with us; more is a peer that does not follow the protocol. */
-const MAX_QUEUED_REQUESTS = 64;
+/**
+ * Requests one peer may have waiting with us; more is a peer that does not follow the protocol. Asking is
+ * bounded by bytes (2 MiB, ask.ts), one request per piece below a block: with the smallest pieces (16 KiB,
+ * many hosts and a small file) that is 128 requests, so 64 dropped honest wires.
+ */
+const MAX_QUEUED_REQUESTS = 256;
 /** Serve the next block once the socket's own queue is below this. */
 const SEND_QUEUE_BYTES = 1024 * 1024;
 /** Incoming connections allowed in their handshake at once. */
@@ -65770,11 +65782,13 @@ const PROBE_MS = 3000;
 const PING_MS = 5000;
 /**
  * How long an agent waits for any word from the runner (a ping every PING_MS, or the seeder's bytes)
- * before it exits. A dead connection ends the agent sooner (sshd closes its channel); this is for a runner
- * that froze or lost its path. 30 s was too short on a runner uplink full of pieces: 39 of 200 hosts on
- * 4 Mbit/s links exited so while TCP backed off behind the queue.
+ * before it exits. A connection the runner closes ends the agent at once (sshd closes its channel); this
+ * is for a runner that froze or lost its path, which sshd notices late or never (ClientAlive is off by
+ * default). On a runner uplink full of pieces it also ends agents that the runner's pings do not reach
+ * (39 of 200 hosts on 4 Mbit/s links in one run); 90 s did not get more of them the file there (59 of
+ * 200 against 103 in one run each), so it stays 30 s.
  */
-const AGENT_IDLE_TIMEOUT_S = 90;
+const AGENT_IDLE_TIMEOUT_S = 30;
 function formatPeer(address, port) {
     return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
@@ -65882,7 +65896,14 @@ async function startAgent(ctx, conn, node, log) {
     // A runtime herd provided lives in the working folder: named from there after the cd.
     const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node;
     const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
-    const channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true));
+    let channel;
+    try {
+        channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true));
+    }
+    catch (err) {
+        conn.close();
+        throw err;
+    }
     const session = new AgentSession(conn, channel);
     const start = {
         t: 'start',
@@ -66246,10 +66267,12 @@ const MAX_HOLD_MS = 60_000;
 /**
  * On a slow uplink the runner's pieces fill the link's queue, and the hosts set up after the first ones
  * lose the packets of their SSH connects (200 hosts on 4 Mbit/s: 107 could not connect once the first
- * agents were fetching). So the seeder sends nothing until every host has finished its first set-up:
- * its agent fetching, or failed, or waiting for a retry. This costs little: agents cannot trade before
- * the runner sends, and the file is hashed meanwhile (a few hosts are set up before a big file is hashed).
- * Retries come later and are not waited for.
+ * agents were fetching; 65 of 200 set-ups failed without this hold, none with it). So the seeder sends
+ * nothing until every host has finished its first set-up: its agent fetching, or failed, or waiting for a
+ * retry. With up to --concurrency hosts this costs about nothing: they are set up together, mostly while
+ * the file is hashed, and agents cannot trade before the runner sends. With more, the first waves wait
+ * for the last wave's set-up (47 s for 200 hosts on this 2-core test machine; at most MAX_HOLD_MS), a
+ * cost on fast links where the set-ups would not have suffered. Retries come later and are not waited for.
  */
 class SetupGate {
     /** Hosts still holding the gate. */
@@ -66292,6 +66315,7 @@ class SetupGate {
         if (this.opened)
             return;
         this.opened = true;
+        this.holding.clear();
         clearTimeout(this.deadline);
         for (const t of this.slow.values())
             clearTimeout(t);

@@ -37,11 +37,13 @@ const PROBE_MS = 3000
 const PING_MS = 5000
 /**
  * How long an agent waits for any word from the runner (a ping every PING_MS, or the seeder's bytes)
- * before it exits. A dead connection ends the agent sooner (sshd closes its channel); this is for a runner
- * that froze or lost its path. 30 s was too short on a runner uplink full of pieces: 39 of 200 hosts on
- * 4 Mbit/s links exited so while TCP backed off behind the queue.
+ * before it exits. A connection the runner closes ends the agent at once (sshd closes its channel); this
+ * is for a runner that froze or lost its path, which sshd notices late or never (ClientAlive is off by
+ * default). On a runner uplink full of pieces it also ends agents that the runner's pings do not reach
+ * (39 of 200 hosts on 4 Mbit/s links in one run); 90 s did not get more of them the file there (59 of
+ * 200 against 103 in one run each), so it stays 30 s.
  */
-const AGENT_IDLE_TIMEOUT_S = 90
+const AGENT_IDLE_TIMEOUT_S = 30
 
 function formatPeer(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
@@ -161,7 +163,13 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
   // A runtime herd provided lives in the working folder: named from there after the cd.
   const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node
   const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
-  const channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true))
+  let channel: RemoteChannel
+  try {
+    channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true))
+  } catch (err) {
+    conn.close()
+    throw err
+  }
   const session = new AgentSession(conn, channel)
   const start: StartMessage = {
     t: 'start',

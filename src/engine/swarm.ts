@@ -27,8 +27,12 @@ export interface Metainfo {
  * memory without bound (84 MiB in an agent before this bound).
  */
 const WRITE_BACKLOG_BYTES = 8 * 1024 * 1024
-/** Requests one peer may have waiting with us; more is a peer that does not follow the protocol. */
-const MAX_QUEUED_REQUESTS = 64
+/**
+ * Requests one peer may have waiting with us; more is a peer that does not follow the protocol. Asking is
+ * bounded by bytes (2 MiB, ask.ts), one request per piece below a block: with the smallest pieces (16 KiB,
+ * many hosts and a small file) that is 128 requests, so 64 dropped honest wires.
+ */
+const MAX_QUEUED_REQUESTS = 256
 /** Serve the next block once the socket's own queue is below this. */
 const SEND_QUEUE_BYTES = 1024 * 1024
 /** Incoming connections allowed in their handshake at once. */

@@ -189,30 +189,34 @@ let exitHandlersInstalled = false;
  * needs; the machine's own values come back when the last one goes.
  */
 const NEIGH = '/proc/sys/net/ipv4/neigh/default';
-let savedNeigh: { thresh2: string; thresh3: string } | undefined;
+/** What this process wrote over the machine's values, to put back: each limit, the old and the new value. */
+const neighWritten = new Map<string, { was: string; wrote: string }>();
 
 function raiseNeighbourLimits(hosts: number): void {
   const need = (hosts + 2) ** 2;
-  try {
-    const thresh2 = readFileSync(`${NEIGH}/gc_thresh2`, 'utf8').trim();
-    const thresh3 = readFileSync(`${NEIGH}/gc_thresh3`, 'utf8').trim();
-    savedNeigh ??= { thresh2, thresh3 };
-    if (Number(thresh3) < 2 * need) {
-      writeFileSync(`${NEIGH}/gc_thresh3`, String(2 * need));
-      if (Number(thresh2) < need) writeFileSync(`${NEIGH}/gc_thresh2`, String(need));
+  for (const [name, value] of [['gc_thresh2', need], ['gc_thresh3', 2 * need]] as const) {
+    try {
+      const file = `${NEIGH}/${name}`;
+      const now = readFileSync(file, 'utf8').trim();
+      if (Number(now) >= value) continue;
+      writeFileSync(file, String(value));
+      neighWritten.set(name, { was: neighWritten.get(name)?.was ?? now, wrote: String(value) });
+    } catch {
+      // Not writable (a container without it): small clusters still fit the default table.
     }
-  } catch {
-    // Not writable (a container without it): small clusters still fit the default table.
   }
 }
 
+/** Once no cluster of this process lives: puts back what it wrote, unless someone changed it since. */
 function restoreNeighbourLimits(): void {
-  if (liveClusters.size > 0 || !savedNeigh) return;
-  try {
-    writeFileSync(`${NEIGH}/gc_thresh2`, savedNeigh.thresh2);
-    writeFileSync(`${NEIGH}/gc_thresh3`, savedNeigh.thresh3);
-  } catch {}
-  savedNeigh = undefined;
+  if (liveClusters.size > 0) return;
+  for (const [name, { was, wrote }] of neighWritten) {
+    try {
+      const file = `${NEIGH}/${name}`;
+      if (readFileSync(file, 'utf8').trim() === wrote) writeFileSync(file, was);
+    } catch {}
+  }
+  neighWritten.clear();
 }
 
 /** Whether this machine can run a cluster; `why` is a skip reason when not. */

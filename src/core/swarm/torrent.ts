@@ -23,22 +23,30 @@ const MiB = 1024 * KiB
 
 /** Every host owns at least this many pieces when the file allows (see pieceLengthFor). */
 export const PIECES_PER_HOST = 2
-/** The smallest piece: the torrent's 20 bytes of hash per piece travel to every host over SSH. */
+/** The smallest piece. */
 export const MIN_PIECE = 16 * KiB
+/**
+ * The torrent, 20 bytes of hash per piece, travels to every host over SSH: pieces are not halved past
+ * the point where those bytes, for all hosts together, would pass this share of the file (2 N pieces to
+ * each of N hosts would grow as N²: 54 MB for a 64 MiB file at 1,000 hosts).
+ */
+export const HASHES_SHARE = 1 / 4
 
 /**
  * Piece length for a file size and a number of hosts: about 1024 pieces, at least 256 KiB and at most
- * 16 MiB (1 MiB for 1 GiB, 256 KiB for 200 MiB and less), then halved (to 16 KiB at the least) until every
- * host owns PIECES_PER_HOST pieces of the stripes. A host that owns none is starving from its start and asks
- * the runner for pieces no peer has yet: 20 MiB to 200 hosts in 80 pieces sent 11.6 copies from the
- * runner (the simulation: 18.5 copies at 10,000 hosts with 1,024 pieces). A host offers a piece to the
- * others only once all of it is in and verified, so on slow links small pieces start the hosts' trading
- * sooner; blocks stay at most 1 MiB and are hashed as they arrive, so large pieces cost no memory.
+ * 16 MiB (1 MiB for 1 GiB, 256 KiB for 200 MiB and less), then halved (to 16 KiB at the least, and while
+ * the hashes stay within HASHES_SHARE) until every host owns PIECES_PER_HOST pieces of the stripes. A
+ * host that owns none is starving from its start and asks the runner for pieces no peer has yet (20 MiB
+ * to 200 hosts came in 80 pieces: 120 hosts owned none; the simulation: 18.5 copies from the runner at
+ * 10,000 hosts with 1,024 pieces). A host offers a piece to the others only once all of it is in and
+ * verified, so on slow links small pieces start the hosts' trading sooner; blocks stay at most 1 MiB and
+ * are hashed as they arrive, so large pieces cost no memory.
  */
 export function pieceLengthFor(size: number, hosts = 1): number {
   let length = 256 * KiB
   while (length < 16 * MiB && size / length > 1024) length *= 2
-  while (length > MIN_PIECE && size / length < PIECES_PER_HOST * hosts) length /= 2
+  const hashBytes = (l: number) => hosts * Math.ceil(size / l) * 20
+  while (length > MIN_PIECE && size / length < PIECES_PER_HOST * hosts && hashBytes(length / 2) <= size * HASHES_SHARE) length /= 2
   return length
 }
 
