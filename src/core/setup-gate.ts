@@ -8,8 +8,8 @@ export const MAX_HOLD_MS = 60_000
 
 /**
  * On a slow uplink the runner's pieces fill the link's queue, and the hosts set up after the first ones
- * lose the packets of their SSH connects (200 hosts on 4 Mbit/s: 107 could not connect once the first
- * agents were fetching; 65 of 200 set-ups failed without this hold, none with it). So the seeder sends
+ * lose the packets of their SSH connects and set-up commands (200 hosts on 4 Mbit/s: 65 of 200 set-ups
+ * timed out without this hold, none with it, one run each). So the seeder sends
  * nothing until every host has finished its first set-up: its agent fetching, or failed, or waiting for a
  * retry. With up to --concurrency hosts this costs about nothing: they are set up together, mostly while
  * the file is hashed, and agents cannot trade before the runner sends. With more, the first waves wait
