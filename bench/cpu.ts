@@ -130,13 +130,28 @@ export function moveInto(group: string, pid: number): void {
 }
 
 /**
- * argv that first joins the group, then execs argv, so the process and all its children are counted from
- * their first instruction. It must run in this machine's mount namespace: `ip netns exec` mounts a fresh
- * /sys, without the cgroup mounts, so argv is the one that enters a namespace (ip netns exec, nsenter).
+ * The autogroup nice that gives one runner-side process the CPU weight of `hosts` hosts (weight × 1.25
+ * per step, -20 at the most). Linux shares a busy CPU equally between sessions (autogroups), and every
+ * host's sshd session is one: on this one machine a runner serving 200 hosts got 1/201 of it, and its
+ * seeder's handshakes, its tracker's answers and its pings to the agents timed out (hosts failed with
+ * "no word from the runner"). A real runner has a machine of its own; parallel scp runs one session per
+ * host, so it had N shares already. herd's CLI and the floor's sender get this; scp keeps its N sessions.
  */
-export function inGroup(group: string | undefined, argv: string[]): string[] {
-  if (!group) return argv
-  return ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', group, ...argv]
+export function runnerNice(hosts: number): number {
+  return -Math.min(20, Math.round(Math.log(Math.max(1, hosts)) / Math.log(1.25)))
+}
+
+/**
+ * argv that first joins the group (and sets its session's autogroup `nice`, when given), then execs argv,
+ * so the process and all its children are counted from their first instruction. It must run in this
+ * machine's mount namespace: `ip netns exec` mounts a fresh /sys, without the cgroup mounts, so argv is
+ * the one that enters a namespace (ip netns exec, nsenter). The process must lead its own session (spawned
+ * detached) for the nice to be its own.
+ */
+export function inGroup(group: string | undefined, argv: string[], nice = 0): string[] {
+  const steps = [...(group ? ['echo $$ > "$0/cgroup.procs"'] : []), ...(nice ? [`{ echo ${nice} > /proc/$$/autogroup; } 2>/dev/null || true`] : [])]
+  if (steps.length === 0) return argv
+  return ['sh', '-c', `${steps.join(' && ')} && exec "$@"`, group ?? '-', ...argv]
 }
 
 /** usage_usec of a group, in seconds. */

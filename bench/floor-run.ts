@@ -4,7 +4,7 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import type { Cluster } from '../test/support/cluster.js'
-import { inGroup, type PointGroups } from './cpu.js'
+import { inGroup, runnerNice, type PointGroups } from './cpu.js'
 
 /** build/bench/floor.js, beside this file once compiled; hosts see the repository as this machine does. */
 const floorJs = path.join(path.dirname(fileURLToPath(import.meta.url)), 'floor.js')
@@ -96,7 +96,7 @@ export async function runFloor(cluster: Cluster, file: string, size: number, des
     await deadline(Promise.all(procs.map((p) => p.line('listening'))), 20_000, 'the floor receivers to listen')
     const t0 = performance.now()
     const send = ['ip', 'netns', 'exec', cluster.runnerNetns, process.execPath, floorJs, 'send', file, String(size), ...addresses.map((a) => `${a}:${PORT}`), ...limit]
-    const sender = new Proc('runner', inGroup(groups?.runner, send), cluster.env())
+    const sender = new Proc('runner', inGroup(groups?.runner, send, runnerNice(cluster.hosts.length)), cluster.env())
     procs.push(sender)
     // A sender that fails makes the receivers wait for ever: its exit ends the wait too.
     const senderFailed = sender.exited.then((why) => (why ? Promise.reject(new Error(why)) : new Promise<never>(() => undefined)))

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import type { Cluster } from '../test/support/cluster.js'
 import { cliPath, repoRoot } from '../test/support/herd.js'
 import type { Report } from '../src/core/report.js'
-import type { PointGroups } from './cpu.js'
+import { runnerNice, type PointGroups } from './cpu.js'
 import { countVerified, DESTINATION, runCounted, type BenchFile } from './methods.js'
 import type { HerdHostRow, HerdRun, HerdTimeline } from './model.js'
 import { AgentSampler, machineBusy, readCpuTimes } from './sampler.js'
@@ -77,6 +77,7 @@ export async function runHerd(cluster: Cluster, groups: PointGroups | undefined,
     env: cluster.env(),
     timeoutMs,
     cwd: repoRoot,
+    nice: runnerNice(n),
   })
   const seconds = (performance.now() - t0) / 1000
   const machine = machineBusy(cpuBefore, readCpuTimes())

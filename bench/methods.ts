@@ -17,9 +17,12 @@ export interface BenchFile {
   size: number
 }
 
-/** Cluster.runInRunner, but in the runner's cgroup: the group is joined before `ip netns exec` (which hides the cgroup mounts). */
-export function runCounted(cluster: Cluster, groups: PointGroups | undefined, argv: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs: number; cwd?: string }): Promise<RunResult> {
-  const full = inGroup(groups?.runner, ['ip', 'netns', 'exec', cluster.runnerNetns, ...argv])
+/**
+ * Cluster.runInRunner, but in the runner's cgroup: the group is joined before `ip netns exec` (which hides
+ * the cgroup mounts); `nice` is its session's autogroup nice (runnerNice).
+ */
+export function runCounted(cluster: Cluster, groups: PointGroups | undefined, argv: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs: number; cwd?: string; nice?: number }): Promise<RunResult> {
+  const full = inGroup(groups?.runner, ['ip', 'netns', 'exec', cluster.runnerNetns, ...argv], opts.nice)
   return run(full[0]!, full.slice(1), { env: opts.env ?? cluster.env(), cwd: opts.cwd, timeoutMs: opts.timeoutMs })
 }
 

@@ -13,6 +13,8 @@ import { Wire } from '../src/engine/wire.js'
 import { Store, piecesPresent } from '../src/engine/store.js'
 import { Bitfield } from '../src/engine/bitfield.js'
 import { Picker, owns } from '../src/engine/picker.js'
+import { ServeSlots } from '../src/engine/serve-slots.js'
+import { Asker, MAX_SOURCES, type PeerAsks } from '../src/engine/ask.js'
 import { Swarm, type Metainfo } from '../src/engine/swarm.js'
 import { hashFile, pieceLengthFor, type FileTorrent } from '../src/core/swarm/torrent.js'
 import { startSeeder } from '../src/core/swarm/seeder.js'
@@ -157,6 +159,24 @@ test('the picker: stripes cover every piece once; the runner is asked for own pi
   assert.equal(picker.fromPeer(offers, peerHas), undefined)
 })
 
+test('the asker: at most MAX_SOURCES peers are asked at once, the runner apart; an idle one is asked once a busy one is done', () => {
+  const pieces = 64
+  const asker = new Asker(new Picker(new Bitfield(pieces), { index: 0, of: 1 }), () => 256 * KiB, 0, (p) => !p.isRunner)
+  const peer = (isRunner: boolean): PeerAsks => ({ isRunner, has: Bitfield.full(pieces), offers: { queue: [], head: 0 }, outstanding: 0, rate: 0 })
+  const peers = Array.from({ length: MAX_SOURCES + 4 }, () => peer(false))
+  const runner = peer(true)
+  for (const p of peers) asker.bitfield(p)
+  const busy = () => peers.filter((p) => p.outstanding > 0).length
+  const asked = peers.map((p) => asker.next(p, () => true, busy))
+  assert.equal(asked.filter((i) => i !== undefined).length, MAX_SOURCES)
+  assert.notEqual(asker.next(runner, () => false, busy), undefined, 'the runner is asked besides them')
+  // One busy peer's piece arrives: an idle peer may be asked now.
+  const first = peers.findIndex((p) => p.outstanding > 0)
+  peers[first]!.outstanding = 0
+  assert.notEqual(asker.next(peers[MAX_SOURCES]!, () => true, busy), undefined)
+  assert.equal(asker.next(peers[MAX_SOURCES + 1]!, () => true, busy), undefined)
+})
+
 /** A downloading side on loopback, host `index` of `of`. */
 async function downloader(t: FileTorrent, seal: RunSeal, runnerId: string, name: string, index: number, of: number): Promise<{ swarm: Swarm; port: number; file: string }> {
   const file = path.join(work, name)
@@ -174,6 +194,35 @@ async function downloader(t: FileTorrent, seal: RunSeal, runnerId: string, name:
 }
 
 const finished = (s: Swarm) => (s.done ? Promise.resolve() : (once(s, 'done') as Promise<unknown>))
+
+/** `finished`, or a failure saying `why()` once `ms` have passed. */
+async function finishedWithin(s: Swarm, ms: number, why: () => string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(why())), ms)))
+  await Promise.race([finished(s), late]).finally(() => clearTimeout(timer))
+}
+
+test('the seeder\'s turns: first copies go first, but a host asking only for pieces already sent waits at most twice the line', () => {
+  // One slot; A and B always ask for first copies, C for repeats only.
+  const firstCopy = new Set(['A', 'B'])
+  const slots = new ServeSlots<string>(1, (p) => firstCopy.has(p))
+  assert.equal(slots.admit('A'), true)
+  assert.equal(slots.admit('C'), false)
+  assert.equal(slots.admit('B'), false)
+  const served: string[] = []
+  let current = 'A'
+  for (let turn = 0; turn < 24; turn++) {
+    const [next] = slots.turnDone(current, true)
+    served.push(next!)
+    current = next!
+  }
+  const order = served.join(' ')
+  let gap = 0
+  let longest = 0
+  for (const p of served) longest = Math.max(longest, (gap = p === 'C' ? 0 : gap + 1))
+  assert.ok(longest < 2 * 3, `C waited ${longest} turns in a line of 3: ${order}`)
+  assert.ok(served.filter((p) => p !== 'C').length >= 12, `first copies got fewer than half the turns: ${order}`)
+})
 
 test('piece length: about 1024 pieces of 256 KiB to 16 MiB, halved to 16 KiB at the least until every host owns two, while the hashes stay within a quarter of the file', () => {
   const KiB = 1024
@@ -227,9 +276,7 @@ test('the smallest pieces: a host asks the runner for 2 MiB of 16 KiB pieces at 
   side.swarm.on('log', (m: string) => /left/.test(m) && left.push(m))
   try {
     side.swarm.connect('127.0.0.1', seeder.port)
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`not done in 20 s; ${left.join('; ') || 'no wire left'}`)), 20_000)))
-    await Promise.race([finished(side.swarm), late]).finally(() => clearTimeout(timer))
+    await finishedWithin(side.swarm, 20_000, () => `not done in 20 s; ${left.join('; ') || 'no wire left'}`)
     assert.deepEqual(left, [])
     assert.equal(sha256(side.file), t.sha256)
   } finally {
@@ -261,6 +308,60 @@ test('a seeder started held takes requests but sends no block until sendOn, then
   } finally {
     await side.swarm.close()
     await seeder.close()
+  }
+})
+
+test('a piece asked of the runner is taken from a peer that gets it while the runner has not sent it', { timeout: 60_000 }, async () => {
+  const source = randomFile('moved-source.bin', 8 * MiB)
+  const t = await hashFile(source, { pieceLength: MiB })
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
+  // A held runner stands for one whose turns are minutes apart: it takes the requests and sends nothing.
+  const seeder = await startSeeder(source, t, { ports: [0], seal: secret, held: true })
+  const side = await downloader(t, secret, seeder.peerId, 'moved.bin', 0, 1)
+  const peer = new Swarm({ meta: metaOf(t), seal: secret, peerId: crypto.randomBytes(20), store: new Store({ path: source, length: t.size }), have: Bitfield.full(8) })
+  try {
+    const joined = once(side.swarm, 'wire')
+    side.swarm.connect('127.0.0.1', seeder.port)
+    // The host owns every piece: on the runner's wire it asked for the first 2 MiB of them at once.
+    await joined
+    const peerPort = await peer.listen([0], '127.0.0.1')
+    side.swarm.connect('127.0.0.1', peerPort)
+    await finishedWithin(side.swarm, 20_000, () => 'not done in 20 s: the pieces asked of the runner were not asked of the peer')
+    assert.equal(sha256(side.file), t.sha256)
+    assert.equal(seeder.uploaded(), 0, 'the held runner sent blocks')
+    assert.equal(side.swarm.stats.fromRunner, 0)
+  } finally {
+    await Promise.all([side.swarm.close(), peer.close(), seeder.close()])
+  }
+})
+
+test('the runner is dialled again when it turns a connection away before the handshake, until the file is in', { timeout: 60_000 }, async () => {
+  const source = randomFile('redial-source.bin', 4 * MiB)
+  const t = await hashFile(source, { pieceLength: MiB })
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
+  const seeder = await startSeeder(source, t, { ports: [0], seal: secret })
+  // In front of the seeder: the first two connections are closed at once (a seeder busy with other
+  // hosts' handshakes), the next ones go through.
+  let accepted = 0
+  const front = net.createServer((socket) => {
+    if (++accepted <= 2) return socket.destroy()
+    const back = net.connect(seeder.port, '127.0.0.1')
+    socket.pipe(back).pipe(socket)
+    socket.on('error', () => back.destroy())
+    back.on('error', () => socket.destroy())
+  })
+  front.listen(0, '127.0.0.1')
+  await once(front, 'listening')
+  const side = await downloader(t, secret, seeder.peerId, 'redial.bin', 0, 1)
+  try {
+    side.swarm.keepDialling('127.0.0.1', (front.address() as net.AddressInfo).port)
+    await finishedWithin(side.swarm, 20_000, () => `not done in 20 s; ${accepted} connections reached the runner`)
+    assert.equal(sha256(side.file), t.sha256)
+    assert.equal(accepted, 3)
+  } finally {
+    await side.swarm.close()
+    await seeder.close()
+    front.close()
   }
 })
 

@@ -62627,6 +62627,14 @@ const STARVING_MS = 1000;
 const TICK_MS = 250;
 /** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
 const STALL_MS = 30_000;
+/**
+ * Peers (the runner apart) asked for pieces at once. Every peer asked is a flow into this host's one
+ * link, and a TCP flow keeps a packet or two in flight however slow it is: at 200 hosts on 4 Mbit/s a host
+ * asking 40 peers at once overran its link's queue (about 17 packets), and the SSH session and the
+ * announces sharing that link lost packets until their retransmissions backed off for tens of seconds. A
+ * few busy peers fill a link as well as many.
+ */
+const MAX_SOURCES = 8;
 /** One side's request state over the stripe policy of its Picker. */
 class Asker {
     picker;
@@ -62678,12 +62686,16 @@ class Asker {
         return true;
     }
     /**
-     * The next piece to ask `peer` for, or undefined: it has enough in flight, or offers nothing we want
-     * (the runner: nothing the stripe policy asks it for now). The piece is taken and its bytes counted
-     * as outstanding. `offeredByPeer` tells whether a connected peer other than the runner has piece i.
+     * The next piece to ask `peer` for, or undefined: it has enough in flight, it is idle while MAX_SOURCES
+     * other peers are busy, or it offers nothing we want (the runner: nothing the stripe policy asks it for
+     * now). The piece is taken and its bytes counted as outstanding. `offeredByPeer` tells whether a
+     * connected peer other than the runner has piece i; `busySources` counts the peers other than the
+     * runner with something outstanding.
      */
-    next(peer, offeredByPeer) {
+    next(peer, offeredByPeer, busySources) {
         if (peer.outstanding >= this.limit(peer))
+            return undefined;
+        if (!peer.isRunner && peer.outstanding === 0 && busySources() >= MAX_SOURCES)
             return undefined;
         const i = peer.isRunner ? this.picker.fromRunner(offeredByPeer) : this.picker.fromPeer(peer.offers, peer.has);
         if (i === undefined)
@@ -62849,13 +62861,16 @@ class Picker {
  * leave room on a slow uplink for everything else on it (SSH sessions being opened, address lookups):
  * 200 hosts served at once starved the runner's own SSH connects on 4 Mbit/s. A waiting peer whose next
  * request is a piece never sent before goes first, so a piece's first copy leaves the runner before any
- * second one, and the hosts spread it between them.
+ * second one, and the hosts spread it between them; but only every other turn: the others go to the peer
+ * that waited longest. With first copies always asked for by someone, a peer asking for pieces already
+ * sent was never served (200 hosts: 49 hosts got no byte in 100 s with the runner's wire open).
  */
 class ServeSlots {
     max;
     firstCopy;
     active = new Set();
     waiting = [];
+    turns = 0;
     constructor(max, firstCopy) {
         this.max = max;
         this.firstCopy = firstCopy;
@@ -62897,7 +62912,7 @@ class ServeSlots {
         return [this.next()];
     }
     next() {
-        const first = this.waiting.findIndex(this.firstCopy);
+        const first = this.turns++ % 2 === 0 ? this.waiting.findIndex(this.firstCopy) : 0;
         const [peer] = this.waiting.splice(first >= 0 ? first : 0, 1);
         this.active.add(peer);
         return peer;
@@ -63313,6 +63328,8 @@ const MAX_QUEUED_REQUESTS = 256;
 const SEND_QUEUE_BYTES = 1024 * 1024;
 /** Incoming connections allowed in their handshake at once. */
 const MAX_HANDSHAKING = 64;
+/** A wire kept by keepDialling is dialled again this long after it closed. */
+const REDIAL_MS = 500;
 /** Pieces that fail verification from one peer before it is dropped. */
 const STRIKES = 3;
 class swarm_Swarm extends external_node_events_.EventEmitter {
@@ -63426,7 +63443,24 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         }
         throw lastError ?? new Error('no port to listen on');
     }
-    /** Dials a peer unless it is connected, being dialled, or banned. */
+    /**
+     * Dials a peer that no announce names (the runner's seeder) until the file is complete: again whenever
+     * its wire drops, also before its handshake got through. A seeder with many hosts in their handshakes
+     * turns some away, and on a full uplink a handshake times out: at 200 hosts, hosts left with no wire to
+     * the runner stalled with 0 bytes and 0 peers.
+     */
+    keepDialling(host, port) {
+        const dial = () => {
+            if (this.closed || this.have.complete)
+                return;
+            this.connect(host, port, { always: true, closed: () => setTimeout(dial, REDIAL_MS).unref() });
+        };
+        dial();
+    }
+    /**
+     * Dials a peer unless it is connected, being dialled, or banned. `always`: past maxPeers too; `closed`:
+     * called when this dial's wire closes, whether or not its handshake got through.
+     */
     connect(host, port, opts = {}) {
         const key = `${host}:${port}`;
         if (this.closed || this.dialled.has(key) || this.banned.has(host))
@@ -63449,6 +63483,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 this.duplicateDials.set(wire.peerId, key);
             else
                 this.dialled.delete(key);
+            opts.closed?.(reason);
         });
         this.attach(wire);
     }
@@ -63528,14 +63563,41 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     }
     onBitfield(peer, bits) {
         peer.has = new Bitfield(this.pieces, bits);
+        const runner = this.runnerPeer();
+        if (runner && !peer.isRunner)
+            for (const i of [...runner.assigned.keys()])
+                if (peer.has.get(i))
+                    this.takeFromRunner(runner, i);
         this.asker?.bitfield(peer);
         this.fill(peer);
     }
     onHave(peer, i) {
         if (i >= this.pieces || !peer.has.set(i))
             return;
+        const runner = peer.isRunner ? undefined : this.runnerPeer();
+        if (runner)
+            this.takeFromRunner(runner, i);
         if (this.asker?.have(peer, i))
             this.fill(peer);
+    }
+    runnerPeer() {
+        return this.opts.runnerId === undefined ? undefined : this.peers.get(this.opts.runnerId);
+    }
+    /**
+     * A peer now has piece i, asked of the runner and not begun: the request is cancelled there, so the
+     * piece goes back to the picker and is asked of a peer. The runner serves its hosts in turns, and with
+     * many hosts waiting a turn comes minutes later: 200 hosts at 4 Mbit/s had hosts a few pieces short stall
+     * for 60 s with forty peers that had them, while the runner sent the same pieces again to others.
+     */
+    takeFromRunner(runner, i) {
+        const a = runner.assigned.get(i);
+        if (!a || a.next > 0)
+            return;
+        runner.assigned.delete(i);
+        runner.outstanding -= a.length;
+        for (let offset = 0; offset < a.length; offset += BLOCK)
+            runner.wire.cancel(i, offset, Math.min(BLOCK, a.length - offset));
+        this.asker?.release(i);
     }
     pieceLength(i) {
         const { pieceLength, length } = this.opts.meta;
@@ -63553,7 +63615,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 return;
             }
             const idle = peer.outstanding === 0;
-            const i = asker.next(peer, (j) => this.offeredByPeer(j));
+            const i = asker.next(peer, (j) => this.offeredByPeer(j), () => this.busySources());
             if (i === undefined)
                 return;
             const length = this.pieceLength(i);
@@ -63563,6 +63625,13 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             for (let offset = 0; offset < length; offset += BLOCK)
                 peer.wire.request(i, offset, Math.min(BLOCK, length - offset));
         }
+    }
+    busySources() {
+        let n = 0;
+        for (const p of this.peers.values())
+            if (!p.isRunner && p.outstanding > 0)
+                n++;
+        return n;
     }
     offeredByPeer(i) {
         for (const p of this.peers.values())
@@ -65781,12 +65850,11 @@ const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder',
 const PROBE_MS = 3000;
 const PING_MS = 5000;
 /**
- * How long an agent waits for any word from the runner (a ping every PING_MS, or the seeder's bytes)
- * before it exits. A connection the runner closes ends the agent at once (sshd closes its channel); this
- * is for a runner that froze or lost its path, which sshd notices late or never (ClientAlive is off by
- * default). On a runner uplink full of pieces it also ends agents that the runner's pings do not reach
- * (39 of 200 hosts on 4 Mbit/s links in one run); 90 s did not get more of them the file there (59 of
- * 200 against 103 in one run each), so it stays 30 s.
+ * How long an agent waits for any word from the runner (a ping every PING_MS, the seeder's bytes, or a
+ * piece verified from its peers, which shows the run alive) before it exits. A connection the runner
+ * closes ends the agent at once (sshd closes its channel); this is for a runner that froze or lost its
+ * path, which sshd notices late or never (ClientAlive is off by default). 90 s did not get more hosts of
+ * 200 on 4 Mbit/s the file than 30 s (59 against 103 in one run each), so it stays 30 s.
  */
 const AGENT_IDLE_TIMEOUT_S = 30;
 function formatPeer(address, port) {

@@ -37,6 +37,8 @@ const MAX_QUEUED_REQUESTS = 256
 const SEND_QUEUE_BYTES = 1024 * 1024
 /** Incoming connections allowed in their handshake at once. */
 const MAX_HANDSHAKING = 64
+/** A wire kept by keepDialling is dialled again this long after it closed. */
+const REDIAL_MS = 500
 /** Pieces that fail verification from one peer before it is dropped. */
 const STRIKES = 3
 
@@ -180,8 +182,25 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     throw lastError ?? new Error('no port to listen on')
   }
 
-  /** Dials a peer unless it is connected, being dialled, or banned. */
-  connect(host: string, port: number, opts: { always?: boolean } = {}): void {
+  /**
+   * Dials a peer that no announce names (the runner's seeder) until the file is complete: again whenever
+   * its wire drops, also before its handshake got through. A seeder with many hosts in their handshakes
+   * turns some away, and on a full uplink a handshake times out: at 200 hosts, hosts left with no wire to
+   * the runner stalled with 0 bytes and 0 peers.
+   */
+  keepDialling(host: string, port: number): void {
+    const dial = (): void => {
+      if (this.closed || this.have.complete) return
+      this.connect(host, port, { always: true, closed: () => setTimeout(dial, REDIAL_MS).unref() })
+    }
+    dial()
+  }
+
+  /**
+   * Dials a peer unless it is connected, being dialled, or banned. `always`: past maxPeers too; `closed`:
+   * called when this dial's wire closes, whether or not its handshake got through.
+   */
+  connect(host: string, port: number, opts: { always?: boolean; closed?: (reason: string) => void } = {}): void {
     const key = `${host}:${port}`
     if (this.closed || this.dialled.has(key) || this.banned.has(host)) return
     // Enough peers: the next announce names others if some of these leave.
@@ -196,6 +215,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       if (reason === 'ourselves') return
       if (reason === 'duplicate connection' && this.peers.has(wire.peerId)) this.duplicateDials.set(wire.peerId, key)
       else this.dialled.delete(key)
+      opts.closed?.(reason)
     })
     this.attach(wire)
   }
@@ -264,13 +284,36 @@ export class Swarm extends EventEmitter<SwarmEvents> {
 
   private onBitfield(peer: Peer, bits: Uint8Array): void {
     peer.has = new Bitfield(this.pieces, bits)
+    const runner = this.runnerPeer()
+    if (runner && !peer.isRunner) for (const i of [...runner.assigned.keys()]) if (peer.has.get(i)) this.takeFromRunner(runner, i)
     this.asker?.bitfield(peer)
     this.fill(peer)
   }
 
   private onHave(peer: Peer, i: number): void {
     if (i >= this.pieces || !peer.has.set(i)) return
+    const runner = peer.isRunner ? undefined : this.runnerPeer()
+    if (runner) this.takeFromRunner(runner, i)
     if (this.asker?.have(peer, i)) this.fill(peer)
+  }
+
+  private runnerPeer(): Peer | undefined {
+    return this.opts.runnerId === undefined ? undefined : this.peers.get(this.opts.runnerId)
+  }
+
+  /**
+   * A peer now has piece i, asked of the runner and not begun: the request is cancelled there, so the
+   * piece goes back to the picker and is asked of a peer. The runner serves its hosts in turns, and with
+   * many hosts waiting a turn comes minutes later: 200 hosts at 4 Mbit/s had hosts a few pieces short stall
+   * for 60 s with forty peers that had them, while the runner sent the same pieces again to others.
+   */
+  private takeFromRunner(runner: Peer, i: number): void {
+    const a = runner.assigned.get(i)
+    if (!a || a.next > 0) return
+    runner.assigned.delete(i)
+    runner.outstanding -= a.length
+    for (let offset = 0; offset < a.length; offset += BLOCK) runner.wire.cancel(i, offset, Math.min(BLOCK, a.length - offset))
+    this.asker?.release(i)
   }
 
   private pieceLength(i: number): number {
@@ -289,13 +332,19 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         return
       }
       const idle = peer.outstanding === 0
-      const i = asker.next(peer, (j) => this.offeredByPeer(j))
+      const i = asker.next(peer, (j) => this.offeredByPeer(j), () => this.busySources())
       if (i === undefined) return
       const length = this.pieceLength(i)
       if (idle) peer.lastBlockAt = Date.now()
       peer.assigned.set(i, { index: i, length, next: 0, hash: crypto.createHash('sha1'), writes: [], askedAt: Date.now() })
       for (let offset = 0; offset < length; offset += BLOCK) peer.wire.request(i, offset, Math.min(BLOCK, length - offset))
     }
+  }
+
+  private busySources(): number {
+    let n = 0
+    for (const p of this.peers.values()) if (!p.isRunner && p.outstanding > 0) n++
+    return n
   }
 
   private offeredByPeer(i: number): boolean {
