@@ -149,7 +149,7 @@ export function runnerNice(hosts: number): number {
  * detached) for the nice to be its own.
  */
 export function inGroup(group: string | undefined, argv: string[], nice = 0): string[] {
-  const steps = [...(group ? ['echo $$ > "$0/cgroup.procs"'] : []), ...(nice ? [`{ echo ${nice} > /proc/$$/autogroup; } 2>/dev/null || true`] : [])]
+  const steps = [...(group ? ['echo $$ > "$0/cgroup.procs"'] : []), ...(nice ? [`{ { echo ${nice} > /proc/$$/autogroup; } 2>/dev/null || true; }`] : [])]
   if (steps.length === 0) return argv
   return ['sh', '-c', `${steps.join(' && ')} && exec "$@"`, group ?? '-', ...argv]
 }

@@ -62855,7 +62855,7 @@ class Picker {
 }
 
 ;// CONCATENATED MODULE: ./build/src/engine/serve-slots.js
-// A side that serves many peers (the runner's seeder) sends to a few at a time: first copies of pieces first.
+// A side that serves many peers (the runner's seeder) sends to a few at a time, first copies of pieces first every other turn.
 /**
  * Turns at sending, `max` peers at a time, one block per turn while others wait. Fewer flows at once
  * leave room on a slow uplink for everything else on it (SSH sessions being opened, address lookups):
@@ -63328,8 +63328,13 @@ const MAX_QUEUED_REQUESTS = 256;
 const SEND_QUEUE_BYTES = 1024 * 1024;
 /** Incoming connections allowed in their handshake at once. */
 const MAX_HANDSHAKING = 64;
-/** A wire kept by keepDialling is dialled again this long after it closed. */
+/**
+ * A wire kept by keepDialling is dialled again this long after it closed, doubled (up to MAX_REDIAL_MS)
+ * while its handshakes keep failing: a seeder busy with other hosts' handshakes is not asked again twice
+ * a second by each of them.
+ */
 const REDIAL_MS = 500;
+const MAX_REDIAL_MS = 8000;
 /** Pieces that fail verification from one peer before it is dropped. */
 const STRIKES = 3;
 class swarm_Swarm extends external_node_events_.EventEmitter {
@@ -63365,7 +63370,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     /** Peers with a request to serve once the upload limit has tokens again. */
     waitingForUpload = new Set();
     slots;
-    /** Pieces a block of which this side has sent: the slots serve first copies first. */
+    /** Pieces a block of which this side has sent: the slots serve first copies first, every other turn. */
     sent;
     /** While set, requests queue but no block is sent (the runner's hosts are still being set up). */
     holding = false;
@@ -63450,16 +63455,24 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
      * the runner stalled with 0 bytes and 0 peers.
      */
     keepDialling(host, port) {
+        let wait = REDIAL_MS;
         const dial = () => {
             if (this.closed || this.have.complete)
                 return;
-            this.connect(host, port, { always: true, closed: () => setTimeout(dial, REDIAL_MS).unref() });
+            this.connect(host, port, {
+                always: true,
+                closed: (_reason, ready) => {
+                    wait = ready ? REDIAL_MS : Math.min(MAX_REDIAL_MS, wait * 2);
+                    setTimeout(dial, ready ? REDIAL_MS : wait).unref();
+                },
+            });
         };
         dial();
     }
     /**
      * Dials a peer unless it is connected, being dialled, or banned. `always`: past maxPeers too; `closed`:
-     * called when this dial's wire closes, whether or not its handshake got through.
+     * called when this dial's wire closes (unless it reached ourselves), `ready` telling whether its
+     * handshake had got through.
      */
     connect(host, port, opts = {}) {
         const key = `${host}:${port}`;
@@ -63483,7 +63496,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 this.duplicateDials.set(wire.peerId, key);
             else
                 this.dialled.delete(key);
-            opts.closed?.(reason);
+            opts.closed?.(reason, wire.ready);
         });
         this.attach(wire);
     }
@@ -63548,7 +63561,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         for (const p of this.slots?.leave(peer) ?? [])
             this.serve(p);
     }
-    /** A piece asked of a peer that will not deliver it: offered again to the peers that have it. */
+    /** A piece asked of a peer that will not deliver it (or of the runner, whose turn is far): offered again to the peers that have it. */
     giveBack(i) {
         const asker = this.asker;
         if (!asker)
@@ -63575,8 +63588,9 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         if (i >= this.pieces || !peer.has.set(i))
             return;
         const runner = peer.isRunner ? undefined : this.runnerPeer();
-        if (runner)
-            this.takeFromRunner(runner, i);
+        // Taken back from the runner, the piece is offered again to every peer that has it, this one too.
+        if (runner && this.takeFromRunner(runner, i))
+            return;
         if (this.asker?.have(peer, i))
             this.fill(peer);
     }
@@ -63592,12 +63606,13 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     takeFromRunner(runner, i) {
         const a = runner.assigned.get(i);
         if (!a || a.next > 0)
-            return;
+            return false;
         runner.assigned.delete(i);
         runner.outstanding -= a.length;
         for (let offset = 0; offset < a.length; offset += BLOCK)
             runner.wire.cancel(i, offset, Math.min(BLOCK, a.length - offset));
-        this.asker?.release(i);
+        this.giveBack(i);
+        return true;
     }
     pieceLength(i) {
         const { pieceLength, length } = this.opts.meta;
@@ -63671,6 +63686,11 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 this.badPiece(peer, i);
         }
         this.fill(peer);
+        // A source has gone idle: a peer left idle by MAX_SOURCES may be asked now, not at the next tick.
+        if (peer.outstanding === 0 && !peer.isRunner && this.asker)
+            for (const p of this.peers.values())
+                if (p.outstanding === 0 && !p.isRunner && this.asker.idleAsk(p))
+                    this.fill(p);
     }
     verified(i, fromRunner, askedAt) {
         this.asker?.verified(i, fromRunner, askedAt, Date.now());

@@ -1,4 +1,4 @@
-// A side that serves many peers (the runner's seeder) sends to a few at a time: first copies of pieces first.
+// A side that serves many peers (the runner's seeder) sends to a few at a time, first copies of pieces first every other turn.
 
 /**
  * Turns at sending, `max` peers at a time, one block per turn while others wait. Fewer flows at once

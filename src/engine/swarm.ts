@@ -37,8 +37,13 @@ const MAX_QUEUED_REQUESTS = 256
 const SEND_QUEUE_BYTES = 1024 * 1024
 /** Incoming connections allowed in their handshake at once. */
 const MAX_HANDSHAKING = 64
-/** A wire kept by keepDialling is dialled again this long after it closed. */
+/**
+ * A wire kept by keepDialling is dialled again this long after it closed, doubled (up to MAX_REDIAL_MS)
+ * while its handshakes keep failing: a seeder busy with other hosts' handshakes is not asked again twice
+ * a second by each of them.
+ */
 const REDIAL_MS = 500
+const MAX_REDIAL_MS = 8000
 /** Pieces that fail verification from one peer before it is dropped. */
 const STRIKES = 3
 
@@ -60,7 +65,7 @@ export interface SwarmOptions {
    * (the runner's seeder serves every host). Every host dialling every other is N² handshakes.
    */
   maxPeers?: number
-  /** Peers sent to at once, a block per turn, first copies first (the runner's seeder); absent: all. */
+  /** Peers sent to at once, a block per turn, first copies first every other turn (the runner's seeder); absent: all. */
   maxServing?: number
 }
 
@@ -108,7 +113,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   /** Peers with a request to serve once the upload limit has tokens again. */
   private readonly waitingForUpload = new Set<Peer>()
   private readonly slots: ServeSlots<Peer> | undefined
-  /** Pieces a block of which this side has sent: the slots serve first copies first. */
+  /** Pieces a block of which this side has sent: the slots serve first copies first, every other turn. */
   private readonly sent: Uint8Array
   /** While set, requests queue but no block is sent (the runner's hosts are still being set up). */
   private holding = false
@@ -189,18 +194,26 @@ export class Swarm extends EventEmitter<SwarmEvents> {
    * the runner stalled with 0 bytes and 0 peers.
    */
   keepDialling(host: string, port: number): void {
+    let wait = REDIAL_MS
     const dial = (): void => {
       if (this.closed || this.have.complete) return
-      this.connect(host, port, { always: true, closed: () => setTimeout(dial, REDIAL_MS).unref() })
+      this.connect(host, port, {
+        always: true,
+        closed: (_reason, ready) => {
+          wait = ready ? REDIAL_MS : Math.min(MAX_REDIAL_MS, wait * 2)
+          setTimeout(dial, ready ? REDIAL_MS : wait).unref()
+        },
+      })
     }
     dial()
   }
 
   /**
    * Dials a peer unless it is connected, being dialled, or banned. `always`: past maxPeers too; `closed`:
-   * called when this dial's wire closes, whether or not its handshake got through.
+   * called when this dial's wire closes (unless it reached ourselves), `ready` telling whether its
+   * handshake had got through.
    */
-  connect(host: string, port: number, opts: { always?: boolean; closed?: (reason: string) => void } = {}): void {
+  connect(host: string, port: number, opts: { always?: boolean; closed?: (reason: string, ready: boolean) => void } = {}): void {
     const key = `${host}:${port}`
     if (this.closed || this.dialled.has(key) || this.banned.has(host)) return
     // Enough peers: the next announce names others if some of these leave.
@@ -215,7 +228,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       if (reason === 'ourselves') return
       if (reason === 'duplicate connection' && this.peers.has(wire.peerId)) this.duplicateDials.set(wire.peerId, key)
       else this.dialled.delete(key)
-      opts.closed?.(reason)
+      opts.closed?.(reason, wire.ready)
     })
     this.attach(wire)
   }
@@ -273,7 +286,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     for (const p of this.slots?.leave(peer) ?? []) this.serve(p)
   }
 
-  /** A piece asked of a peer that will not deliver it: offered again to the peers that have it. */
+  /** A piece asked of a peer that will not deliver it (or of the runner, whose turn is far): offered again to the peers that have it. */
   private giveBack(i: number): void {
     const asker = this.asker
     if (!asker) return
@@ -293,7 +306,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private onHave(peer: Peer, i: number): void {
     if (i >= this.pieces || !peer.has.set(i)) return
     const runner = peer.isRunner ? undefined : this.runnerPeer()
-    if (runner) this.takeFromRunner(runner, i)
+    // Taken back from the runner, the piece is offered again to every peer that has it, this one too.
+    if (runner && this.takeFromRunner(runner, i)) return
     if (this.asker?.have(peer, i)) this.fill(peer)
   }
 
@@ -307,13 +321,14 @@ export class Swarm extends EventEmitter<SwarmEvents> {
    * many hosts waiting a turn comes minutes later: 200 hosts at 4 Mbit/s had hosts a few pieces short stall
    * for 60 s with forty peers that had them, while the runner sent the same pieces again to others.
    */
-  private takeFromRunner(runner: Peer, i: number): void {
+  private takeFromRunner(runner: Peer, i: number): boolean {
     const a = runner.assigned.get(i)
-    if (!a || a.next > 0) return
+    if (!a || a.next > 0) return false
     runner.assigned.delete(i)
     runner.outstanding -= a.length
     for (let offset = 0; offset < a.length; offset += BLOCK) runner.wire.cancel(i, offset, Math.min(BLOCK, a.length - offset))
-    this.asker?.release(i)
+    this.giveBack(i)
+    return true
   }
 
   private pieceLength(i: number): number {
@@ -380,6 +395,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       } else this.badPiece(peer, i)
     }
     this.fill(peer)
+    // A source has gone idle: a peer left idle by MAX_SOURCES may be asked now, not at the next tick.
+    if (peer.outstanding === 0 && !peer.isRunner && this.asker) for (const p of this.peers.values()) if (p.outstanding === 0 && !p.isRunner && this.asker.idleAsk(p)) this.fill(p)
   }
 
   private verified(i: number, fromRunner: boolean, askedAt: number): void {
