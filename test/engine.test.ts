@@ -14,7 +14,6 @@ import { Store, piecesPresent } from '../src/engine/store.js'
 import { Bitfield } from '../src/engine/bitfield.js'
 import { Picker, owns } from '../src/engine/picker.js'
 import { ServeSlots } from '../src/engine/serve-slots.js'
-import { Asker, MAX_SOURCES, type PeerAsks } from '../src/engine/ask.js'
 import { Swarm, type Metainfo } from '../src/engine/swarm.js'
 import { hashFile, pieceLengthFor, type FileTorrent } from '../src/core/swarm/torrent.js'
 import { startSeeder } from '../src/core/swarm/seeder.js'
@@ -157,24 +156,6 @@ test('the picker: stripes cover every piece once; the runner is asked for own pi
   assert.equal(picker.fromPeer(offers, peerHas), 2, 'oldest offer first; a piece we have and one the peer lacks are skipped')
   picker.take(2)
   assert.equal(picker.fromPeer(offers, peerHas), undefined)
-})
-
-test('the asker: at most MAX_SOURCES peers are asked at once, the runner apart; an idle one is asked once a busy one is done', () => {
-  const pieces = 64
-  const asker = new Asker(new Picker(new Bitfield(pieces), { index: 0, of: 1 }), () => 256 * KiB, 0, (p) => !p.isRunner)
-  const peer = (isRunner: boolean): PeerAsks => ({ isRunner, has: Bitfield.full(pieces), offers: { queue: [], head: 0 }, outstanding: 0, rate: 0 })
-  const peers = Array.from({ length: MAX_SOURCES + 4 }, () => peer(false))
-  const runner = peer(true)
-  for (const p of peers) asker.bitfield(p)
-  const busy = () => peers.filter((p) => p.outstanding > 0).length
-  const asked = peers.map((p) => asker.next(p, () => true, busy))
-  assert.equal(asked.filter((i) => i !== undefined).length, MAX_SOURCES)
-  assert.notEqual(asker.next(runner, () => false, busy), undefined, 'the runner is asked besides them')
-  // One busy peer's piece arrives: an idle peer may be asked now.
-  const first = peers.findIndex((p) => p.outstanding > 0)
-  peers[first]!.outstanding = 0
-  assert.notEqual(asker.next(peers[MAX_SOURCES]!, () => true, busy), undefined)
-  assert.equal(asker.next(peers[MAX_SOURCES + 1]!, () => true, busy), undefined)
 })
 
 /** A downloading side on loopback, host `index` of `of`. */

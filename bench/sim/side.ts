@@ -69,11 +69,6 @@ export class Side {
   /** For each piece, how many connected peers other than the runner have it (the swarm's offeredByPeer). */
   private offered: Uint16Array | undefined
   private readonly offeredByPeer = (i: number): boolean => this.offered![i]! > 0
-  private readonly busySources = (): number => {
-    let n = 0
-    for (const v of this.views) if (!v.isRunner && !v.closed && v.outstanding > 0) n++
-    return n
-  }
 
   constructor(
     readonly world: World,
@@ -181,7 +176,7 @@ export class Side {
     const limit = asker.limit(v)
     while (v.outstanding < limit) {
       const idle = v.outstanding === 0
-      const i = asker.next(v, this.offeredByPeer, this.busySources)
+      const i = asker.next(v, this.offeredByPeer)
       if (i === undefined) return
       if (idle) v.lastAt = this.nowMs
       v.inflight.push(i, this.nowMs)

@@ -62627,14 +62627,6 @@ const STARVING_MS = 1000;
 const TICK_MS = 250;
 /** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
 const STALL_MS = 30_000;
-/**
- * Peers (the runner apart) asked for pieces at once. Every peer asked is a flow into this host's one
- * link, and a TCP flow keeps a packet or two in flight however slow it is: at 200 hosts on 4 Mbit/s a host
- * asking 40 peers at once overran its link's queue (about 17 packets), and the SSH session and the
- * announces sharing that link lost packets until their retransmissions backed off for tens of seconds. A
- * few busy peers fill a link as well as many.
- */
-const MAX_SOURCES = 8;
 /** One side's request state over the stripe policy of its Picker. */
 class Asker {
     picker;
@@ -62686,16 +62678,12 @@ class Asker {
         return true;
     }
     /**
-     * The next piece to ask `peer` for, or undefined: it has enough in flight, it is idle while MAX_SOURCES
-     * other peers are busy, or it offers nothing we want (the runner: nothing the stripe policy asks it for
-     * now). The piece is taken and its bytes counted as outstanding. `offeredByPeer` tells whether a
-     * connected peer other than the runner has piece i; `busySources` counts the peers other than the
-     * runner with something outstanding.
+     * The next piece to ask `peer` for, or undefined: it has enough in flight, or offers nothing we want
+     * (the runner: nothing the stripe policy asks it for now). The piece is taken and its bytes counted
+     * as outstanding. `offeredByPeer` tells whether a connected peer other than the runner has piece i.
      */
-    next(peer, offeredByPeer, busySources) {
+    next(peer, offeredByPeer) {
         if (peer.outstanding >= this.limit(peer))
-            return undefined;
-        if (!peer.isRunner && peer.outstanding === 0 && busySources() >= MAX_SOURCES)
             return undefined;
         const i = peer.isRunner ? this.picker.fromRunner(offeredByPeer) : this.picker.fromPeer(peer.offers, peer.has);
         if (i === undefined)
@@ -63630,7 +63618,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 return;
             }
             const idle = peer.outstanding === 0;
-            const i = asker.next(peer, (j) => this.offeredByPeer(j), () => this.busySources());
+            const i = asker.next(peer, (j) => this.offeredByPeer(j));
             if (i === undefined)
                 return;
             const length = this.pieceLength(i);
@@ -63640,13 +63628,6 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             for (let offset = 0; offset < length; offset += BLOCK)
                 peer.wire.request(i, offset, Math.min(BLOCK, length - offset));
         }
-    }
-    busySources() {
-        let n = 0;
-        for (const p of this.peers.values())
-            if (!p.isRunner && p.outstanding > 0)
-                n++;
-        return n;
     }
     offeredByPeer(i) {
         for (const p of this.peers.values())
@@ -63686,11 +63667,6 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 this.badPiece(peer, i);
         }
         this.fill(peer);
-        // A source has gone idle: a peer left idle by MAX_SOURCES may be asked now, not at the next tick.
-        if (peer.outstanding === 0 && !peer.isRunner && this.asker)
-            for (const p of this.peers.values())
-                if (p.outstanding === 0 && !p.isRunner && this.asker.idleAsk(p))
-                    this.fill(p);
     }
     verified(i, fromRunner, askedAt) {
         this.asker?.verified(i, fromRunner, askedAt, Date.now());

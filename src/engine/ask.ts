@@ -32,15 +32,6 @@ export const TICK_MS = 250
 /** A peer that sent nothing of what we asked for this long is dropped and its pieces asked of others. */
 export const STALL_MS = 30_000
 
-/**
- * Peers (the runner apart) asked for pieces at once. Every peer asked is a flow into this host's one
- * link, and a TCP flow keeps a packet or two in flight however slow it is: at 200 hosts on 4 Mbit/s a host
- * asking 40 peers at once overran its link's queue (about 17 packets), and the SSH session and the
- * announces sharing that link lost packets until their retransmissions backed off for tens of seconds. A
- * few busy peers fill a link as well as many.
- */
-export const MAX_SOURCES = 8
-
 /** What the rules need to know of one connected peer (the swarm's Peer has all of it). */
 export interface PeerAsks {
   readonly isRunner: boolean
@@ -99,15 +90,12 @@ export class Asker {
   }
 
   /**
-   * The next piece to ask `peer` for, or undefined: it has enough in flight, it is idle while MAX_SOURCES
-   * other peers are busy, or it offers nothing we want (the runner: nothing the stripe policy asks it for
-   * now). The piece is taken and its bytes counted as outstanding. `offeredByPeer` tells whether a
-   * connected peer other than the runner has piece i; `busySources` counts the peers other than the
-   * runner with something outstanding.
+   * The next piece to ask `peer` for, or undefined: it has enough in flight, or offers nothing we want
+   * (the runner: nothing the stripe policy asks it for now). The piece is taken and its bytes counted
+   * as outstanding. `offeredByPeer` tells whether a connected peer other than the runner has piece i.
    */
-  next(peer: PeerAsks, offeredByPeer: (i: number) => boolean, busySources: () => number): number | undefined {
+  next(peer: PeerAsks, offeredByPeer: (i: number) => boolean): number | undefined {
     if (peer.outstanding >= this.limit(peer)) return undefined
-    if (!peer.isRunner && peer.outstanding === 0 && busySources() >= MAX_SOURCES) return undefined
     const i = peer.isRunner ? this.picker.fromRunner(offeredByPeer) : this.picker.fromPeer(peer.offers, peer.has)
     if (i === undefined) return undefined
     this.picker.take(i)

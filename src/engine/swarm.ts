@@ -347,19 +347,13 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         return
       }
       const idle = peer.outstanding === 0
-      const i = asker.next(peer, (j) => this.offeredByPeer(j), () => this.busySources())
+      const i = asker.next(peer, (j) => this.offeredByPeer(j))
       if (i === undefined) return
       const length = this.pieceLength(i)
       if (idle) peer.lastBlockAt = Date.now()
       peer.assigned.set(i, { index: i, length, next: 0, hash: crypto.createHash('sha1'), writes: [], askedAt: Date.now() })
       for (let offset = 0; offset < length; offset += BLOCK) peer.wire.request(i, offset, Math.min(BLOCK, length - offset))
     }
-  }
-
-  private busySources(): number {
-    let n = 0
-    for (const p of this.peers.values()) if (!p.isRunner && p.outstanding > 0) n++
-    return n
   }
 
   private offeredByPeer(i: number): boolean {
@@ -395,8 +389,6 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       } else this.badPiece(peer, i)
     }
     this.fill(peer)
-    // A source has gone idle: a peer left idle by MAX_SOURCES may be asked now, not at the next tick.
-    if (peer.outstanding === 0 && !peer.isRunner && this.asker) for (const p of this.peers.values()) if (p.outstanding === 0 && !p.isRunner && this.asker.idleAsk(p)) this.fill(p)
   }
 
   private verified(i: number, fromRunner: boolean, askedAt: number): void {
