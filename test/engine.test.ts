@@ -16,7 +16,7 @@ import { Picker, owns } from '../src/engine/picker.js'
 import { ServeSlots } from '../src/engine/serve-slots.js'
 import { Swarm, type Metainfo } from '../src/engine/swarm.js'
 import { hashFile, pieceLengthFor, type FileTorrent } from '../src/core/swarm/torrent.js'
-import { startSeeder } from '../src/core/swarm/seeder.js'
+import { startSeeder, type Seeder } from '../src/core/swarm/seeder.js'
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-engine-'))
 after(() => fs.rmSync(work, { recursive: true, force: true }))
@@ -158,6 +158,14 @@ test('the picker: stripes cover every piece once; the runner is asked for own pi
   assert.equal(picker.fromPeer(offers, peerHas), undefined)
 })
 
+/** A file of `bytes` random bytes in pieces of `pieceLength`, a fresh sealed secret, and the runner's seeder for it on loopback. */
+async function seeded(name: string, bytes: number, pieceLength: number, opts: { held?: boolean } = {}): Promise<{ source: string; t: FileTorrent; secret: RunSeal; seeder: Seeder }> {
+  const source = randomFile(name, bytes)
+  const t = await hashFile(source, { pieceLength })
+  const secret = { secret: crypto.randomBytes(32), encrypt: true }
+  return { source, t, secret, seeder: await startSeeder(source, t, { ports: [0], seal: secret, held: opts.held }) }
+}
+
 /** A downloading side on loopback, host `index` of `of`. */
 async function downloader(t: FileTorrent, seal: RunSeal, runnerId: string, name: string, index: number, of: number): Promise<{ swarm: Swarm; port: number; file: string }> {
   const file = path.join(work, name)
@@ -228,10 +236,7 @@ test('piece length: about 1024 pieces of 256 KiB to 16 MiB, halved to 16 KiB at 
 })
 
 test('a seeder and three downloaders: every copy identical, the runner sends about one copy, the hosts trade the rest', { timeout: 60_000 }, async () => {
-  const source = randomFile('swarm-source.bin', 24 * MiB + 12345)
-  const t = await hashFile(source, { pieceLength: MiB })
-  const secret = { secret: crypto.randomBytes(32), encrypt: true }
-  const seeder = await startSeeder(source, t, { ports: [0], seal: secret })
+  const { t, secret, seeder } = await seeded('swarm-source.bin', 24 * MiB + 12345, MiB)
   const sides = await Promise.all([0, 1, 2].map((i) => downloader(t, secret, seeder.peerId, `swarm-${i}.bin`, i, 3)))
   for (const s of sides) {
     s.swarm.connect('127.0.0.1', seeder.port)
@@ -248,10 +253,7 @@ test('a seeder and three downloaders: every copy identical, the runner sends abo
 })
 
 test('the smallest pieces: a host asks the runner for 2 MiB of 16 KiB pieces at once (128 requests) and is served, not dropped', { timeout: 60_000 }, async () => {
-  const source = randomFile('small-pieces.bin', 4 * MiB)
-  const t = await hashFile(source, { pieceLength: 16 * 1024 })
-  const secret = { secret: crypto.randomBytes(32), encrypt: true }
-  const seeder = await startSeeder(source, t, { ports: [0], seal: secret })
+  const { t, secret, seeder } = await seeded('small-pieces.bin', 4 * MiB, 16 * 1024)
   const side = await downloader(t, secret, seeder.peerId, 'small-pieces-copy.bin', 0, 1)
   const left: string[] = []
   side.swarm.on('log', (m: string) => /left/.test(m) && left.push(m))
@@ -267,10 +269,7 @@ test('the smallest pieces: a host asks the runner for 2 MiB of 16 KiB pieces at 
 })
 
 test('a seeder started held takes requests but sends no block until sendOn, then the whole file', { timeout: 60_000 }, async () => {
-  const source = randomFile('held-source.bin', 8 * MiB)
-  const t = await hashFile(source, { pieceLength: MiB })
-  const secret = { secret: crypto.randomBytes(32), encrypt: true }
-  const seeder = await startSeeder(source, t, { ports: [0], seal: secret, held: true })
+  const { t, secret, seeder } = await seeded('held-source.bin', 8 * MiB, MiB, { held: true })
   const side = await downloader(t, secret, seeder.peerId, 'held.bin', 0, 1)
   try {
     const joined = once(side.swarm, 'wire')
@@ -293,11 +292,8 @@ test('a seeder started held takes requests but sends no block until sendOn, then
 })
 
 test('a piece asked of the runner is taken from a peer that gets it while the runner has not sent it', { timeout: 60_000 }, async () => {
-  const source = randomFile('moved-source.bin', 8 * MiB)
-  const t = await hashFile(source, { pieceLength: MiB })
-  const secret = { secret: crypto.randomBytes(32), encrypt: true }
   // A held runner stands for one whose turns are minutes apart: it takes the requests and sends nothing.
-  const seeder = await startSeeder(source, t, { ports: [0], seal: secret, held: true })
+  const { source, t, secret, seeder } = await seeded('moved-source.bin', 8 * MiB, MiB, { held: true })
   const side = await downloader(t, secret, seeder.peerId, 'moved.bin', 0, 1)
   const peer = new Swarm({ meta: metaOf(t), seal: secret, peerId: crypto.randomBytes(20), store: new Store({ path: source, length: t.size }), have: Bitfield.full(8) })
   try {
@@ -317,10 +313,7 @@ test('a piece asked of the runner is taken from a peer that gets it while the ru
 })
 
 test('the runner is dialled again when it turns a connection away before the handshake, until the file is in', { timeout: 60_000 }, async () => {
-  const source = randomFile('redial-source.bin', 4 * MiB)
-  const t = await hashFile(source, { pieceLength: MiB })
-  const secret = { secret: crypto.randomBytes(32), encrypt: true }
-  const seeder = await startSeeder(source, t, { ports: [0], seal: secret })
+  const { t, secret, seeder } = await seeded('redial-source.bin', 4 * MiB, MiB)
   // In front of the seeder: the first two connections are closed at once (a seeder busy with other
   // hosts' handshakes), the next ones go through.
   let accepted = 0
@@ -347,10 +340,7 @@ test('the runner is dialled again when it turns a connection away before the han
 })
 
 test('a side with the wrong secret gets nothing; a peer serving corrupt blocks is dropped and the download completes', { timeout: 60_000 }, async () => {
-  const source = randomFile('bad-source.bin', 12 * MiB)
-  const t = await hashFile(source, { pieceLength: MiB })
-  const secret = { secret: crypto.randomBytes(32), encrypt: true }
-  const seeder = await startSeeder(source, t, { ports: [0], seal: secret })
+  const { t, secret, seeder } = await seeded('bad-source.bin', 12 * MiB, MiB)
 
   const outsider = await downloader(t, { secret: crypto.randomBytes(32), encrypt: true }, seeder.peerId, 'outsider.bin', 0, 1)
   const refused = new Promise<string>((resolve) => outsider.swarm.once('log', resolve))

@@ -63558,9 +63558,9 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         for (const p of this.peers.values())
             if (asker.reoffer(p, i))
                 this.fill(p);
-        for (const p of this.peers.values())
-            if (p.isRunner)
-                this.fill(p);
+        const runner = this.runnerPeer();
+        if (runner)
+            this.fill(runner);
     }
     onBitfield(peer, bits) {
         peer.has = new Bitfield(this.pieces, bits);

@@ -292,7 +292,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     if (!asker) return
     asker.release(i)
     for (const p of this.peers.values()) if (asker.reoffer(p, i)) this.fill(p)
-    for (const p of this.peers.values()) if (p.isRunner) this.fill(p)
+    const runner = this.runnerPeer()
+    if (runner) this.fill(runner)
   }
 
   private onBitfield(peer: Peer, bits: Uint8Array): void {
