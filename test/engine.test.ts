@@ -9,6 +9,7 @@ import path from 'node:path'
 import { once } from 'node:events'
 import { after, test } from 'node:test'
 import { makeHello, proofOf, sessionKeys, type RunSeal } from '../src/engine/seal.js'
+import { BlockPool } from '../src/engine/block-pool.js'
 import { Wire } from '../src/engine/wire.js'
 import { Store, piecesPresent } from '../src/engine/store.js'
 import { Bitfield } from '../src/engine/bitfield.js'
@@ -55,6 +56,46 @@ test('sealed records survive any split of the byte stream; a flipped bit or anot
   assert.throws(() => listener.opener.push(flipped, () => {}), /unable to authenticate|Unsupported state/)
   const stranger = sessionKeys({ secret: crypto.randomBytes(32), encrypt: true }, 'listener', d, l).opener
   assert.throws(() => stranger.push(bytes, () => {}), /unable to authenticate|Unsupported state/)
+})
+
+test('with a pool, large records arrive whole in its buffers, each handed out once; a refused record gives its buffer back', () => {
+  for (const encrypt of [true, false]) {
+    const secret = { secret: crypto.randomBytes(32), encrypt }
+    const d = makeHello(crypto.randomBytes(20))
+    const l = makeHello(crypto.randomBytes(20))
+    const messages = [crypto.randomBytes(1), crypto.randomBytes(70_000), crypto.randomBytes(MiB + 3), crypto.randomBytes(5000), crypto.randomBytes(2 * MiB)]
+    const stream: Buffer[] = []
+    const { sealer } = sessionKeys(secret, 'dialer', d, l)
+    for (const m of messages) sealer.seal([m], (b) => stream.push(Buffer.from(b.buffer, b.byteOffset, b.length)))
+    const bytes = Buffer.concat(stream)
+    const pool = new BlockPool(MiB + 3)
+    const opener = sessionKeys(secret, 'listener', d, l, pool).opener
+    const received: Buffer[] = []
+    for (let at = 0; at < bytes.length; at += 1447) {
+      opener.push(bytes.subarray(at, at + 1447), (parts) => {
+        const whole = Buffer.concat(parts)
+        // Pooled records come as one part of the pool; the 1-byte one and the one past the pool's size do not.
+        assert.equal(pool.owns(parts[0]!), whole.length >= 4096 && whole.length <= MiB + 3, `${whole.length} bytes, encrypt ${encrypt}`)
+        received.push(whole)
+        parts.forEach((p) => pool.give(p))
+        parts.forEach((p) => pool.give(p)) // a second give must not put the buffer in the free list twice
+      })
+    }
+    assert.deepEqual(received, messages, `encrypt ${encrypt}`)
+    assert.equal(pool.out, 0)
+    assert.equal(pool.peak, 1, 'one buffer, used again for every pooled record')
+    const a = pool.take(10)
+    const b = pool.take(10)
+    assert.notEqual(a.buffer, b.buffer, 'given twice, still handed out once')
+    pool.give(a)
+    pool.give(b)
+    if (!encrypt) continue
+    const flipped = Buffer.from(bytes)
+    flipped[stream[0]!.length + stream[1]!.length + 100]! ^= 1
+    const refusing = sessionKeys(secret, 'listener', d, l, pool).opener
+    assert.throws(() => refusing.push(flipped, () => {}), /unable to authenticate|Unsupported state/)
+    assert.equal(pool.out, 0, 'the refused record went back to the pool')
+  }
 })
 
 test('with encryption off, records travel in the clear and still survive any split; the proofs differ from the sealed ones', () => {
@@ -113,17 +154,15 @@ test('wires with the same secret meet and exchange messages; with another secret
   bad.close()
 })
 
-test('the store writes blocks out of order, serves recent ones from memory, and finds verified pieces of a partial file', async () => {
+test('the store writes blocks out of order, reads them back, and finds verified pieces of a partial file', async () => {
   const content = crypto.randomBytes(5 * 64 * KiB + 1000)
   const file = path.join(work, 'store.part')
   fs.writeFileSync(file, '')
-  const store = new Store({ path: file, length: content.length, writable: true, recentBytes: 2 * 64 * KiB })
+  const store = new Store({ path: file, length: content.length, writable: true })
   const at = (i: number) => content.subarray(i * 64 * KiB, Math.min(content.length, (i + 1) * 64 * KiB))
   for (const i of [5, 1, 0, 3]) await store.write(i * 64 * KiB, [at(i).subarray(0, 100), at(i).subarray(100)])
   await store.flushed()
-  // Recent: blocks 0 and 3; 1 and 5 come from the file.
   for (const i of [0, 1, 3, 5]) assert.deepEqual(Buffer.concat(await store.read(i * 64 * KiB, at(i).length)), at(i), `block ${i}`)
-  assert.deepEqual(store.reads, { recent: 2, file: 2 })
   await assert.rejects(store.read(content.length - 10, 20), /past the end/)
   await store.close()
   const pieceHashes = Buffer.concat(Array.from({ length: 6 }, (_, i) => crypto.createHash('sha1').update(at(i)).digest()))
@@ -174,7 +213,7 @@ async function downloader(t: FileTorrent, seal: RunSeal, runnerId: string, name:
     meta: metaOf(t),
     seal,
     peerId: crypto.randomBytes(20),
-    store: new Store({ path: file, length: t.size, writable: true, recentBytes: 4 * MiB }),
+    store: new Store({ path: file, length: t.size, writable: true }),
     have: new Bitfield(Math.ceil(t.size / t.pieceLength)),
     stripe: { index, of },
     runnerId,

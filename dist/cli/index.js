@@ -53660,7 +53660,7 @@ function torrentFileFor(t, announceUrl) {
 }
 
 ;// CONCATENATED MODULE: ./build/src/engine/store.js
-// The file a side serves from and writes into: blocks at their offsets, recent blocks kept in memory.
+// The file a side serves from and writes into: blocks at their offsets, written off the event loop.
 
 
 /**
@@ -53675,17 +53675,11 @@ const BLOCK = 1024 * 1024;
 class Store {
     length;
     fd;
-    recentMax;
-    recentBytes = 0;
-    /** Insertion order is age. Keyed by absolute offset. */
-    recent = new Map();
     writing = new Map();
     /** Bytes handed to `write` and not yet in the file: received blocks wait in memory meanwhile. */
     pendingBytes = 0;
     /** Called as each write settles: a reader of `pendingBytes` may go on. */
     onWritten = () => { };
-    /** Block reads served from memory and from the file: the agent logs them. */
-    reads = { recent: 0, file: 0 };
     /**
      * Buffers of finished file reads, reused: a fresh 1 MiB buffer per block read is a fresh mapping of
      * 256 pages to fault in and zero, which cost the runner more than the read itself.
@@ -53694,16 +53688,17 @@ class Store {
     lent = new WeakMap();
     constructor(opts) {
         this.length = opts.length;
-        this.recentMax = opts.recentBytes ?? 0;
         // The temporary file is written only where it is one: never through a link put in its place.
         this.fd = external_node_fs_.openSync(opts.path, opts.writable ? external_node_fs_.constants.O_RDWR | external_node_fs_.constants.O_NOFOLLOW : external_node_fs_.constants.O_RDONLY);
     }
-    /** Writes `parts` at `position` (with every retry a short write needs); they may be read meanwhile. */
+    /**
+     * Writes `parts` at `position` (with every retry a short write needs). They are the caller's again
+     * once the promise settles; a read of that range waits for it.
+     */
     write(position, parts) {
         const fd = this.fd;
         if (fd === undefined)
             return Promise.reject(new Error('store is closed'));
-        this.remember(position, parts);
         const bytes = byteLength(parts);
         this.pendingBytes += bytes;
         const done = writeAll(fd, parts, position).finally(() => {
@@ -53719,24 +53714,9 @@ class Store {
     async flushed() {
         await Promise.all([...this.writing.values()]);
     }
-    remember(position, parts) {
-        if (this.recentMax <= 0)
-            return;
-        const old = this.recent.get(position);
-        if (old) {
-            this.recent.delete(position);
-            this.recentBytes -= byteLength(old);
-        }
-        this.recent.set(position, parts);
-        this.recentBytes += byteLength(parts);
-        while (this.recentBytes > this.recentMax && this.recent.size > 1) {
-            const [key, value] = this.recent.entries().next().value;
-            this.recent.delete(key);
-            this.recentBytes -= byteLength(value);
-        }
-    }
     /**
-     * The bytes [position, position + length): views of a recent block, or a read into a reused buffer.
+     * The bytes [position, position + length), read into a reused buffer (blocks just written come from
+     * the page cache: keeping them in memory too served 0 of 729 uploads at 4 unshaped hosts).
      * The caller hands them back with `release` once it has used them (sealing copies them out).
      */
     async read(position, length) {
@@ -53744,13 +53724,7 @@ class Store {
             throw new Error('store is closed');
         if (position + length > this.length)
             throw new Error(`read past the end (${position} + ${length} > ${this.length})`);
-        const kept = this.recent.get(position);
-        if (kept && byteLength(kept) === length) {
-            this.reads.recent++;
-            return kept;
-        }
         await this.writing.get(position);
-        this.reads.file++;
         const spare = this.spare.pop();
         const whole = spare && spare.length >= length ? spare : Buffer.allocUnsafe(Math.max(length, BLOCK));
         const buf = whole.subarray(0, length);
@@ -53766,7 +53740,7 @@ class Store {
         this.lent.set(parts, whole);
         return parts;
     }
-    /** Takes back what `read` gave once it is no longer used; recent blocks stay where they are. */
+    /** Takes back what `read` gave once it is no longer used. */
     release(parts) {
         const buf = this.lent.get(parts);
         if (!buf)
@@ -53779,7 +53753,6 @@ class Store {
     async close() {
         const fd = this.fd;
         this.fd = undefined;
-        this.recent.clear();
         if (fd === undefined)
             return;
         await Promise.allSettled([...this.writing.values()]);
@@ -62713,6 +62686,53 @@ class Asker {
     }
 }
 
+;// CONCATENATED MODULE: ./build/src/engine/block-pool.js
+// Reused buffers for received records: a block's bytes live in one of them from the socket to the file.
+//
+// Why: node's decipher hands out a fresh buffer per call, and a block kept until its write lands outlives
+// V8's young collections; such buffers were freed only by full collections, so an agent carried 35-72 MiB
+// of finished blocks. Copying each decrypted slice into a pooled buffer at once lets the slice die young
+// and keeps the blocks in a few buffers used again and again.
+/** Buffers kept for reuse; past this, given-back buffers are left to the collector. */
+const KEEP = 16;
+class BlockPool {
+    capacity;
+    free = [];
+    /** Handed out and not yet given back: only these are taken back, once (a second give is ignored). */
+    lent = new Set();
+    /** The most buffers out at once: the agent logs it. */
+    peak = 0;
+    constructor(capacity) {
+        this.capacity = capacity;
+    }
+    /** A buffer of `length` bytes (at most `capacity`), uninitialised. */
+    take(length) {
+        if (length > this.capacity)
+            throw new Error(`a pooled buffer holds at most ${this.capacity} bytes, not ${length}`);
+        const ab = this.free.pop() ?? Buffer.allocUnsafeSlow(this.capacity).buffer;
+        this.lent.add(ab);
+        if (this.lent.size > this.peak)
+            this.peak = this.lent.size;
+        return Buffer.from(ab, 0, length);
+    }
+    /** Buffers handed out and not yet given back. */
+    get out() {
+        return this.lent.size;
+    }
+    /** Whether `view` is of a buffer handed out and not yet given back. */
+    owns(view) {
+        return this.lent.has(view.buffer);
+    }
+    /** Gives back the buffer behind `view` once nothing reads or writes it any more. */
+    give(view) {
+        const ab = view.buffer;
+        if (!this.lent.delete(ab))
+            return;
+        if (this.free.length < KEEP)
+            this.free.push(ab);
+    }
+}
+
 ;// CONCATENATED MODULE: ./build/src/engine/peer.js
 
 class peer_Peer {
@@ -62925,6 +62945,8 @@ const LENGTH_BYTES = 4;
 const RECORD_OVERHEAD = LENGTH_BYTES + TAG_BYTES;
 /** Encrypt and decrypt in slices that stay in the CPU's cache (measured: 64 KiB 0.27 s/GiB, 1 MiB 0.50 s/GiB). */
 const SLICE = 64 * 1024;
+/** Records from this size on are gathered in one pooled buffer (blocks); smaller ones are handed out as they came. */
+const POOLED_FROM = 4 * 1024;
 /** A fresh hello for one connection. */
 function makeHello(peerId) {
     const nonce = external_node_crypto_namespaceObject.randomBytes(NONCE_BYTES);
@@ -62961,12 +62983,15 @@ function nonceFor(base, counter) {
     iv.writeBigUInt64BE(iv.readBigUInt64BE(4) ^ counter, 4);
     return iv;
 }
-/** Both directions' record writer and reader for one side of a connection. */
-function sessionKeys(seal, role, dialer, listener) {
+/**
+ * Both directions' record writer and reader for one side of a connection; with a pool, large records
+ * arrive in its buffers (see Opener).
+ */
+function sessionKeys(seal, role, dialer, listener, pool) {
     const other = role === 'dialer' ? 'listener' : 'dialer';
     return {
         sealer: new Sealer(seal.encrypt ? directionKey(seal.secret, dialer, listener, role) : undefined),
-        opener: new Opener(seal.encrypt ? directionKey(seal.secret, dialer, listener, other) : undefined),
+        opener: new Opener(seal.encrypt ? directionKey(seal.secret, dialer, listener, other) : undefined, pool),
     };
 }
 /** Writes records: 4-byte length (authenticated), ciphertext, tag; or, without a key, length and plaintext. */
@@ -63007,10 +63032,13 @@ class Sealer {
 }
 /**
  * Reads records from a byte stream as it arrives: decrypts each socket read as it comes (in cache-sized
- * slices) and hands out a record's plaintext parts only once its tag has verified.
+ * slices) and hands out a record's plaintext parts only once its tag has verified. With a pool, a record
+ * of POOLED_FROM bytes or more (a block) is copied slice by slice into one of the pool's buffers and
+ * handed out as that one part: whoever receives it gives it back to the pool.
  */
 class Opener {
     k;
+    pool;
     maxRecord;
     counter = 0n;
     header = Buffer.alloc(LENGTH_BYTES);
@@ -63021,9 +63049,32 @@ class Opener {
     parts = [];
     tag = Buffer.alloc(TAG_BYTES);
     tagHave = 0;
-    constructor(k, maxRecord = 17 * 1024 * 1024) {
+    /** The pooled buffer the current record gathers in, and how much of it is filled. */
+    gather;
+    gathered = 0;
+    constructor(k, pool, maxRecord = 17 * 1024 * 1024) {
         this.k = k;
+        this.pool = pool;
         this.maxRecord = maxRecord;
+    }
+    /** Gives a record still gathering back to the pool: its connection is gone. */
+    dispose() {
+        if (this.gather)
+            this.pool?.give(this.gather);
+        this.gather = undefined;
+    }
+    take(bytes) {
+        if (!this.gather)
+            return void this.parts.push(bytes);
+        bytes.copy(this.gather, this.gathered);
+        this.gathered += bytes.length;
+    }
+    finish(onRecord) {
+        this.inRecord = false;
+        const parts = this.gather ? [this.gather] : this.parts;
+        this.gather = undefined;
+        this.parts = [];
+        onRecord(parts);
     }
     /** Feeds bytes; calls `onRecord` per verified record. Throws on a forged, damaged or oversized record. */
     push(chunk, onRecord) {
@@ -63040,6 +63091,10 @@ class Opener {
                 if (this.remaining > this.maxRecord)
                     throw new Error(`record of ${this.remaining} bytes is over the limit`);
                 this.inRecord = true;
+                if (this.pool && this.remaining >= POOLED_FROM && this.remaining <= this.pool.capacity) {
+                    this.gather = this.pool.take(this.remaining);
+                    this.gathered = 0;
+                }
                 if (this.k) {
                     this.decipher = external_node_crypto_namespaceObject.createDecipheriv('aes-256-gcm', this.k.key, nonceFor(this.k.iv, this.counter++));
                     this.decipher.setAAD(this.header);
@@ -63052,7 +63107,8 @@ class Opener {
             if (this.remaining > 0) {
                 const n = Math.min(this.remaining, chunk.length - at, SLICE);
                 const bytes = chunk.subarray(at, at + n);
-                this.parts.push(this.decipher ? this.decipher.update(bytes) : bytes);
+                // Decrypted into a fresh buffer that, copied into the pool's, is garbage at once (freed young).
+                this.take(this.decipher ? this.decipher.update(bytes) : bytes);
                 this.remaining -= n;
                 at += n;
                 if (this.remaining > 0 || this.decipher)
@@ -63060,10 +63116,7 @@ class Opener {
             }
             if (!this.decipher) {
                 // A plaintext record is complete with its last byte.
-                this.inRecord = false;
-                const parts = this.parts;
-                this.parts = [];
-                onRecord(parts);
+                this.finish(onRecord);
                 continue;
             }
             const n = Math.min(TAG_BYTES - this.tagHave, chunk.length - at);
@@ -63076,10 +63129,14 @@ class Opener {
             this.decipher = undefined;
             this.inRecord = false;
             decipher.setAuthTag(this.tag);
-            decipher.final(); // throws when the record was not sealed with this connection's key
-            const parts = this.parts;
-            this.parts = [];
-            onRecord(parts);
+            try {
+                decipher.final(); // throws when the record was not sealed with this connection's key
+            }
+            catch (err) {
+                this.dispose();
+                throw err;
+            }
+            this.finish(onRecord);
         }
     }
 }
@@ -63088,10 +63145,13 @@ class Opener {
 // One connection between two peers of a run: the sealed handshake, then five messages in sealed records.
 
 
+
 /** A handshake that has not finished by then is dropped (a port scanner, a stock BitTorrent peer). */
 const HANDSHAKE_MS = 10_000;
 /** A block record's head: type, piece index, offset in the piece. */
 const BLOCK_HEAD = 9;
+/** The largest block record: what a pool's buffer for received blocks holds. */
+const BLOCK_RECORD = BLOCK_HEAD + BLOCK;
 /** The first `n` bytes of `parts` as one buffer, and views of the rest. */
 function splitHead(parts, n) {
     if (parts[0] && parts[0].length >= n) {
@@ -63126,6 +63186,7 @@ class Wire extends external_node_events_.EventEmitter {
     pending = [];
     pendingBytes = 0;
     timer;
+    pool;
     /**
      * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
      * its hello and proof; the dialer's proof closes the handshake. Nothing else is read or sent before.
@@ -63135,6 +63196,7 @@ class Wire extends external_node_events_.EventEmitter {
         this.socket = socket;
         this.role = role;
         const { dialled } = opts;
+        this.pool = opts.pool;
         if (dialled) {
             this.address = dialled.host;
             this.port = dialled.port;
@@ -63183,7 +63245,7 @@ class Wire extends external_node_events_.EventEmitter {
             }
             if (role === 'dialer')
                 socket.write(proofOf(seal, 'dialer', dialer, listener));
-            const keys = sessionKeys(seal, role, dialer, listener);
+            const keys = sessionKeys(seal, role, dialer, listener, this.pool);
             this.sealer = keys.sealer;
             this.opener = keys.opener;
             clearTimeout(this.timer);
@@ -63211,22 +63273,35 @@ class Wire extends external_node_events_.EventEmitter {
         return this.remoteAddress ? this.port : 0;
     }
     receive(chunk) {
+        if (this.closed)
+            return;
         try {
             this.opener.push(chunk, (parts) => this.dispatch(parts));
         }
         catch (err) {
             this.destroy(`bad record: ${err.message}`);
         }
+        // Closed by a listener while the rest of the read went on: a record begun after that goes back too.
+        if (this.closed)
+            this.opener.dispose();
     }
     dispatch(parts) {
         if (this.closed)
-            return;
+            return this.giveBack(parts);
         const type = parts[0]?.[0];
         if (type === 4 /* Type.Block */) {
             const { head, rest } = splitHead(parts, BLOCK_HEAD);
-            return void this.emit('block', head.readUInt32BE(1), head.readUInt32BE(5), rest);
+            if (!this.emit('block', head.readUInt32BE(1), head.readUInt32BE(5), rest))
+                this.giveBack(parts);
+            return;
         }
-        const msg = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+        let msg = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+        if (this.pool?.owns(msg)) {
+            // Another message as large as a block (a bitfield of a big file): its own copy, the pool's buffer back.
+            const own = Buffer.from(msg);
+            this.pool.give(msg);
+            msg = own;
+        }
         switch (type) {
             case 1 /* Type.Bitfield */:
                 return void this.emit('bitfield', msg.subarray(1));
@@ -63239,6 +63314,10 @@ class Wire extends external_node_events_.EventEmitter {
             default:
                 this.destroy(`unknown message type ${type}`);
         }
+    }
+    giveBack(parts) {
+        for (const p of parts)
+            this.pool?.give(p);
     }
     send(parts) {
         if (this.closed || !this.sealer)
@@ -63283,6 +63362,7 @@ class Wire extends external_node_events_.EventEmitter {
             return;
         this.closed = true;
         clearTimeout(this.timer);
+        this.opener?.dispose();
         this.socket.destroy();
         this.emit('close', reason);
     }
@@ -63290,6 +63370,7 @@ class Wire extends external_node_events_.EventEmitter {
 
 ;// CONCATENATED MODULE: ./build/src/engine/swarm.js
 // One side of a run's swarm: its wires, what it asks each peer for, what it serves, and what it verifies.
+
 
 
 
@@ -63348,6 +63429,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
     closed = false;
     doneEmitted = false;
     stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 };
+    /** Every wire's received blocks arrive in these buffers; each goes back once its write has landed. */
+    pool = new BlockPool(BLOCK_RECORD);
     /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time too (Asker.limit). */
     runnerShared = false;
     /** Bytes received from each address, for the host's log. */
@@ -63414,7 +63497,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 return socket.destroy();
             if (this.opts.maxPeers !== undefined && this.wires.size >= 2 * this.opts.maxPeers)
                 return socket.destroy();
-            this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download }));
+            this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download, pool: this.pool }));
         });
         let lastError;
         for (const port of ports) {
@@ -63475,7 +63558,7 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
                 return;
         this.dialled.add(key);
         const socket = external_node_net_namespaceObject.connect({ host, port });
-        const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { dialled: { host, port }, download: this.download });
+        const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { dialled: { host, port }, download: this.download, pool: this.pool });
         wire.once('close', (reason) => {
             // Our own address (the tracker names us too) is never dialled again.
             if (reason === 'ourselves')
@@ -63639,9 +63722,10 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
         const length = byteLength(parts);
         this.stats.downloaded += length;
         const a = peer.assigned.get(i);
+        const giveBack = () => parts.forEach((p) => this.pool.give(p));
         if (!a || offset !== a.next || length !== Math.min(BLOCK, a.length - offset)) {
             this.stats.wasted += length;
-            return;
+            return giveBack();
         }
         const now = Date.now();
         peer.rate = nextRate(peer.rate, length, now - peer.lastBlockAt);
@@ -63654,7 +63738,10 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             a.hash.update(p);
         a.next += length;
         const written = this.opts.store.write(i * this.opts.meta.pieceLength + offset, parts);
-        written.catch((err) => this.emit('failed', err));
+        written.then(giveBack, (err) => {
+            giveBack();
+            this.emit('failed', err);
+        });
         a.writes.push(written);
         if (a.next === a.length) {
             peer.assigned.delete(i);
@@ -63965,6 +64052,14 @@ const BOOTSTRAP = "const fs=require('fs'),c=require('crypto'),p=require('path'),
  * RSS 194–213 MiB without it, 150–175 MiB with it, at no cost in time).
  */
 const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
+/**
+ * Environment the agent runs with: glibc's allocator keeps up to 64 MiB of freed heap instead of handing
+ * it back to the kernel at each collection (other C libraries ignore both). Received blocks die young
+ * now (BlockPool), and each collection freed a heap's top that the next socket reads faulted in again:
+ * 57-86 thousand page faults per agent for 1 GiB (36-44 thousand before the pool) -> 21-22 thousand,
+ * agents' CPU back to where it was before the pool (4 unshaped hosts; bench/README, tenth round).
+ */
+const AGENT_ENV = ['MALLOC_TRIM_THRESHOLD_=67108864', 'MALLOC_TOP_PAD_=16777216'];
 
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
@@ -65959,7 +66054,7 @@ async function startAgent(ctx, conn, node, log) {
     const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     // A runtime herd provided lives in the working folder: named from there after the cd.
     const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node;
-    const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
+    const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand(['env', ...AGENT_ENV, nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
     let channel;
     try {
         channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true));

@@ -33,13 +33,6 @@ function log(message: string): void {
   send({ t: 'log', message })
 }
 
-/**
- * Recently written blocks kept in memory to serve peers' requests that come right after their `have`.
- * Measured on 4 hosts, unshaped: 8 MiB served only 1-20 % of uploads (the rest came from the page cache),
- * so it is kept small for the agent's memory.
- */
-const RECENT_BYTES = 4 * 1024 * 1024
-
 
 async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t: string }) => void) => void }): Promise<number> {
   if (start.protocol !== PROTOCOL_VERSION) {
@@ -151,7 +144,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
       await piecesPresent(partial, meta, have)
     }
     if (finished) return ended
-    const store = new Store({ path: mode === 'identical' ? start.destination : partial, length: start.size, writable: mode === 'fetch', recentBytes: RECENT_BYTES })
+    const store = new Store({ path: mode === 'identical' ? start.destination : partial, length: start.size, writable: mode === 'fetch' })
     const peerId = crypto.randomBytes(20)
     swarm = new Swarm({
       meta,
@@ -236,7 +229,7 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
         const mem = process.memoryUsage()
         const cpu = process.cpuUsage()
         const MiB = (n: number) => `${Math.round(n / 1048576)} MiB`
-        if (mode === 'fetch') log(`uploads read ${store.reads.recent} blocks from recent pieces in memory, ${store.reads.file} from the file`)
+        if (mode === 'fetch') log(`received blocks held in memory: at most ${active.pool.peak} MiB (pooled buffers)`)
         log(`memory: rss ${MiB(mem.rss)} (peak ${MiB(process.resourceUsage().maxRSS * 1024)}), heap ${MiB(mem.heapUsed)}/${MiB(mem.heapTotal)}, buffers ${MiB(mem.arrayBuffers)}; cpu ${(cpu.user / 1e6).toFixed(1)} s user, ${(cpu.system / 1e6).toFixed(1)} s system`)
         send({ t: 'done', transferred: mode === 'fetch', downloaded: mode === 'fetch' ? active.stats.downloaded : 0, fromRunner: active.stats.fromRunner, seconds: (Date.now() - began) / 1000 })
       } catch (err) {

@@ -58,3 +58,12 @@ export const BOOTSTRAP =
  * RSS 194–213 MiB without it, 150–175 MiB with it, at no cost in time).
  */
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1']
+
+/**
+ * Environment the agent runs with: glibc's allocator keeps up to 64 MiB of freed heap instead of handing
+ * it back to the kernel at each collection (other C libraries ignore both). Received blocks die young
+ * now (BlockPool), and each collection freed a heap's top that the next socket reads faulted in again:
+ * 57-86 thousand page faults per agent for 1 GiB (36-44 thousand before the pool) -> 21-22 thousand,
+ * agents' CPU back to where it was before the pool (4 unshaped hosts; bench/README, tenth round).
+ */
+export const AGENT_ENV = ['MALLOC_TRIM_THRESHOLD_=67108864', 'MALLOC_TOP_PAD_=16777216']

@@ -1,7 +1,7 @@
 // The agent on one host: the ways to the runner, the start message, its events, and its end.
 import { closeCause, ForwardRefused, shellCommand, type RemoteChannel, type SshConnection, type Tunnel } from './ssh/index.js'
 import { AGENT_EXIT, ALIVE_SECONDS, MAX_LINE_BYTES, PROTOCOL_VERSION, encodeLine, lineReader, type AgentEvent, type ProgressEvent, type RunnerRoute, type StartMessage, type TreeDelivery } from './protocol.js'
-import { AGENT_NODE_FLAGS, BOOTSTRAP } from './agent-bundle.js'
+import { AGENT_ENV, AGENT_NODE_FLAGS, BOOTSTRAP } from './agent-bundle.js'
 import { torrentFileFor, type FileTorrent } from './swarm/torrent.js'
 import type { PrivateTracker } from './swarm/tracker.js'
 import type { RunSeal } from '../engine/seal.js'
@@ -161,7 +161,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
   const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
   // A runtime herd provided lives in the working folder: named from there after the cd.
   const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node
-  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
+  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand(['env', ...AGENT_ENV, nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
   let channel: RemoteChannel
   try {
     channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true))

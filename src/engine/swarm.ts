@@ -4,12 +4,13 @@ import crypto from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Asker, nextRate, STALL_MS, TICK_MS } from './ask.js'
 import { Bitfield } from './bitfield.js'
+import { BlockPool } from './block-pool.js'
 import { Peer } from './peer.js'
 import { Picker, type Stripe } from './picker.js'
 import { ServeSlots } from './serve-slots.js'
 import type { RateLimit } from './rate.js'
 import type { RunSeal } from './seal.js'
-import { Wire } from './wire.js'
+import { BLOCK_RECORD, Wire } from './wire.js'
 import { BLOCK, byteLength, type Store } from './store.js'
 
 /** What both sides know of the file: from the torrent the runner made. */
@@ -103,6 +104,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private closed = false
   private doneEmitted = false
   readonly stats = { downloaded: 0, uploaded: 0, fromRunner: 0, wasted: 0 }
+  /** Every wire's received blocks arrive in these buffers; each goes back once its write has landed. */
+  readonly pool = new BlockPool(BLOCK_RECORD)
   /** The runner's wire shares its connection with other traffic (the SSH route): ask it by time too (Asker.limit). */
   runnerShared = false
   /** Bytes received from each address, for the host's log. */
@@ -165,7 +168,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       for (const w of this.wires) if (!w.ready) handshaking++
       if (handshaking >= MAX_HANDSHAKING) return socket.destroy()
       if (this.opts.maxPeers !== undefined && this.wires.size >= 2 * this.opts.maxPeers) return socket.destroy()
-      this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download }))
+      this.attach(new Wire(socket, 'listener', this.opts.seal, this.opts.peerId, { download: this.download, pool: this.pool }))
     })
     let lastError: Error | undefined
     for (const port of ports) {
@@ -222,7 +225,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     for (const p of this.peers.values()) if (p.wire.remoteAddress === host && !p.isRunner) return
     this.dialled.add(key)
     const socket = net.connect({ host, port })
-    const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { dialled: { host, port }, download: this.download })
+    const wire = new Wire(socket, 'dialer', this.opts.seal, this.opts.peerId, { dialled: { host, port }, download: this.download, pool: this.pool })
     wire.once('close', (reason) => {
       // Our own address (the tracker names us too) is never dialled again.
       if (reason === 'ourselves') return
@@ -366,9 +369,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     const length = byteLength(parts)
     this.stats.downloaded += length
     const a = peer.assigned.get(i)
+    const giveBack = () => parts.forEach((p) => this.pool.give(p))
     if (!a || offset !== a.next || length !== Math.min(BLOCK, a.length - offset)) {
       this.stats.wasted += length
-      return
+      return giveBack()
     }
     const now = Date.now()
     peer.rate = nextRate(peer.rate, length, now - peer.lastBlockAt)
@@ -379,7 +383,10 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     for (const p of parts) a.hash.update(p)
     a.next += length
     const written = this.opts.store.write(i * this.opts.meta.pieceLength + offset, parts)
-    written.catch((err) => this.emit('failed', err as Error))
+    written.then(giveBack, (err) => {
+      giveBack()
+      this.emit('failed', err as Error)
+    })
     a.writes.push(written)
     if (a.next === a.length) {
       peer.assigned.delete(i)

@@ -1,7 +1,9 @@
 // One connection between two peers of a run: the sealed handshake, then five messages in sealed records.
 import { EventEmitter } from 'node:events'
 import type net from 'node:net'
+import type { BlockPool } from './block-pool.js'
 import type { RateLimit } from './rate.js'
+import { BLOCK } from './store.js'
 import {
   HELLO_BYTES,
   PROOF_BYTES,
@@ -29,6 +31,8 @@ const enum Type {
 const HANDSHAKE_MS = 10_000
 /** A block record's head: type, piece index, offset in the piece. */
 const BLOCK_HEAD = 9
+/** The largest block record: what a pool's buffer for received blocks holds. */
+export const BLOCK_RECORD = BLOCK_HEAD + BLOCK
 
 export interface WireEvents {
   ready: []
@@ -36,7 +40,10 @@ export interface WireEvents {
   have: [index: number]
   request: [index: number, offset: number, length: number]
   cancel: [index: number, offset: number, length: number]
-  /** A block's bytes as they were decrypted, in order: written and hashed as they are, never joined. */
+  /**
+   * A block's bytes as they were decrypted, in order: written and hashed as they are, never joined. With
+   * a pool (WireOptions) they are a view of one of its buffers: the listener gives it back to `wire.pool`.
+   */
   block: [index: number, offset: number, parts: Buffer[]]
   /** The socket's send queue emptied: more blocks may go. */
   drain: []
@@ -68,6 +75,8 @@ export interface WireOptions {
   dialled?: { host: string; port: number }
   /** This side's download limit, shared by all its wires; absent: read as fast as bytes come. */
   download?: RateLimit
+  /** Buffers received blocks arrive in (see Opener); absent: in the decipher's own buffers. */
+  pool?: BlockPool
 }
 
 export class Wire extends EventEmitter<WireEvents> {
@@ -83,6 +92,7 @@ export class Wire extends EventEmitter<WireEvents> {
   private pending: Buffer[] = []
   private pendingBytes = 0
   private readonly timer: NodeJS.Timeout
+  readonly pool: BlockPool | undefined
 
   /**
    * `role` is dialer when we opened the connection. The dialer speaks first; the listener answers with
@@ -91,6 +101,7 @@ export class Wire extends EventEmitter<WireEvents> {
   constructor(readonly socket: net.Socket, readonly role: Role, seal: RunSeal, peerId: Buffer, opts: WireOptions = {}) {
     super()
     const { dialled } = opts
+    this.pool = opts.pool
     if (dialled) {
       this.address = dialled.host
       this.port = dialled.port
@@ -132,7 +143,7 @@ export class Wire extends EventEmitter<WireEvents> {
         return this.destroy('not a peer of this run (wrong secret)')
       }
       if (role === 'dialer') socket.write(proofOf(seal, 'dialer', dialer, listener))
-      const keys = sessionKeys(seal, role, dialer, listener)
+      const keys = sessionKeys(seal, role, dialer, listener, this.pool)
       this.sealer = keys.sealer
       this.opener = keys.opener
       clearTimeout(this.timer)
@@ -162,21 +173,31 @@ export class Wire extends EventEmitter<WireEvents> {
   }
 
   private receive(chunk: Buffer): void {
+    if (this.closed) return
     try {
       this.opener!.push(chunk, (parts) => this.dispatch(parts))
     } catch (err) {
       this.destroy(`bad record: ${(err as Error).message}`)
     }
+    // Closed by a listener while the rest of the read went on: a record begun after that goes back too.
+    if (this.closed) this.opener!.dispose()
   }
 
   private dispatch(parts: Buffer[]): void {
-    if (this.closed) return
+    if (this.closed) return this.giveBack(parts)
     const type = parts[0]?.[0]
     if (type === Type.Block) {
       const { head, rest } = splitHead(parts, BLOCK_HEAD)
-      return void this.emit('block', head.readUInt32BE(1), head.readUInt32BE(5), rest)
+      if (!this.emit('block', head.readUInt32BE(1), head.readUInt32BE(5), rest)) this.giveBack(parts)
+      return
     }
-    const msg = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+    let msg = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+    if (this.pool?.owns(msg)) {
+      // Another message as large as a block (a bitfield of a big file): its own copy, the pool's buffer back.
+      const own = Buffer.from(msg)
+      this.pool.give(msg)
+      msg = own
+    }
     switch (type) {
       case Type.Bitfield:
         return void this.emit('bitfield', msg.subarray(1))
@@ -189,6 +210,10 @@ export class Wire extends EventEmitter<WireEvents> {
       default:
         this.destroy(`unknown message type ${type}`)
     }
+  }
+
+  private giveBack(parts: Buffer[]): void {
+    for (const p of parts) this.pool?.give(p)
   }
 
   private send(parts: readonly Uint8Array[]): void {
@@ -240,6 +265,7 @@ export class Wire extends EventEmitter<WireEvents> {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.timer)
+    this.opener?.dispose()
     this.socket.destroy()
     this.emit('close', reason)
   }
