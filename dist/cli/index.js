@@ -53701,7 +53701,11 @@ class Store {
             return Promise.reject(new Error('store is closed'));
         const bytes = byteLength(parts);
         this.pendingBytes += bytes;
-        const done = writeAll(fd, parts, position).finally(() => {
+        // A write to a range still being written waits for it: the thread pool keeps no order, and a piece
+        // fetched again after a bad copy must not be overwritten by that copy's write landing last.
+        const before = this.writing.get(position);
+        const written = before ? before.then(noop, noop).then(() => writeAll(fd, parts, position)) : writeAll(fd, parts, position);
+        const done = written.finally(() => {
             if (this.writing.get(position) === done)
                 this.writing.delete(position);
             this.pendingBytes -= bytes;
@@ -53759,6 +53763,7 @@ class Store {
         await new Promise((resolve) => external_node_fs_.close(fd, () => resolve()));
     }
 }
+function noop() { }
 function byteLength(parts) {
     let n = 0;
     for (const p of parts)
@@ -59231,7 +59236,7 @@ class UDPTracker extends tracker {
         unordered_array_remove(self.cleanupFns, self.cleanupFns.indexOf(cleanup))
         socket.removeListener('error', onError)
         socket.removeListener('message', onSocketMessage)
-        socket.on('error', noop) // ignore all future errors
+        socket.on('error', udp_tracker_noop) // ignore all future errors
         try { socket.close() } catch (err) {}
         socket = null
         if (proxySocket) {
@@ -59411,7 +59416,7 @@ function toUInt64 (n) {
   return concat([new Uint8Array(4), common.toUInt32(n)])
 }
 
-function noop () {}
+function udp_tracker_noop () {}
 
 /* harmony default export */ const udp_tracker = (UDPTracker);
 
@@ -63150,6 +63155,7 @@ class Opener {
 const HANDSHAKE_MS = 10_000;
 /** A block record's head: type, piece index, offset in the piece. */
 const BLOCK_HEAD = 9;
+const EMPTY = Buffer.alloc(0);
 /** The largest block record: what a pool's buffer for received blocks holds. */
 const BLOCK_RECORD = BLOCK_HEAD + BLOCK;
 /** The first `n` bytes of `parts` as one buffer, and views of the rest. */
@@ -63352,6 +63358,12 @@ class Wire extends external_node_events_.EventEmitter {
         head.writeUInt32BE(offset, 5);
         this.send([head, ...parts]);
         return this.sealer?.copies ?? false;
+    }
+    /** Calls `done` once everything written so far has left for the kernel (or the wire is gone). */
+    afterFlush(done) {
+        if (this.closed || this.socket.destroyed)
+            return done();
+        this.socket.write(EMPTY, () => done());
     }
     /** Bytes queued in the socket: senders wait for `drain` past a bound. */
     get queued() {
@@ -63821,6 +63833,8 @@ class swarm_Swarm extends external_node_events_.EventEmitter {
             // Sealing copies the bytes out; in the clear the socket holds them until it has sent them.
             if (peer.wire.block(i, offset, parts))
                 this.opts.store.release(parts);
+            else
+                peer.wire.afterFlush(() => this.opts.store.release(parts));
             this.stats.uploaded += length;
             this.sent[i] = 1;
             if (this.slots)
@@ -64058,6 +64072,8 @@ const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
  * now (BlockPool), and each collection freed a heap's top that the next socket reads faulted in again:
  * 57-86 thousand page faults per agent for 1 GiB (36-44 thousand before the pool) -> 21-22 thousand,
  * agents' CPU back to where it was before the pool (4 unshaped hosts; bench/README, tenth round).
+ * Setting either also fixes glibc's mmap threshold at 128 KiB, so every larger buffer is a mapping of
+ * its own: the agent's large buffers are the pooled blocks and the upload read buffers, both reused.
  */
 const AGENT_ENV = ['MALLOC_TRIM_THRESHOLD_=67108864', 'MALLOC_TOP_PAD_=16777216'];
 
@@ -66054,7 +66070,9 @@ async function startAgent(ctx, conn, node, log) {
     const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     // A runtime herd provided lives in the working folder: named from there after the cd.
     const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node;
-    const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand(['env', ...AGENT_ENV, nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
+    // `export` rather than `env`: a node path with `=` in it stays a path, and a wrapper script without a
+    // shebang still runs (sh's exec falls back to the shell; not every env does).
+    const command = `cd -- ${shellCommand([plan.remotePath])} && export ${shellCommand([...AGENT_ENV])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
     let channel;
     try {
         channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true));

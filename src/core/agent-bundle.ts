@@ -65,5 +65,7 @@ export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1']
  * now (BlockPool), and each collection freed a heap's top that the next socket reads faulted in again:
  * 57-86 thousand page faults per agent for 1 GiB (36-44 thousand before the pool) -> 21-22 thousand,
  * agents' CPU back to where it was before the pool (4 unshaped hosts; bench/README, tenth round).
+ * Setting either also fixes glibc's mmap threshold at 128 KiB, so every larger buffer is a mapping of
+ * its own: the agent's large buffers are the pooled blocks and the upload read buffers, both reused.
  */
 export const AGENT_ENV = ['MALLOC_TRIM_THRESHOLD_=67108864', 'MALLOC_TOP_PAD_=16777216']

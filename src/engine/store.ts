@@ -49,7 +49,11 @@ export class Store {
     if (fd === undefined) return Promise.reject(new Error('store is closed'))
     const bytes = byteLength(parts)
     this.pendingBytes += bytes
-    const done = writeAll(fd, parts, position).finally(() => {
+    // A write to a range still being written waits for it: the thread pool keeps no order, and a piece
+    // fetched again after a bad copy must not be overwritten by that copy's write landing last.
+    const before = this.writing.get(position)
+    const written = before ? before.then(noop, noop).then(() => writeAll(fd, parts, position)) : writeAll(fd, parts, position)
+    const done = written.finally(() => {
       if (this.writing.get(position) === done) this.writing.delete(position)
       this.pendingBytes -= bytes
       this.onWritten()
@@ -106,6 +110,8 @@ export class Store {
     await new Promise<void>((resolve) => fs.close(fd, () => resolve()))
   }
 }
+
+function noop(): void {}
 
 export function byteLength(parts: readonly Uint8Array[]): number {
   let n = 0

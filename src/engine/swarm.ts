@@ -463,6 +463,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         peer.serving = false
         // Sealing copies the bytes out; in the clear the socket holds them until it has sent them.
         if (peer.wire.block(i, offset, parts)) this.opts.store.release(parts)
+        else peer.wire.afterFlush(() => this.opts.store.release(parts))
         this.stats.uploaded += length
         this.sent[i] = 1
         if (this.slots) for (const p of this.slots.turnDone(peer, peer.requests.length > 0)) this.serve(p)

@@ -31,6 +31,7 @@ const enum Type {
 const HANDSHAKE_MS = 10_000
 /** A block record's head: type, piece index, offset in the piece. */
 const BLOCK_HEAD = 9
+const EMPTY = Buffer.alloc(0)
 /** The largest block record: what a pool's buffer for received blocks holds. */
 export const BLOCK_RECORD = BLOCK_HEAD + BLOCK
 
@@ -254,6 +255,12 @@ export class Wire extends EventEmitter<WireEvents> {
     head.writeUInt32BE(offset, 5)
     this.send([head, ...parts])
     return this.sealer?.copies ?? false
+  }
+
+  /** Calls `done` once everything written so far has left for the kernel (or the wire is gone). */
+  afterFlush(done: () => void): void {
+    if (this.closed || this.socket.destroyed) return done()
+    this.socket.write(EMPTY, () => done())
   }
 
   /** Bytes queued in the socket: senders wait for `drain` past a bound. */
