@@ -105,6 +105,12 @@ test('--port: a reversed range says LOW > HIGH and the range to write', () => {
   assert.deepEqual(parsePorts('9000-9000'), [9000, 9000])
 })
 
+test("--node with '=' in it is a usage error (the agent starts as env NAME=VALUE... NODE)", () => {
+  const err = planError({ node: '/opt/node=20/bin/node' })
+  assert.equal(err.input, '--node')
+  assert.match(err.message, /^--node: is empty or contains a NUL, a newline or '='; give a command or path without them$/)
+})
+
 test('--log-dir that cannot be made or written is a usage error naming --log-dir', () => {
   // A file where a folder of the path should be: root may write anywhere, but not through a file.
   const err = planError({ logDir: path.join(payload, 'logs') })

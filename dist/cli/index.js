@@ -55260,8 +55260,9 @@ function makePlan(opts) {
     if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n'))
         throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them');
     const node = opts.node ?? DEFAULTS.node;
-    if (node === '' || node.includes('\0') || node.includes('\n'))
-        throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them');
+    // No `=`: the agent starts as `env NAME=VALUE... NODE`, where a word with `=` would be one more setting.
+    if (node === '' || /[\0\n=]/.test(node))
+        throw new PlanError('--node', "is empty or contains a NUL, a newline or '='; give a command or path without them");
     const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim());
     if (!['auto', 'direct', 'ssh'].includes(runnerVia))
         throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`);
@@ -66070,9 +66071,9 @@ async function startAgent(ctx, conn, node, log) {
     const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     // A runtime herd provided lives in the working folder: named from there after the cd.
     const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node;
-    // `export` rather than `env`: a node path with `=` in it stays a path, and a wrapper script without a
-    // shebang still runs (sh's exec falls back to the shell; not every env does).
-    const command = `cd -- ${shellCommand([plan.remotePath])} && export ${shellCommand([...AGENT_ENV])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
+    // `env`, not the shell's `export`: the login shell may be csh, which has none (a node path with `=` in
+    // it would read as a setting: --node refuses one).
+    const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand(['env', ...AGENT_ENV, nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`;
     let channel;
     try {
         channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true));

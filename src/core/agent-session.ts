@@ -161,9 +161,9 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
   const extraFlags = (process.env.HERD_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
   // A runtime herd provided lives in the working folder: named from there after the cd.
   const nodeHere = node.startsWith(`${plan.remotePath}/`) ? `./${node.slice(plan.remotePath.length + 1)}` : node
-  // `export` rather than `env`: a node path with `=` in it stays a path, and a wrapper script without a
-  // shebang still runs (sh's exec falls back to the shell; not every env does).
-  const command = `cd -- ${shellCommand([plan.remotePath])} && export ${shellCommand([...AGENT_ENV])} && exec ${shellCommand([nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
+  // `env`, not the shell's `export`: the login shell may be csh, which has none (a node path with `=` in
+  // it would read as a setting: --node refuses one).
+  const command = `cd -- ${shellCommand([plan.remotePath])} && exec ${shellCommand(['env', ...AGENT_ENV, nodeHere, ...AGENT_NODE_FLAGS, ...extraFlags, '-e', BOOTSTRAP, agent.remoteName, agent.sha256])}`
   let channel: RemoteChannel
   try {
     channel = await openChannel(conn, command, 20_000, () => new AttemptError('channel', 'sshd did not start the agent within 20 s (is the host overloaded, or sshd MaxSessions reached?)', true))

@@ -346,7 +346,8 @@ export function makePlan(opts: HerdOptions): Plan {
   const remotePath = (opts.remotePath ?? DEFAULTS.remotePath).replace(/^~\//, '')
   if (remotePath === '' || remotePath.includes('\0') || remotePath.includes('\n')) throw new PlanError('--remote-path', 'is empty or contains a NUL or newline; give a folder path without them')
   const node = opts.node ?? DEFAULTS.node
-  if (node === '' || node.includes('\0') || node.includes('\n')) throw new PlanError('--node', 'is empty or contains a NUL or newline; give a command or path without them')
+  // No `=`: the agent starts as `env NAME=VALUE... NODE`, where a word with `=` would be one more setting.
+  if (node === '' || /[\0\n=]/.test(node)) throw new PlanError('--node', "is empty or contains a NUL, a newline or '='; give a command or path without them")
   const runnerVia = (opts.runnerVia === undefined || opts.runnerVia === '' ? DEFAULTS.runnerVia : opts.runnerVia.trim()) as RunnerVia
   if (!['auto', 'direct', 'ssh'].includes(runnerVia)) throw new PlanError('--runner-via', `'${runnerVia}' is not known; use auto, direct or ssh`)
   const sshClient = (opts.sshClient === undefined || opts.sshClient === '' ? DEFAULTS.sshClient : opts.sshClient.trim()) as Plan['sshClient']
