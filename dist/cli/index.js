@@ -66720,8 +66720,24 @@ class SeedRelease {
 // herd's version, kept in step with package.json by the build.
 const VERSION = '1.0.0';
 
+;// CONCATENATED MODULE: ./build/src/core/exit.js
+// How the front ends end the process once their work and output are done.
+/**
+ * The event loop runs this long more before the exit. Node's shutdown joins V8's helper threads, and a
+ * helper still compiling or sweeping can wait there for a collection only the main thread runs, which
+ * never comes: the process hangs with its work done (nodejs/node#54918; seen three times in a day here,
+ * node 24.21: the report printed, 4/4 or 3/3 verified, then no exit). While the loop runs, V8 can still
+ * serve such a helper, and tasks begun by the last burst of work finish.
+ */
+const EXIT_GRACE_MS = 250;
+/** Exits with `code` (or process.exitCode) after EXIT_GRACE_MS, even if a library keeps a handle open. */
+function leave(code) {
+    setTimeout(() => process.exit(code), EXIT_GRACE_MS);
+}
+
 ;// CONCATENATED MODULE: ./build/src/cli/index.js
 // `herd`: parse the command line, run the push, print the report, exit with a documented code.
+
 
 
 
@@ -66792,7 +66808,7 @@ async function main() {
 main().then((code) => {
     process.exitCode = code;
     // Leave once output is flushed, even if a library keeps a handle open.
-    process.stdout.write('', () => process.exit(code));
+    process.stdout.write('', () => leave(code));
 }, (err) => {
     process.stderr.write(`herd: internal error: ${err?.stack ?? err}\n`);
     process.exit(70);

@@ -7,6 +7,7 @@ import { makePlan, PlanError } from '../core/plan.js'
 import { distribute } from '../core/distribute.js'
 import { EXIT } from '../core/report.js'
 import { VERSION } from '../core/version.js'
+import { leave } from '../core/exit.js'
 
 async function main(): Promise<number> {
   let settings
@@ -64,7 +65,7 @@ main().then(
   (code) => {
     process.exitCode = code
     // Leave once output is flushed, even if a library keeps a handle open.
-    process.stdout.write('', () => process.exit(code))
+    process.stdout.write('', () => leave(code))
   },
   (err) => {
     process.stderr.write(`herd: internal error: ${(err as Error)?.stack ?? err}\n`)
