@@ -66732,7 +66732,8 @@ const VERSION = '1.0.0';
 const EXIT_GRACE_MS = 250;
 /** Exits with `code` (or process.exitCode) after EXIT_GRACE_MS, even if a library keeps a handle open. */
 function leave(code) {
-    setTimeout(() => process.exit(code), EXIT_GRACE_MS);
+    // Not process.exit(undefined): an argument, even undefined, replaces process.exitCode (setFailed's 1).
+    setTimeout(() => (code === undefined ? process.exit() : process.exit(code)), EXIT_GRACE_MS);
 }
 
 ;// CONCATENATED MODULE: ./build/src/cli/index.js

@@ -11,5 +11,6 @@ const EXIT_GRACE_MS = 250
 
 /** Exits with `code` (or process.exitCode) after EXIT_GRACE_MS, even if a library keeps a handle open. */
 export function leave(code?: number): void {
-  setTimeout(() => process.exit(code), EXIT_GRACE_MS)
+  // Not process.exit(undefined): an argument, even undefined, replaces process.exitCode (setFailed's 1).
+  setTimeout(() => (code === undefined ? process.exit() : process.exit(code)), EXIT_GRACE_MS)
 }
