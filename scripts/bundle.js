@@ -19,11 +19,13 @@ const prelude = [
 ].join('\n')
 
 const bundles = [
+  // Each front end's entry is a small supervisor that runs its work bundle in a child process (src/core/supervise.ts).
   { entry: 'build/src/cli/index.js', out: 'dist/cli/index.js', shebang: true },
+  { entry: 'build/src/cli/herd.js', out: 'dist/cli/herd.js' },
   // The agent is minified: every host's copy crosses the runner's link before that host can join the
   // swarm (226 KB gzipped instead of 398 KB: at N = 32 and 20 Mbit/s about 2 s less before the last host starts).
   { entry: 'build/src/agent/index.js', out: 'dist/agent/agent.mjs', single: true, minify: true },
-  ...(fs.existsSync(path.join(root, 'build/src/action/main.js')) ? [{ entry: 'build/src/action/main.js', out: 'dist/action/main.js' }, { entry: 'build/src/action/post.js', out: 'dist/action/post.js' }] : []),
+  ...(fs.existsSync(path.join(root, 'build/src/action/main.js')) ? [{ entry: 'build/src/action/main.js', out: 'dist/action/main.js' }, { entry: 'build/src/action/step.js', out: 'dist/action/step.js' }, { entry: 'build/src/action/post.js', out: 'dist/action/post.js' }] : []),
 ]
 
 const cleared = new Set()

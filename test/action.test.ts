@@ -353,7 +353,9 @@ describe('the action without a cluster', () => {
       while (!/: retrying: /.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
       assert.match(stdout, /: retrying: /, stdout)
       const state = readFileCommands(step.stateFile)
-      assert.equal(state['main-pid'], String(main.pid))
+      // The step's process supervises the work (src/core/supervise.ts): the saved PID is the work's, its child.
+      const workPid = state['main-pid']!
+      assert.equal(fs.readFileSync(`/proc/${workPid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1], String(main.pid))
       const keyFile = path.join(state['secrets-dir']!, 'id_key')
       assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600, 'key file mode')
       assert.equal(fs.statSync(state['secrets-dir']!).mode & 0o777, 0o700, 'key folder mode')
@@ -363,7 +365,7 @@ describe('the action without a cluster', () => {
       const began = Date.now()
       const post = await runLocally(postJs, step, postEnv(step), 40_000)
       assert.equal(post.code, 0, show(post))
-      assert.match(post.stdout, new RegExp(`main step \\(pid ${main.pid}\\) is still running; stopping it`))
+      assert.match(post.stdout, new RegExp(`main step \\(pid ${workPid}\\) is still running; stopping it`))
       assert.doesNotMatch(post.stdout, /ignored SIGTERM/, 'stopped by SIGTERM, not killed')
       assert.ok(Date.now() - began < 10_000, `the main step took ${Date.now() - began} ms to stop`)
       assert.equal(await exited, 1, `main step exit after SIGTERM\n${stdout}`)

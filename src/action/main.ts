@@ -1,6 +1,4 @@
-// Entry of the Action's main step (dist/action/main.js); the work is in run.ts.
-import { run } from './run.js'
-import { leave } from '../core/exit.js'
+// Entry of the Action's main step (dist/action/main.js): runs step.js in a child process and exits as it does.
+import { supervise } from '../core/supervise.js'
 
-// Leave once done, even if a library keeps a handle open; the exit code is what setFailed set.
-run().finally(() => leave())
+supervise('./step.js', import.meta.url, 'herd')

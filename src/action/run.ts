@@ -11,6 +11,7 @@ import { maskSecrets, writeRunFiles, type RunFiles } from './run-files.js'
 import { annotateFailures, outcomeLine, writeSummary } from './summary.js'
 import { uploadLogs } from './artifact.js'
 import { STATE, processStart } from './state.js'
+import { heard, stopWithSupervisor } from '../core/exit.js'
 
 function setOutputs(report: Report, reportPath: string): void {
   core.setOutput('succeeded', JSON.stringify(report.succeeded))
@@ -38,6 +39,7 @@ export async function run(): Promise<void> {
   // A cancelled job gets SIGINT, then SIGTERM: the first stops the run cleanly, the next leaves at once.
   const interrupt = new AbortController()
   const onSignal = (sig: NodeJS.Signals) => {
+    heard(sig)
     if (interrupt.signal.aborted) {
       if (files) fs.rmSync(files.secretsDir, { recursive: true, force: true })
       process.exit(1)
@@ -47,6 +49,7 @@ export async function run(): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  stopWithSupervisor()
   try {
     settings = getInputs()
     // Masked before anything else can print them; then written for this run only.
