@@ -66723,7 +66723,57 @@ const VERSION = '1.0.0';
 // How a front end's work process ends once its work and output are done, and what it tells the process
 // that supervises it (supervise.ts).
 /** The signals the front ends handle (stop cleanly, again to quit at once) and the supervisor passes on. */
-const RELAYED_SIGNALS = (/* unused pure expression or super */ null && (['SIGINT', 'SIGTERM']));
+const RELAYED_SIGNALS = ['SIGINT', 'SIGTERM'];
+/** A signal the supervisor passes on is taken for one the work got itself if they come this close. */
+const SAME_SIGNAL_MS = 1000;
+/** How long a passed-on signal waits for the work's own copy before it counts as a signal of its own. */
+const RELAY_WAIT_MS = 300;
+let stopHandler;
+/** When the work last got each signal itself, not yet matched by the supervisor's message. */
+const gotAt = new Map();
+/** Passed-on signals waiting for the work's own copy. */
+const waiting = new Map();
+function gotItself(sig) {
+    const timer = waiting.get(sig)?.shift();
+    if (timer)
+        clearTimeout(timer);
+    else
+        gotAt.set(sig, performance.now());
+    stopHandler?.(sig);
+}
+function passedOn(sig) {
+    const at = gotAt.get(sig);
+    if (at !== undefined && performance.now() - at < SAME_SIGNAL_MS)
+        return void gotAt.delete(sig);
+    const timers = waiting.get(sig) ?? [];
+    waiting.set(sig, timers);
+    timers.push(setTimeout(() => {
+        timers.shift();
+        // No handler yet (or any more): the signal's own default, as if sent here.
+        if (stopHandler)
+            stopHandler(sig);
+        else
+            process.kill(process.pid, sig);
+    }, RELAY_WAIT_MS));
+}
+/**
+ * Calls `handler` once for each SIGINT or SIGTERM sent to this run; returns what stops that. A signal to the
+ * process group (a terminal's Ctrl-C, a CI runner stopping the job) reaches the work and its supervisor
+ * both; one to the supervisor's PID alone (GitHub's runner cancelling the step) reaches only it. The
+ * supervisor passes each on as a message, and a message that comes within SAME_SIGNAL_MS of the work's own
+ * copy is that copy: both are read in the same turn of the event loop even when it was busy, so the work
+ * sees each signal once (a second one means "quit at once" to the front ends).
+ */
+function onStopSignal(handler) {
+    stopHandler = handler;
+    for (const sig of RELAYED_SIGNALS)
+        process.on(sig, gotItself);
+    return () => {
+        stopHandler = undefined;
+        for (const sig of RELAYED_SIGNALS)
+            process.off(sig, gotItself);
+    };
+}
 /**
  * The event loop runs this long more before the exit. Node's shutdown joins V8's helper threads, and a
  * helper still compiling can wait there for a collection only the main thread runs, which never comes
@@ -66731,25 +66781,32 @@ const RELAYED_SIGNALS = (/* unused pure expression or super */ null && (['SIGINT
  * While the loop runs, V8 can still serve such a helper. The supervisor ends a process that hangs anyway.
  */
 const EXIT_GRACE_MS = 250;
-function tell(message) {
-    // No supervisor (the work file run directly) or one already gone: nothing to tell.
-    if (process.connected)
-        process.send?.(message, undefined, {}, () => { });
-}
-/** Tells the supervisor that this process got `sig`; the front ends' signal handlers call it. */
-function heard(sig) {
-    tell({ heard: sig });
-}
 /** Exits with `code` (or process.exitCode) after EXIT_GRACE_MS, even if a library keeps a handle open. */
 function leave(code) {
-    tell({ done: code ?? Number(process.exitCode ?? 0) });
     // Not process.exit(undefined): an argument, even undefined, replaces process.exitCode (setFailed's 1).
     setTimeout(() => (code === undefined ? process.exit() : process.exit(code)), EXIT_GRACE_MS);
 }
-/** A supervisor that goes away (killed) takes the run with it: the work stops as if sent SIGTERM. */
-function stopWithSupervisor() {
-    if (process.connected)
-        process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+/**
+ * Under a supervisor: every exit (leave, a second signal's quit, an internal error, a crash) tells it the
+ * code before node's shutdown, where the hang is; and a supervisor that goes away (killed, even before this
+ * ran) takes the run with it: the work stops as on SIGTERM.
+ */
+function reportToSupervisor() {
+    if (!process.send)
+        return; // run directly: no supervisor
+    if (!process.connected)
+        return void process.kill(process.pid, 'SIGTERM');
+    process.on('exit', (code) => {
+        if (process.connected)
+            process.send?.({ exiting: code });
+    });
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+    process.on('message', (m) => {
+        if (m.signal && RELAYED_SIGNALS.includes(m.signal))
+            passedOn(m.signal);
+    });
+    // Listeners hold the channel open; the work's end is decided by leave() or an exit, not by the channel.
+    process.channel?.unref();
 }
 
 ;// CONCATENATED MODULE: ./build/src/cli/herd.js
@@ -66796,16 +66853,13 @@ async function main() {
     const interrupt = new AbortController();
     let signals = 0;
     const onSignal = (sig) => {
-        heard(sig);
         signals++;
         if (signals > 1)
             process.exit(sig === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
         process.stderr.write(`herd: ${sig}: stopping every agent and removing temporary files (again to quit at once)\n`);
         interrupt.abort(sig);
     };
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-    stopWithSupervisor();
+    onStopSignal(onSignal);
     const renderer = makeRenderer({ tty: process.stderr.isTTY === true && !settings.json, quiet: settings.quiet, hosts: plan.hosts.length, size: plan.size, out });
     try {
         const report = await distribute(plan, { ...renderer, signal: interrupt.signal });
@@ -66825,6 +66879,7 @@ async function main() {
         throw err;
     }
 }
+reportToSupervisor();
 main().then((code) => {
     process.exitCode = code;
     // Leave once output is flushed, even if a library keeps a handle open.

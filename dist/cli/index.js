@@ -10,8 +10,6 @@ var __webpack_exports__ = {};
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:url"
 const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
 ;// CONCATENATED MODULE: ./build/src/core/exit.js
@@ -19,6 +17,56 @@ const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(impor
 // that supervises it (supervise.ts).
 /** The signals the front ends handle (stop cleanly, again to quit at once) and the supervisor passes on. */
 const RELAYED_SIGNALS = ['SIGINT', 'SIGTERM'];
+/** A signal the supervisor passes on is taken for one the work got itself if they come this close. */
+const SAME_SIGNAL_MS = 1000;
+/** How long a passed-on signal waits for the work's own copy before it counts as a signal of its own. */
+const RELAY_WAIT_MS = 300;
+let stopHandler;
+/** When the work last got each signal itself, not yet matched by the supervisor's message. */
+const gotAt = new Map();
+/** Passed-on signals waiting for the work's own copy. */
+const waiting = new Map();
+function gotItself(sig) {
+    const timer = waiting.get(sig)?.shift();
+    if (timer)
+        clearTimeout(timer);
+    else
+        gotAt.set(sig, performance.now());
+    stopHandler?.(sig);
+}
+function passedOn(sig) {
+    const at = gotAt.get(sig);
+    if (at !== undefined && performance.now() - at < SAME_SIGNAL_MS)
+        return void gotAt.delete(sig);
+    const timers = waiting.get(sig) ?? [];
+    waiting.set(sig, timers);
+    timers.push(setTimeout(() => {
+        timers.shift();
+        // No handler yet (or any more): the signal's own default, as if sent here.
+        if (stopHandler)
+            stopHandler(sig);
+        else
+            process.kill(process.pid, sig);
+    }, RELAY_WAIT_MS));
+}
+/**
+ * Calls `handler` once for each SIGINT or SIGTERM sent to this run; returns what stops that. A signal to the
+ * process group (a terminal's Ctrl-C, a CI runner stopping the job) reaches the work and its supervisor
+ * both; one to the supervisor's PID alone (GitHub's runner cancelling the step) reaches only it. The
+ * supervisor passes each on as a message, and a message that comes within SAME_SIGNAL_MS of the work's own
+ * copy is that copy: both are read in the same turn of the event loop even when it was busy, so the work
+ * sees each signal once (a second one means "quit at once" to the front ends).
+ */
+function onStopSignal(handler) {
+    stopHandler = handler;
+    for (const sig of RELAYED_SIGNALS)
+        process.on(sig, gotItself);
+    return () => {
+        stopHandler = undefined;
+        for (const sig of RELAYED_SIGNALS)
+            process.off(sig, gotItself);
+    };
+}
 /**
  * The event loop runs this long more before the exit. Node's shutdown joins V8's helper threads, and a
  * helper still compiling can wait there for a collection only the main thread runs, which never comes
@@ -26,25 +74,32 @@ const RELAYED_SIGNALS = ['SIGINT', 'SIGTERM'];
  * While the loop runs, V8 can still serve such a helper. The supervisor ends a process that hangs anyway.
  */
 const EXIT_GRACE_MS = 250;
-function tell(message) {
-    // No supervisor (the work file run directly) or one already gone: nothing to tell.
-    if (process.connected)
-        process.send?.(message, undefined, {}, () => { });
-}
-/** Tells the supervisor that this process got `sig`; the front ends' signal handlers call it. */
-function heard(sig) {
-    tell({ heard: sig });
-}
 /** Exits with `code` (or process.exitCode) after EXIT_GRACE_MS, even if a library keeps a handle open. */
 function leave(code) {
-    tell({ done: code ?? Number(process.exitCode ?? 0) });
     // Not process.exit(undefined): an argument, even undefined, replaces process.exitCode (setFailed's 1).
     setTimeout(() => (code === undefined ? process.exit() : process.exit(code)), EXIT_GRACE_MS);
 }
-/** A supervisor that goes away (killed) takes the run with it: the work stops as if sent SIGTERM. */
-function stopWithSupervisor() {
-    if (process.connected)
-        process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+/**
+ * Under a supervisor: every exit (leave, a second signal's quit, an internal error, a crash) tells it the
+ * code before node's shutdown, where the hang is; and a supervisor that goes away (killed, even before this
+ * ran) takes the run with it: the work stops as on SIGTERM.
+ */
+function reportToSupervisor() {
+    if (!process.send)
+        return; // run directly: no supervisor
+    if (!process.connected)
+        return void process.kill(process.pid, 'SIGTERM');
+    process.on('exit', (code) => {
+        if (process.connected)
+            process.send?.({ exiting: code });
+    });
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+    process.on('message', (m) => {
+        if (m.signal && RELAYED_SIGNALS.includes(m.signal))
+            passedOn(m.signal);
+    });
+    // Listeners hold the channel open; the work's end is decided by leave() or an exit, not by the channel.
+    process.channel?.unref();
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/supervise.js
@@ -56,15 +111,8 @@ function stopWithSupervisor() {
 
 
 
-
-/** After the child says its work is done and its output written, how long its exit may take before it is ended. */
+/** After the child says it is exiting (its work done, its output written), how long that may take before it is ended. */
 const EXIT_DEADLINE_MS = 10_000;
-/**
- * A signal sent to the process group (a terminal's Ctrl-C, a CI runner stopping the job's group) reaches
- * the child too; one sent to this PID alone does not. The child says which signals it got itself; one it
- * does not mention within this time is passed on, so that each signal reaches the work exactly once.
- */
-const HEARD_WITHIN_MS = 1_000;
 /**
  * Runs `file` (a name beside `entry`, the caller's import.meta.url) with this process's arguments and exits
  * as it does. `name` starts this process's own messages.
@@ -72,20 +120,29 @@ const HEARD_WITHIN_MS = 1_000;
 function supervise(file, entry, name) {
     // Resolved here, not at the call: the bundler would turn a literal new URL(file, import.meta.url) into a build-time path.
     const script = (0,external_node_url_namespaceObject.fileURLToPath)(new URL(file, entry));
-    const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
-        stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-    });
+    // Node's own flags go along (a heap limit, say), but not the inspector's: its port is this process's.
+    const flags = process.execArgv.filter((f) => !f.startsWith('--inspect'));
+    // The child stays in this process group: a terminal's Ctrl-C or Ctrl-Z, or a CI runner killing the job's
+    // group, reaches the work as it would a single process.
+    const child = (0,external_node_child_process_namespaceObject.spawn)(process.execPath, [...flags, script, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
+    // Passed on as a message: the work tells it from its own copy of a group signal (exit.ts, onStopSignal).
+    const passOn = (sig) => () => {
+        if (child.connected)
+            child.send({ signal: sig });
+        else if (child.exitCode === null && child.signalCode === null)
+            child.kill(sig);
+    };
+    for (const sig of RELAYED_SIGNALS)
+        process.on(sig, passOn(sig));
     let reported;
     child.on('error', (err) => {
         process.stderr.write(`${name}: could not start ${script}: ${err.message}\n`);
         process.exit(70);
     });
     child.on('message', (m) => {
-        if (m.heard)
-            heard(m.heard);
-        if (m.done === undefined)
+        if (m.exiting === undefined || reported !== undefined)
             return;
-        reported = m.done;
+        reported = m.exiting;
         setTimeout(() => {
             process.stderr.write(`${name}: node did not exit ${EXIT_DEADLINE_MS / 1000} s after the work ended (nodejs/node#54918); ended it, the result stands\n`);
             child.kill('SIGKILL');
@@ -94,35 +151,13 @@ function supervise(file, entry, name) {
     child.on('exit', (code, signal) => {
         if (code !== null)
             process.exit(code);
-        // Killed: the code it reported if it got that far, else the shell's 128 + signal number.
-        process.exit(reported ?? 128 + (external_node_os_namespaceObject.constants.signals[signal] ?? 0));
+        if (reported !== undefined)
+            process.exit(reported);
+        // Killed before it could say: die of the same signal, so that a calling shell sees what happened.
+        for (const sig of RELAYED_SIGNALS)
+            process.removeAllListeners(sig);
+        process.kill(process.pid, signal);
     });
-    // Per signal: this process's signals not yet matched by the child's, each with the timer that passes it on;
-    // and the times the child got one that this process had not (yet) got.
-    const waiting = new Map();
-    const ahead = new Map();
-    const recent = (times) => times.filter((t) => Date.now() - t < HEARD_WITHIN_MS);
-    function heard(sig) {
-        const timer = waiting.get(sig)?.shift();
-        if (timer)
-            clearTimeout(timer);
-        else
-            ahead.set(sig, [...recent(ahead.get(sig) ?? []), Date.now()]);
-    }
-    for (const sig of RELAYED_SIGNALS) {
-        process.on(sig, () => {
-            const early = recent(ahead.get(sig) ?? []);
-            if (early.length > 0)
-                return void ahead.set(sig, early.slice(1));
-            const timers = waiting.get(sig) ?? [];
-            timers.push(setTimeout(() => {
-                timers.shift();
-                if (child.exitCode === null && child.signalCode === null)
-                    child.kill(sig);
-            }, HEARD_WITHIN_MS));
-            waiting.set(sig, timers);
-        });
-    }
 }
 
 ;// CONCATENATED MODULE: ./build/src/cli/index.js

@@ -11,7 +11,7 @@ import { maskSecrets, writeRunFiles, type RunFiles } from './run-files.js'
 import { annotateFailures, outcomeLine, writeSummary } from './summary.js'
 import { uploadLogs } from './artifact.js'
 import { STATE, processStart } from './state.js'
-import { heard, stopWithSupervisor } from '../core/exit.js'
+import { onStopSignal } from '../core/exit.js'
 
 function setOutputs(report: Report, reportPath: string): void {
   core.setOutput('succeeded', JSON.stringify(report.succeeded))
@@ -39,7 +39,6 @@ export async function run(): Promise<void> {
   // A cancelled job gets SIGINT, then SIGTERM: the first stops the run cleanly, the next leaves at once.
   const interrupt = new AbortController()
   const onSignal = (sig: NodeJS.Signals) => {
-    heard(sig)
     if (interrupt.signal.aborted) {
       if (files) fs.rmSync(files.secretsDir, { recursive: true, force: true })
       process.exit(1)
@@ -47,9 +46,7 @@ export async function run(): Promise<void> {
     core.warning(`herd: ${sig}: stopping every host's agent (again to quit at once)`)
     interrupt.abort(sig)
   }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-  stopWithSupervisor()
+  const offSignals = onStopSignal(onSignal)
   try {
     settings = getInputs()
     // Masked before anything else can print them; then written for this run only.
@@ -71,8 +68,7 @@ export async function run(): Promise<void> {
     else if (err instanceof PlanError) core.setFailed(planErrorMessage(err, settings))
     else core.setFailed(`herd: internal error: ${(err as Error)?.stack ?? String(err)}`)
   } finally {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
+    offSignals()
     // The key is needed no longer; the post step removes it too if this step never got here.
     if (files) fs.rmSync(files.secretsDir, { recursive: true, force: true })
   }

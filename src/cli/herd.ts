@@ -7,7 +7,7 @@ import { makePlan, PlanError } from '../core/plan.js'
 import { distribute } from '../core/distribute.js'
 import { EXIT } from '../core/report.js'
 import { VERSION } from '../core/version.js'
-import { heard, leave, stopWithSupervisor } from '../core/exit.js'
+import { leave, onStopSignal, reportToSupervisor } from '../core/exit.js'
 
 async function main(): Promise<number> {
   let settings
@@ -37,15 +37,12 @@ async function main(): Promise<number> {
   const interrupt = new AbortController()
   let signals = 0
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
-    heard(sig)
     signals++
     if (signals > 1) process.exit(sig === 'SIGINT' ? EXIT.sigint : EXIT.sigterm)
     process.stderr.write(`herd: ${sig}: stopping every agent and removing temporary files (again to quit at once)\n`)
     interrupt.abort(sig)
   }
-  process.on('SIGINT', () => onSignal('SIGINT'))
-  process.on('SIGTERM', () => onSignal('SIGTERM'))
-  stopWithSupervisor()
+  onStopSignal(onSignal)
   const renderer = makeRenderer({ tty: process.stderr.isTTY === true && !settings.json, quiet: settings.quiet, hosts: plan.hosts.length, size: plan.size, out })
   try {
     const report = await distribute(plan, { ...renderer, signal: interrupt.signal })
@@ -63,6 +60,7 @@ async function main(): Promise<number> {
   }
 }
 
+reportToSupervisor()
 main().then(
   (code) => {
     process.exitCode = code
