@@ -66,6 +66,8 @@ export async function runHerd(cluster: Cluster, groups: PointGroups | undefined,
   const timeoutMs = Math.round(Math.max(180, 20 * budget + 5 * n + 60) * 1000)
   const timeFile = path.join(work, 'herd.time')
   fs.rmSync(timeFile, { force: true })
+  // Every point measures a first push: no hashes kept from the case's earlier points (src/core/swarm/hash-cache.ts).
+  fs.rmSync(path.join(cluster.home, '.cache', 'herd-action', 'hashes'), { recursive: true, force: true })
   // herd's own --timeout fires first, so a stuck run still ends with a report.
   const args = [file.path, DESTINATION, list, '--json', '--timeout', String(Math.round(timeoutMs / 1000 - 30))]
   if (logDir) args.push('--log-dir', logDir)

@@ -38,6 +38,10 @@ function watch(folder: string): { samples: string[]; stop(): void } {
     }
     try {
       samples.push(treeListing(`/proc/self/fd/${fd}`))
+    } catch (err) {
+      // An entry listed a moment ago is gone: the reader holds the old tree, which herd removes once the
+      // new one is in place (herd deletes nothing inside a tree it places). Not a sample of the destination.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     } finally {
       fs.closeSync(fd)
     }

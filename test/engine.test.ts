@@ -20,6 +20,8 @@ import { hashFile, pieceLengthFor, type FileTorrent } from '../src/core/swarm/to
 import { startSeeder, type Seeder } from '../src/core/swarm/seeder.js'
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-engine-'))
+// The runner keeps hashes under ~/.cache (src/core/swarm/hash-cache.ts): this test's own HOME, removed with it.
+process.env.HOME = work
 after(() => fs.rmSync(work, { recursive: true, force: true }))
 const KiB = 1024
 const MiB = 1024 * KiB

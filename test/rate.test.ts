@@ -17,6 +17,8 @@ import { hashFile } from '../src/core/swarm/torrent.js'
 import { PlanError, makePlan, parseRate } from '../src/core/plan.js'
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'herd-rate-'))
+// The runner keeps hashes under ~/.cache (src/core/swarm/hash-cache.ts): this test's own HOME, removed with it.
+process.env.HOME = work
 after(() => fs.rmSync(work, { recursive: true, force: true }))
 const KiB = 1024
 const MiB = 1024 * KiB

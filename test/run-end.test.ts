@@ -38,7 +38,10 @@ function killLater(pid: number): void {
   })
 }
 
-test('a --timeout that ends while the agents are being released: the finished run stays finished (exit 0, not interrupted)', { skip, timeout: 120_000 }, async () => {
+/** A host's log of a run. */
+const logOf = (logs: string, h: ClusterHost) => fs.readFileSync(path.join(logs, `${h.alias}.log`), 'utf8')
+
+test('a --timeout that ends while the agents are being released: the finished run stays finished (exit 0, not interrupted), and the agent that did not exit is killed', { skip, timeout: 120_000 }, async () => {
   const h = cluster.hosts[0]!
   const small = randomFile(work, 'small.bin', 1 * MiB)
   const dest = '/srv/released.bin'
@@ -46,7 +49,8 @@ test('a --timeout that ends while the agents are being released: the finished ru
   // takes the runner's whole 10 s grace, and the 8 s timeout ends during it.
   const freeze = `kill -STOP "$(sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p' "$HOME"/.cache/herd-action/lock-*.json)"`
   const began = Date.now()
-  const run = startHerd([small.path, dest, '--hostlist', h.alias, '--timeout', '8', '--post-command', freeze])
+  const logs = path.join(work, 'logs-released')
+  const run = startHerd([small.path, dest, '--hostlist', h.alias, '--timeout', '8', '--post-command', freeze, '--log-dir', logs])
   await waitUntil(`${h.alias}'s agent to be frozen`, async () => {
     for (const pid of await agentsOn(h)) {
       killLater(pid)
@@ -64,15 +68,18 @@ test('a --timeout that ends while the agents are being released: the finished ru
   assert.equal(host.status, 'ok', host.cause)
   assert.equal(r.code, 0, r.stderr)
   assert.equal(await cluster.sha256On(h, dest), small.sha256)
+  // The agent that never exited (frozen here; node hanging in its own shutdown looks the same) was killed.
+  assert.match(logOf(logs, h), /the agent \(pid \d+\) had not exited 10 s after its release; killed it/)
+  assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 5_000), [], `${h.alias}: processes left running`)
 })
 
-/** A host's log of a run. */
-const logOf = (logs: string, h: ClusterHost) => fs.readFileSync(path.join(logs, `${h.alias}.log`), 'utf8')
 
 /** Runs herd again to `dest`: every host resumes from the pieces it kept and ends with the file. */
 async function rerunResumes(dest: string, logs: string): Promise<void> {
   const r = await herd(cluster, [big.path, dest, '--hostlist', cluster.hosts.map((h) => h.alias).join(','), '--log-dir', logs])
   assert.equal(r.code, 0, r.stderr)
+  // The file is unchanged since the first run: its hashes are that run's, and every host still checks them.
+  assert.match(r.stderr, /hashes taken from an earlier run \(the file is unchanged since\)/)
   for (const h of cluster.hosts) {
     assert.equal(await cluster.sha256On(h, dest), big.sha256, `${h.alias}: sha256`)
     const resumed = verifiedAtStart(logOf(logs, h))[0] ?? 0
@@ -144,7 +151,7 @@ test('an agent that falls silent mid-transfer (frozen) is stopped by the runner 
   const log = logOf(logs, silent)
   assert.match(log, /the agent sent nothing for 60 s; stopping it/)
   assert.match(log, /attempt 1 failed \(agent-silent\): the agent stopped answering for 60 s \(is the host overloaded\?\); it was stopped/)
-  assert.match(log, new RegExp(`stopping an earlier agent \\(pid ${agent}\\) still running`))
+  assert.match(log, new RegExp(`the agent \\(pid ${agent}\\) had not exited 10 s after it was stopped; killed it`))
   assert.ok((verifiedAtStart(log).at(-1) ?? 0) >= 16 * MiB, 'the retry resumed from the verified pieces')
   for (const h of cluster.hosts) assert.equal(await cluster.sha256On(h, dest), big.sha256, `${h.alias}: sha256`)
   assert.equal(fs.existsSync(`/proc/${agent}`), false, 'the frozen agent is gone')

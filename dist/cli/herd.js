@@ -53503,8 +53503,88 @@ function encodingLength (value) {
 const bencode_encodingLength = encoding_length
 /* harmony default export */ const bencode = ({ encode: lib_encode, decode: lib_decode, byteLength: encoding_length, encodingLength: bencode_encodingLength });
 
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./build/src/core/swarm/hash-cache.js
+// The runner's hashes of files it pushed before, so that pushing the same file again (a re-run, another
+// fleet) does not read and hash it again: about 1.6 s per GiB on two cores, 25 minutes for 2 TB.
+
+
+
+
+/** Files smaller than this are hashed each time: it takes less than reading a cache entry would save. */
+const CACHED_FROM_BYTES = 16 * 1024 * 1024;
+/** Entries kept (the oldest go first); each is 20 bytes per piece, at most a few MB. */
+const KEEP = 32;
+/** ~/.cache/herd-action/hashes: the user's own, like the hosts' ~/.cache/herd-action. */
+function hashCacheDir() {
+    return external_node_path_.join(external_node_os_namespaceObject.homedir(), '.cache', 'herd-action', 'hashes');
+}
+/**
+ * A file's identity as the file system keeps it: the same device and inode, size, modification and
+ * status-change times (nanoseconds) mean the same contents. Any write changes the status-change time,
+ * which no user can set back; and a stale entry could not pass anyway: every host checks every piece and
+ * the whole file against the file's own bytes as the seeder reads them.
+ */
+function identity(st, pieceLength) {
+    return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, pieceLength].join(':');
+}
+function entryPath(dir, key) {
+    return external_node_path_.join(dir, external_node_crypto_namespaceObject.createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json');
+}
+/** The hashes of `file` (open as `handle`) from an earlier run, if its identity has not changed since. */
+async function cachedHashes(handle, pieceLength, dir = hashCacheDir()) {
+    const st = await handle.stat({ bigint: true });
+    if (st.size < CACHED_FROM_BYTES)
+        return undefined;
+    const key = identity(st, pieceLength);
+    try {
+        const entry = JSON.parse(await external_node_fs_.promises.readFile(entryPath(dir, key), 'utf8'));
+        const pieceHashes = Buffer.from(entry.pieces, 'base64');
+        const size = Number(st.size);
+        if (entry.key !== key || !/^[0-9a-f]{64}$/.test(entry.sha256) || pieceHashes.length !== Math.max(1, Math.ceil(size / pieceLength)) * 20)
+            return undefined;
+        return { size, pieceLength, pieceHashes, sha256: entry.sha256 };
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Keeps `hashes` for `handle`'s file, if the file is still what was hashed (`before`: its stat when the
+ * hashing began). Written to a new file of its own and renamed into place; a failure only costs the cache.
+ */
+async function keepHashes(handle, before, hashes, dir = hashCacheDir()) {
+    if (hashes.size < CACHED_FROM_BYTES)
+        return;
+    try {
+        const now = await handle.stat({ bigint: true });
+        const key = identity(now, hashes.pieceLength);
+        if (key !== identity(before, hashes.pieceLength))
+            return; // written to while it was read
+        await external_node_fs_.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+        const target = entryPath(dir, key);
+        const temp = `${target}.${process.pid}.${external_node_crypto_namespaceObject.randomBytes(6).toString('hex')}.tmp`;
+        // 'wx': created here and now, never through a link someone left at that name.
+        await external_node_fs_.promises.writeFile(temp, JSON.stringify({ key, sha256: hashes.sha256, pieces: hashes.pieceHashes.toString('base64') }), { flag: 'wx', mode: 0o600 });
+        await external_node_fs_.promises.rename(temp, target);
+        await prune(dir);
+    }
+    catch { }
+}
+/** Removes all but the KEEP most recently written entries. */
+async function prune(dir) {
+    const names = (await external_node_fs_.promises.readdir(dir)).filter((n) => n.endsWith('.json'));
+    if (names.length <= KEEP)
+        return;
+    const aged = await Promise.all(names.map(async (n) => ({ n, t: (await external_node_fs_.promises.stat(external_node_path_.join(dir, n))).mtimeMs })));
+    aged.sort((a, b) => b.t - a.t);
+    await Promise.all(aged.slice(KEEP).map(({ n }) => external_node_fs_.promises.rm(external_node_path_.join(dir, n), { force: true })));
+}
+
 ;// CONCATENATED MODULE: ./build/src/core/swarm/torrent.js
-// Hashes the local file once into a private torrent (SHA-1 pieces) and its SHA-256, in one read.
+// Hashes the local file once into a private torrent (SHA-1 pieces) and its SHA-256, in one read (or none: hash-cache.ts).
+
 
 
 
@@ -53591,64 +53671,80 @@ class Sha256Worker {
         void this.worker.terminate();
     }
 }
-/** Reads the file once, hashing every piece with SHA-1 and the whole with SHA-256; pieces for `hosts` hosts. */
+/**
+ * The file's torrent for this run (a fresh nonce in it): its hashes from an earlier run when the file has
+ * not changed since (hash-cache.ts), else from reading it once, kept for the next run.
+ */
 async function hashFile(file, opts = {}) {
     const handle = await external_node_fs_.promises.open(file, 'r');
+    let hashes;
+    let fromCache = false;
     try {
-        const { size } = await handle.stat();
+        const before = await handle.stat({ bigint: true });
+        const size = Number(before.size);
         const pieceLength = opts.pieceLength ?? pieceLengthFor(size, opts.hosts);
-        const pieceCount = Math.max(1, Math.ceil(size / pieceLength));
-        const pieces = Buffer.alloc(pieceCount * 20);
-        // SHA-256 of the whole file runs in a worker while this thread reads and SHA-1s the pieces: the
-        // two hashes take about the time of one on two cores. Buffers travel back and forth, never copied.
-        const whole = new Sha256Worker();
-        // Read several pieces per call to keep syscalls few; a piece never straddles two reads.
-        const perRead = Math.max(1, Math.floor((8 * MiB) / pieceLength));
-        const free = [0, 1, 2].map(() => new ArrayBuffer(perRead * pieceLength));
-        let position = 0;
-        let piece = 0;
-        try {
-            while (position < size) {
-                const buf = Buffer.from(free.pop() ?? (await whole.returned()));
-                const want = Math.min(buf.length, size - position);
-                let got = 0;
-                while (got < want) {
-                    const { bytesRead } = await handle.read(buf, got, want - got, position + got);
-                    if (bytesRead === 0)
-                        throw new Error(`${file} shrank while it was being hashed`);
-                    got += bytesRead;
-                }
-                for (let off = 0; off < got; off += pieceLength) {
-                    const end = Math.min(off + pieceLength, got);
-                    external_node_crypto_namespaceObject.createHash('sha1').update(buf.subarray(off, end)).digest().copy(pieces, piece * 20);
-                    piece++;
-                }
-                whole.update(buf.buffer, got);
-                position += got;
-            }
+        hashes = await cachedHashes(handle, pieceLength);
+        fromCache = hashes !== undefined;
+        if (!hashes) {
+            hashes = await hashContents(handle, file, size, pieceLength);
+            await keepHashes(handle, before, hashes);
         }
-        catch (err) {
-            whole.stop();
-            throw err;
-        }
-        if (size === 0)
-            external_node_crypto_namespaceObject.createHash('sha1').update(Buffer.alloc(0)).digest().copy(pieces, 0);
-        const name = external_node_path_.basename(file);
-        const info = bencode.encode({
-            length: size,
-            name,
-            'piece length': pieceLength,
-            pieces,
-            private: 1,
-            // A per-run nonce: the info hash of a public file can't be guessed and joined.
-            'x-herd-nonce': opts.nonce ?? external_node_crypto_namespaceObject.randomBytes(16),
-        });
-        const infoHash = external_node_crypto_namespaceObject.createHash('sha1').update(info).digest('hex');
-        return { info, infoHash, pieceLength, pieceHashes: pieces, size, sha256: await whole.digest(), name };
     }
     finally {
         await handle.close();
     }
+    const name = external_node_path_.basename(file);
+    const info = bencode.encode({
+        length: hashes.size,
+        name,
+        'piece length': hashes.pieceLength,
+        pieces: hashes.pieceHashes,
+        private: 1,
+        // A per-run nonce: the info hash of a public file can't be guessed and joined.
+        'x-herd-nonce': opts.nonce ?? external_node_crypto_namespaceObject.randomBytes(16),
+    });
+    const infoHash = external_node_crypto_namespaceObject.createHash('sha1').update(info).digest('hex');
+    return { info, infoHash, pieceLength: hashes.pieceLength, pieceHashes: hashes.pieceHashes, size: hashes.size, sha256: hashes.sha256, name, fromCache };
+}
+/** Reads the file once, hashing every piece with SHA-1 and the whole with SHA-256. */
+async function hashContents(handle, file, size, pieceLength) {
+    const pieceCount = Math.max(1, Math.ceil(size / pieceLength));
+    const pieces = Buffer.alloc(pieceCount * 20);
+    // SHA-256 of the whole file runs in a worker while this thread reads and SHA-1s the pieces: the
+    // two hashes take about the time of one on two cores. Buffers travel back and forth, never copied.
+    const whole = new Sha256Worker();
+    // Read several pieces per call to keep syscalls few; a piece never straddles two reads.
+    const perRead = Math.max(1, Math.floor((8 * MiB) / pieceLength));
+    const free = [0, 1, 2].map(() => new ArrayBuffer(perRead * pieceLength));
+    let position = 0;
+    let piece = 0;
+    try {
+        while (position < size) {
+            const buf = Buffer.from(free.pop() ?? (await whole.returned()));
+            const want = Math.min(buf.length, size - position);
+            let got = 0;
+            while (got < want) {
+                const { bytesRead } = await handle.read(buf, got, want - got, position + got);
+                if (bytesRead === 0)
+                    throw new Error(`${file} shrank while it was being hashed`);
+                got += bytesRead;
+            }
+            for (let off = 0; off < got; off += pieceLength) {
+                const end = Math.min(off + pieceLength, got);
+                external_node_crypto_namespaceObject.createHash('sha1').update(buf.subarray(off, end)).digest().copy(pieces, piece * 20);
+                piece++;
+            }
+            whole.update(buf.buffer, got);
+            position += got;
+        }
+    }
+    catch (err) {
+        whole.stop();
+        throw err;
+    }
+    if (size === 0)
+        external_node_crypto_namespaceObject.createHash('sha1').update(Buffer.alloc(0)).digest().copy(pieces, 0);
+    return { size, pieceLength, pieceHashes: pieces, sha256: await whole.digest() };
 }
 /** The .torrent for one host: the shared info dictionary and this host's tracker URL only (none for the seeder). */
 function torrentFileFor(t, announceUrl) {
@@ -53816,8 +53912,6 @@ async function piecesPresent(path, meta, into) {
     return found;
 }
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
 function escapeChars(text, chars) {
     for (let char of chars) {
@@ -62699,7 +62793,7 @@ class Asker {
 // of finished blocks. Copying each decrypted slice into a pooled buffer at once lets the slice die young
 // and keeps the blocks in a few buffers used again and again.
 /** Buffers kept for reuse; past this, given-back buffers are left to the collector. */
-const KEEP = 16;
+const block_pool_KEEP = 16;
 class BlockPool {
     capacity;
     free = [];
@@ -62733,7 +62827,7 @@ class BlockPool {
         const ab = view.buffer;
         if (!this.lent.delete(ab))
             return;
-        if (this.free.length < KEEP)
+        if (this.free.length < block_pool_KEEP)
             this.free.push(ab);
     }
 }
@@ -66000,16 +66094,24 @@ async function routesTo(ctx, conn, swarm, log) {
         return { routes, noTunnel: why };
     }
 }
+/** How long an agent has to exit after `release` or `abort` before it is killed. */
+const AGENT_EXIT_WAIT_MS = 10_000;
+/** sh script: SIGKILL the process $1 if its command line is still the agent's (process.title 'herd-agent'). */
+const KILL_AGENT = 'case "$(ps -o args= -p "$1" 2>/dev/null || tr "\\0" " " < "/proc/$1/cmdline" 2>/dev/null)" in herd-agent*) kill -KILL "$1" && echo killed ;; esac';
 /** A running agent on one host, from start message to exit. */
 class AgentSession {
     conn;
     channel;
+    log;
     pinger;
     exited;
     lastProgress;
-    constructor(conn, channel) {
+    /** The agent's PID on the host, from its `ready`. */
+    agentPid;
+    constructor(conn, channel, log) {
         this.conn = conn;
         this.channel = channel;
+        this.log = log;
         this.exited = new Promise((resolve) => {
             let code = null;
             let signal = null;
@@ -66034,13 +66136,25 @@ class AgentSession {
     waitExit() {
         return this.exited;
     }
-    /** Sends `release` or `abort`, waits a bounded time for the agent to exit, then closes the connection. */
+    /**
+     * Sends `release` or `abort`, waits a bounded time for the agent to exit, then closes the connection.
+     * An agent still there then (frozen, or node hanging in its own shutdown: nodejs/node#54918) is killed
+     * over the same connection, so that nothing of herd's stays running on the host.
+     */
     async finish(message, reason = '') {
         this.send(message === 'release' ? { t: 'release' } : { t: 'abort', reason });
         this.channel.end();
-        await Promise.race([this.exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+        const exited = await Promise.race([this.exited.then(() => true), new Promise((r) => setTimeout(() => r(false), AGENT_EXIT_WAIT_MS).unref())]);
         clearInterval(this.pinger);
+        if (!exited && this.agentPid !== undefined)
+            await this.kill(this.agentPid, message);
         this.conn.close();
+    }
+    async kill(pid, after) {
+        // Only a process that still is an agent: its PID may have gone to another in the meantime.
+        const r = await execCollect(this.conn, shellCommand(['sh', '-c', KILL_AGENT, 'sh', String(pid)]), { timeoutMs: 5000 }).catch((err) => ({ code: null, stdout: '', stderr: err.message }));
+        const outcome = r.stdout.includes('killed') ? 'killed it' : r.code === 0 ? 'it was gone when looked for' : `it could not be killed: ${r.stderr.trim() || `exit ${r.code}`}`;
+        this.log.write(`the agent (pid ${pid}) had not exited ${AGENT_EXIT_WAIT_MS / 1000} s after ${after === 'release' ? 'its release' : 'it was stopped'}; ${outcome}`);
     }
 }
 /** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */
@@ -66081,7 +66195,7 @@ async function startAgent(ctx, conn, node, log) {
         conn.close();
         throw err;
     }
-    const session = new AgentSession(conn, channel);
+    const session = new AgentSession(conn, channel, log);
     const start = {
         t: 'start',
         protocol: PROTOCOL_VERSION,
@@ -66169,6 +66283,7 @@ async function startAgent(ctx, conn, node, log) {
             switch (event.t) {
                 case 'ready':
                     via = event.via;
+                    session.agentPid = event.pid;
                     noteProgress(event.have, 0);
                     log.write(`agent ready (pid ${event.pid}, node ${event.node}); ${event.have} bytes already verified${via ? `; runner reached ${via === 'ssh' ? 'through SSH' : 'directly'}` : ''}`);
                     ctx.onState(ctx.spec.label, 'fetching');
@@ -66572,7 +66687,8 @@ async function distribute(plan, opts = {}) {
         if (payload.tree)
             opts.onPhase?.('hashing', `${plan.file} packed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s`);
         const hashed = await hashFile(payload.path, { nonce: external_node_crypto_namespaceObject.randomBytes(16), hosts: plan.hosts.length });
-        opts.onPhase?.('hashing', `${hashed.size} bytes hashed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`);
+        const how = hashed.fromCache ? 'hashes taken from an earlier run (the file is unchanged since)' : 'hashed';
+        opts.onPhase?.('hashing', `${hashed.size} bytes ${how} in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`);
         if (!plan.tree && hashed.size !== plan.size)
             throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`);
         torrent = hashed;

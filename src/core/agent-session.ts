@@ -9,7 +9,7 @@ import type { HostLog } from './host-log.js'
 import type { HostRunContext } from './host-run.js'
 import { AttemptError, endedError } from './attempt.js'
 import { fixWords } from './front-end.js'
-import { openChannel } from './remote-folder.js'
+import { execCollect, openChannel } from './remote-folder.js'
 
 /** The swarm every host joins. */
 export interface SwarmInfo {
@@ -86,13 +86,20 @@ async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmIn
   }
 }
 
+/** How long an agent has to exit after `release` or `abort` before it is killed. */
+const AGENT_EXIT_WAIT_MS = 10_000
+/** sh script: SIGKILL the process $1 if its command line is still the agent's (process.title 'herd-agent'). */
+const KILL_AGENT = 'case "$(ps -o args= -p "$1" 2>/dev/null || tr "\\0" " " < "/proc/$1/cmdline" 2>/dev/null)" in herd-agent*) kill -KILL "$1" && echo killed ;; esac'
+
 /** A running agent on one host, from start message to exit. */
 export class AgentSession {
   private pinger?: NodeJS.Timeout
   private exited: Promise<{ code: number | null; signal: string | null }>
   lastProgress?: ProgressEvent
+  /** The agent's PID on the host, from its `ready`. */
+  agentPid?: number
 
-  constructor(readonly conn: SshConnection, readonly channel: RemoteChannel) {
+  constructor(readonly conn: SshConnection, readonly channel: RemoteChannel, private readonly log: HostLog) {
     this.exited = new Promise((resolve) => {
       let code: number | null = null
       let signal: string | null = null
@@ -118,13 +125,25 @@ export class AgentSession {
     return this.exited
   }
 
-  /** Sends `release` or `abort`, waits a bounded time for the agent to exit, then closes the connection. */
+  /**
+   * Sends `release` or `abort`, waits a bounded time for the agent to exit, then closes the connection.
+   * An agent still there then (frozen, or node hanging in its own shutdown: nodejs/node#54918) is killed
+   * over the same connection, so that nothing of herd's stays running on the host.
+   */
   async finish(message: 'release' | 'abort', reason = ''): Promise<void> {
     this.send(message === 'release' ? { t: 'release' } : { t: 'abort', reason })
     this.channel.end()
-    await Promise.race([this.exited, new Promise((r) => setTimeout(r, 10_000).unref())])
+    const exited = await Promise.race([this.exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), AGENT_EXIT_WAIT_MS).unref())])
     clearInterval(this.pinger)
+    if (!exited && this.agentPid !== undefined) await this.kill(this.agentPid, message)
     this.conn.close()
+  }
+
+  private async kill(pid: number, after: 'release' | 'abort'): Promise<void> {
+    // Only a process that still is an agent: its PID may have gone to another in the meantime.
+    const r = await execCollect(this.conn, shellCommand(['sh', '-c', KILL_AGENT, 'sh', String(pid)]), { timeoutMs: 5000 }).catch((err: Error) => ({ code: null, stdout: '', stderr: err.message }))
+    const outcome = r.stdout.includes('killed') ? 'killed it' : r.code === 0 ? 'it was gone when looked for' : `it could not be killed: ${r.stderr.trim() || `exit ${r.code}`}`
+    this.log.write(`the agent (pid ${pid}) had not exited ${AGENT_EXIT_WAIT_MS / 1000} s after ${after === 'release' ? 'its release' : 'it was stopped'}; ${outcome}`)
   }
 }
 
@@ -171,7 +190,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
     conn.close()
     throw err
   }
-  const session = new AgentSession(conn, channel)
+  const session = new AgentSession(conn, channel, log)
   const start: StartMessage = {
     t: 'start',
     protocol: PROTOCOL_VERSION,
@@ -255,6 +274,7 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
           switch (event.t) {
             case 'ready':
               via = event.via
+              session.agentPid = event.pid
               noteProgress(event.have, 0)
               log.write(`agent ready (pid ${event.pid}, node ${event.node}); ${event.have} bytes already verified${via ? `; runner reached ${via === 'ssh' ? 'through SSH' : 'directly'}` : ''}`)
               ctx.onState(ctx.spec.label, 'fetching')

@@ -1,9 +1,10 @@
-// Hashes the local file once into a private torrent (SHA-1 pieces) and its SHA-256, in one read.
+// Hashes the local file once into a private torrent (SHA-1 pieces) and its SHA-256, in one read (or none: hash-cache.ts).
 import fs from 'node:fs'
 import crypto from 'node:crypto'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import bencode from 'bencode'
+import { cachedHashes, keepHashes, type ContentHashes } from './hash-cache.js'
 
 /** What the runner knows about the file it pushes. */
 export interface FileTorrent {
@@ -16,6 +17,8 @@ export interface FileTorrent {
   size: number
   sha256: string
   name: string
+  /** The hashes came from an earlier run's (hash-cache.ts): the file was not read. */
+  fromCache?: boolean
 }
 
 const KiB = 1024
@@ -103,60 +106,77 @@ class Sha256Worker {
   }
 }
 
-/** Reads the file once, hashing every piece with SHA-1 and the whole with SHA-256; pieces for `hosts` hosts. */
+/**
+ * The file's torrent for this run (a fresh nonce in it): its hashes from an earlier run when the file has
+ * not changed since (hash-cache.ts), else from reading it once, kept for the next run.
+ */
 export async function hashFile(file: string, opts: { pieceLength?: number; nonce?: Buffer; hosts?: number } = {}): Promise<FileTorrent> {
   const handle = await fs.promises.open(file, 'r')
+  let hashes: ContentHashes | undefined
+  let fromCache = false
   try {
-    const { size } = await handle.stat()
+    const before = await handle.stat({ bigint: true })
+    const size = Number(before.size)
     const pieceLength = opts.pieceLength ?? pieceLengthFor(size, opts.hosts)
-    const pieceCount = Math.max(1, Math.ceil(size / pieceLength))
-    const pieces = Buffer.alloc(pieceCount * 20)
-    // SHA-256 of the whole file runs in a worker while this thread reads and SHA-1s the pieces: the
-    // two hashes take about the time of one on two cores. Buffers travel back and forth, never copied.
-    const whole = new Sha256Worker()
-    // Read several pieces per call to keep syscalls few; a piece never straddles two reads.
-    const perRead = Math.max(1, Math.floor((8 * MiB) / pieceLength))
-    const free: ArrayBuffer[] = [0, 1, 2].map(() => new ArrayBuffer(perRead * pieceLength))
-    let position = 0
-    let piece = 0
-    try {
-      while (position < size) {
-        const buf = Buffer.from(free.pop() ?? (await whole.returned()))
-        const want = Math.min(buf.length, size - position)
-        let got = 0
-        while (got < want) {
-          const { bytesRead } = await handle.read(buf, got, want - got, position + got)
-          if (bytesRead === 0) throw new Error(`${file} shrank while it was being hashed`)
-          got += bytesRead
-        }
-        for (let off = 0; off < got; off += pieceLength) {
-          const end = Math.min(off + pieceLength, got)
-          crypto.createHash('sha1').update(buf.subarray(off, end)).digest().copy(pieces, piece * 20)
-          piece++
-        }
-        whole.update(buf.buffer as ArrayBuffer, got)
-        position += got
-      }
-    } catch (err) {
-      whole.stop()
-      throw err
+    hashes = await cachedHashes(handle, pieceLength)
+    fromCache = hashes !== undefined
+    if (!hashes) {
+      hashes = await hashContents(handle, file, size, pieceLength)
+      await keepHashes(handle, before, hashes)
     }
-    if (size === 0) crypto.createHash('sha1').update(Buffer.alloc(0)).digest().copy(pieces, 0)
-    const name = path.basename(file)
-    const info = bencode.encode({
-      length: size,
-      name,
-      'piece length': pieceLength,
-      pieces,
-      private: 1,
-      // A per-run nonce: the info hash of a public file can't be guessed and joined.
-      'x-herd-nonce': opts.nonce ?? crypto.randomBytes(16),
-    })
-    const infoHash = crypto.createHash('sha1').update(info).digest('hex')
-    return { info, infoHash, pieceLength, pieceHashes: pieces, size, sha256: await whole.digest(), name }
   } finally {
     await handle.close()
   }
+  const name = path.basename(file)
+  const info = bencode.encode({
+    length: hashes.size,
+    name,
+    'piece length': hashes.pieceLength,
+    pieces: hashes.pieceHashes,
+    private: 1,
+    // A per-run nonce: the info hash of a public file can't be guessed and joined.
+    'x-herd-nonce': opts.nonce ?? crypto.randomBytes(16),
+  })
+  const infoHash = crypto.createHash('sha1').update(info).digest('hex')
+  return { info, infoHash, pieceLength: hashes.pieceLength, pieceHashes: hashes.pieceHashes, size: hashes.size, sha256: hashes.sha256, name, fromCache }
+}
+
+/** Reads the file once, hashing every piece with SHA-1 and the whole with SHA-256. */
+async function hashContents(handle: fs.promises.FileHandle, file: string, size: number, pieceLength: number): Promise<ContentHashes> {
+  const pieceCount = Math.max(1, Math.ceil(size / pieceLength))
+  const pieces = Buffer.alloc(pieceCount * 20)
+  // SHA-256 of the whole file runs in a worker while this thread reads and SHA-1s the pieces: the
+  // two hashes take about the time of one on two cores. Buffers travel back and forth, never copied.
+  const whole = new Sha256Worker()
+  // Read several pieces per call to keep syscalls few; a piece never straddles two reads.
+  const perRead = Math.max(1, Math.floor((8 * MiB) / pieceLength))
+  const free: ArrayBuffer[] = [0, 1, 2].map(() => new ArrayBuffer(perRead * pieceLength))
+  let position = 0
+  let piece = 0
+  try {
+    while (position < size) {
+      const buf = Buffer.from(free.pop() ?? (await whole.returned()))
+      const want = Math.min(buf.length, size - position)
+      let got = 0
+      while (got < want) {
+        const { bytesRead } = await handle.read(buf, got, want - got, position + got)
+        if (bytesRead === 0) throw new Error(`${file} shrank while it was being hashed`)
+        got += bytesRead
+      }
+      for (let off = 0; off < got; off += pieceLength) {
+        const end = Math.min(off + pieceLength, got)
+        crypto.createHash('sha1').update(buf.subarray(off, end)).digest().copy(pieces, piece * 20)
+        piece++
+      }
+      whole.update(buf.buffer as ArrayBuffer, got)
+      position += got
+    }
+  } catch (err) {
+    whole.stop()
+    throw err
+  }
+  if (size === 0) crypto.createHash('sha1').update(Buffer.alloc(0)).digest().copy(pieces, 0)
+  return { size, pieceLength, pieceHashes: pieces, sha256: await whole.digest() }
 }
 
 /** The .torrent for one host: the shared info dictionary and this host's tracker URL only (none for the seeder). */
