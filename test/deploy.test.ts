@@ -39,14 +39,23 @@ function watch(folder: string): { samples: string[]; stop(): void } {
     try {
       samples.push(treeListing(`/proc/self/fd/${fd}`))
     } catch (err) {
-      // An entry listed a moment ago is gone: the reader holds the old tree, which herd removes once the
-      // new one is in place (herd deletes nothing inside a tree it places). Not a sample of the destination.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // An entry listed a moment ago is gone. Fine only if the reader holds the old tree, which herd removes
+      // once the new one is in place: then another tree sits at the destination now.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !replaced(folder, fd)) throw err
     } finally {
       fs.closeSync(fd)
     }
   }, 20)
   return { samples, stop: () => clearInterval(timer) }
+}
+
+/** Whether the folder at `folder` is no longer the one open as `fd`. */
+function replaced(folder: string, fd: number): boolean {
+  try {
+    return fs.statSync(folder).ino !== fs.fstatSync(fd).ino
+  } catch {
+    return true
+  }
 }
 
 function leftoversBeside(h: ClusterHost, dest: string): string[] {

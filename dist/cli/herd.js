@@ -53516,15 +53516,25 @@ const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 const CACHED_FROM_BYTES = 16 * 1024 * 1024;
 /** Entries kept (the oldest go first); each is 20 bytes per piece, at most a few MB. */
 const KEEP = 32;
-/** ~/.cache/herd-action/hashes: the user's own, like the hosts' ~/.cache/herd-action. */
+/**
+ * A file changed this little before its hashing began is not kept (git's "racy clean" rule): where the
+ * kernel or the file system keeps times coarser than its writes, a write in the same tick as the hashing
+ * would leave the times unchanged.
+ */
+const SETTLED_NS = 2000000000n;
+/** Pieces read again and checked on every hit: the first, the last and a few at random. */
+const SPOT_CHECKS = 4;
+/** ~/.cache/herd-action/hashes: the user's own, like the hosts' ~/.cache/herd-action; none without a home. */
 function hashCacheDir() {
-    return external_node_path_.join(external_node_os_namespaceObject.homedir(), '.cache', 'herd-action', 'hashes');
+    const home = external_node_os_namespaceObject.homedir();
+    return external_node_path_.isAbsolute(home) ? external_node_path_.join(home, '.cache', 'herd-action', 'hashes') : undefined;
 }
 /**
  * A file's identity as the file system keeps it: the same device and inode, size, modification and
  * status-change times (nanoseconds) mean the same contents. Any write changes the status-change time,
- * which no user can set back; and a stale entry could not pass anyway: every host checks every piece and
- * the whole file against the file's own bytes as the seeder reads them.
+ * which no user can set back; entries are kept only for files that had settled (SETTLED_NS), and a hit is
+ * spot-checked (SPOT_CHECKS). This matters: a host that holds a file with the SHA-256 given is done
+ * without a byte moving, so stale hashes would leave an old file in place as if it were the new one.
  */
 function identity(st, pieceLength) {
     return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, pieceLength].join(':');
@@ -53532,18 +53542,32 @@ function identity(st, pieceLength) {
 function entryPath(dir, key) {
     return external_node_path_.join(dir, external_node_crypto_namespaceObject.createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json');
 }
-/** The hashes of `file` (open as `handle`) from an earlier run, if its identity has not changed since. */
+/**
+ * The hashes of `file` (open as `handle`) from an earlier run, if its identity has not changed since and
+ * the spot-checked pieces still match; a mismatching entry is removed.
+ */
 async function cachedHashes(handle, pieceLength, dir = hashCacheDir()) {
     const st = await handle.stat({ bigint: true });
-    if (st.size < CACHED_FROM_BYTES)
+    if (!dir || st.size < CACHED_FROM_BYTES)
         return undefined;
     const key = identity(st, pieceLength);
+    const file = entryPath(dir, key);
     try {
-        const entry = JSON.parse(await external_node_fs_.promises.readFile(entryPath(dir, key), 'utf8'));
+        const entry = JSON.parse(await external_node_fs_.promises.readFile(file, 'utf8'));
         const pieceHashes = Buffer.from(entry.pieces, 'base64');
         const size = Number(st.size);
-        if (entry.key !== key || !/^[0-9a-f]{64}$/.test(entry.sha256) || pieceHashes.length !== Math.max(1, Math.ceil(size / pieceLength)) * 20)
+        const count = Math.ceil(size / pieceLength);
+        if (entry.key !== key || !/^[0-9a-f]{64}$/.test(entry.sha256) || pieceHashes.length !== count * 20)
             return undefined;
+        const spots = new Set([0, count - 1, ...Array.from({ length: SPOT_CHECKS - 2 }, () => external_node_crypto_namespaceObject.randomInt(count))]);
+        const buf = Buffer.alloc(pieceLength);
+        for (const i of spots) {
+            const { bytesRead } = await handle.read(buf, 0, Math.min(pieceLength, size - i * pieceLength), i * pieceLength);
+            if (!external_node_crypto_namespaceObject.createHash('sha1').update(buf.subarray(0, bytesRead)).digest().equals(pieceHashes.subarray(i * 20, i * 20 + 20))) {
+                await external_node_fs_.promises.rm(file, { force: true });
+                return undefined;
+            }
+        }
         return { size, pieceLength, pieceHashes, sha256: entry.sha256 };
     }
     catch {
@@ -53554,8 +53578,11 @@ async function cachedHashes(handle, pieceLength, dir = hashCacheDir()) {
  * Keeps `hashes` for `handle`'s file, if the file is still what was hashed (`before`: its stat when the
  * hashing began). Written to a new file of its own and renamed into place; a failure only costs the cache.
  */
-async function keepHashes(handle, before, hashes, dir = hashCacheDir()) {
-    if (hashes.size < CACHED_FROM_BYTES)
+async function keepHashes(handle, before, began, hashes, dir = hashCacheDir()) {
+    if (!dir || hashes.size < CACHED_FROM_BYTES)
+        return;
+    // Not settled when the hashing began: its times may not show a write made then.
+    if (began - before.mtimeNs < SETTLED_NS || began - before.ctimeNs < SETTLED_NS)
         return;
     try {
         const now = await handle.stat({ bigint: true });
@@ -53673,21 +53700,26 @@ class Sha256Worker {
 }
 /**
  * The file's torrent for this run (a fresh nonce in it): its hashes from an earlier run when the file has
- * not changed since (hash-cache.ts), else from reading it once, kept for the next run.
+ * not changed since (hash-cache.ts), else from reading it once, kept for the next run. `cache: false` for
+ * a file made for this run only (a folder's tar): it would never be found again.
  */
 async function hashFile(file, opts = {}) {
     const handle = await external_node_fs_.promises.open(file, 'r');
     let hashes;
     let fromCache = false;
     try {
+        // The wall clock in the file system's terms (its times are wall-clock nanoseconds).
+        const began = BigInt(Date.now()) * 1000000n;
         const before = await handle.stat({ bigint: true });
         const size = Number(before.size);
         const pieceLength = opts.pieceLength ?? pieceLengthFor(size, opts.hosts);
-        hashes = await cachedHashes(handle, pieceLength);
+        const cache = opts.cache ?? true;
+        hashes = cache ? await cachedHashes(handle, pieceLength) : undefined;
         fromCache = hashes !== undefined;
         if (!hashes) {
             hashes = await hashContents(handle, file, size, pieceLength);
-            await keepHashes(handle, before, hashes);
+            if (cache)
+                await keepHashes(handle, before, began, hashes);
         }
     }
     finally {
@@ -66097,7 +66129,7 @@ async function routesTo(ctx, conn, swarm, log) {
 /** How long an agent has to exit after `release` or `abort` before it is killed. */
 const AGENT_EXIT_WAIT_MS = 10_000;
 /** sh script: SIGKILL the process $1 if its command line is still the agent's (process.title 'herd-agent'). */
-const KILL_AGENT = 'case "$(ps -o args= -p "$1" 2>/dev/null || tr "\\0" " " < "/proc/$1/cmdline" 2>/dev/null)" in herd-agent*) kill -KILL "$1" && echo killed ;; esac';
+const KILL_AGENT = 'case "$(ps -o args= -p "$1" 2>/dev/null || tr "\\0" " " 2>/dev/null < "/proc/$1/cmdline")" in herd-agent*) kill -KILL "$1" && echo killed ;; esac';
 /** A running agent on one host, from start message to exit. */
 class AgentSession {
     conn;
@@ -66686,7 +66718,7 @@ async function distribute(plan, opts = {}) {
         payload = await preparePayload(plan);
         if (payload.tree)
             opts.onPhase?.('hashing', `${plan.file} packed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s`);
-        const hashed = await hashFile(payload.path, { nonce: external_node_crypto_namespaceObject.randomBytes(16), hosts: plan.hosts.length });
+        const hashed = await hashFile(payload.path, { nonce: external_node_crypto_namespaceObject.randomBytes(16), hosts: plan.hosts.length, cache: !payload.tree });
         const how = hashed.fromCache ? 'hashes taken from an earlier run (the file is unchanged since)' : 'hashed';
         opts.onPhase?.('hashing', `${hashed.size} bytes ${how} in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`);
         if (!plan.tree && hashed.size !== plan.size)

@@ -89,7 +89,7 @@ async function routesTo(ctx: HostRunContext, conn: SshConnection, swarm: SwarmIn
 /** How long an agent has to exit after `release` or `abort` before it is killed. */
 const AGENT_EXIT_WAIT_MS = 10_000
 /** sh script: SIGKILL the process $1 if its command line is still the agent's (process.title 'herd-agent'). */
-const KILL_AGENT = 'case "$(ps -o args= -p "$1" 2>/dev/null || tr "\\0" " " < "/proc/$1/cmdline" 2>/dev/null)" in herd-agent*) kill -KILL "$1" && echo killed ;; esac'
+const KILL_AGENT = 'case "$(ps -o args= -p "$1" 2>/dev/null || tr "\\0" " " 2>/dev/null < "/proc/$1/cmdline")" in herd-agent*) kill -KILL "$1" && echo killed ;; esac'
 
 /** A running agent on one host, from start message to exit. */
 export class AgentSession {

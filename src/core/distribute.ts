@@ -72,7 +72,7 @@ export async function distribute(plan: Plan, opts: DistributeOptions = {}): Prom
     const hashBegan = Date.now()
     payload = await preparePayload(plan)
     if (payload.tree) opts.onPhase?.('hashing', `${plan.file} packed in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s`)
-    const hashed = await hashFile(payload.path, { nonce: crypto.randomBytes(16), hosts: plan.hosts.length })
+    const hashed = await hashFile(payload.path, { nonce: crypto.randomBytes(16), hosts: plan.hosts.length, cache: !payload.tree })
     const how = hashed.fromCache ? 'hashes taken from an earlier run (the file is unchanged since)' : 'hashed'
     opts.onPhase?.('hashing', `${hashed.size} bytes ${how} in ${((Date.now() - hashBegan) / 1000).toFixed(2)} s, ${Math.ceil(hashed.size / hashed.pieceLength)} pieces of ${hashed.pieceLength} bytes`)
     if (!plan.tree && hashed.size !== plan.size) throw new PlanError('local file', `${plan.file} changed size while it was being read; push a file that is not being written`)

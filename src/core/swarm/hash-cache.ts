@@ -18,17 +18,27 @@ export interface ContentHashes {
 export const CACHED_FROM_BYTES = 16 * 1024 * 1024
 /** Entries kept (the oldest go first); each is 20 bytes per piece, at most a few MB. */
 const KEEP = 32
+/**
+ * A file changed this little before its hashing began is not kept (git's "racy clean" rule): where the
+ * kernel or the file system keeps times coarser than its writes, a write in the same tick as the hashing
+ * would leave the times unchanged.
+ */
+const SETTLED_NS = 2_000_000_000n
+/** Pieces read again and checked on every hit: the first, the last and a few at random. */
+const SPOT_CHECKS = 4
 
-/** ~/.cache/herd-action/hashes: the user's own, like the hosts' ~/.cache/herd-action. */
-export function hashCacheDir(): string {
-  return path.join(os.homedir(), '.cache', 'herd-action', 'hashes')
+/** ~/.cache/herd-action/hashes: the user's own, like the hosts' ~/.cache/herd-action; none without a home. */
+export function hashCacheDir(): string | undefined {
+  const home = os.homedir()
+  return path.isAbsolute(home) ? path.join(home, '.cache', 'herd-action', 'hashes') : undefined
 }
 
 /**
  * A file's identity as the file system keeps it: the same device and inode, size, modification and
  * status-change times (nanoseconds) mean the same contents. Any write changes the status-change time,
- * which no user can set back; and a stale entry could not pass anyway: every host checks every piece and
- * the whole file against the file's own bytes as the seeder reads them.
+ * which no user can set back; entries are kept only for files that had settled (SETTLED_NS), and a hit is
+ * spot-checked (SPOT_CHECKS). This matters: a host that holds a file with the SHA-256 given is done
+ * without a byte moving, so stale hashes would leave an old file in place as if it were the new one.
  */
 function identity(st: fs.BigIntStats, pieceLength: number): string {
   return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, pieceLength].join(':')
@@ -38,16 +48,30 @@ function entryPath(dir: string, key: string): string {
   return path.join(dir, crypto.createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json')
 }
 
-/** The hashes of `file` (open as `handle`) from an earlier run, if its identity has not changed since. */
+/**
+ * The hashes of `file` (open as `handle`) from an earlier run, if its identity has not changed since and
+ * the spot-checked pieces still match; a mismatching entry is removed.
+ */
 export async function cachedHashes(handle: fs.promises.FileHandle, pieceLength: number, dir = hashCacheDir()): Promise<ContentHashes | undefined> {
   const st = await handle.stat({ bigint: true })
-  if (st.size < CACHED_FROM_BYTES) return undefined
+  if (!dir || st.size < CACHED_FROM_BYTES) return undefined
   const key = identity(st, pieceLength)
+  const file = entryPath(dir, key)
   try {
-    const entry = JSON.parse(await fs.promises.readFile(entryPath(dir, key), 'utf8')) as { key: string; sha256: string; pieces: string }
+    const entry = JSON.parse(await fs.promises.readFile(file, 'utf8')) as { key: string; sha256: string; pieces: string }
     const pieceHashes = Buffer.from(entry.pieces, 'base64')
     const size = Number(st.size)
-    if (entry.key !== key || !/^[0-9a-f]{64}$/.test(entry.sha256) || pieceHashes.length !== Math.max(1, Math.ceil(size / pieceLength)) * 20) return undefined
+    const count = Math.ceil(size / pieceLength)
+    if (entry.key !== key || !/^[0-9a-f]{64}$/.test(entry.sha256) || pieceHashes.length !== count * 20) return undefined
+    const spots = new Set([0, count - 1, ...Array.from({ length: SPOT_CHECKS - 2 }, () => crypto.randomInt(count))])
+    const buf = Buffer.alloc(pieceLength)
+    for (const i of spots) {
+      const { bytesRead } = await handle.read(buf, 0, Math.min(pieceLength, size - i * pieceLength), i * pieceLength)
+      if (!crypto.createHash('sha1').update(buf.subarray(0, bytesRead)).digest().equals(pieceHashes.subarray(i * 20, i * 20 + 20))) {
+        await fs.promises.rm(file, { force: true })
+        return undefined
+      }
+    }
     return { size, pieceLength, pieceHashes, sha256: entry.sha256 }
   } catch {
     return undefined
@@ -58,8 +82,10 @@ export async function cachedHashes(handle: fs.promises.FileHandle, pieceLength: 
  * Keeps `hashes` for `handle`'s file, if the file is still what was hashed (`before`: its stat when the
  * hashing began). Written to a new file of its own and renamed into place; a failure only costs the cache.
  */
-export async function keepHashes(handle: fs.promises.FileHandle, before: fs.BigIntStats, hashes: ContentHashes, dir = hashCacheDir()): Promise<void> {
-  if (hashes.size < CACHED_FROM_BYTES) return
+export async function keepHashes(handle: fs.promises.FileHandle, before: fs.BigIntStats, began: bigint, hashes: ContentHashes, dir = hashCacheDir()): Promise<void> {
+  if (!dir || hashes.size < CACHED_FROM_BYTES) return
+  // Not settled when the hashing began: its times may not show a write made then.
+  if (began - before.mtimeNs < SETTLED_NS || began - before.ctimeNs < SETTLED_NS) return
   try {
     const now = await handle.stat({ bigint: true })
     const key = identity(now, hashes.pieceLength)

@@ -108,21 +108,25 @@ class Sha256Worker {
 
 /**
  * The file's torrent for this run (a fresh nonce in it): its hashes from an earlier run when the file has
- * not changed since (hash-cache.ts), else from reading it once, kept for the next run.
+ * not changed since (hash-cache.ts), else from reading it once, kept for the next run. `cache: false` for
+ * a file made for this run only (a folder's tar): it would never be found again.
  */
-export async function hashFile(file: string, opts: { pieceLength?: number; nonce?: Buffer; hosts?: number } = {}): Promise<FileTorrent> {
+export async function hashFile(file: string, opts: { pieceLength?: number; nonce?: Buffer; hosts?: number; cache?: boolean } = {}): Promise<FileTorrent> {
   const handle = await fs.promises.open(file, 'r')
   let hashes: ContentHashes | undefined
   let fromCache = false
   try {
+    // The wall clock in the file system's terms (its times are wall-clock nanoseconds).
+    const began = BigInt(Date.now()) * 1_000_000n
     const before = await handle.stat({ bigint: true })
     const size = Number(before.size)
     const pieceLength = opts.pieceLength ?? pieceLengthFor(size, opts.hosts)
-    hashes = await cachedHashes(handle, pieceLength)
+    const cache = opts.cache ?? true
+    hashes = cache ? await cachedHashes(handle, pieceLength) : undefined
     fromCache = hashes !== undefined
     if (!hashes) {
       hashes = await hashContents(handle, file, size, pieceLength)
-      await keepHashes(handle, before, hashes)
+      if (cache) await keepHashes(handle, before, began, hashes)
     }
   } finally {
     await handle.close()
