@@ -66065,67 +66065,12 @@ function lineReader(onMessage, onText, limit) {
 }
 
 ;// CONCATENATED MODULE: ./build/src/core/agent-session.js
-// The agent on one host: the ways to the runner, the start message, its events, and its end.
+// A running agent on one host as the runner holds it: its SSH channel, the runner's pings, and its end.
 
 
 
-
-
-
-
-const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy']);
-/**
- * The direct way's head start before the agent tries the SSH one too. A connect in a datacenter takes
- * ms; a SYN lost on a congested link is sent again after 1 s, so with a 1 s head start one lost packet
- * sent the host through SSH (seen at 8 hosts on 4 Mbit/s links: that host then failed). 3 s outlasts
- * one retransmission; a runner behind a firewall that drops packets costs 3 s once per host.
- */
-const PROBE_MS = 3000;
+/** The runner pings every agent this often: the agent's sign that the runner is alive. */
 const PING_MS = 5000;
-/**
- * How long an agent waits for any word from the runner (a ping every PING_MS, the seeder's bytes, or a
- * piece verified from its peers, which shows the run alive) before it exits. A connection the runner
- * closes ends the agent at once (sshd closes its channel); this is for a runner that froze or lost its
- * path, which sshd notices late or never (ClientAlive is off by default). 90 s did not get more hosts of
- * 200 on 4 Mbit/s the file than 30 s (59 against 103 in one run each), so it stays 30 s.
- */
-const AGENT_IDLE_TIMEOUT_S = 30;
-function formatPeer(address, port) {
-    return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-/**
- * Direct first (the runner's address as this connection shows it), then the host's own SSH connection.
- * Behind ProxyJump or ProxyCommand that address is the jump's or none, so only the SSH way is offered
- * unless the user forces direct.
- */
-async function routesTo(ctx, conn, swarm, log) {
-    const way = ctx.plan.runnerVia;
-    const address = conn.localAddress !== '' && (way === 'direct' || !conn.viaJump) ? conn.localAddress : undefined;
-    const routes = [];
-    if (address && way !== 'ssh')
-        routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) });
-    if (way === 'direct') {
-        if (!address)
-            throw new AttemptError('unreachable', `this host is reached through ProxyCommand, so the runner has no address it can dial; set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to auto or ssh`, false);
-        return { routes };
-    }
-    try {
-        const tunnel = await conn.forwardToRunner({ seederPort: swarm.seederPort, trackerPort: swarm.tracker.port });
-        routes.push({ via: 'ssh', seedPeer: formatPeer('127.0.0.1', tunnel.seederPort), announce: swarm.tracker.urlFor('127.0.0.1', tunnel.trackerPort) });
-        log.write(`runner's seeder and tracker forwarded to the host's 127.0.0.1:${tunnel.seederPort} and :${tunnel.trackerPort} over SSH`);
-        return { routes, tunnel };
-    }
-    catch (err) {
-        if (!(err instanceof ForwardRefused))
-            throw err;
-        const why = `sshd refused to forward a port to the runner (${err.message})`;
-        if (way === 'ssh' || routes.length === 0) {
-            throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ` or set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to direct` : ''}`, false);
-        }
-        log.write(`${why}: only the direct way (${address}) is left`);
-        return { routes, noTunnel: why };
-    }
-}
 /** How long an agent has to exit after `release` or `abort` before it is killed. */
 const AGENT_EXIT_WAIT_MS = 10_000;
 /** sh script: SIGKILL the process $1 if its command line is still the agent's (process.title 'herd-agent'). */
@@ -66187,6 +66132,69 @@ class AgentSession {
         const r = await execCollect(this.conn, shellCommand(['sh', '-c', KILL_AGENT, 'sh', String(pid)]), { timeoutMs: 5000 }).catch((err) => ({ code: null, stdout: '', stderr: err.message }));
         const outcome = r.stdout.includes('killed') ? 'killed it' : r.code === 0 ? 'it was gone when looked for' : `it could not be killed: ${r.stderr.trim() || `exit ${r.code}`}`;
         this.log.write(`the agent (pid ${pid}) had not exited ${AGENT_EXIT_WAIT_MS / 1000} s after ${after === 'release' ? 'its release' : 'it was stopped'}; ${outcome}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/src/core/start-agent.js
+// Starting the agent on one host: the ways to the runner, the start message, and its events until the file is in place.
+
+
+
+
+
+
+
+
+const PERMANENT_AGENT_ERRORS = new Set(['no-space', 'not-writable', 'no-folder', 'not-a-file', 'read-only-fs', 'protocol', 'unsafe-folder', 'no-node', 'busy']);
+/**
+ * The direct way's head start before the agent tries the SSH one too. A connect in a datacenter takes
+ * ms; a SYN lost on a congested link is sent again after 1 s, so with a 1 s head start one lost packet
+ * sent the host through SSH (seen at 8 hosts on 4 Mbit/s links: that host then failed). 3 s outlasts
+ * one retransmission; a runner behind a firewall that drops packets costs 3 s once per host.
+ */
+const PROBE_MS = 3000;
+/**
+ * How long an agent waits for any word from the runner (a ping every PING_MS of agent-session.ts, the seeder's bytes, or a
+ * piece verified from its peers, which shows the run alive) before it exits. A connection the runner
+ * closes ends the agent at once (sshd closes its channel); this is for a runner that froze or lost its
+ * path, which sshd notices late or never (ClientAlive is off by default). 90 s did not get more hosts of
+ * 200 on 4 Mbit/s the file than 30 s (59 against 103 in one run each), so it stays 30 s.
+ */
+const AGENT_IDLE_TIMEOUT_S = 30;
+function formatPeer(address, port) {
+    return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+/**
+ * Direct first (the runner's address as this connection shows it), then the host's own SSH connection.
+ * Behind ProxyJump or ProxyCommand that address is the jump's or none, so only the SSH way is offered
+ * unless the user forces direct.
+ */
+async function routesTo(ctx, conn, swarm, log) {
+    const way = ctx.plan.runnerVia;
+    const address = conn.localAddress !== '' && (way === 'direct' || !conn.viaJump) ? conn.localAddress : undefined;
+    const routes = [];
+    if (address && way !== 'ssh')
+        routes.push({ via: 'direct', seedPeer: formatPeer(address, swarm.seederPort), announce: swarm.tracker.urlFor(address) });
+    if (way === 'direct') {
+        if (!address)
+            throw new AttemptError('unreachable', `this host is reached through ProxyCommand, so the runner has no address it can dial; set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to auto or ssh`, false);
+        return { routes };
+    }
+    try {
+        const tunnel = await conn.forwardToRunner({ seederPort: swarm.seederPort, trackerPort: swarm.tracker.port });
+        routes.push({ via: 'ssh', seedPeer: formatPeer('127.0.0.1', tunnel.seederPort), announce: swarm.tracker.urlFor('127.0.0.1', tunnel.trackerPort) });
+        log.write(`runner's seeder and tracker forwarded to the host's 127.0.0.1:${tunnel.seederPort} and :${tunnel.trackerPort} over SSH`);
+        return { routes, tunnel };
+    }
+    catch (err) {
+        if (!(err instanceof ForwardRefused))
+            throw err;
+        const why = `sshd refused to forward a port to the runner (${err.message})`;
+        if (way === 'ssh' || routes.length === 0) {
+            throw new AttemptError('no-forwarding', `${why}; allow it in the host's sshd (AllowTcpForwarding yes or remote)${address ? ` or set ${fixWords(ctx.plan.frontEnd).option('--runner-via')} to direct` : ''}`, false);
+        }
+        log.write(`${why}: only the direct way (${address}) is left`);
+        return { routes, noTunnel: why };
     }
 }
 /** Starts the agent and resolves once it reports the file in place; the session stays up for seeding. */

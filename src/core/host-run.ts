@@ -13,9 +13,10 @@ import { fixWords, type FrontEnd } from './front-end.js'
 import { checkNode, loginUid, prepareRemote } from './remote-folder.js'
 import { provideRuntime } from './runtime.js'
 import { runPostCommand } from './post-command.js'
-import { startAgent, type AgentDone, type AgentSession, type SwarmInfo } from './agent-session.js'
+import { startAgent, type AgentDone, type SwarmInfo } from './start-agent.js'
+import type { AgentSession } from './agent-session.js'
 
-export type { SwarmInfo } from './agent-session.js'
+export type { SwarmInfo } from './start-agent.js'
 
 export type HostState = 'connecting' | 'starting' | 'fetching' | 'done' | 'retrying' | 'failed'
 
