@@ -12,12 +12,12 @@ function reader(maxBytes = MAX_LINE_BYTES.toRunner) {
 }
 
 test('lines cut at every byte, a character split between chunks included, arrive whole; other text is text', () => {
-  const stream = Buffer.from(encodeLine({ t: 'log', message: 'déjà vu ✓ 𝄞' }) + 'motd: welcome\n\n' + encodeLine({ t: 'alive' }))
+  const stream = Buffer.from(encodeLine({ t: 'log', message: 'déjà vu ✓ 𝄞' }) + 'motd: welcome\n\n' + encodeLine({ t: 'alive', pid: 7 }))
   for (let cut = 0; cut <= stream.length; cut++) {
     const r = reader()
     r.read(stream.subarray(0, cut))
     r.read(stream.subarray(cut))
-    assert.deepEqual(r.messages, [{ t: 'log', message: 'déjà vu ✓ 𝄞' }, { t: 'alive' }], `cut at ${cut}`)
+    assert.deepEqual(r.messages, [{ t: 'log', message: 'déjà vu ✓ 𝄞' }, { t: 'alive', pid: 7 }], `cut at ${cut}`)
     assert.deepEqual(r.texts, ['motd: welcome'])
     assert.deepEqual(r.tooLong, [])
   }
@@ -34,13 +34,13 @@ test('a line at the limit passes; one past it is refused once, the rest of the s
   const endless = reader(limit)
   for (let i = 0; i < 100; i++) endless.read('y'.repeat(64))
   assert.deepEqual(endless.tooLong, [1024], 'refused as soon as the line passed the limit')
-  endless.read('\n' + encodeLine({ t: 'alive' }))
+  endless.read('\n' + encodeLine({ t: 'alive', pid: 7 }))
   assert.deepEqual(endless.messages, [], 'nothing after it is trusted')
   assert.deepEqual(endless.texts, [])
   assert.deepEqual(endless.tooLong, [1024], 'said once')
 
   const inOneChunk = reader(limit)
-  inOneChunk.read(Buffer.from(`${'z'.repeat(5000)}\n${encodeLine({ t: 'alive' })}`))
+  inOneChunk.read(Buffer.from(`${'z'.repeat(5000)}\n${encodeLine({ t: 'alive', pid: 7 })}`))
   assert.deepEqual(inOneChunk.tooLong, [5000])
   assert.deepEqual(inOneChunk.messages, [])
 })

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { clusterForFile, endedAfterEach, type TestFile } from './support/fixture.js'
 import type { Cluster, ClusterHost } from './support/cluster.js'
-import { herd, partialBytes, randomFile, startHerd as startHerdIn, verifiedAtStart, waitUntil, type StartedHerd } from './support/herd.js'
+import { herd, nodeWrapper, partialBytes, randomFile, startHerd as startHerdIn, verifiedAtStart, waitUntil, type StartedHerd } from './support/herd.js'
 
 const MiB = 1024 * 1024
 let cluster: Cluster
@@ -73,6 +73,29 @@ test('a --timeout that ends while the agents are being released: the finished ru
   assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 5_000), [], `${h.alias}: processes left running`)
 })
 
+
+test('an agent frozen before it is ready is killed when the run stops it (--timeout): nothing of herd stays on the host', { skip, timeout: 120_000 }, async () => {
+  const h = cluster.hosts[1]!
+  const small = randomFile(work, 'early.bin', 1 * MiB)
+  // A --node wrapper whose agent stops itself (SIGSTOP) right after its first word, the `alive` with its PID.
+  fs.writeFileSync(cluster.hostPath(h, '/root/freeze-at-start.mjs'), [
+    'const write = process.stdout.write.bind(process.stdout)',
+    "process.stdout.write = (chunk, ...rest) => { const r = write(chunk, ...rest); if (String(chunk).includes('\"alive\"')) setImmediate(() => process.kill(process.pid, 'SIGSTOP')); return r }",
+  ].join('\n'))
+  fs.writeFileSync(cluster.hostPath(h, '/root/node-freezing'), nodeWrapper(`exec ${process.execPath} --import /root/freeze-at-start.mjs "$@"`), { mode: 0o755 })
+  const logs = path.join(work, 'logs-frozen-start')
+  try {
+    const r = await herd(cluster, [small.path, '/srv/frozen-start.bin', '--hostlist', h.alias, '--node', '/root/node-freezing', '--timeout', '6', '--log-dir', logs])
+    assert.equal(r.code, 1, r.stderr)
+    assert.equal(r.report!.hosts[0]!.status, 'timed-out')
+    const log = logOf(logs, h)
+    assert.doesNotMatch(log, /agent ready/, 'the agent was to freeze before it was ready')
+    assert.match(log, /the agent \(pid \d+\) had not exited 10 s after it was stopped; killed it/)
+    assert.deepEqual(await cluster.waitForNoStrayProcesses(h, 5_000), [], `${h.alias}: processes left running`)
+  } finally {
+    for (const pid of await agentsOn(h)) process.kill(pid, 'SIGKILL')
+  }
+})
 
 /** Runs herd again to `dest`: every host resumes from the pieces it kept and ends with the file. */
 async function rerunResumes(dest: string, logs: string): Promise<void> {

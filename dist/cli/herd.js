@@ -66083,7 +66083,7 @@ class AgentSession {
     pinger;
     exited;
     lastProgress;
-    /** The agent's PID on the host, from its `ready`. */
+    /** The agent's PID on the host, from its first `alive`. */
     agentPid;
     constructor(conn, channel, log) {
         this.conn = conn;
@@ -66321,6 +66321,9 @@ async function startAgent(ctx, conn, node, log) {
         channel.on('data', lineReader((msg) => {
             const event = msg;
             switch (event.t) {
+                case 'alive':
+                    session.agentPid ??= event.pid;
+                    break;
                 case 'ready':
                     via = event.via;
                     session.agentPid = event.pid;

@@ -270,8 +270,11 @@ async function run(start: StartMessage, inbox: { onMessage: (handler: (msg: { t:
 /** Reads the start message, runs, and exits with a code the runner tells apart. */
 async function main(): Promise<void> {
   process.title = 'herd-agent'
-  // Tell the runner we're alive in every phase (hashing a large file sends nothing else for a while).
-  setInterval(() => send({ t: 'alive' }), ALIVE_SECONDS * 1000).unref()
+  // Tell the runner we're alive in every phase (hashing a large file sends nothing else for a while), and
+  // at once which process we are: the runner kills an agent that does not exit when it should.
+  const alive = () => send({ t: 'alive', pid: process.pid })
+  alive()
+  setInterval(alive, ALIVE_SECONDS * 1000).unref()
   let handler: ((msg: { t: string }) => void) | undefined
   const pending: { t: string }[] = []
   let startResolve!: (m: StartMessage) => void

@@ -16,7 +16,7 @@ export class AgentSession {
   private pinger?: NodeJS.Timeout
   private exited: Promise<{ code: number | null; signal: string | null }>
   lastProgress?: ProgressEvent
-  /** The agent's PID on the host, from its `ready`. */
+  /** The agent's PID on the host, from its first `alive`. */
   agentPid?: number
 
   constructor(readonly conn: SshConnection, readonly channel: RemoteChannel, private readonly log: HostLog) {

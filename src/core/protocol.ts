@@ -135,8 +135,8 @@ export interface ErrorEvent {
 }
 /** Agent → runner: a line for the host's log. */
 export interface LogEvent { t: 'log'; message: string }
-/** Agent → runner: still working (sent every few seconds in every phase, hashing included). */
-export interface AliveEvent { t: 'alive' }
+/** Agent → runner: still working (sent at its start, then every few seconds in every phase, hashing included), and its PID. */
+export interface AliveEvent { t: 'alive'; pid: number }
 
 export type AgentEvent = ReadyEvent | ProgressEvent | DoneEvent | ErrorEvent | LogEvent | AliveEvent
 

@@ -211,6 +211,9 @@ export async function startAgent(ctx: HostRunContext, conn: SshConnection, node:
         (msg) => {
           const event = msg as AgentEvent
           switch (event.t) {
+            case 'alive':
+              session.agentPid ??= event.pid
+              break
             case 'ready':
               via = event.via
               session.agentPid = event.pid
