@@ -53543,11 +53543,10 @@ function entryPath(dir, key) {
     return external_node_path_.join(dir, external_node_crypto_namespaceObject.createHash('sha256').update(key).digest('hex').slice(0, 32) + '.json');
 }
 /**
- * The hashes of `file` (open as `handle`) from an earlier run, if its identity has not changed since and
- * the spot-checked pieces still match; a mismatching entry is removed.
+ * The hashes of the file open as `handle` (`st`: its stat) from an earlier run, if its identity has not
+ * changed since and the spot-checked pieces still match; a mismatching entry is removed.
  */
-async function cachedHashes(handle, pieceLength, dir = hashCacheDir()) {
-    const st = await handle.stat({ bigint: true });
+async function cachedHashes(handle, st, pieceLength, dir = hashCacheDir()) {
     if (!dir || st.size < CACHED_FROM_BYTES)
         return undefined;
     const key = identity(st, pieceLength);
@@ -53714,7 +53713,7 @@ async function hashFile(file, opts = {}) {
         const size = Number(before.size);
         const pieceLength = opts.pieceLength ?? pieceLengthFor(size, opts.hosts);
         const cache = opts.cache ?? true;
-        hashes = cache ? await cachedHashes(handle, pieceLength) : undefined;
+        hashes = cache ? await cachedHashes(handle, before, pieceLength) : undefined;
         fromCache = hashes !== undefined;
         if (!hashes) {
             hashes = await hashContents(handle, file, size, pieceLength);
@@ -53736,7 +53735,7 @@ async function hashFile(file, opts = {}) {
         'x-herd-nonce': opts.nonce ?? external_node_crypto_namespaceObject.randomBytes(16),
     });
     const infoHash = external_node_crypto_namespaceObject.createHash('sha1').update(info).digest('hex');
-    return { info, infoHash, pieceLength: hashes.pieceLength, pieceHashes: hashes.pieceHashes, size: hashes.size, sha256: hashes.sha256, name, fromCache };
+    return { ...hashes, info, infoHash, name, fromCache };
 }
 /** Reads the file once, hashing every piece with SHA-1 and the whole with SHA-256. */
 async function hashContents(handle, file, size, pieceLength) {

@@ -5,7 +5,7 @@
 // own, so nothing of V8's is in flight when it exits.
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { RELAYED_SIGNALS, type FromWork, type ToWork } from './exit.js'
+import { RELAYED_SIGNALS, type FromWork, type StopSignal, type ToWork } from './exit.js'
 
 /** After the child says it is exiting (its work done, its output written), how long that may take before it is ended. */
 const EXIT_DEADLINE_MS = 10_000
@@ -23,7 +23,7 @@ export function supervise(file: string, entry: string, name: string): void {
   // group, reaches the work as it would a single process.
   const child = spawn(process.execPath, [...flags, script, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] })
   // Passed on as a message: the work tells it from its own copy of a group signal (exit.ts, onStopSignal).
-  const passOn = (sig: (typeof RELAYED_SIGNALS)[number]) => () => {
+  const passOn = (sig: StopSignal) => () => {
     if (child.connected) child.send({ signal: sig } satisfies ToWork)
     else if (child.exitCode === null && child.signalCode === null) child.kill(sig)
   }

@@ -49,11 +49,10 @@ function entryPath(dir: string, key: string): string {
 }
 
 /**
- * The hashes of `file` (open as `handle`) from an earlier run, if its identity has not changed since and
- * the spot-checked pieces still match; a mismatching entry is removed.
+ * The hashes of the file open as `handle` (`st`: its stat) from an earlier run, if its identity has not
+ * changed since and the spot-checked pieces still match; a mismatching entry is removed.
  */
-export async function cachedHashes(handle: fs.promises.FileHandle, pieceLength: number, dir = hashCacheDir()): Promise<ContentHashes | undefined> {
-  const st = await handle.stat({ bigint: true })
+export async function cachedHashes(handle: fs.promises.FileHandle, st: fs.BigIntStats, pieceLength: number, dir = hashCacheDir()): Promise<ContentHashes | undefined> {
   if (!dir || st.size < CACHED_FROM_BYTES) return undefined
   const key = identity(st, pieceLength)
   const file = entryPath(dir, key)

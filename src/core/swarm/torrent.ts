@@ -6,16 +6,11 @@ import { Worker } from 'node:worker_threads'
 import bencode from 'bencode'
 import { cachedHashes, keepHashes, type ContentHashes } from './hash-cache.js'
 
-/** What the runner knows about the file it pushes. */
-export interface FileTorrent {
+/** What the runner knows about the file it pushes: its hashes (`pieceHashes` are the info's `pieces`) and this run's torrent. */
+export interface FileTorrent extends ContentHashes {
   /** The info dictionary, bencoded: the same for every host. */
   info: Uint8Array
   infoHash: string
-  pieceLength: number
-  /** SHA-1 of every piece, 20 bytes each (the info's `pieces`). */
-  pieceHashes: Buffer
-  size: number
-  sha256: string
   name: string
   /** The hashes came from an earlier run's (hash-cache.ts): the file was not read. */
   fromCache?: boolean
@@ -122,7 +117,7 @@ export async function hashFile(file: string, opts: { pieceLength?: number; nonce
     const size = Number(before.size)
     const pieceLength = opts.pieceLength ?? pieceLengthFor(size, opts.hosts)
     const cache = opts.cache ?? true
-    hashes = cache ? await cachedHashes(handle, pieceLength) : undefined
+    hashes = cache ? await cachedHashes(handle, before, pieceLength) : undefined
     fromCache = hashes !== undefined
     if (!hashes) {
       hashes = await hashContents(handle, file, size, pieceLength)
@@ -142,7 +137,7 @@ export async function hashFile(file: string, opts: { pieceLength?: number; nonce
     'x-herd-nonce': opts.nonce ?? crypto.randomBytes(16),
   })
   const infoHash = crypto.createHash('sha1').update(info).digest('hex')
-  return { info, infoHash, pieceLength: hashes.pieceLength, pieceHashes: hashes.pieceHashes, size: hashes.size, sha256: hashes.sha256, name, fromCache }
+  return { ...hashes, info, infoHash, name, fromCache }
 }
 
 /** Reads the file once, hashing every piece with SHA-1 and the whole with SHA-256. */
