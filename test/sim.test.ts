@@ -20,6 +20,8 @@ const small: Scenario = {
   failWithin: 0,
   peerList: 82,
   trackerCache: 1000,
+  maxPeers: 40,
+  serving: 8,
   seed: 7,
 }
 
@@ -39,10 +41,21 @@ test('16 hosts, a 4 MiB file: every host completes, no faster than one copy over
 test('the stripe policy is what the simulation runs: about one copy from the runner, and N copies with every host owning every piece', () => {
   const striped = simulate(small)
   assert.ok(striped.runnerCopies < 1.2, `with stripes the runner sent ${striped.runnerCopies} copies`)
-  const unstriped = simulate({ ...small, stripes: false })
+  // Without the runner's turns: with them, pieces waiting there are taken back as peers get them (2.6 copies).
+  const unstriped = simulate({ ...small, stripes: false, serving: 0 })
   assert.equal(unstriped.completed, 16)
   assert.ok(unstriped.runnerCopies > 8, `without stripes the runner sent ${unstriped.runnerCopies} copies`)
   assert.ok(unstriped.seconds > 4 * striped.seconds, `${unstriped.seconds} s without stripes, ${striped.seconds} s with`)
+})
+
+test('the runner\'s turns, a piece at a time to 8 hosts, put first copies into the swarm sooner than sending to every host at once', () => {
+  // 64 hosts asking the runner within 0.2 s for 4 pieces each: sent to all at once, every first copy is through at the end.
+  const contended = { ...small, hosts: 64, sizeBytes: 64 * 1024 * 1024, pieceLength: 256 * 1024, joinSpread: 0.2 }
+  const turns = simulate(contended)
+  const atOnce = simulate({ ...contended, serving: 0 })
+  for (const r of [turns, atOnce]) assert.equal(r.completed, 64)
+  assert.ok(turns.seconds < 0.95 * atOnce.seconds, `${turns.seconds} s with turns, ${atOnce.seconds} s sending to all at once`)
+  assert.ok(turns.runnerCopies < 1.05, `with turns the runner sent ${turns.runnerCopies} copies`)
 })
 
 test('slow hosts take at least four bounds, and finish no earlier than the others; hosts that die are counted apart and the rest still complete', () => {

@@ -2,7 +2,8 @@
 import path from 'node:path'
 import { repoRoot } from '../../test/support/herd.js'
 import type { Scenario } from './sim.js'
-import { PEER_LIST, TRACKER_CACHE } from './tracker.js'
+import { MAX_PEERS, PEER_LIST, TRACKER_CACHE } from './tracker.js'
+import { SERVING } from '../../src/engine/serve-slots.js'
 
 const MiB = 1024 * 1024
 
@@ -24,6 +25,8 @@ export const USAGE = `usage: npm run sim -- [options]
   --fail-fraction F     this share of the hosts dies at a random time within --fail-within s (default 0)
   --fail-within S       (default: one bound)
   --peer-list K         peers per tracker answer (default ${PEER_LIST}: numwant 200, bittorrent-tracker's cap)
+  --max-peers K         wires a host dials up to, accepting up to twice that (default ${MAX_PEERS}: the agent's)
+  --serving K           hosts the runner sends to at once, a piece per turn; 0: all that ask, at once (default ${SERVING})
   --tracker-cache M     hosts the tracker remembers (default ${TRACKER_CACHE}, bittorrent-tracker's)
   --efficiency E        share of a link's nominal rate that carries the file (default 0.85)
   --machine-gibps G     model one machine all hosts share, delivering at most G GiB/s (its CPU)
@@ -97,6 +100,8 @@ export function parseSimOptions(argv: string[]): SimOptions {
     failWithin: num('--fail-within', bound),
     peerList: Math.round(positive('--peer-list', PEER_LIST)),
     trackerCache: Math.round(positive('--tracker-cache', TRACKER_CACHE)),
+    maxPeers: Math.round(positive('--max-peers', MAX_PEERS)),
+    serving: Math.round(num('--serving', SERVING)),
     machineGiBps: values.has('--machine-gibps') ? positive('--machine-gibps', 1) : undefined,
     seed: num('--seed', 1),
   }

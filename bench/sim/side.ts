@@ -2,6 +2,7 @@
 import { Asker, nextRate, TICK_MS, type PeerAsks } from '../../src/engine/ask.js'
 import { Bitfield } from '../../src/engine/bitfield.js'
 import { Picker } from '../../src/engine/picker.js'
+import { ServeSlots } from '../../src/engine/serve-slots.js'
 import { Conn, type Clock, type Link } from './network.js'
 
 /** What a side needs of the simulation around it. */
@@ -20,9 +21,13 @@ export interface World {
   holds: Uint8Array
   /** The machine every byte passes through, when its CPU is modelled. */
   machine?: Link
+  /** Hosts the runner sends to at once, a piece per turn (the seeder's ServeSlots); 0: to every host that asks at once. */
+  serving: number
   random(): number
   /** A host verified its last piece. */
   done(side: Side): void
+  /** The runner's side id. */
+  runnerId: number
 }
 
 /** One side's view of a connected peer: what the swarm's Peer holds for the request loop. */
@@ -42,6 +47,9 @@ export class View implements PeerAsks {
   closed = false
   /** Place in the owner's `views`. */
   at = 0
+  /** A view of the runner: pieces asked of it that wait for their turn there (not begun), and the piece whose sending ends the turn (-1: none). */
+  readonly atRunner: number[] = []
+  turnPiece = -1
   /** The peer's row in World.holds. */
   readonly row: number
 
@@ -69,6 +77,9 @@ export class Side {
   /** For each piece, how many connected peers other than the runner have it (the swarm's offeredByPeer). */
   private offered: Uint16Array | undefined
   private readonly offeredByPeer = (i: number): boolean => this.offered![i]! > 0
+  /** The runner's turns: each is a host's view of the runner; and which pieces it has begun to send. */
+  private readonly slots: ServeSlots<View> | undefined
+  private readonly begun: Uint8Array | undefined
 
   constructor(
     readonly world: World,
@@ -82,6 +93,10 @@ export class Side {
     readonly slow = false,
   ) {
     this.announced = isRunner ? Bitfield.full(world.pieces) : new Bitfield(world.pieces)
+    if (isRunner && world.serving > 0) {
+      const begun = (this.begun = new Uint8Array(world.pieces))
+      this.slots = new ServeSlots<View>(world.serving, (v) => v.atRunner.length > 0 && begun[v.atRunner[0]!] === 0)
+    }
   }
 
   get joined(): boolean {
@@ -129,6 +144,8 @@ export class Side {
     this.fill(v)
     // The peer's bitfield, where it has something.
     if (!v.isRunner && v.node.got.length > 0) {
+      const rv = this.viewOf.get(this.world.runnerId)
+      if (rv) for (const i of [...rv.atRunner]) if (v.has.get(i)) this.takeFromRunner(i)
       this.asker.bitfield(v)
       this.fill(v)
     }
@@ -145,6 +162,7 @@ export class Side {
       last.at = v.at
     }
     this.viewOf.delete(v.node.id)
+    if (v.isRunner) v.node.leftTurns(v)
     const asker = this.asker
     if (!asker || !this.alive) return
     if (!v.isRunner) for (const i of v.node.got) if (!this.have!.get(i)) this.offered![i]!--
@@ -183,9 +201,73 @@ export class Side {
       const from = v.node
       const length = this.world.pieceLength(i)
       this.world.clock.after(this.world.latency(this, from), () => {
-        if (!v.closed && from.alive) this.connFrom(v).push(i, length)
+        if (v.closed || !from.alive) return
+        if (from.slots) from.asked(this, v, i)
+        else this.connFrom(v).push(i, length)
       })
     }
+  }
+
+  /** The runner: `host` asked for piece i through its view `v` of the runner; it waits its turn. */
+  private asked(host: Side, v: View, i: number): void {
+    v.atRunner.push(i)
+    this.serveTurn(host, v)
+  }
+
+  /**
+   * The runner's seeder serves `host` if it has its turn, a piece per turn, the turn passing on once the
+   * piece is through. In swarm.ts a host holds its turn while its socket holds a block's worth (no
+   * one waiting), or until its block has left the process (others waiting): one piece at a time each.
+   */
+  private serveTurn(host: Side, v: View): void {
+    const slots = this.slots!
+    if (v.turnPiece >= 0 || v.closed) return
+    if (v.atRunner.length === 0) {
+      for (const w of slots.turnDone(v, false)) this.serveTurn(w.back.node, w)
+      return
+    }
+    if (!slots.admit(v)) return
+    const i = v.atRunner.shift()!
+    this.begun![i] = 1
+    v.turnPiece = i
+    host.connFrom(v).push(i, this.world.pieceLength(i))
+  }
+
+  /** The runner: piece i of `v`'s connection is through. */
+  private sentThrough(v: View, i: number): void {
+    if (v.turnPiece !== i) return
+    v.turnPiece = -1
+    for (const w of this.slots!.turnDone(v, v.atRunner.length > 0)) this.serveTurn(w.back.node, w)
+  }
+
+  /** The runner: the host behind `v` closed its wire; its turn passes on. */
+  leftTurns(v: View): void {
+    if (!this.slots) return
+    v.atRunner.length = 0
+    for (const w of this.slots.leave(v)) this.serveTurn(w.back.node, w)
+  }
+
+  /**
+   * A peer now has piece i, asked of the runner and not begun there: the request is taken back and the
+   * piece asked of a peer (swarm.ts's takeFromRunner).
+   */
+  private takeFromRunner(i: number): boolean {
+    const rv = this.viewOf.get(this.world.runnerId)
+    if (!rv) return false
+    const at = rv.atRunner.indexOf(i)
+    if (at < 0) return false
+    rv.atRunner.splice(at, 1)
+    for (let k = 0; k < rv.inflight.length; k += 2) {
+      if (rv.inflight[k] !== i) continue
+      rv.inflight.splice(k, 2)
+      break
+    }
+    rv.outstanding -= this.world.pieceLength(i)
+    const asker = this.asker!
+    asker.release(i)
+    for (const w of this.views) if (asker.reoffer(w, i)) this.fill(w)
+    this.fill(rv)
+    return true
   }
 
   private connFrom(v: View): Conn {
@@ -196,6 +278,7 @@ export class Side {
     v.conn = new Conn(links, (i, length) => {
       from.uploaded += length
       from.lastSentAt = this.world.clock.now
+      if (from.slots) from.sentThrough(v, i)
       this.world.clock.after(this.world.latency(from, this), () => this.receive(v, i, length))
     })
     return v.conn
@@ -235,6 +318,7 @@ export class Side {
   private onHave(v: View, i: number): void {
     if (!this.asker || !this.alive) return
     this.offered![i]!++
+    if (this.takeFromRunner(i)) return
     if (this.asker.have(v, i)) this.fill(v)
   }
 

@@ -30,6 +30,10 @@ export interface Scenario {
   failWithin: number
   /** Peers a host hears of per announce, and how many hosts the tracker remembers. */
   peerList: number
+  /** Wires a host dials up to (the runner's apart), and accepts up to twice that (the swarm's maxPeers). */
+  maxPeers: number
+  /** Hosts the runner sends to at once, a piece per turn; 0: every host that asks, at once. */
+  serving: number
   trackerCache: number
   /** The one machine all hosts share, when its CPU is modelled: GiB of pieces it can deliver per second. */
   machineGiBps?: number
@@ -108,6 +112,8 @@ export function simulate(s: Scenario, progress?: (seconds: number, done: number)
     holds: new Uint8Array((n + 1) * pieces).fill(1, n * pieces),
     machine: s.machineGiBps ? new Link(clock, s.machineGiBps * 2 ** 30, 2) : undefined,
     random,
+    serving: s.serving,
+    runnerId: n,
     done: (side) => {
       remaining--
       announce(side, false)
@@ -126,14 +132,22 @@ export function simulate(s: Scenario, progress?: (seconds: number, done: number)
   let remaining = n
   /** Pairs being dialled, so that two dials of one pair make one wire (the swarm keeps one per pair). */
   const dialling = new Set<number>()
+  /** Wires of each side, in their handshake or through it (the swarm's `wires`). */
+  const wires = new Uint32Array(n + 1)
   const dial = (a: Side, b: Side) => {
     const key = Math.min(a.id, b.id) * (n + 1) + Math.max(a.id, b.id)
     if (a === b || a.connectedTo(b) || dialling.has(key)) return
+    // A host dials the runner always, a peer while it has fewer than maxPeers wires; the peer turns it away past twice that.
+    if (!b.isRunner && (wires[a.id]! >= s.maxPeers || wires[b.id]! >= 2 * s.maxPeers)) return
     dialling.add(key)
+    wires[a.id]!++
+    wires[b.id]!++
     // TCP's handshake, then the seal's proofs both ways: two round trips.
     clock.after(4 * world.latency(a, b), () => {
       dialling.delete(key)
-      if (b.joined) Side.link(a, b)
+      if (b.joined && a.alive && b.alive && !a.connectedTo(b)) return Side.link(a, b)
+      wires[a.id]!--
+      wires[b.id]!--
     })
   }
   /** Each host's announce loop; a newer announce (its 'completed') replaces the pending one. */
@@ -160,6 +174,8 @@ export function simulate(s: Scenario, progress?: (seconds: number, done: number)
     if (failing.has(k)) {
       clock.at(random() * s.failWithin, () => {
         if (h.doneAt === undefined && h.alive) remaining--
+        if (h.alive) for (const v of h.views) wires[v.node.id]!--
+        wires[h.id] = 0
         h.fail()
       })
     }

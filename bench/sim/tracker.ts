@@ -6,6 +6,8 @@ import { announceIntervalFor, JOINING_INTERVAL_MS, JOINING_WINDOW_MS } from '../
 export const TRACKER_MAX_PEERS = 82
 /** and remembers this many peers per torrent, dropping the one that announced least recently (lib/server/swarm.js, peersCacheLength). */
 export const TRACKER_CACHE = 1000
+/** Wires an agent dials up to (src/agent/index.ts gives the swarm NUMWANT as maxPeers). */
+export const MAX_PEERS = NUMWANT
 /** Peers a host hears of per announce today. */
 export const PEER_LIST = Math.min(NUMWANT, TRACKER_MAX_PEERS)
 

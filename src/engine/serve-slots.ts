@@ -1,8 +1,16 @@
 // A side that serves many peers (the runner's seeder) sends to a few at a time, first copies of pieces first every other turn.
 
 /**
- * Turns at sending, `max` peers at a time, one block per turn while others wait. Fewer flows at once
- * leave room on a slow uplink for everything else on it (SSH sessions being opened, address lookups):
+ * Hosts the runner's seeder sends to at once (a block each per turn). Enough flows to fill a fast link;
+ * few enough that on a slow one the SSH sessions still being opened get their share (at 200 hosts on
+ * 4 Mbit/s, sending to all at once timed out 58 SSH connects).
+ */
+export const SERVING = 8
+
+/**
+ * Turns at sending, `max` peers at a time, one block per turn while others wait (the swarm ends a turn
+ * once its block has left the process: about `max` flows carry the runner's bytes, plus what the kernel
+ * still holds of earlier turns). Fewer flows at once leave room on a slow uplink for everything else on it (SSH sessions being opened, address lookups):
  * 200 hosts served at once starved the runner's own SSH connects on 4 Mbit/s. A waiting peer whose next
  * request is a piece never sent before goes first, so a piece's first copy leaves the runner before any
  * second one, and the hosts spread it between them; but only every other turn: the others go to the peer
@@ -25,6 +33,11 @@ export class ServeSlots<P> {
     }
     if (!this.waiting.includes(peer)) this.waiting.push(peer)
     return false
+  }
+
+  /** Whether peers wait for a turn. */
+  get contended(): boolean {
+    return this.waiting.length > 0
   }
 
   /** A block went to `peer` (or it has nothing left to ask); returns who sends next. */

@@ -466,8 +466,20 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         else peer.wire.afterFlush(() => this.opts.store.release(parts))
         this.stats.uploaded += length
         this.sent[i] = 1
-        if (this.slots) for (const p of this.slots.turnDone(peer, peer.requests.length > 0)) this.serve(p)
-        else this.serve(peer)
+        if (!this.slots) return this.serve(peer)
+        const passOn = () => {
+          for (const p of this.slots!.turnDone(peer, peer.requests.length > 0)) this.serve(p)
+        }
+        if (!this.slots.contended) return passOn()
+        // Others wait: the turn ends once the block has left this process, not once it is queued in the
+        // socket. Passed on at once, every waiting host got a block queued within moments, so the uplink
+        // was shared by all of them and every piece's first copy was through at about the same time, at
+        // the end of the runner's copy (the simulation: 1,000 hosts 2.11x the bound, 1.77x this way).
+        peer.serving = true
+        peer.wire.afterFlush(() => {
+          peer.serving = false
+          passOn()
+        })
       },
       (err) => {
         peer.serving = false

@@ -6,6 +6,7 @@ import type { RunSeal } from '../../engine/seal.js'
 import { RateLimit } from '../../engine/rate.js'
 import { Store } from '../../engine/store.js'
 import { Swarm } from '../../engine/swarm.js'
+import { SERVING } from '../../engine/serve-slots.js'
 import type { FileTorrent } from './torrent.js'
 
 /** A running seeder; hosts dial `address:port` and know it by `peerId`. */
@@ -21,13 +22,6 @@ export interface Seeder {
   sendingSince(): number | undefined
   close(): Promise<void>
 }
-
-/**
- * Hosts the runner sends to at once (a block each per turn). Enough flows to fill a fast link; few enough
- * that on a slow one the SSH sessions still being opened get their share (at 200 hosts on 4 Mbit/s,
- * sending to all at once timed out 58 SSH connects).
- */
-const SERVING = 8
 
 /**
  * Every sealed record the seeder sends is a buffer outside V8's heap (the cipher's output), held until
